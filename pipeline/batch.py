@@ -1,0 +1,190 @@
+"""Score many clips into one CSV: resume, progress, and parallel clips on one machine."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import concurrent.futures as cf
+import csv
+import dataclasses
+import logging
+import multiprocessing
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from pipeline.records import FaceRow, VideoRow
+from pipeline.scan import ScanConfig, VideoResult, score_video_safe
+from pipeline.sink import CsvSink, read_done_keys
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSummary:
+    """What a batch did: counts per status, clips skipped as already done."""
+
+    status_counts: dict
+    skipped: int
+
+    @property
+    def scored(self) -> int:
+        return sum(self.status_counts.values())
+
+
+def _keep_faces_of(faces_csv: Path, done: set[str]) -> None:
+    """On resume, drop face rows of clips whose video row never landed (they will be redone)."""
+    if not faces_csv.exists() or faces_csv.stat().st_size == 0:
+        return
+    fd, tmp = tempfile.mkstemp(dir=faces_csv.parent, prefix=faces_csv.name + ".", suffix=".tmp")
+    dropped = 0
+    with open(faces_csv, newline="", encoding="utf-8", errors="surrogateescape") as src, \
+            os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as dst:
+        reader = csv.reader(src)
+        writer = csv.writer(dst, lineterminator="\n")
+        header = next(reader, None)
+        if header:
+            writer.writerow(header)
+        width = len(header or [])
+        for row in reader:
+            if len(row) == width and row[0] in done:
+                writer.writerow(row)
+            else:
+                dropped += 1
+    os.replace(tmp, faces_csv)
+    if dropped:
+        log.info("%s: dropped %d face rows of unfinished clips", faces_csv, dropped)
+
+
+# --- worker processes: each builds its models once ------------------------------------------
+_WORKER_STATE: dict = {}
+
+
+def _init_worker(weights_path: str, config: ScanConfig, threads: int) -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from pipeline.detect import FaceDetector
+    from pipeline.model import MesoScorer
+
+    _WORKER_STATE["detector"] = FaceDetector.create(config.detector)
+    _WORKER_STATE["scorer"] = MesoScorer.load(weights_path)
+    _WORKER_STATE["config"] = config
+
+
+def _score_in_worker(path: str) -> VideoResult:
+    s = _WORKER_STATE
+    return score_video_safe(path, s["detector"], s["scorer"], s["config"])
+
+
+def _results_in_pool(paths: Iterable[str], weights_path: str, config: ScanConfig, workers: int):
+    """Yield results from ``workers`` processes, keeping a bounded window of clips in flight."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                initargs=(weights_path, config, threads)) as pool:
+        in_flight: dict[cf.Future, str] = {}
+        paths = iter(paths)
+        exhausted = False
+        while in_flight or not exhausted:
+            while not exhausted and len(in_flight) < 2 * workers:
+                path = next(paths, None)
+                if path is None:
+                    exhausted = True
+                    break
+                in_flight[pool.submit(_score_in_worker, path)] = path
+            if not in_flight:
+                break
+            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                path = in_flight.pop(future)
+                try:
+                    yield future.result()
+                except cf.process.BrokenProcessPool:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a worker-side failure of one clip
+                    from pipeline.scan import error_row
+
+                    yield VideoResult(error_row(path, "error", f"{type(exc).__name__}: {exc}", 0.0, config, ""))
+
+
+def run_batch(
+    paths: Iterable[str],
+    output_csv: str | Path,
+    *,
+    config: ScanConfig,
+    weights_path: str | Path,
+    detector=None,
+    scorer=None,
+    faces_csv: str | Path | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> BatchSummary:
+    """Score ``paths`` into ``output_csv``, one row per clip, flushed as each clip finishes.
+
+    Unless ``overwrite``, clips already in ``output_csv`` are skipped (resume). With
+    ``workers == 1`` the given ``detector``/``scorer`` are used in this process; with more,
+    each worker process loads its own once.
+    """
+    from tqdm import tqdm
+
+    output_csv = Path(output_csv)
+    faces_path = Path(faces_csv) if faces_csv else None
+    if progress is None:
+        progress = sys.stderr.isatty()
+    counts: collections.Counter = collections.Counter()
+    with CsvSink(output_csv, VideoRow.columns(), resume=not overwrite) as sink:
+        done = set() if overwrite else read_done_keys(output_csv, "video_path", VideoRow.columns())
+        if faces_path is not None and not overwrite:
+            _keep_faces_of(faces_path, done)
+        todo = [p for p in paths if p not in done]
+        skipped_count = 0
+        if done:
+            skipped_count = len(done)
+            log.info("resuming %s: %d clips already done", output_csv, skipped_count)
+        faces_sink = (CsvSink(faces_path, FaceRow.columns(), resume=not overwrite)
+                      if faces_path is not None else None)
+        with tqdm(total=len(todo), unit="clip", disable=not progress, dynamic_ncols=True) as bar, \
+                (faces_sink if faces_sink is not None else contextlib.nullcontext()):
+            if workers <= 1:
+                results = (_score_here(p, detector, scorer, config, progress) for p in todo)
+            else:
+                results = _results_in_pool(todo, str(weights_path), config, workers)
+            for result in results:
+                if faces_sink is not None:
+                    faces_sink.write_many(result.face_rows())
+                sink.write(result.row)
+                counts[result.row.status] += 1
+                bar.update(1)
+                bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return BatchSummary(dict(counts), skipped_count)
+
+
+# Clips with more sampled frames than this get a second progress bar over frames.
+FRAME_BAR_MIN_FRAMES = 60
+
+
+def _score_here(path: str, detector, scorer, config: ScanConfig, progress: bool) -> VideoResult:
+    from tqdm import tqdm
+
+    bar = None
+
+    def on_info(info, sample_fps) -> None:
+        nonlocal bar
+        from pipeline.decode import expected_sample_count
+
+        total = expected_sample_count(info, sample_fps, config.max_frames)
+        if progress and total >= FRAME_BAR_MIN_FRAMES:
+            bar = tqdm(total=total, unit="frame", leave=False, position=1, desc=os.path.basename(path))
+
+    try:
+        return score_video_safe(path, detector, scorer, config, on_info=on_info,
+                                on_frames=lambda n: bar.update(n) if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+

@@ -1,0 +1,17 @@
+"""Exceptions with one meaning each; the batch runner maps them onto row statuses."""
+
+
+class ScannerError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class DecodeError(ScannerError):
+    """The file is not a readable video (empty, truncated, not a video, audio only)."""
+
+
+class WeightsError(ScannerError):
+    """A weights file is unreadable, of the wrong architecture, or fails its checksum."""
+
+
+class OutputLockedError(ScannerError):
+    """Another run is writing the same output file."""

@@ -1,0 +1,33 @@
+"""Find the ffmpeg executable: the system one when present, else the one ``imageio-ffmpeg`` ships."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+
+FFMPEG_ENV_VAR = "DEEPFAKE_SCANNER_FFMPEG"
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary to run.
+
+    Order: ``$DEEPFAKE_SCANNER_FFMPEG``, ``ffmpeg`` on ``PATH``, the static binary of the
+    ``imageio-ffmpeg`` wheel (so a machine with only pip packages works).
+    """
+    explicit = os.environ.get(FFMPEG_ENV_VAR)
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise FileNotFoundError(f"${FFMPEG_ENV_VAR}={explicit!r} is not an executable file")
+        return explicit
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:  # pragma: no cover - install_requires has it
+        raise FileNotFoundError(
+            "no ffmpeg found: not on PATH and the imageio-ffmpeg package is not installed"
+        ) from exc
+    return imageio_ffmpeg.get_ffmpeg_exe()

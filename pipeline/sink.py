@@ -1,0 +1,132 @@
+"""Append-only CSV output that survives being killed, with resume and a lock against two writers.
+
+Rows are written one at a time and flushed to disk, so a killed run loses at most the clips in
+flight. A killed run can leave a torn last line; opening the file for resume cuts it off.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Iterable
+
+from pipeline.errors import OutputLockedError
+
+log = logging.getLogger(__name__)
+
+
+def _format(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.6e}"
+    return str(value)
+
+
+def _trim_torn_tail(path: Path) -> None:
+    """Cut a last line that has no newline (a write interrupted by a kill)."""
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        # Walk back to the last newline; rows are short, read the tail in blocks.
+        pos = size
+        while pos > 0:
+            step = min(65536, pos)
+            pos -= step
+            f.seek(pos)
+            block = f.read(step)
+            cut = block.rfind(b"\n")
+            if cut != -1:
+                f.truncate(pos + cut + 1)
+                log.warning("%s: dropped a torn last line left by an interrupted run", path)
+                return
+        f.truncate(0)
+
+
+def read_done_keys(path: str | Path, key: str, columns: list[str]) -> set[str]:
+    """Values of ``key`` in the complete rows of an existing CSV written by :class:`CsvSink`."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return set()
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or key not in reader.fieldnames:
+            raise ValueError(f"{path} is not an output of this tool (no {key!r} column); use --overwrite")
+        return {row[key] for row in reader if row.get(key) is not None and None not in row}
+
+
+class CsvSink:
+    """Context-managed CSV writer for one dataclass type.
+
+    ``resume=True`` keeps existing rows (after trimming a torn tail) and appends; otherwise the
+    file is replaced. An exclusive ``flock`` on ``<path>.lock`` stops a second run writing the
+    same file (:class:`OutputLockedError`).
+    """
+
+    def __init__(self, path: str | Path, columns: list[str], *, resume: bool, lock: bool = True):
+        self.path = Path(path)
+        self.columns = columns
+        self._resume = resume
+        self._lock_wanted = lock
+        self._lock_file = None
+        self._file = None
+
+    def __enter__(self) -> "CsvSink":
+        if self._lock_wanted:
+            lock_path = Path(str(self.path) + ".lock")
+            self._lock_file = open(lock_path, "a")
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                self._lock_file.close()
+                raise OutputLockedError(f"{self.path} is being written by another run") from exc
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        if self._resume and exists:
+            _trim_torn_tail(self.path)
+            with open(self.path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+                header = next(csv.reader(f), None)
+            if header != self.columns:
+                raise ValueError(f"{self.path} has columns {header}, expected {self.columns}; use --overwrite")
+            self._file = open(self.path, "a", newline="", encoding="utf-8", errors="surrogateescape")
+        else:
+            self._file = open(self.path, "w", newline="", encoding="utf-8", errors="surrogateescape")
+            self._write_line(self.columns)
+            self._sync()
+        return self
+
+    def _write_line(self, values: Iterable) -> None:
+        # One complete line per write call: a kill can tear only the line being written.
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow([_format(v) for v in values])
+        self._file.write(buf.getvalue())
+
+    def _sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def write(self, row) -> None:
+        """Append one row and flush it to disk."""
+        self.write_many([row])
+
+    def write_many(self, rows: Iterable) -> None:
+        """Append rows and flush them to disk once."""
+        for row in rows:
+            self._write_line(getattr(row, name) for name in self.columns)
+        self._sync()
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+
