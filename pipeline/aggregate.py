@@ -10,10 +10,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-# A track needs this many faces, or this share of the clip's faces, to count on its own:
-# a one-frame false detection must not decide a clip.
+# A track needs this many faces (or as many as the clip's longest track, if fewer) to count on
+# its own: a one- or two-frame false detection must not decide a clip.
 MIN_TRACK_FACES = 3
-MIN_TRACK_SHARE = 0.25
 
 
 def aggregate_mean(p_fake: Sequence[float], track_ids: Sequence[int]) -> float:
@@ -31,7 +30,6 @@ def _track_means(p_fake: Sequence[float], track_ids: Sequence[int]) -> list[floa
     ids = np.asarray(track_ids)
     counts = {t: int(np.sum(ids == t)) for t in np.unique(ids)}
     need = min(MIN_TRACK_FACES, max(counts.values()))
-    need = max(need, int(np.ceil(MIN_TRACK_SHARE * max(counts.values()))))
     return [float(np.mean(p[ids == t])) for t, n in counts.items() if n >= need]
 
 

@@ -75,10 +75,8 @@ def square_box_xyxy(
     cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
     half = max(x2 - x1, y2 - y1) * margin / 2.0
     width, height = frame_wh
-    left = max(0, int(round(cx - half)))
-    top = max(0, int(round(cy - half)))
-    right = min(width, int(round(cx + half)))
-    bottom = min(height, int(round(cy + half)))
-    right = max(right, min(width, left + 1))
-    bottom = max(bottom, min(height, top + 1))
+    left = min(max(0, int(round(cx - half))), width - 1)
+    top = min(max(0, int(round(cy - half))), height - 1)
+    right = max(min(width, int(round(cx + half))), left + 1)
+    bottom = max(min(height, int(round(cy + half))), top + 1)
     return left, top, right, bottom

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.boxes import FaceBox
+from pipeline.boxes import LANDMARK_NAMES, FaceBox  # noqa: F401 (named in docs)
 
 # MTCNN cannot build an image pyramid below its 12 px input; tiny frames have no face to find.
 MIN_DETECT_SIDE_PX = 24
@@ -42,14 +42,15 @@ class DetectorConfig:
 
 def faces_from_mtcnn_rows(rows: np.ndarray, n_images: int) -> list[list[FaceBox]]:
     """Adapter: MTCNN's numpy output (N, 16) ``[image_id, x1, y1, x2, y2, confidence,
-    10 landmark coords]`` -> one list of :class:`FaceBox` per image, best first."""
+    5 landmark x, 5 landmark y]`` (points in :data:`LANDMARK_NAMES` order) -> one list of
+    :class:`FaceBox` per image, best first."""
     faces: list[list[FaceBox]] = [[] for _ in range(n_images)]
     for row in np.asarray(rows, dtype=np.float64).reshape(-1, 16):
         image_id = int(row[0])
         x1, y1, x2, y2 = (float(v) for v in row[1:5])
         if not (x2 > x1 and y2 > y1) or not 0 <= image_id < n_images:
             continue
-        landmarks = tuple((float(row[6 + 2 * k]), float(row[7 + 2 * k])) for k in range(5))
+        landmarks = tuple((float(row[6 + k]), float(row[11 + k])) for k in range(5))
         confidence = float(np.clip(row[5], 0.0, 1.0))
         faces[image_id].append(FaceBox((x1, y1, x2, y2), confidence, landmarks))
     for per_image in faces:

@@ -126,13 +126,20 @@ def parse_ffmpeg_info(stderr_text: str) -> VideoInfo:
     raise DecodeError(f"no video stream found{': ' + tail if tail else ''}")
 
 
-def _error_tail(stderr_text: str) -> str:
-    """The last meaningful line ffmpeg printed, minus the usage complaint of ``-i`` alone."""
-    for line in reversed(stderr_text.strip().splitlines()):
-        line = line.strip()
-        if line and "At least one output file must be specified" not in line:
-            return line[:300]
-    return ""
+def _error_tail(stderr_text: str, max_lines: int = 2) -> str:
+    """ffmpeg's first distinct complaints (the cause comes first) on one line, without
+    ``[demuxer @ 0x..]`` prefixes, lines naming the file, and the usage complaint of ``-i``
+    alone, e.g. "moov atom not found; Error opening input: Invalid data found..."."""
+    kept: list[str] = []
+    for line in stderr_text.strip().splitlines():
+        line = re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", line.strip())
+        if (not line or line in kept or "At least one output file must be specified" in line
+                or line.startswith("Error opening input file")):
+            continue
+        if line.startswith(("Input #", "Stream #", "Duration:", "Metadata:")) or line[0].isspace():
+            continue
+        kept.append(line)
+    return "; ".join(kept[:max_lines])[:400]
 
 
 def probe_video(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> VideoInfo:

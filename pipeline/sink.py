@@ -23,33 +23,38 @@ def _format(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.6e}"
+        return repr(round(value, 6))
     return str(value)
 
 
+def complete_records_end(data: bytes) -> int:
+    """Byte offset just past the last complete CSV record in ``data``.
+
+    A record ends at a newline outside quotes; quote parity is tracked per line, so a newline
+    inside a quoted path is not mistaken for the end of a row.
+    """
+    end = 0
+    in_quotes = False
+    start = 0
+    while True:
+        nl = data.find(b"\n", start)
+        if nl == -1:
+            return end
+        if data.count(b'"', start, nl) % 2:
+            in_quotes = not in_quotes
+        if not in_quotes:
+            end = nl + 1
+        start = nl + 1
+
+
 def _trim_torn_tail(path: Path) -> None:
-    """Cut a last line that has no newline (a write interrupted by a kill)."""
-    with open(path, "rb+") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        # Walk back to the last newline; rows are short, read the tail in blocks.
-        pos = size
-        while pos > 0:
-            step = min(65536, pos)
-            pos -= step
-            f.seek(pos)
-            block = f.read(step)
-            cut = block.rfind(b"\n")
-            if cut != -1:
-                f.truncate(pos + cut + 1)
-                log.warning("%s: dropped a torn last line left by an interrupted run", path)
-                return
-        f.truncate(0)
+    """Cut a last record that was interrupted by a kill (no newline, or inside a quoted field)."""
+    data = path.read_bytes()
+    end = complete_records_end(data)
+    if end != len(data):
+        with open(path, "rb+") as f:
+            f.truncate(end)
+        log.warning("%s: dropped a torn last row left by an interrupted run", path)
 
 
 def read_done_keys(path: str | Path, key: str, columns: list[str]) -> set[str]:
@@ -61,7 +66,8 @@ def read_done_keys(path: str | Path, key: str, columns: list[str]) -> set[str]:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or key not in reader.fieldnames:
             raise ValueError(f"{path} is not an output of this tool (no {key!r} column); use --overwrite")
-        return {row[key] for row in reader if row.get(key) is not None and None not in row}
+        width = len(reader.fieldnames)
+        return {row[key] for row in reader if len(row) == width and None not in row.values()}
 
 
 class CsvSink:
@@ -89,6 +95,14 @@ class CsvSink:
             except BlockingIOError as exc:
                 self._lock_file.close()
                 raise OutputLockedError(f"{self.path} is being written by another run") from exc
+        try:
+            self._open()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _open(self) -> None:
         exists = self.path.exists() and self.path.stat().st_size > 0
         if self._resume and exists:
             _trim_torn_tail(self.path)
@@ -101,7 +115,6 @@ class CsvSink:
             self._file = open(self.path, "w", newline="", encoding="utf-8", errors="surrogateescape")
             self._write_line(self.columns)
             self._sync()
-        return self
 
     def _write_line(self, values: Iterable) -> None:
         # One complete line per write call: a kill can tear only the line being written.
@@ -126,7 +139,9 @@ class CsvSink:
     def __exit__(self, *exc) -> None:
         if self._file is not None:
             self._file.close()
+            self._file = None
         if self._lock_file is not None:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
+            self._lock_file = None
 

@@ -8,10 +8,10 @@ from pipeline.boxes import iou_xyxy
 
 MIN_LINK_IOU = 0.2
 # A person may be missed for a sampled frame or two (blink, turn, blur) and keep their track.
-MAX_GAP_SAMPLES = 3
+MAX_GAP_SAMPLES = 8
 # Boxes of one person sampled 0.5 s apart may not overlap after a fast move; centres within
 # this fraction of the face size still link.
-MAX_CENTER_SHIFT = 0.6
+MAX_CENTER_SHIFT = 1.0
 
 
 def _affinity(a: Sequence[float], b: Sequence[float]) -> float:
