@@ -126,7 +126,7 @@ def parse_ffmpeg_info(stderr_text: str) -> VideoInfo:
     raise DecodeError(f"no video stream found{': ' + tail if tail else ''}")
 
 
-def _error_tail(stderr_text: str, max_lines: int = 2) -> str:
+def _error_tail(stderr_text: str, max_lines: int = 3) -> str:
     """ffmpeg's first distinct complaints (the cause comes first) on one line, without
     ``[demuxer @ 0x..]`` prefixes, lines naming the file, and the usage complaint of ``-i``
     alone, e.g. "moov atom not found; Error opening input: Invalid data found..."."""
