@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None, prog: str = "score_videos.py") -> int:
     """Run the scan. Exit 0 when the batch ran (failed clips are rows with a status); 2 with a
     one-line message for usage errors (missing input, unwritable output, bad weights)."""
     args = build_parser(prog).parse_args(argv)
+    # TensorFlow's C++ start-up chatter (and MTCNN's no-face InvalidArgument notes) hide our log.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pipeline.discover import iter_videos, missing_inputs
