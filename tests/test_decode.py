@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import math
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -333,6 +335,17 @@ def test_iter_frames_odd_display_angle_matches_ffmpeg(marker_clip, tmp_path):
     assert np.abs(frame.rgb.astype(int) - reference).mean() < 3
 
 
+def test_iter_frames_video_after_audio_stream(tmp_path, ramp_clip):
+    # the sound is stream 0: the probe's stream index must reach the decoder
+    clip = tmp_path / "audio_first.mp4"
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=4", "-i", str(ramp_clip), "-map", "0:a", "-map", "1:v",
+           "-c:a", "aac", "-c:v", "copy", str(clip))
+    info = probe_video(clip)
+    assert info.stream_index == 1
+    frames = list(iter_frames(clip, info, sample_fps=25.0, max_frames=10))
+    assert [_source_index(f.rgb) for f in frames] == pytest.approx(list(range(10)), abs=0.75)
+
+
 def test_iter_frames_odd_size(tmp_path):
     clip = make_lavfi_clip(tmp_path / "odd.mp4", size="321x241", duration_s=0.4, source="testsrc",
                            extra=("-c:v", "libx264", "-pix_fmt", "yuv444p"))
@@ -444,6 +457,32 @@ def test_iter_frames_closed_early_leaves_no_ffmpeg(ramp_clip, stop):
     # killed and reaped: neither running nor a zombie
     assert not proc.is_running()
     assert _ffmpeg_children() - before == set()
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        # read to the end
+        "exhaust",
+        # closed after the first frame
+        "close",
+    ],
+)
+@pytest.mark.xfail(strict=True, reason="BUG: iter_frames never closes proc.stderr (nor proc.stdout when "
+                                       "closed early): ResourceWarning 'unclosed file' for every clip")
+def test_iter_frames_closes_its_pipes(ramp_clip, stop):
+    info = probe_video(ramp_clip)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        frames = iter_frames(ramp_clip, info, sample_fps=25.0, max_frames=100)
+        if stop == "exhaust":
+            assert len(list(frames)) == 100
+        else:
+            next(frames)
+            frames.close()
+        del frames
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 def test_iter_frames_timeout_raises(tmp_path):
