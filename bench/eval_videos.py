@@ -66,7 +66,8 @@ def main(argv=None) -> int:
     for name in sorted(AGGREGATIONS):
         ys, ps = [], []
         for video, g in labelled.groupby("video_path"):
-            p = aggregate(name, g["p_fake"].tolist(), g["track_id"].tolist())
+            sizes = ((g["x2"] - g["x1"]).combine(g["y2"] - g["y1"], max)).tolist()
+            p = aggregate(name, g["p_fake"].tolist(), g["track_id"].tolist(), sizes)
             ys.append(int(g["y"].iloc[0]))
             ps.append(p)
             per_video.setdefault(Path(video).name, {"label": "fake" if ys[-1] else "real"})[name] = round(p, 3)

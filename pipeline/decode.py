@@ -11,8 +11,8 @@ import collections
 import dataclasses
 import logging
 import math
+import os
 import threading
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -54,7 +54,7 @@ class Frame:
 def sampling_fps(info: VideoInfo, fps: float, max_frames: int) -> float:
     """The rate to sample at: ``fps``, lowered so that at most ``max_frames`` spread evenly over
     the clip, and never above the clip's own rate (which would only duplicate frames)."""
-    if fps <= 0:
+    if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps must be positive, got {fps}")
     if max_frames <= 0:
         raise ValueError(f"max_frames must be positive, got {max_frames}")
@@ -94,8 +94,11 @@ def iter_frames(
     import ffmpeg  # ffmpeg-python: builds the command line
 
     width, height = decode_size_wh(info)
-    stream = ffmpeg.input(str(path))[str(info.stream_index)]
-    stream = stream.filter("fps", fps=f"{sample_fps:.6f}")
+    # An absolute path: ffmpeg would read a bare "take:1.mp4" as protocol "take".
+    stream = ffmpeg.input(os.path.abspath(path))[str(info.stream_index)]
+    # round=up: the sample at t is the frame on screen at t (the default, near, passes the last
+    # frame of each interval, up to half an interval late).
+    stream = stream.filter("fps", fps=f"{sample_fps:.6f}", round="up")
     if (width, height) != (info.width, info.height):
         stream = stream.filter("scale", width, height, flags="area")
     out = ffmpeg.output(stream, "pipe:", format="rawvideo", pix_fmt="rgb24",
@@ -129,7 +132,7 @@ def iter_frames(
             if len(buf) < frame_bytes:
                 break
             timestamp_s = count / sample_fps
-            frame_index = round(timestamp_s * info.fps) if info.fps else count
+            frame_index = math.floor(timestamp_s * info.fps + 1e-9) if info.fps else count
             rgb = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
             yield Frame(count, frame_index, timestamp_s, rgb)
             count += 1
@@ -142,6 +145,9 @@ def iter_frames(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        drainer.join(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()
     if timed_out.is_set():
         raise DecodeTimeoutError(f"decoding took more than {timeout_s:g} s ({count} frames read)")
     message = "; ".join(line for line in stderr_tail if line)[-500:]
@@ -168,4 +174,4 @@ def expected_sample_count(info: VideoInfo, sample_fps: float, max_frames: int) -
     """How many frames :func:`iter_frames` should deliver, from the metadata (for progress bars)."""
     if not info.duration_s:
         return max_frames
-    return max(1, min(max_frames, math.floor(info.duration_s * sample_fps) + 1))
+    return max(1, min(max_frames, math.ceil(info.duration_s * sample_fps - 1e-9)))

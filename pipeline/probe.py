@@ -10,6 +10,7 @@ display matrix side data of new ones).
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -106,11 +107,14 @@ def parse_ffmpeg_info(stderr_text: str) -> VideoInfo:
                 break
             tag = _ROTATE_TAG_RE.match(block_line)
             if tag:  # old muxers: clockwise degrees
-                rotation_deg = round(float(tag.group(1))) % 360
+                rotation_deg = float(tag.group(1)) % 360
             matrix = _DISPLAYMATRIX_RE.search(block_line)
             if matrix:  # display matrix: counter-clockwise degrees
-                rotation_deg = round(-float(matrix.group(1))) % 360
-        rotation_deg = (round(rotation_deg / 90) * 90) % 360
+                rotation_deg = -float(matrix.group(1)) % 360
+        # ffmpeg turns frames only for angles within 1 degree of a right angle; other angles
+        # are drawn rotated inside the stored size, so the frame size stays as stored.
+        right_angle = round(rotation_deg / 90) * 90
+        rotation_deg = right_angle % 360 if abs(rotation_deg - right_angle) <= 1.0 else 0
         fps = _rate(_FPS_RE.search(description)) or _rate(_TBR_RE.search(description))
         return VideoInfo(
             stream_index=int(m.group(1)),
@@ -152,7 +156,8 @@ def probe_video(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> VideoIn
     with open(path, "rb") as f:  # FileNotFoundError / PermissionError name the real cause
         if not f.read(1):
             raise DecodeError("empty file (0 bytes)")
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]
+    # An absolute path: ffmpeg would read a bare "take:1.mp4" as protocol "take".
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", os.path.abspath(path)]
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, timeout=timeout_s, check=False)

@@ -43,7 +43,7 @@ class ScanConfig:
     detector: DetectorConfig = DetectorConfig()
 
     def __post_init__(self) -> None:
-        if self.fps <= 0:
+        if not self.fps > 0:
             raise ValueError(f"fps must be positive, got {self.fps}")
         if self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
@@ -178,7 +178,8 @@ def score_video(
         p_fake, label = None, ""
     else:
         status = "ok"
-        p_fake = aggregate(config.aggregation, [f.p_fake for f in faces], [f.track_id for f in faces])
+        p_fake = aggregate(config.aggregation, [f.p_fake for f in faces], [f.track_id for f in faces],
+                           [max(f.box_xyxy[2] - f.box_xyxy[0], f.box_xyxy[3] - f.box_xyxy[1]) for f in faces])
         label = label_for(p_fake, config.threshold)
     row = VideoRow(status=status, p_fake=p_fake, label=label,
                    elapsed_s=round(time.perf_counter() - started, 3), **common)

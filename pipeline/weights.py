@@ -118,6 +118,8 @@ def spec_for_weights(weights_path: str | Path) -> WeightsSpec:
         )
     try:
         fields = json.loads(sidecar.read_text())
+        if not isinstance(fields, dict):
+            raise ValueError(f"expected a JSON object, got {type(fields).__name__}")
         spec = WeightsSpec(**{k: v for k, v in fields.items() if k in WeightsSpec.__dataclass_fields__})
     except (OSError, ValueError, TypeError) as exc:
         raise WeightsError(f"invalid spec sidecar {sidecar}: {exc}") from exc

@@ -315,9 +315,7 @@ def test_probe_video_normal_clip(clip_160x120):
         # within a degree of 90 (ffmpeg autorotates by transposing): still 270 clockwise
         (89.6, 270, (120, 160)),
         # 60 degrees: ffmpeg rotates in place and keeps the coded size, the probe claims portrait
-        pytest.param(60, 0, (160, 120), marks=pytest.mark.xfail(
-            strict=True, reason="BUG: probe rounds a 60 degree display matrix to 270 and swaps "
-                                "width/height, but ffmpeg delivers coded-size frames")),
+        pytest.param(60, 0, (160, 120)),
     ],
 )
 def test_probe_video_display_rotation(clip_160x120, tmp_path, ccw_deg, rotation_deg, wh):
@@ -422,8 +420,6 @@ def test_probe_video_timeout(clip_160x120):
         probe_video(clip_160x120, timeout_s=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: ffmpeg reads a bare name like 'take:1.mp4' as URL "
-                                       "protocol 'take' ('Protocol not found')")
 def test_probe_video_relative_name_with_colon(clip_160x120, tmp_path, monkeypatch):
     (tmp_path / "take:1.mp4").write_bytes(clip_160x120.read_bytes())
     monkeypatch.chdir(tmp_path)
