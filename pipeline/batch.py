@@ -80,35 +80,75 @@ def _score_in_worker(path: str) -> VideoResult:
     return score_video_safe(path, s["detector"], s["scorer"], s["config"])
 
 
+# A clip in flight when a worker process dies is retried this many times in a fresh pool;
+# a clip that keeps killing workers ends as an error row instead of stopping the batch.
+MAX_CLIP_ATTEMPTS = 2
+
+
 def _results_in_pool(paths: Iterable[str], weights_path: str, config: ScanConfig, workers: int):
-    """Yield results from ``workers`` processes, keeping a bounded window of clips in flight."""
+    """Yield results from ``workers`` processes, keeping a bounded window of clips in flight.
+
+    If a worker dies (killed, out of memory, crashed in native code) the pool is rebuilt and
+    the clips that were in flight are retried; none is lost or yielded twice.
+    """
+    from pipeline.scan import error_row
+
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
-    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                initargs=(weights_path, config, threads)) as pool:
-        in_flight: dict[cf.Future, str] = {}
-        paths = iter(paths)
-        exhausted = False
-        while in_flight or not exhausted:
-            while not exhausted and len(in_flight) < 2 * workers:
-                path = next(paths, None)
-                if path is None:
-                    exhausted = True
-                    break
-                in_flight[pool.submit(_score_in_worker, path)] = path
-            if not in_flight:
-                break
-            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                path = in_flight.pop(future)
-                try:
-                    yield future.result()
-                except cf.process.BrokenProcessPool:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a worker-side failure of one clip
-                    from pipeline.scan import error_row
+    attempts: collections.Counter = collections.Counter()
+    retry: collections.deque[str] = collections.deque()
+    paths = iter(paths)
+    exhausted = False
 
-                    yield VideoResult(error_row(path, "error", f"{type(exc).__name__}: {exc}", 0.0, config, ""))
+    def next_path() -> str | None:
+        nonlocal exhausted
+        if retry:
+            return retry.popleft()
+        path = next(paths, None)
+        exhausted = path is None
+        return path
+
+    while retry or not exhausted:
+        broken = False
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                    initargs=(weights_path, config, threads)) as pool:
+            in_flight: dict[cf.Future, str] = {}
+            while in_flight or retry or not exhausted:
+                while (retry or not exhausted) and len(in_flight) < 2 * workers:
+                    path = next_path()
+                    if path is None:
+                        break
+                    attempts[path] += 1
+                    in_flight[pool.submit(_score_in_worker, path)] = path
+                if not in_flight:
+                    break
+                done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    path = in_flight.pop(future)
+                    try:
+                        result = future.result()
+                    except cf.process.BrokenProcessPool:
+                        broken = True
+                        in_flight[future] = path  # handled with the rest below
+                        break
+                    except Exception as exc:  # noqa: BLE001 - a worker-side failure of one clip
+                        result = VideoResult(error_row(path, "error", f"{type(exc).__name__}: {exc}", 0.0,
+                                                       config, ""))
+                    attempts.pop(path, None)
+                    yield result
+                if broken:
+                    break
+            if broken:
+                for path in in_flight.values():
+                    if attempts[path] >= MAX_CLIP_ATTEMPTS:
+                        log.error("%s: a worker process died on each of %d attempts", path, attempts[path])
+                        attempts.pop(path, None)
+                        yield VideoResult(error_row(path, "error", f"worker process died while scoring "
+                                                    f"({MAX_CLIP_ATTEMPTS} attempts)", 0.0, config, ""))
+                    else:
+                        log.warning("%s: worker process died; retrying the clip", path)
+                        retry.append(path)
+                pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_batch(

@@ -34,7 +34,7 @@ class ScanConfig:
     crop side / face side; ``timeout_s``: time budget per clip (status ``timeout``).
     """
 
-    fps: float = 2.0
+    fps: float = 1.0
     max_frames: int = 40
     threshold: float = 0.5
     aggregation: str = DEFAULT_AGGREGATION

@@ -75,7 +75,7 @@ def test_timeout_is_a_status(clip_dir, detector, scorer):
 def test_shared_clips_separate_fake_from_real(shared_data, detector, scorer):
     """Video-level AUC on the labelled clips of ../shared/data/videos with MesoNet DF weights.
 
-    A plain mean over faces reached 0.714 here; the default must not do worse."""
+    A plain mean over faces at 2 fps reached 0.714 here; the default must not do worse."""
     ys, ps, rows = [], [], {}
     for label, y in (("fake", 1), ("real", 0)):
         for path in sorted((shared_data / "videos" / label).glob("*.mp4")):
@@ -85,6 +85,6 @@ def test_shared_clips_separate_fake_from_real(shared_data, detector, scorer):
             ys.append(y)
             ps.append(row.p_fake)
     assert len(ys) == 11
-    assert roc_auc(ys, ps) >= 0.714
+    assert roc_auc(ys, ps) >= 0.714 - 1e-9
     assert rows["dfdc_yhffcuhhjy.mp4"].n_tracks >= 2  # two people: tracked apart
     assert rows["dfdc_brtujopkby.mp4"].height == 1920  # portrait DFDC clip
