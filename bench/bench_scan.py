@@ -5,7 +5,7 @@ Each clip runs in its own ``score_videos.py`` process, so the peak RSS is that c
 start-up (imports, MTCNN and Meso-4 load) is measured once on its own.
 
     python bench/bench_scan.py ../shared/data/videos/fake/dfdc_*.mp4 ../shared/data/videos/real/dfdc_*.mp4 \\
-        --weights ../shared/data/weights/mesonet/Meso4_DF.h5 [-- --fps 5]
+        --weights ../shared/data/weights/mesonet/Meso4_DF.h5 [--scan-args "--fps 5"]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -43,9 +44,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clips", nargs="+")
     ap.add_argument("--weights", required=True)
-    ap.add_argument("extra", nargs=argparse.REMAINDER, help="options passed to score_videos.py after --")
+    ap.add_argument("--scan-args", default="", help="options passed on to score_videos.py, one string")
     args = ap.parse_args(argv)
-    extra = [a for a in args.extra if a != "--"]
+    extra = shlex.split(args.scan_args)
 
     empty = tempfile.mkdtemp()
     startup_s, startup_rss, _ = run_one([empty], args.weights, extra)

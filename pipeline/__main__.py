@@ -1,27 +1,35 @@
-"""``python -m pipeline COMMAND ...``: one entry point for every job of the project."""
+"""``python -m pipeline COMMAND ...``: one entry point for every job of the project.
+
+Each command lives in its own module with ``main(argv, prog) -> int``; it is imported only when
+called, so ``--help`` stays fast.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 COMMANDS = {
-    "score": "score video clips into a CSV of p_fake per clip",
+    "score": ("pipeline.cli", "score video clips into a CSV of p_fake per clip"),
+    "evaluate": ("pipeline.evaluate", "metrics and plots of Meso-4 weights on labelled face crops"),
+    "train": ("pipeline.train", "train Meso-4 on labelled face crops"),
+    "serve": ("pipeline.web.server", "web application: upload a clip or an image, see the verdict"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        lines = [f"  {name:10s} {text}" for name, text in COMMANDS.items()]
+        lines = [f"  {name:10s} {text}" for name, (_, text) in COMMANDS.items()]
         print("usage: python -m pipeline COMMAND [ARGS]\n\ncommands:\n" + "\n".join(lines))
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    if command == "score":
-        from pipeline.cli import main as score_main
-
-        return score_main(rest, prog="python -m pipeline score")
-    print(f"python -m pipeline: error: unknown command {command!r}; choose from {sorted(COMMANDS)}", file=sys.stderr)
-    return 2
+    if command not in COMMANDS:
+        print(f"python -m pipeline: error: unknown command {command!r}; choose from {sorted(COMMANDS)}",
+              file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    return module.main(rest, prog=f"python -m pipeline {command}")
 
 
 if __name__ == "__main__":
