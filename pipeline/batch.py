@@ -21,6 +21,8 @@ from pipeline.sink import CsvSink, read_done_keys
 
 log = logging.getLogger(__name__)
 
+ENGINES = ("local", "dask")
+
 
 @dataclasses.dataclass(frozen=True)
 class BatchSummary:
@@ -163,13 +165,19 @@ def run_batch(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> BatchSummary:
     """Score ``paths`` into ``output_csv``, one row per clip, flushed as each clip finishes.
 
-    Unless ``overwrite``, clips already in ``output_csv`` are skipped (resume). With
-    ``workers == 1`` the given ``detector``/``scorer`` are used in this process; with more,
-    each worker process loads its own once.
+    Unless ``overwrite``, clips already in ``output_csv`` are skipped (resume). Engine
+    ``local``: with ``workers == 1`` the given ``detector``/``scorer`` are used in this process;
+    with more, each worker process loads its own once. Engine ``dask``: the clips go to the
+    cluster at ``address`` (or a local one of ``workers`` processes). ``paths`` may be a lazy
+    iterator (consumed as clips are submitted) or a list (progress shows a total).
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     from tqdm import tqdm
 
     output_csv = Path(output_csv)
@@ -181,16 +189,24 @@ def run_batch(
         done = set() if overwrite else read_done_keys(output_csv, "video_path", VideoRow.columns())
         if faces_path is not None and not overwrite:
             _keep_faces_of(faces_path, done)
-        todo = [p for p in paths if p not in done]
-        skipped_count = 0
+        if isinstance(paths, (list, tuple)):
+            todo = [p for p in paths if p not in done]
+            total = len(todo)
+        else:
+            todo = (p for p in paths if p not in done)
+            total = None
+        skipped_count = len(done)
         if done:
-            skipped_count = len(done)
             log.info("resuming %s: %d clips already done", output_csv, skipped_count)
         faces_sink = (CsvSink(faces_path, FaceRow.columns(), resume=not overwrite)
                       if faces_path is not None else None)
-        with tqdm(total=len(todo), unit="clip", disable=not progress, dynamic_ncols=True) as bar, \
+        with tqdm(total=total, unit="clip", disable=not progress, dynamic_ncols=True) as bar, \
                 (faces_sink if faces_sink is not None else contextlib.nullcontext()):
-            if workers <= 1:
+            if engine == "dask":
+                from pipeline.dask_engine import results_on_dask
+
+                results = results_on_dask(todo, weights_path, config, address=address, workers=workers)
+            elif workers <= 1:
                 results = (_score_here(p, detector, scorer, config, progress) for p in todo)
             else:
                 results = _results_in_pool(todo, str(weights_path), config, workers)

@@ -63,6 +63,11 @@ def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
     p.add_argument("--faces-csv", default=None, help="also write one row per scored face here")
     p.add_argument("--workers", type=_positive_int, default=1, help="clips scored in parallel (processes)")
     p.add_argument("--overwrite", action="store_true", help="start the output afresh instead of resuming")
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local: this machine; dask: a Dask cluster (pip install -e .[dask])")
+    p.add_argument("--address", default=None,
+                   help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --engine dask); without it a local "
+                        "cluster of --workers processes is started")
     p.add_argument("--timeout", type=_positive_float, default=_DEFAULTS.timeout_s,
                    help="seconds allowed per clip (status timeout)")
     p.add_argument("--detect-size", type=_positive_int, default=_DET_DEFAULTS.detect_long_side_px,
@@ -108,6 +113,7 @@ def main(argv: list[str] | None = None, prog: str = "score_videos.py") -> int:
     args = build_parser(prog).parse_args(argv)
     # TensorFlow's C++ start-up chatter (and MTCNN's no-face InvalidArgument notes) hide our log.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pipeline.discover import iter_videos, missing_inputs
@@ -120,6 +126,13 @@ def main(argv: list[str] | None = None, prog: str = "score_videos.py") -> int:
             return _fail(prog, problem)
     if args.faces_csv and Path(args.faces_csv).resolve() == Path(args.output).resolve():
         return _fail(prog, "--faces-csv must differ from --output")
+    if args.address and args.engine != "dask":
+        return _fail(prog, "--address needs --engine dask")
+    if args.engine == "dask":
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            return _fail(prog, "--engine dask needs Dask: pip install -e .[dask]")
     config = config_from_args(args)
 
     from pipeline.errors import OutputLockedError, WeightsError
@@ -131,13 +144,16 @@ def main(argv: list[str] | None = None, prog: str = "score_videos.py") -> int:
     except (FileNotFoundError, WeightsError) as exc:
         return _fail(prog, str(exc))
 
-    paths = list(iter_videos(args.inputs))
-    log.info("%d video files under %s", len(paths), ", ".join(args.inputs))
+    if args.engine == "dask":
+        paths = iter_videos(args.inputs)  # walked lazily: a million paths never sit in memory twice
+    else:
+        paths = list(iter_videos(args.inputs))
+        log.info("%d video files under %s", len(paths), ", ".join(args.inputs))
 
     from pipeline.batch import run_batch
 
     detector = scorer = None
-    if args.workers <= 1:
+    if args.engine == "local" and args.workers <= 1:
         from pipeline.detect import FaceDetector
         from pipeline.model import MesoScorer
 
@@ -149,7 +165,7 @@ def main(argv: list[str] | None = None, prog: str = "score_videos.py") -> int:
     try:
         summary = run_batch(paths, args.output, config=config, weights_path=weights_path, detector=detector,
                             scorer=scorer, faces_csv=args.faces_csv, workers=args.workers,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, engine=args.engine, address=args.address)
     except (OutputLockedError, ValueError, OSError) as exc:
         return _fail(prog, str(exc))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items())) or "nothing new"

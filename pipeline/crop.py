@@ -24,7 +24,9 @@ def resize_rgb(rgb: np.ndarray, size_px: int, interpolation: str = DEFAULT_RESIZ
     if (h, w) == (size_px, size_px):
         return np.ascontiguousarray(rgb)
     if interpolation == "nearest":
-        flag = cv2.INTER_NEAREST
+        # pixel-centre mapping, bit-exact with Pillow's NEAREST (Keras' load_img, so the seed's
+        # flow_from_directory); cv2.INTER_NEAREST maps corners and picks other pixels
+        flag = cv2.INTER_NEAREST_EXACT
     elif interpolation == "bilinear" or (size_px > h or size_px > w):
         flag = cv2.INTER_LINEAR
     else:

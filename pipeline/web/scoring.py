@@ -1,0 +1,302 @@
+"""What the web app does with one upload: check what it is, score it, and shape the result.
+
+Uploads are identified by content, never by name: images by Pillow (a fixed list of formats),
+videos by the signature of a known container and then by ffmpeg itself (probe, then one decoded
+frame). Only a file that starts like a video container is ever handed to ffmpeg: ffmpeg also
+reads playlists and concat scripts (plain text that names other files or URLs), which an upload
+must never get to open.
+
+Scoring reuses the scanner: :func:`pipeline.scan.score_video_safe` for clips, and for images
+the same detect -> crop -> Meso-4 -> aggregate steps on a single frame (:func:`score_image`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.aggregate import aggregate
+from pipeline.decode import MAX_DECODE_LONG_SIDE_PX, Frame, expected_sample_count, iter_frames, sampling_fps
+from pipeline.errors import DecodeError
+from pipeline.probe import VideoInfo, probe_video
+from pipeline.records import VideoRow, label_for
+from pipeline.scan import ScanConfig, ScoredFace, VideoResult, analyze_faces, score_video_safe
+
+# Pillow plugins tried, and only these: others (EPS runs Ghostscript, PDF, ...) never see an upload.
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+# A 50 MP photo is 150 MB of RGB; beyond that an "image" is more likely a decompression bomb.
+MAX_IMAGE_PIXELS = 50_000_000
+# Faces below this size (longer box side, source pixels) are enlarged to the 256 px crop and
+# lose the texture Meso-4 reads (README: a real face at 60 px scored 0.4-0.7).
+SMALL_FACE_PX = 100
+SNIFF_BYTES = 512
+
+P_FAKE_MEANING = "probability that the face is manipulated, from 0 = real to 1 = fake"
+AGGREGATION_MEANINGS = {
+    "mean": "mean over all faces",
+    "median": "median over all faces",
+    "track_max": "mean per person (face track), then the most suspicious person",
+}
+
+
+class UploadRejected(Exception):
+    """An upload the app will not score. ``status``: 415 (not an image or video we take) or
+    422 (looks like one but cannot be used: empty, truncated, undecodable, too long, too big)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedUpload:
+    """An upload that passed the checks: ``kind`` is "image" or "video"; ``info`` for videos."""
+
+    kind: str
+    container: str
+    info: VideoInfo | None = None
+
+
+def sniff_video_container(head: bytes) -> str | None:
+    """Name of the video container ``head`` (the file's first bytes) starts like, or ``None``."""
+    if len(head) >= 8 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"):
+        return "mp4/mov"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska/webm"
+    if head.startswith(b"RIFF") and head[8:12] in (b"AVI ", b"AVIX"):
+        return "avi"
+    if head.startswith(b"FLV\x01"):
+        return "flv"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")):
+        return "asf/wmv"
+    if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
+        return "mpeg"
+    if len(head) > 376 and head[0] == 0x47 and head[188] == 0x47 and head[376] == 0x47:
+        return "mpeg-ts"
+    if len(head) > 388 and head[4] == 0x47 and head[196] == 0x47 and head[388] == 0x47:
+        return "m2ts"
+    return None
+
+
+def check_upload(path: Path, config: ScanConfig, *, max_duration_s: float | None,
+                 probe_timeout_s: float = 30.0) -> CheckedUpload:
+    """Decide by content whether ``path`` is an image or a video the app can score.
+
+    Raises :class:`UploadRejected`. Images are fully decoded once here (a truncated JPEG fails
+    now, not in the queue); videos are probed and their first sampled frame decoded.
+    """
+    with open(path, "rb") as f:
+        head = f.read(SNIFF_BYTES)
+    if not head:
+        raise UploadRejected(422, "the file is empty (0 bytes)")
+    image_format = _sniff_image(path)
+    if image_format is not None:
+        load_image_rgb(path)
+        return CheckedUpload("image", image_format)
+    container = sniff_video_container(head)
+    if container is None:
+        raise UploadRejected(415, "not an image or video this app reads (checked by content, not by name): "
+                                  f"images {', '.join(IMAGE_FORMATS)}; videos MP4, MOV, MKV, WebM, AVI, "
+                                  "FLV, OGG, WMV, MPEG, MPEG-TS")
+    try:
+        info = probe_video(path, timeout_s=probe_timeout_s)
+    except DecodeError as exc:
+        # A readable container with no video in it (audio only) is the wrong kind of media;
+        # anything else is a video file that is broken.
+        status = 415 if str(exc).startswith("no video stream") else 422
+        raise UploadRejected(status, f"cannot read this {container} file: {exc}") from exc
+    except TimeoutError as exc:
+        raise UploadRejected(422, f"cannot read this {container} file: {exc}") from exc
+    if max_duration_s is not None and info.duration_s is not None and info.duration_s > max_duration_s:
+        raise UploadRejected(422, f"the clip is {info.duration_s:.0f} s long; this server takes clips up to "
+                                  f"{max_duration_s:.0f} s")
+    _check_first_frame(path, info, config, probe_timeout_s)
+    return CheckedUpload("video", container, info)
+
+
+def _sniff_image(path: Path) -> str | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path, formats=IMAGE_FORMATS) as im:
+            return im.format
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        return None
+    except OSError:
+        return None
+
+
+def load_image_rgb(path: Path) -> np.ndarray:
+    """An uploaded image as upright RGB: uint8 (H, W, 3), EXIF orientation applied, long side
+    at most ``MAX_DECODE_LONG_SIDE_PX`` (as for video frames). Raises :class:`UploadRejected`."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path, formats=IMAGE_FORMATS) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise UploadRejected(422, f"the image is {im.width}x{im.height}; this server takes images up to "
+                                          f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels")
+            im.load()
+            upright = ImageOps.exif_transpose(im).convert("RGB")
+    except UploadRejected:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise UploadRejected(422, f"cannot decode this image: {exc}") from exc
+    long_side = max(upright.size)
+    if long_side > MAX_DECODE_LONG_SIDE_PX:
+        scale = MAX_DECODE_LONG_SIDE_PX / long_side
+        size_wh = (max(1, round(upright.width * scale)), max(1, round(upright.height * scale)))
+        upright = upright.resize(size_wh, Image.Resampling.BOX)  # area averaging, as ffmpeg's flags=area
+    return np.asarray(upright, dtype=np.uint8)
+
+
+def _check_first_frame(path: Path, info: VideoInfo, config: ScanConfig, timeout_s: float) -> None:
+    frames = iter_frames(path, info, sample_fps=sampling_fps(info, config.fps, config.max_frames),
+                         max_frames=1, timeout_s=timeout_s)
+    try:
+        first = next(frames, None)
+    except (DecodeError, TimeoutError) as exc:
+        raise UploadRejected(422, f"cannot decode this video: {exc}") from exc
+    finally:
+        frames.close()
+    if first is None:
+        raise UploadRejected(422, "cannot decode this video: no frame could be decoded")
+
+
+def score_image(rgb: np.ndarray, detector, scorer, config: ScanConfig, *, name: str) -> VideoResult:
+    """Score one still image as a one-frame clip: detect, crop, Meso-4, then ``config``'s
+    aggregation (each face is its own track, so ``track_max`` gives the most suspicious face of
+    the main size). Returns a :class:`VideoResult` whose row has status ok or no_face,
+    ``n_frames`` 1 and no duration or fps; crops are kept."""
+    started = time.perf_counter()
+    _, faces = analyze_faces(iter([Frame(0, 0, 0.0, rgb)]), detector, scorer,
+                             crop_margin=config.crop_margin, keep_crops=True)
+    height, width = rgb.shape[:2]
+    p_fake, label, status = None, "", "no_face"
+    if faces:
+        status = "ok"
+        p_fake = aggregate(config.aggregation, [f.p_fake for f in faces], [f.track_id for f in faces],
+                           [_face_px(f) for f in faces])
+        label = label_for(p_fake, config.threshold)
+    row = VideoRow(video_path=name, status=status, p_fake=p_fake, label=label, n_frames=1, n_faces=len(faces),
+                   n_tracks=len({f.track_id for f in faces}), width=width, height=height, rotation_deg=0,
+                   aggregation=config.aggregation, model=scorer.name,
+                   elapsed_s=round(time.perf_counter() - started, 3))
+    return VideoResult(row, tuple(faces))
+
+
+def score_upload(path: Path, checked: CheckedUpload, detector, scorer, config: ScanConfig, progress, *,
+                 name: str) -> VideoResult:
+    """Score a checked upload, reporting progress (``progress``: a :class:`JobProgress`)."""
+    if checked.kind == "image":
+        progress.set_total(1)
+        progress.set_stage("detecting faces")
+        result = score_image(load_image_rgb(path), detector, scorer, config, name=name)
+        progress.add_frames(1)
+        return result
+
+    def on_info(info: VideoInfo, sample_fps: float) -> None:
+        progress.set_total(expected_sample_count(info, sample_fps, config.max_frames))
+        progress.set_stage("decoding and detecting faces")
+
+    progress.set_stage("reading the clip")
+    result = score_video_safe(path, detector, scorer, config, keep_crops=True,
+                              on_frames=progress.add_frames, on_info=on_info)
+    return dataclasses.replace(result, row=dataclasses.replace(result.row, video_path=name))
+
+
+def _face_px(face: ScoredFace) -> float:
+    x1, y1, x2, y2 = face.box_xyxy
+    return max(x2 - x1, y2 - y1)
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _num(value: float | None, digits: int) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def build_result(result: VideoResult, *, kind: str, config: ScanConfig, scorer, job_id: str,
+                 max_thumbnails: int) -> tuple[dict, tuple[bytes, ...]]:
+    """The JSON-ready facts of a scored upload and the JPEG thumbnails of its worst faces.
+
+    ``faces`` are sorted worst first (highest ``p_fake``); the first ``max_thumbnails`` carry a
+    ``thumbnail_url`` served from memory by job id and index. Nothing here names a file on disk.
+    """
+    row = result.row
+    faces = sorted(result.faces, key=lambda f: (-f.p_fake, f.timestamp_s, f.track_id))
+    thumbnails = tuple(encode_jpeg(f.crop_rgb) for f in faces[:max_thumbnails] if f.crop_rgb is not None)
+    face_items = []
+    for i, f in enumerate(faces):
+        face_items.append({
+            "track_id": f.track_id,
+            "sample_index": f.sample_index,
+            "frame_index": f.frame_index,
+            "timestamp_s": _num(f.timestamp_s, 3),
+            "p_fake": _num(f.p_fake, 4),
+            "box_xyxy": [round(v, 1) for v in f.box_xyxy],
+            "face_px": round(_face_px(f), 1),
+            "det_confidence": _num(f.det_confidence, 4),
+            "thumbnail_url": f"/api/v1/jobs/{job_id}/faces/{i}.jpg" if i < len(thumbnails) else None,
+        })
+    tracks = []
+    for track_id in sorted({f.track_id for f in faces}):
+        own = [f for f in faces if f.track_id == track_id]
+        tracks.append({
+            "track_id": track_id,
+            "n_faces": len(own),
+            "mean_p_fake": _num(float(np.mean([f.p_fake for f in own])), 4),
+            "max_p_fake": _num(max(f.p_fake for f in own), 4),
+            "first_s": _num(min(f.timestamp_s for f in own), 3),
+            "last_s": _num(max(f.timestamp_s for f in own), 3),
+            "median_face_px": round(float(np.median([_face_px(f) for f in own])), 1),
+        })
+    notes = []
+    if tracks and max(t["median_face_px"] for t in tracks) < SMALL_FACE_PX:
+        notes.append(f"The faces are small (under {SMALL_FACE_PX} px): Meso-4 sees little texture in them "
+                     "and its scores drift towards the middle. Trust this verdict less.")
+    spec = scorer.spec
+    payload = {
+        "status": row.status,
+        "p_fake": _num(row.p_fake, 4),
+        "p_fake_meaning": P_FAKE_MEANING,
+        "label": row.label or None,
+        "threshold": config.threshold,
+        "model": {"name": scorer.name, "provenance": spec.provenance, "license": spec.license},
+        "aggregation": {"name": config.aggregation,
+                        "meaning": AGGREGATION_MEANINGS.get(config.aggregation, config.aggregation)},
+        "media": {
+            "kind": kind,
+            "duration_s": _num(row.duration_s, 3),
+            "width": row.width,
+            "height": row.height,
+            "fps": _num(row.fps, 3),
+            "rotation_deg": row.rotation_deg,
+            "sample_fps": _num(row.sample_fps, 4),
+            "frames_sampled": row.n_frames,
+            "faces_found": row.n_faces,
+            "tracks": row.n_tracks,
+        },
+        "processing_s": row.elapsed_s,
+        "error": row.error or None,
+        "notes": notes,
+        "tracks": tracks,
+        "faces": face_items,
+    }
+    return payload, thumbnails
