@@ -112,7 +112,7 @@ def check_upload(path: Path, config: ScanConfig, *, max_duration_s: float | None
         # A readable container with no video in it (audio only) is the wrong kind of media;
         # anything else is a video file that is broken.
         status = 415 if str(exc).startswith("no video stream") else 422
-        raise UploadRejected(status, f"cannot read this {container} file: {exc}") from exc
+        raise UploadRejected(status, f"cannot read this {container} file: {redact_path(str(exc), path)}") from exc
     except TimeoutError as exc:
         raise UploadRejected(422, f"cannot read this {container} file: {exc}") from exc
     if max_duration_s is not None and info.duration_s is not None and info.duration_s > max_duration_s:
@@ -149,7 +149,7 @@ def load_image_rgb(path: Path) -> np.ndarray:
     except UploadRejected:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise UploadRejected(422, f"cannot decode this image: {exc}") from exc
+        raise UploadRejected(422, f"cannot decode this image: {redact_path(str(exc), path)}") from exc
     long_side = max(upright.size)
     if long_side > MAX_DECODE_LONG_SIDE_PX:
         scale = MAX_DECODE_LONG_SIDE_PX / long_side
@@ -164,7 +164,7 @@ def _check_first_frame(path: Path, info: VideoInfo, config: ScanConfig, timeout_
     try:
         first = next(frames, None)
     except (DecodeError, TimeoutError) as exc:
-        raise UploadRejected(422, f"cannot decode this video: {exc}") from exc
+        raise UploadRejected(422, f"cannot decode this video: {redact_path(str(exc), path)}") from exc
     finally:
         frames.close()
     if first is None:
@@ -210,7 +210,15 @@ def score_upload(path: Path, checked: CheckedUpload, detector, scorer, config: S
     progress.set_stage("reading the clip")
     result = score_video_safe(path, detector, scorer, config, keep_crops=True,
                               on_frames=progress.add_frames, on_info=on_info)
-    return dataclasses.replace(result, row=dataclasses.replace(result.row, video_path=name))
+    row = dataclasses.replace(result.row, video_path=name, error=redact_path(result.row.error, path))
+    return dataclasses.replace(result, row=row)
+
+
+def redact_path(text: str, path: Path) -> str:
+    """``text`` without the upload's private path (ffmpeg and OS errors name the file)."""
+    for form in {str(Path(path).resolve()), str(path)}:
+        text = text.replace(form, "<upload>")
+    return text
 
 
 def _face_px(face: ScoredFace) -> float:

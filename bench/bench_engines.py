@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Clips per minute with the local engine and with Dask (1 and 2 workers), and the driver's
+memory with a very large queue of paths.
+
+    python bench/bench_engines.py ../shared/data/videos --weights ../shared/data/weights/mesonet/Meso4_DF.h5
+    python bench/bench_engines.py --queue 100000 --weights ../shared/data/weights/mesonet/Meso4_DF.h5
+
+Every run is a whole ``score_videos.py`` process (start-up and cluster start included); the
+peak RSS is the driver's own (``wait4``), not the workers'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(inputs: list[str], weights: str, extra: list[str]) -> tuple[float, float, int, dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.csv")
+        cmd = [sys.executable, str(REPO / "score_videos.py"), *inputs, "-o", out, "--weights", weights, "-q", *extra]
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        err = proc.stderr.read().decode(errors="replace")
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(err[-2000:])
+        counts: dict = {}
+        n = 0
+        with open(out, newline="") as f:
+            for row in csv.DictReader(f):
+                n += 1
+                counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return wall, usage.ru_maxrss / 1024.0, n, counts
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("inputs", nargs="*")
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--queue", type=int, default=0, help="instead: N empty .mp4 files through the dask engine")
+    args = ap.parse_args(argv)
+
+    if args.queue:
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(args.queue):
+                open(os.path.join(tmp, f"{i:07d}.mp4"), "wb").close()
+            for engine in (["--engine", "dask", "--workers", "2"], ["--engine", "local"]):
+                wall, rss, n, counts = run([tmp], args.weights, engine)
+                print(f"{' '.join(engine):28s} {n} paths in {wall:.1f} s, driver peak RSS {rss:.0f} MiB, {counts}")
+        return 0
+
+    print(f"{'engine':28s} {'clips':>5s} {'wall_s':>7s} {'clips/min':>9s} {'driver_rss_MiB':>14s} statuses")
+    for extra in (["--engine", "local", "--workers", "1"], ["--engine", "local", "--workers", "2"],
+                  ["--engine", "dask", "--workers", "1"], ["--engine", "dask", "--workers", "2"]):
+        wall, rss, n, counts = run(args.inputs, args.weights, extra)
+        print(f"{' '.join(extra):28s} {n:5d} {wall:7.1f} {60 * n / wall:9.1f} {rss:14.0f} {counts}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
