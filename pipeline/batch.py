@@ -17,7 +17,8 @@ from typing import Iterable
 
 from pipeline.records import FaceRow, VideoRow
 from pipeline.scan import ScanConfig, VideoResult, score_video_safe
-from pipeline.sink import CsvSink, read_done_keys
+from pipeline.records import display_path
+from pipeline.sink import CsvSink, read_done_keys, unescape_cell
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _keep_faces_of(faces_csv: Path, done: set[str]) -> None:
             writer.writerow(header)
         width = len(header or [])
         for row in reader:
-            if len(row) == width and row[0] in done:
+            if len(row) == width and unescape_cell(row[0]) in done:
                 writer.writerow(row)
             else:
                 dropped += 1
@@ -134,7 +135,7 @@ def _results_in_pool(paths: Iterable[str], weights_path: str, config: ScanConfig
                         in_flight[future] = path  # handled with the rest below
                         break
                     except Exception as exc:  # noqa: BLE001 - a worker-side failure of one clip
-                        result = VideoResult(error_row(path, "error", f"{type(exc).__name__}: {exc}", 0.0,
+                        result = VideoResult(error_row(display_path(path), "error", f"{type(exc).__name__}: {exc}", 0.0,
                                                        config, ""))
                     attempts.pop(path, None)
                     yield result
@@ -145,7 +146,7 @@ def _results_in_pool(paths: Iterable[str], weights_path: str, config: ScanConfig
                     if attempts[path] >= MAX_CLIP_ATTEMPTS:
                         log.error("%s: a worker process died on each of %d attempts", path, attempts[path])
                         attempts.pop(path, None)
-                        yield VideoResult(error_row(path, "error", f"worker process died while scoring "
+                        yield VideoResult(error_row(display_path(path), "error", f"worker process died while scoring "
                                                     f"({MAX_CLIP_ATTEMPTS} attempts)", 0.0, config, ""))
                     else:
                         log.warning("%s: worker process died; retrying the clip", path)
@@ -190,10 +191,10 @@ def run_batch(
         if faces_path is not None and not overwrite:
             _keep_faces_of(faces_path, done)
         if isinstance(paths, (list, tuple)):
-            todo = [p for p in paths if p not in done]
+            todo = [p for p in paths if display_path(p) not in done]
             total = len(todo)
         else:
-            todo = (p for p in paths if p not in done)
+            todo = (p for p in paths if display_path(p) not in done)
             total = None
         skipped_count = len(done)
         if done:

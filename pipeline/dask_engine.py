@@ -17,6 +17,7 @@ from typing import Iterable, Iterator
 from distributed import Client, LocalCluster, as_completed, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from pipeline.records import display_path
 from pipeline.scan import ScanConfig, VideoResult, error_row, score_video_safe
 from pipeline.weights import sidecar_path
 
@@ -140,7 +141,7 @@ def _stream(client: Client, paths: Iterator[str], config: ScanConfig, window: in
             result = future.result()
         except Exception as exc:  # noqa: BLE001 - KilledWorker and friends: this clip only
             log.error("%s: %s: %s", path, type(exc).__name__, exc)
-            result = VideoResult(error_row(path, "error", f"{type(exc).__name__}: {exc}", 0.0, config, ""))
+            result = VideoResult(error_row(display_path(path), "error", f"{type(exc).__name__}: {exc}", 0.0, config, ""))
         future.release()
         yield result
         submit_next()

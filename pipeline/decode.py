@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import os
+import subprocess
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -94,8 +95,10 @@ def iter_frames(
     import ffmpeg  # ffmpeg-python: builds the command line
 
     width, height = decode_size_wh(info)
-    # An absolute path: ffmpeg would read a bare "take:1.mp4" as protocol "take".
-    stream = ffmpeg.input(os.path.abspath(path))[str(info.stream_index)]
+    # ffmpeg-python hashes its arguments as UTF-8, which a file name with non-UTF-8 bytes is
+    # not: the graph is built on a placeholder and the real path put into the command line.
+    placeholder = "input-path-placeholder"
+    stream = ffmpeg.input(placeholder)[str(info.stream_index)]
     # round=up: the sample at t is the frame on screen at t (the default, near, passes the last
     # frame of each interval, up to half an interval late).
     stream = stream.filter("fps", fps=f"{sample_fps:.6f}", round="up")
@@ -104,7 +107,9 @@ def iter_frames(
     out = ffmpeg.output(stream, "pipe:", format="rawvideo", pix_fmt="rgb24",
                         **{"frames:v": max_frames, "an": None, "sn": None, "dn": None})
     out = out.global_args("-nostdin", "-hide_banner", "-loglevel", "error")
-    proc = out.run_async(cmd=ffmpeg_exe(), pipe_stdout=True, pipe_stderr=True)
+    # An absolute path: ffmpeg would read a bare "take:1.mp4" as protocol "take".
+    args = [os.path.abspath(path) if a == placeholder else a for a in out.compile(cmd=ffmpeg_exe())]
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
 
@@ -151,8 +156,8 @@ def iter_frames(
     if timed_out.is_set():
         raise DecodeTimeoutError(f"decoding took more than {timeout_s:g} s ({count} frames read)")
     message = "; ".join(line for line in stderr_tail if line)[-500:]
-    if count == 0 and (returncode != 0 or message):
-        raise DecodeError(f"ffmpeg decoded no frame: {message or f'exit status {returncode}'}")
+    if count == 0:
+        raise DecodeError(f"no frame could be decoded: {message or 'the video stream is empty'}")
     if returncode != 0 or message:
         log.warning("%s: decoding ended with errors after %d frames: %s", path, count, message)
 

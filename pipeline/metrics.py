@@ -127,17 +127,29 @@ def _ratio(num: float, den: float) -> float:
 def confusion(y_true: Sequence[int], scores: Sequence[float], threshold: float) -> Confusion:
     """The confusion counts when ``score >= threshold`` predicts positive."""
     y, s = _arrays(y_true, scores)
-    pred = s >= threshold
+    return confusion_from_predictions(y, s >= threshold)
+
+
+def confusion_from_predictions(y_true: Sequence[int], predicted: Sequence[bool]) -> Confusion:
+    """The confusion counts of boolean predictions (True = positive)."""
+    y = np.asarray(y_true).astype(bool)
+    pred = np.asarray(predicted, dtype=bool)
+    if y.shape != pred.shape:
+        raise ValueError(f"y_true has shape {y.shape} but predicted {pred.shape}")
     return Confusion(tp=int((pred & y).sum()), tn=int((~pred & ~y).sum()),
                      fp=int((pred & ~y).sum()), fn=int((~pred & y).sum()))
 
 
-def binary_report(y_true: Sequence[int], scores: Sequence[float], threshold: float) -> dict:
+def binary_report(y_true: Sequence[int], scores: Sequence[float], threshold: float,
+                  *, predicted: Sequence[bool] | None = None) -> dict:
     """Every figure of ``metrics.json`` for one set of scores: n, per-class counts, the confusion
     counts at ``threshold``, accuracy, precision, recall, specificity, F1, ROC AUC and EER (with
-    its threshold). Undefined values (e.g. AUC with one class) are ``None`` so JSON stays valid."""
+    its threshold). ``predicted`` (True = positive) replaces ``scores >= threshold`` for the
+    confusion counts when the decision rule is stated on another score (the scanner's ``p_fake >=
+    T`` when real is the positive class). Undefined values (e.g. AUC with one class) are ``None``
+    so JSON stays valid."""
     y, s = _arrays(y_true, scores)
-    c = confusion(y, s, threshold)
+    c = confusion(y, s, threshold) if predicted is None else confusion_from_predictions(y, predicted)
     eer, eer_threshold = equal_error_rate(y, s)
     report = {
         "n": int(len(y)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import stat
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from pipeline.ffmpeg_bin import ffmpeg_exe
 
 PROBE_TIMEOUT_S = 60.0
 
+_INPUT_RE = re.compile(r"^Input #0, ([\w,]+), from ")
+# Demuxers of single still images: a photo renamed .mp4 is not a video.
+_IMAGE_FORMATS = ("image2", "image2pipe")
 _DURATION_RE = re.compile(r"Duration:\s*(N/A|(\d+):(\d+):(\d+(?:\.\d+)?))")
 _START_RE = re.compile(r"start:\s*(-?\d+(?:\.\d+)?)")
 _STREAM_RE = re.compile(r"^\s*Stream #\d+:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (\w+): (.*)$")
@@ -80,6 +84,13 @@ def parse_ffmpeg_info(stderr_text: str) -> VideoInfo:
     Raises :class:`DecodeError` when the text names no decodable video stream.
     """
     lines = stderr_text.splitlines()
+    for line in lines:
+        m = _INPUT_RE.match(line)
+        if m:
+            format_name = m.group(1)
+            if format_name.endswith("_pipe") or format_name in _IMAGE_FORMATS:
+                raise DecodeError(f"a still image ({format_name.removesuffix('_pipe')}), not a video")
+            break
     duration_s: float | None = None
     start_s = 0.0
     for line in lines:
@@ -135,12 +146,12 @@ def _error_tail(stderr_text: str, max_lines: int = 3) -> str:
     ``[demuxer @ 0x..]`` prefixes, lines naming the file, and the usage complaint of ``-i``
     alone, e.g. "moov atom not found; Error opening input: Invalid data found..."."""
     kept: list[str] = []
-    for line in stderr_text.strip().splitlines():
-        line = re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", line.strip())
-        if (not line or line in kept or "At least one output file must be specified" in line
-                or line.startswith("Error opening input file")):
+    for raw in stderr_text.splitlines():
+        if raw[:1].isspace():  # indented: the description of a stream, not a complaint
             continue
-        if line.startswith(("Input #", "Stream #", "Duration:", "Metadata:")) or line[0].isspace():
+        line = re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", raw.strip())
+        if (not line or line in kept or "At least one output file must be specified" in line
+                or line.startswith(("Error opening input file", "Input #"))):
             continue
         kept.append(line)
     return "; ".join(kept[:max_lines])[:400]
@@ -153,6 +164,8 @@ def probe_video(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> VideoIn
     truncated container, text or audio only), :class:`TimeoutError` past ``timeout_s``.
     """
     path = Path(path)
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
+        raise DecodeError("not a regular file (a pipe, socket or device)")
     with open(path, "rb") as f:  # FileNotFoundError / PermissionError name the real cause
         if not f.read(1):
             raise DecodeError("empty file (0 bytes)")

@@ -76,6 +76,13 @@ class FaceRow:
         return [f.name for f in dataclasses.fields(cls)]
 
 
+def display_path(path) -> str:
+    """The path as text that is always valid UTF-8: bytes that are not (a file name made on
+    another system) are written as ``\\xNN`` escapes. This is the ``video_path`` of every row."""
+    text = str(path)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def label_for(p_fake: float, threshold: float) -> str:
     """FAKE when ``p_fake >= threshold``, else REAL."""
     return "FAKE" if p_fake >= threshold else "REAL"

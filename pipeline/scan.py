@@ -18,7 +18,7 @@ from pipeline.detect import DetectorConfig, FaceDetector
 from pipeline.errors import DecodeError
 from pipeline.model import SCORE_BATCH_SIZE, MesoScorer
 from pipeline.probe import VideoInfo, probe_video
-from pipeline.records import FaceRow, VideoRow, label_for
+from pipeline.records import FaceRow, VideoRow, display_path, label_for
 from pipeline.tracks import link_tracks
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def score_video(
     """Score one clip. Raises :class:`DecodeError`, :class:`DecodeTimeoutError` or others;
     :func:`score_video_safe` turns those into a row with a status."""
     started = time.perf_counter()
-    video_path = str(path)
+    video_path = display_path(path)
     deadline_s = config.timeout_s
     info = probe_video(path, timeout_s=deadline_s or 60.0)
     sample_fps = sampling_fps(info, config.fps, config.max_frames)
@@ -220,5 +220,5 @@ def score_video_safe(
         log.exception("%s: unexpected error", path)
         status, message = "error", f"{type(exc).__name__}: {exc}"
     log.warning("%s: %s: %s", path, status, message)
-    row = error_row(str(path), status, message, time.perf_counter() - started, config, scorer.name)
+    row = error_row(display_path(path), status, message, time.perf_counter() - started, config, scorer.name)
     return VideoResult(row)

@@ -19,11 +19,29 @@ from pipeline.errors import OutputLockedError
 log = logging.getLogger(__name__)
 
 
+# A cell starting with one of these is a formula to a spreadsheet (=HYPERLINK(...) in a file
+# name). Such cells get a leading apostrophe, as OWASP advises; so do cells that start with an
+# apostrophe, which keeps the escape reversible (:func:`unescape_cell`).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def escape_cell(text: str) -> str:
+    """Make a text cell inert in a spreadsheet: prefix ``'`` to formula-like text."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def unescape_cell(text: str) -> str:
+    """Inverse of :func:`escape_cell`."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(_FORMULA_START) else text
+
+
 def _format(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
         return repr(round(value, 6))
+    if isinstance(value, str):
+        return escape_cell(value)
     return str(value)
 
 
@@ -67,7 +85,7 @@ def read_done_keys(path: str | Path, key: str, columns: list[str]) -> set[str]:
         if reader.fieldnames is None or key not in reader.fieldnames:
             raise ValueError(f"{path} is not an output of this tool (no {key!r} column); use --overwrite")
         width = len(reader.fieldnames)
-        return {row[key] for row in reader if len(row) == width and None not in row.values()}
+        return {unescape_cell(row[key]) for row in reader if len(row) == width and None not in row.values()}
 
 
 class CsvSink:
@@ -131,10 +149,27 @@ class CsvSink:
         self.write_many([row])
 
     def write_many(self, rows: Iterable) -> None:
-        """Append rows and flush them to disk once."""
-        for row in rows:
-            self._write_line(getattr(row, name) for name in self.columns)
-        self._sync()
+        """Append rows and flush them to disk once. If the disk refuses (full, gone read-only),
+        the file is cut back to its last complete row and the error raised."""
+        start = self._file.tell()
+        try:
+            for row in rows:
+                self._write_line(getattr(row, name) for name in self.columns)
+            self._sync()
+        except OSError:
+            self._cut_back(start)
+            raise
+
+    def _cut_back(self, offset: int) -> None:
+        try:
+            self._file.close()
+        except OSError:
+            pass  # the buffered bytes that did not fit are dropped with the file object
+        self._file = None
+        try:
+            os.truncate(self.path, offset)
+        except OSError as exc:
+            log.error("%s: could not cut back a partial row: %s", self.path, exc)
 
     def __exit__(self, *exc) -> None:
         if self._file is not None:

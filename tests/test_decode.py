@@ -428,7 +428,7 @@ def test_iter_frames_corrupted_middle_keeps_good_frames(tmp_path, caplog, name, 
 def test_iter_frames_unreadable_file_raises_decode_error(tmp_path):
     path = tmp_path / "notes.mp4"
     path.write_text("not a video\n")
-    with pytest.raises(DecodeError, match="ffmpeg decoded no frame: .*Invalid data found"):
+    with pytest.raises(DecodeError, match="no frame could be decoded: .*Invalid data found"):
         list(iter_frames(path, _info(wh=(64, 48)), sample_fps=2.0, max_frames=10))
 
 

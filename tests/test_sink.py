@@ -232,3 +232,32 @@ def test_awkward_paths_survive_a_round_trip(tmp_path, video_path):
     assert read_done_keys(path, "video_path", COLUMNS) == {video_path, "next.mp4", "last.mp4"}
     frame = pd.read_csv(path, keep_default_na=False, skipinitialspace=False)
     assert frame["video_path"].tolist() == [video_path, "next.mp4", "last.mp4"]
+
+
+def test_a_full_disk_leaves_only_complete_rows(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "out.csv"
+    with pytest.raises(OSError, match="No space"):
+        with CsvSink(path, COLUMNS, resume=False) as sink:
+            sink.write(Row("a.mp4", 0.1, 1))
+
+            def full(fd):  # the disk fills up while the next rows are flushed
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            monkeypatch.setattr(os, "fsync", full)
+            sink.write_many([Row("b.mp4", 0.2, 2), Row("c.mp4", 0.3, 3)])
+    assert read_rows(path) == [COLUMNS, ["a.mp4", "0.1", "1"]]
+
+
+@pytest.mark.parametrize("text, cell", [
+    ("=HYPERLINK(1)", "'=HYPERLINK(1)"),  # formula
+    ("+1", "'+1"), ("-x.mp4", "'-x.mp4"), ("@SUM", "'@SUM"),
+    ("'quoted", "''quoted"),              # an apostrophe is escaped too, so unescaping is exact
+    ("plain.mp4", "plain.mp4"),
+])
+def test_formula_cells_are_escaped_reversibly(text, cell):
+    from pipeline.sink import escape_cell, unescape_cell
+
+    assert escape_cell(text) == cell
+    assert unescape_cell(cell) == text

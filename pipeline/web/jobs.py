@@ -45,6 +45,10 @@ class JobProgress:
         self._job = job
         self._lock = lock
 
+    @property
+    def job_id(self) -> str:
+        return self._job.id
+
     def set_total(self, frames_total: int) -> None:
         with self._lock:
             self._job.frames_total = int(frames_total)

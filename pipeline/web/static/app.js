@@ -1,0 +1,264 @@
+// Deepfake scanner pages: upload with progress, job polling, and the p_fake-over-time chart.
+// No library and no request beyond this server; the chart is SVG built with DOM calls.
+"use strict";
+
+(function () {
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const POLL_MS = 700;
+
+  function $(id) { return document.getElementById(id); }
+
+  function formatBytes(n) {
+    if (n >= 1024 * 1024) return (n / (1024 * 1024)).toFixed(1) + " MB";
+    if (n >= 1024) return (n / 1024).toFixed(0) + " KB";
+    return n + " bytes";
+  }
+
+  // --- upload page --------------------------------------------------------------------
+
+  function setupUpload() {
+    const form = $("upload-form");
+    if (!form) return;
+    const input = $("file"), drop = $("drop"), chosen = $("chosen"), button = $("submit");
+    const status = $("upload-status"), bar = $("upload-progress"), text = $("upload-text");
+    const errorBox = $("upload-error");
+    const maxBytes = Number(form.dataset.maxBytes);
+
+    function showError(message) {
+      errorBox.textContent = message;
+      errorBox.hidden = false;
+      status.hidden = true;
+      button.disabled = false;
+    }
+
+    function showChosen() {
+      const file = input.files && input.files[0];
+      chosen.textContent = file ? file.name + " · " + formatBytes(file.size) : "";
+      drop.classList.toggle("has-file", Boolean(file));
+      errorBox.hidden = true;
+    }
+
+    input.addEventListener("change", showChosen);
+    ["dragenter", "dragover"].forEach(function (type) {
+      drop.addEventListener(type, function (event) {
+        event.preventDefault();
+        drop.classList.add("dragging");
+      });
+    });
+    ["dragleave", "drop"].forEach(function (type) {
+      drop.addEventListener(type, function () { drop.classList.remove("dragging"); });
+    });
+    drop.addEventListener("drop", function (event) {
+      event.preventDefault();
+      if (event.dataTransfer && event.dataTransfer.files.length) {
+        input.files = event.dataTransfer.files;
+        showChosen();
+      }
+    });
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      const file = input.files && input.files[0];
+      if (!file) { showError("Choose a video or an image first."); return; }
+      if (maxBytes && file.size > maxBytes) {
+        showError("This file is " + formatBytes(file.size) + "; the server takes uploads up to " +
+                  formatBytes(maxBytes) + ".");
+        return;
+      }
+      const data = new FormData();
+      data.append("file", file, file.name);
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", form.dataset.api);
+      xhr.responseType = "json";
+      xhr.upload.addEventListener("progress", function (e) {
+        if (!e.lengthComputable) return;
+        bar.max = e.total;
+        bar.value = e.loaded;
+        text.textContent = e.loaded < e.total
+          ? "Uploading " + Math.round(100 * e.loaded / e.total) + "% of " + formatBytes(e.total)
+          : "Checking the file…";
+      });
+      xhr.addEventListener("load", function () {
+        const body = xhr.response;
+        if ((xhr.status === 200 || xhr.status === 202) && body && body.links) {
+          text.textContent = "Accepted, opening the result…";
+          window.location.assign(body.links.page);
+        } else if (body && body.error) {
+          showError(body.error.title + ": " + body.error.message);
+        } else {
+          showError("The server answered " + xhr.status + " " + xhr.statusText + ".");
+        }
+      });
+      xhr.addEventListener("error", function () { showError("The upload failed: the server could not be reached."); });
+      errorBox.hidden = true;
+      status.hidden = false;
+      bar.removeAttribute("value");
+      text.textContent = "Uploading…";
+      button.disabled = true;
+      xhr.send(data);
+    });
+  }
+
+  // --- job page: progress ---------------------------------------------------------------
+
+  function setupPolling(job) {
+    const card = $("job-progress");
+    if (!card) return;
+    const stage = $("job-stage"), bar = $("job-bar"), text = $("job-text");
+    const started = Date.now() - 1000 * (job.total_s || 0);
+
+    function render(snapshot) {
+      const p = snapshot.progress;
+      const seconds = ((Date.now() - started) / 1000).toFixed(0);
+      if (snapshot.state === "queued") {
+        stage.textContent = "Waiting in the queue";
+        text.textContent = (p.jobs_ahead || 0) + " job(s) ahead of this one · " + seconds + " s";
+        bar.removeAttribute("value");
+      } else {
+        stage.textContent = "Scanning: " + p.stage;
+        if (p.frames_total) {
+          bar.max = p.frames_total;
+          bar.value = p.frames_done;
+          text.textContent = "Frame " + p.frames_done + " of " + p.frames_total + " sampled frames · " + seconds + " s";
+        } else {
+          text.textContent = "Starting · " + seconds + " s";
+        }
+      }
+    }
+
+    function poll() {
+      fetch(card.dataset.poll, { headers: { "Accept": "application/json" }, cache: "no-store" })
+        .then(function (response) {
+          if (response.status === 404) throw new Error("This job is gone: its results have expired.");
+          if (!response.ok) throw new Error("The server answered " + response.status + ".");
+          return response.json();
+        })
+        .then(function (snapshot) {
+          if (snapshot.state === "done" || snapshot.state === "failed") {
+            window.location.reload();
+            return;
+          }
+          render(snapshot);
+          window.setTimeout(poll, POLL_MS);
+        })
+        .catch(function (err) {
+          text.textContent = err.message;
+          window.setTimeout(poll, POLL_MS * 4);
+        });
+    }
+    render(job);
+    window.setTimeout(poll, POLL_MS);
+  }
+
+  // --- job page: chart ------------------------------------------------------------------
+
+  function el(name, attrs, parent) {
+    const node = document.createElementNS(SVG_NS, name);
+    Object.keys(attrs || {}).forEach(function (key) { node.setAttribute(key, attrs[key]); });
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+
+  function niceStep(span, targetTicks) {
+    const raw = span / Math.max(1, targetTicks);
+    const power = Math.pow(10, Math.floor(Math.log10(raw)));
+    const steps = [1, 2, 5, 10];
+    for (let i = 0; i < steps.length; i++) {
+      if (steps[i] * power >= raw) return steps[i] * power;
+    }
+    return 10 * power;
+  }
+
+  function drawChart(job) {
+    const host = $("chart");
+    const result = job.result;
+    if (!host || !result || !result.faces || !result.faces.length) return;
+    const W = 760, H = 280, M = { left: 56, right: 18, top: 14, bottom: 44 };
+    const plotW = W - M.left - M.right, plotH = H - M.top - M.bottom;
+    const faces = result.faces.map(function (f, i) { return Object.assign({ index: i }, f); });
+    const lastT = Math.max.apply(null, faces.map(function (f) { return f.timestamp_s; }));
+    const span = Math.max(result.media.duration_s || 0, lastT, 1);
+    const x = function (t) { return M.left + plotW * t / span; };
+    const y = function (p) { return M.top + plotH * (1 - p); };
+
+    const svg = el("svg", { viewBox: "0 0 " + W + " " + H, class: "chart-svg", role: "img",
+                            "aria-label": "p_fake of each face over time, one line per person" });
+    el("rect", { x: M.left, y: y(1), width: plotW, height: y(result.threshold) - y(1), class: "zone-fake" }, svg);
+
+    // y grid and labels
+    [0, 0.25, 0.5, 0.75, 1].forEach(function (p) {
+      el("line", { x1: M.left, x2: M.left + plotW, y1: y(p), y2: y(p), class: "grid" }, svg);
+      const label = el("text", { x: M.left - 8, y: y(p) + 4, "text-anchor": "end", class: "tick" }, svg);
+      label.textContent = p.toFixed(2);
+    });
+    // x ticks
+    const step = niceStep(span, 8);
+    for (let t = 0; t <= span + 1e-9; t += step) {
+      el("line", { x1: x(t), x2: x(t), y1: y(0), y2: y(0) + 5, class: "axis" }, svg);
+      const label = el("text", { x: x(t), y: y(0) + 18, "text-anchor": "middle", class: "tick" }, svg);
+      label.textContent = (step < 1 ? t.toFixed(1) : t.toFixed(0));
+    }
+    el("line", { x1: M.left, x2: M.left + plotW, y1: y(0), y2: y(0), class: "axis" }, svg);
+    el("line", { x1: M.left, x2: M.left, y1: y(0), y2: y(1), class: "axis" }, svg);
+    const xTitle = el("text", { x: M.left + plotW / 2, y: H - 6, "text-anchor": "middle", class: "axis-title" }, svg);
+    xTitle.textContent = "time in the clip (s)";
+    const yTitle = el("text", { x: 14, y: M.top + plotH / 2, "text-anchor": "middle", class: "axis-title",
+                                transform: "rotate(-90 14 " + (M.top + plotH / 2) + ")" }, svg);
+    yTitle.textContent = "p_fake (1 = fake)";
+
+    // threshold
+    el("line", { x1: M.left, x2: M.left + plotW, y1: y(result.threshold), y2: y(result.threshold),
+                 class: "threshold" }, svg);
+    const tLabel = el("text", { x: M.left + plotW - 4, y: y(result.threshold) - 6, "text-anchor": "end",
+                                class: "threshold-label" }, svg);
+    tLabel.textContent = "threshold " + result.threshold.toFixed(2);
+
+    // one line and a dot per face, per track
+    const byTrack = {};
+    faces.forEach(function (f) { (byTrack[f.track_id] = byTrack[f.track_id] || []).push(f); });
+    const legend = $("chart-legend");
+    Object.keys(byTrack).map(Number).sort(function (a, b) { return a - b; }).forEach(function (trackId) {
+      const points = byTrack[trackId].sort(function (a, b) { return a.timestamp_s - b.timestamp_s; });
+      const colour = "series-" + (trackId % 8);
+      const group = el("g", { class: "series " + colour, "data-track": trackId }, svg);
+      if (points.length > 1) {
+        el("polyline", { points: points.map(function (f) { return x(f.timestamp_s) + "," + y(f.p_fake); }).join(" "),
+                         class: "series-line" }, group);
+      }
+      points.forEach(function (f) {
+        const dot = el("circle", { cx: x(f.timestamp_s), cy: y(f.p_fake), r: 4.5, class: "series-dot",
+                                   "data-face": f.index }, group);
+        const title = el("title", {}, dot);
+        title.textContent = "person " + (trackId + 1) + " · " + f.timestamp_s.toFixed(1) + " s · p_fake " + f.p_fake.toFixed(3);
+      });
+      if (legend) {
+        const track = (result.tracks || []).find(function (t) { return t.track_id === trackId; });
+        const item = document.createElement("li");
+        const swatch = document.createElement("span");
+        swatch.className = "swatch swatch-" + (trackId % 8);
+        item.appendChild(swatch);
+        item.appendChild(document.createTextNode(
+          "person " + (trackId + 1) + (track ? " · " + track.n_faces + " faces · mean " + track.mean_p_fake.toFixed(3) : "")));
+        legend.appendChild(item);
+      }
+    });
+    host.appendChild(svg);
+
+    // hovering a thumbnail marks its dot
+    document.querySelectorAll(".face[data-face]").forEach(function (figure) {
+      const dot = svg.querySelector('circle[data-face="' + figure.dataset.face + '"]');
+      if (!dot) return;
+      figure.addEventListener("mouseenter", function () { dot.classList.add("marked"); });
+      figure.addEventListener("mouseleave", function () { dot.classList.remove("marked"); });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setupUpload();
+    const dataNode = $("job-data");
+    if (!dataNode) return;
+    const job = JSON.parse(dataNode.textContent);
+    setupPolling(job);
+    if (job.state === "done") drawChart(job);
+  });
+})();
