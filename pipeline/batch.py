@@ -5,20 +5,18 @@ from __future__ import annotations
 import collections
 import contextlib
 import concurrent.futures as cf
-import csv
 import dataclasses
 import logging
 import multiprocessing
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from pipeline.records import FaceRow, VideoRow
 from pipeline.scan import ScanConfig, VideoResult, score_video_safe
 from pipeline.records import display_path
-from pipeline.sink import CsvSink, read_done_keys, unescape_cell
+from pipeline.sink import CsvSink, keep_rows_with_keys, read_done_keys
 
 log = logging.getLogger(__name__)
 
@@ -35,30 +33,6 @@ class BatchSummary:
     @property
     def scored(self) -> int:
         return sum(self.status_counts.values())
-
-
-def _keep_faces_of(faces_csv: Path, done: set[str]) -> None:
-    """On resume, drop face rows of clips whose video row never landed (they will be redone)."""
-    if not faces_csv.exists() or faces_csv.stat().st_size == 0:
-        return
-    fd, tmp = tempfile.mkstemp(dir=faces_csv.parent, prefix=faces_csv.name + ".", suffix=".tmp")
-    dropped = 0
-    with open(faces_csv, newline="", encoding="utf-8", errors="surrogateescape") as src, \
-            os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as dst:
-        reader = csv.reader(src)
-        writer = csv.writer(dst, lineterminator="\n")
-        header = next(reader, None)
-        if header:
-            writer.writerow(header)
-        width = len(header or [])
-        for row in reader:
-            if len(row) == width and unescape_cell(row[0]) in done:
-                writer.writerow(row)
-            else:
-                dropped += 1
-    os.replace(tmp, faces_csv)
-    if dropped:
-        log.info("%s: dropped %d face rows of unfinished clips", faces_csv, dropped)
 
 
 # --- worker processes: each builds its models once ------------------------------------------
@@ -189,7 +163,9 @@ def run_batch(
     with CsvSink(output_csv, VideoRow.columns(), resume=not overwrite) as sink:
         done = set() if overwrite else read_done_keys(output_csv, "video_path", VideoRow.columns())
         if faces_path is not None and not overwrite:
-            _keep_faces_of(faces_path, done)
+            dropped = keep_rows_with_keys(faces_path, done)
+            if dropped:
+                log.info("%s: dropped %d face rows of unfinished clips", faces_path, dropped)
         if isinstance(paths, (list, tuple)):
             todo = [p for p in paths if display_path(p) not in done]
             total = len(todo)

@@ -85,7 +85,8 @@ class VideoResult:
         ]
 
 
-def _batched(frames: Iterator[Frame], n: int) -> Iterator[list[Frame]]:
+def batched(frames: Iterator[Frame], n: int) -> Iterator[list[Frame]]:
+    """Frames in lists of ``n`` (the last one shorter)."""
     while chunk := list(itertools.islice(frames, n)):
         yield chunk
 
@@ -120,7 +121,7 @@ def analyze_faces(
         pending.clear()
         pending_meta.clear()
 
-    for chunk in _batched(frames, detector.config.batch_size):
+    for chunk in batched(frames, detector.config.batch_size):
         for frame, faces in zip(chunk, detector.detect([f.rgb for f in chunk])):
             boxes_per_sample.append([face.box_xyxy for face in faces])
             for face in faces:

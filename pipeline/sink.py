@@ -11,6 +11,7 @@ import fcntl
 import io
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -86,6 +87,37 @@ def read_done_keys(path: str | Path, key: str, columns: list[str]) -> set[str]:
             raise ValueError(f"{path} is not an output of this tool (no {key!r} column); use --overwrite")
         width = len(reader.fieldnames)
         return {unescape_cell(row[key]) for row in reader if len(row) == width and None not in row.values()}
+
+
+def keep_rows_with_keys(path: str | Path, keys: set[str], key_column: int = 0) -> int:
+    """Rewrite a CSV (atomically) keeping only complete rows whose ``key_column`` is in ``keys``.
+
+    On resume this drops the detail rows (faces, crops) of items whose own row never landed:
+    those items are redone, so their details would otherwise appear twice. Returns rows dropped.
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    dropped = 0
+    try:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as src, \
+                os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as dst:
+            reader = csv.reader(src)
+            writer = csv.writer(dst, lineterminator="\n")
+            header = next(reader, None)
+            if header:
+                writer.writerow(header)
+            for row in reader:
+                if len(row) == len(header or []) and unescape_cell(row[key_column]) in keys:
+                    writer.writerow(row)
+                else:
+                    dropped += 1
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dropped
 
 
 class CsvSink:

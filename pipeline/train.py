@@ -422,19 +422,20 @@ def _relpath(target: Path, start: Path) -> str:
 
 def train(config: TrainConfig) -> dict:
     """Run one training and write weights, sidecar and report. Returns the sidecar's content."""
-    import keras
-    import tensorflow as tf
-
     from pipeline.dataset import load_faces, summarize, write_manifest
     from pipeline.evaluate import summarize_scores
     from pipeline.weights import WeightsSpec, sha256_file, sidecar_path
 
     started = time.monotonic()
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-
-    items = load_faces(config.data)
+    items = load_faces(config.data)  # data errors surface before TensorFlow starts
     train_items, val_items, how = split_items(items, config.val_fraction, config.seed)
+
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    # a repeatable run: deterministic kernels and an ordered tf.data (process-wide from here on)
+    tf.config.experimental.enable_op_determinism()
     log.info("split %s: training %s; validation %s", how, summarize(train_items), summarize(val_items))
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)

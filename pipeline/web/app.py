@@ -28,7 +28,16 @@ import time
 import unicodedata
 from pathlib import Path
 
-from flask import Flask, Request, current_app, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    Request,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, ServiceUnavailable
 
 from pipeline.scan import ScanConfig

@@ -16,7 +16,7 @@ import logging
 import secrets
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class JobOutcome:
 class JobProgress:
     """Handed to a running task to report progress; thread-safe."""
 
-    def __init__(self, job: "Job", lock: threading.Lock):
+    def __init__(self, job: Job, lock: threading.Lock):
         self._job = job
         self._lock = lock
 
@@ -218,7 +218,7 @@ class JobQueue:
         error = ""
         try:
             outcome = job.task(JobProgress(job, self._lock))
-        except Exception as exc:  # noqa: BLE001 - one bad upload never stops the worker
+        except Exception as exc:  # one bad upload never stops the worker
             log.exception("job %s (%s) failed", job.id, job.kind)
             error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -242,7 +242,7 @@ class JobQueue:
             return
         try:
             cleanup()
-        except Exception:  # noqa: BLE001 - logged; the job's own outcome still stands
+        except Exception:  # logged; the job's own outcome still stands
             log.exception("job %s: cleanup failed", job.id)
 
     def _prune(self, now: float) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import math
 import time
 from pathlib import Path
@@ -21,11 +22,25 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.aggregate import aggregate
-from pipeline.decode import MAX_DECODE_LONG_SIDE_PX, Frame, expected_sample_count, iter_frames, sampling_fps
+from pipeline.decode import (
+    MAX_DECODE_LONG_SIDE_PX,
+    Frame,
+    expected_sample_count,
+    iter_frames,
+    sampling_fps,
+)
 from pipeline.errors import DecodeError
 from pipeline.probe import VideoInfo, probe_video
 from pipeline.records import VideoRow, label_for
-from pipeline.scan import ScanConfig, ScoredFace, VideoResult, analyze_faces, score_video_safe
+from pipeline.scan import (
+    ScanConfig,
+    ScoredFace,
+    VideoResult,
+    analyze_faces,
+    score_video_safe,
+)
+
+log = logging.getLogger(__name__)
 
 # Pillow plugins tried, and only these: others (EPS runs Ghostscript, PDF, ...) never see an upload.
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
@@ -66,23 +81,23 @@ class CheckedUpload:
 def sniff_video_container(head: bytes) -> str | None:
     """Name of the video container ``head`` (the file's first bytes) starts like, or ``None``."""
     if len(head) >= 8 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"):
-        return "mp4/mov"
+        return "MP4/MOV"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "matroska/webm"
+        return "Matroska/WebM"
     if head.startswith(b"RIFF") and head[8:12] in (b"AVI ", b"AVIX"):
-        return "avi"
+        return "AVI"
     if head.startswith(b"FLV\x01"):
-        return "flv"
+        return "FLV"
     if head.startswith(b"OggS"):
-        return "ogg"
+        return "Ogg"
     if head.startswith(bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")):
-        return "asf/wmv"
+        return "ASF/WMV"
     if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
-        return "mpeg"
+        return "MPEG"
     if len(head) > 376 and head[0] == 0x47 and head[188] == 0x47 and head[376] == 0x47:
-        return "mpeg-ts"
+        return "MPEG-TS"
     if len(head) > 388 and head[4] == 0x47 and head[196] == 0x47 and head[388] == 0x47:
-        return "m2ts"
+        return "M2TS"
     return None
 
 
@@ -96,28 +111,31 @@ def check_upload(path: Path, config: ScanConfig, *, max_duration_s: float | None
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
     if not head:
-        raise UploadRejected(422, "the file is empty (0 bytes)")
+        raise UploadRejected(422, "The file is empty (0 bytes).")
     image_format = _sniff_image(path)
     if image_format is not None:
         load_image_rgb(path)
         return CheckedUpload("image", image_format)
     container = sniff_video_container(head)
     if container is None:
-        raise UploadRejected(415, "not an image or video this app reads (checked by content, not by name): "
-                                  f"images {', '.join(IMAGE_FORMATS)}; videos MP4, MOV, MKV, WebM, AVI, "
-                                  "FLV, OGG, WMV, MPEG, MPEG-TS")
+        raise UploadRejected(415, "This is not an image or a video this app reads (files are recognised by "
+                                  f"their content, not their name). Images: {', '.join(IMAGE_FORMATS)}; videos: "
+                                  "MP4, MOV, MKV, WebM, AVI, FLV, OGG, WMV, MPEG, MPEG-TS.")
     try:
         info = probe_video(path, timeout_s=probe_timeout_s)
     except DecodeError as exc:
         # A readable container with no video in it (audio only) is the wrong kind of media;
         # anything else is a video file that is broken.
-        status = 415 if str(exc).startswith("no video stream") else 422
-        raise UploadRejected(status, f"cannot read this {container} file: {redact_path(str(exc), path)}") from exc
+        detail = redact_path(str(exc), path)
+        if detail.startswith("no video stream"):
+            raise UploadRejected(415, f"This {container} file holds no video stream (audio only?): {detail}.") from exc
+        raise UploadRejected(422, f"This file looks like {container} video but it cannot be read; it may be "
+                                  f"incomplete or damaged. ffmpeg says: {detail}.") from exc
     except TimeoutError as exc:
-        raise UploadRejected(422, f"cannot read this {container} file: {exc}") from exc
+        raise UploadRejected(422, f"This file looks like {container} video but reading it took too long: {exc}.") from exc
     if max_duration_s is not None and info.duration_s is not None and info.duration_s > max_duration_s:
-        raise UploadRejected(422, f"the clip is {info.duration_s:.0f} s long; this server takes clips up to "
-                                  f"{max_duration_s:.0f} s")
+        raise UploadRejected(422, f"The clip is {info.duration_s:.0f} s long; this server takes clips up to "
+                                  f"{max_duration_s:.0f} s.")
     _check_first_frame(path, info, config, probe_timeout_s)
     return CheckedUpload("video", container, info)
 
@@ -142,14 +160,15 @@ def load_image_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path, formats=IMAGE_FORMATS) as im:
             if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise UploadRejected(422, f"the image is {im.width}x{im.height}; this server takes images up to "
-                                          f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels")
+                raise UploadRejected(422, f"The image is {im.width}x{im.height}; this server takes images up to "
+                                          f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels.")
             im.load()
             upright = ImageOps.exif_transpose(im).convert("RGB")
     except UploadRejected:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise UploadRejected(422, f"cannot decode this image: {redact_path(str(exc), path)}") from exc
+        raise UploadRejected(422, "This image cannot be decoded; it may be incomplete or damaged: "
+                                  f"{redact_path(str(exc), path)}.") from exc
     long_side = max(upright.size)
     if long_side > MAX_DECODE_LONG_SIDE_PX:
         scale = MAX_DECODE_LONG_SIDE_PX / long_side
@@ -164,11 +183,13 @@ def _check_first_frame(path: Path, info: VideoInfo, config: ScanConfig, timeout_
     try:
         first = next(frames, None)
     except (DecodeError, TimeoutError) as exc:
-        raise UploadRejected(422, f"cannot decode this video: {redact_path(str(exc), path)}") from exc
+        # ffmpeg's decoder chatter means nothing to a person; the log keeps it
+        log.info("%s: first frame: %s", path.name, exc)
+        raise UploadRejected(422, "No frame of this video can be decoded; it may be incomplete or damaged.") from exc
     finally:
         frames.close()
     if first is None:
-        raise UploadRejected(422, "cannot decode this video: no frame could be decoded")
+        raise UploadRejected(422, "No frame of this video can be decoded; it may be incomplete or damaged.")
 
 
 def score_image(rgb: np.ndarray, detector, scorer, config: ScanConfig, *, name: str) -> VideoResult:
@@ -275,6 +296,11 @@ def build_result(result: VideoResult, *, kind: str, config: ScanConfig, scorer, 
             "last_s": _num(max(f.timestamp_s for f in own), 3),
             "median_face_px": round(float(np.median([_face_px(f) for f in own])), 1),
         })
+    if config.aggregation == "track_max" and row.p_fake is not None:
+        # the clip's p_fake is one track's mean: name it, so a FAKE next to REAL-looking people reads right
+        for track in tracks:
+            own = [f.p_fake for f in faces if f.track_id == track["track_id"]]
+            track["sets_clip_p_fake"] = bool(abs(float(np.mean(own)) - row.p_fake) < 1e-9)
     notes = []
     if tracks and max(t["median_face_px"] for t in tracks) < SMALL_FACE_PX:
         notes.append(f"The faces are small (under {SMALL_FACE_PX} px): Meso-4 sees little texture in them "

@@ -180,6 +180,7 @@
     const span = Math.max(result.media.duration_s || 0, lastT, 1);
     const x = function (t) { return M.left + plotW * t / span; };
     const y = function (p) { return M.top + plotH * (1 - p); };
+    const maxGapS = 1.5 / (result.media.sample_fps || 1);
 
     const svg = el("svg", { viewBox: "0 0 " + W + " " + H, class: "chart-svg", role: "img",
                             "aria-label": "p_fake of each face over time, one line per person" });
@@ -221,10 +222,20 @@
       const points = byTrack[trackId].sort(function (a, b) { return a.timestamp_s - b.timestamp_s; });
       const colour = "series-" + (trackId % 8);
       const group = el("g", { class: "series " + colour, "data-track": trackId }, svg);
-      if (points.length > 1) {
-        el("polyline", { points: points.map(function (f) { return x(f.timestamp_s) + "," + y(f.p_fake); }).join(" "),
-                         class: "series-line" }, group);
-      }
+      // a line joins samples next to each other; where the person was not seen, it breaks
+      let segment = [];
+      const flush = function () {
+        if (segment.length > 1) {
+          el("polyline", { points: segment.map(function (f) { return x(f.timestamp_s) + "," + y(f.p_fake); }).join(" "),
+                           class: "series-line" }, group);
+        }
+        segment = [];
+      };
+      points.forEach(function (f) {
+        if (segment.length && f.timestamp_s - segment[segment.length - 1].timestamp_s > maxGapS) flush();
+        segment.push(f);
+      });
+      flush();
       points.forEach(function (f) {
         const dot = el("circle", { cx: x(f.timestamp_s), cy: y(f.p_fake), r: 4.5, class: "series-dot",
                                    "data-face": f.index }, group);
@@ -238,7 +249,8 @@
         swatch.className = "swatch swatch-" + (trackId % 8);
         item.appendChild(swatch);
         item.appendChild(document.createTextNode(
-          "person " + (trackId + 1) + (track ? " · " + track.n_faces + " faces · mean " + track.mean_p_fake.toFixed(3) : "")));
+          "person " + (trackId + 1) + (track ? " · " + track.n_faces + (track.n_faces === 1 ? " face" : " faces") +
+            " · mean p_fake " + track.mean_p_fake.toFixed(3) : "")));
         legend.appendChild(item);
       }
     });
