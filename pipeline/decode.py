@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import os
+import queue
 import subprocess
 import threading
 from pathlib import Path
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 # Frames wider than this are scaled down inside ffmpeg: an 8K frame is 100 MB of RGB and
 # its faces are shrunk to 256 px anyway.
 MAX_DECODE_LONG_SIDE_PX = 3840
+
+
+READ_AHEAD_BYTES = 64 * 1024 * 1024
+_END = object()  # end of frames, from the reader thread
 
 
 class DecodeTimeoutError(TimeoutError):
@@ -130,26 +135,54 @@ def iter_frames(
         watchdog.start()
 
     frame_bytes = width * height * 3
+    # A reader thread keeps ffmpeg decoding while the caller detects faces in earlier frames;
+    # the queue bounds the frames held ahead (about 64 MB, 2 to 8 frames).
+    read_ahead = max(2, min(8, READ_AHEAD_BYTES // frame_bytes))
+    buffers: queue.Queue = queue.Queue(maxsize=read_ahead)
+    stop = threading.Event()
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                buffers.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read_frames() -> None:
+        try:
+            for _ in range(max_frames):
+                buf = _read_exactly(proc.stdout, frame_bytes)
+                if len(buf) < frame_bytes:
+                    break
+                put(buf)
+        except (OSError, ValueError):  # the pipe was closed under us: the consumer has gone
+            pass
+        finally:
+            put(_END)
+
+    reader = threading.Thread(target=read_frames, daemon=True)
+    reader.start()
     count = 0
     try:
-        while count < max_frames:
-            buf = _read_exactly(proc.stdout, frame_bytes)
-            if len(buf) < frame_bytes:
-                break
+        while (buf := buffers.get()) is not _END:
             timestamp_s = count / sample_fps
             frame_index = math.floor(timestamp_s * info.fps + 1e-9) if info.fps else count
             rgb = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
             yield Frame(count, frame_index, timestamp_s, rgb)
             count += 1
+        reader.join(timeout=5)
         proc.stdout.close()
         returncode = proc.wait()
         drainer.join(timeout=5)
     finally:
+        stop.set()
         if watchdog is not None:
             watchdog.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        reader.join(timeout=5)
         drainer.join(timeout=5)
         proc.stdout.close()
         proc.stderr.close()

@@ -436,6 +436,7 @@ def test_clip_with_a_face(client, clip_dir, upload_dir):
     assert sorted(f["timestamp_s"] for f in result["faces"]) == [0.0, 1.0, 2.0]
     assert all(client.get(f["thumbnail_url"]).status_code == 200 for f in result["faces"])
     assert sum(t["n_faces"] for t in result["tracks"]) == 3 and len(result["tracks"]) == media["tracks"]
+    assert any(t["sets_clip_p_fake"] for t in result["tracks"])  # track_max: one person's mean is the clip's
     page = client.get(job["links"]["page"]).get_data(as_text=True)
     assert 'id="chart"' in page and page.count('class="thumb"') == 3 and "Frames sampled" in page
     data = json.loads(re.search(r'<script type="application/json" id="job-data">(.*?)</script>', page, re.DOTALL).group(1))

@@ -297,6 +297,8 @@ def create_app(detector, scorer, config: ScanConfig | None = None, web: WebConfi
         wait_s = _wait_seconds(request.args.get("wait"), web.max_wait_s)
         job_id = accept_upload(received_s)
         snapshot = state.jobs.wait(job_id, wait_s) if wait_s > 0 else state.jobs.snapshot(job_id)
+        if snapshot is None:  # finished and already pushed out by newer results (a tiny keep_jobs)
+            raise NotFound("The job finished but its result was already dropped; raise --keep-jobs.")
         response = jsonify(job_json(snapshot))
         finished = snapshot["state"] in ("done", "failed")
         response.status_code = 200 if finished else 202
@@ -308,7 +310,7 @@ def create_app(detector, scorer, config: ScanConfig | None = None, web: WebConfi
     def api_job(job_id: str):
         snapshot = state.jobs.snapshot(job_id)
         if snapshot is None:
-            raise NotFound(f"No job {job_id!r}, or its results have expired.")
+            raise NotFound("No such job, or its results have expired.")
         return jsonify(job_json(snapshot))
 
     @app.get("/api/v1/jobs/<job_id>/faces/<int:index>.jpg")

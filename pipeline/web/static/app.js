@@ -118,7 +118,8 @@
         stage.textContent = "Scanning: " + p.stage;
         if (p.frames_total) {
           bar.max = p.frames_total;
-          bar.value = p.frames_done;
+          // nothing done yet: an indeterminate (moving) bar rather than an empty one
+          if (p.frames_done > 0) bar.value = p.frames_done; else bar.removeAttribute("value");
           text.textContent = "Frame " + p.frames_done + " of " + p.frames_total + " sampled frames · " + seconds + " s";
         } else {
           text.textContent = "Starting · " + seconds + " s";
