@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.errors import DecodeError
 from pipeline.ffmpeg_bin import ffmpeg_exe
-from pipeline.probe import VideoInfo
+from pipeline.probe import INPUT_OPTIONS, VideoInfo, summarize_ffmpeg_errors
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def iter_frames(
     # ffmpeg-python hashes its arguments as UTF-8, which a file name with non-UTF-8 bytes is
     # not: the graph is built on a placeholder and the real path put into the command line.
     placeholder = "input-path-placeholder"
-    stream = ffmpeg.input(placeholder)[str(info.stream_index)]
+    stream = ffmpeg.input(placeholder, protocol_whitelist=INPUT_OPTIONS[1])[str(info.stream_index)]
     # round=up: the sample at t is the frame on screen at t (the default, near, passes the last
     # frame of each interval, up to half an interval late).
     stream = stream.filter("fps", fps=f"{sample_fps:.6f}", round="up")
@@ -188,7 +188,7 @@ def iter_frames(
         proc.stderr.close()
     if timed_out.is_set():
         raise DecodeTimeoutError(f"decoding took more than {timeout_s:g} s ({count} frames read)")
-    message = "; ".join(line for line in stderr_tail if line)[-500:]
+    message = summarize_ffmpeg_errors("\n".join(stderr_tail))
     if count == 0:
         raise DecodeError(f"no frame could be decoded: {message or 'the video stream is empty'}")
     if returncode != 0 or message:

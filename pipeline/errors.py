@@ -9,6 +9,10 @@ class DecodeError(ScannerError):
     """The file is not a readable video (empty, truncated, not a video, audio only)."""
 
 
+class NoVideoStreamError(DecodeError):
+    """The file is a media container without a video stream (audio only, subtitles...)."""
+
+
 class WeightsError(ScannerError):
     """A weights file is unreadable, of the wrong architecture, or fails its checksum."""
 

@@ -16,10 +16,13 @@ import stat
 import subprocess
 from pathlib import Path
 
-from pipeline.errors import DecodeError
+from pipeline.errors import DecodeError, NoVideoStreamError
 from pipeline.ffmpeg_bin import ffmpeg_exe
 
 PROBE_TIMEOUT_S = 60.0
+# Input options for every ffmpeg run on a user's file: local files only, so a playlist (HLS,
+# concat) renamed .mp4 cannot make ffmpeg open URLs.
+INPUT_OPTIONS = ("-protocol_whitelist", "file")
 
 _INPUT_RE = re.compile(r"^Input #0, ([\w,]+), from ")
 # Demuxers of single still images: a photo renamed .mp4 is not a video.
@@ -137,11 +140,11 @@ def parse_ffmpeg_info(stderr_text: str) -> VideoInfo:
             start_s=start_s,
             codec=description.split(",")[0].split()[0] if description else "",
         )
-    tail = _error_tail(stderr_text)
-    raise DecodeError(f"no video stream found{': ' + tail if tail else ''}")
+    tail = summarize_ffmpeg_errors(stderr_text)
+    raise NoVideoStreamError(f"no video stream found{': ' + tail if tail else ''}")
 
 
-def _error_tail(stderr_text: str, max_lines: int = 3) -> str:
+def summarize_ffmpeg_errors(stderr_text: str, max_lines: int = 3) -> str:
     """ffmpeg's first distinct complaints (the cause comes first) on one line, without
     ``[demuxer @ 0x..]`` prefixes, lines naming the file, and the usage complaint of ``-i``
     alone, e.g. "moov atom not found; Error opening input: Invalid data found..."."""
@@ -170,7 +173,7 @@ def probe_video(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> VideoIn
         if not f.read(1):
             raise DecodeError("empty file (0 bytes)")
     # An absolute path: ffmpeg would read a bare "take:1.mp4" as protocol "take".
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", os.path.abspath(path)]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", *INPUT_OPTIONS, "-i", os.path.abspath(path)]
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, timeout=timeout_s, check=False)
@@ -178,6 +181,6 @@ def probe_video(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> VideoIn
         raise TimeoutError(f"ffmpeg probe took more than {timeout_s:g} s") from exc
     text = proc.stderr.decode("utf-8", errors="replace")
     if "Input #0" not in text:
-        tail = _error_tail(text)
+        tail = summarize_ffmpeg_errors(text)
         raise DecodeError(f"not a readable video: {tail or 'ffmpeg could not open it'}")
     return parse_ffmpeg_info(text)

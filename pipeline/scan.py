@@ -99,36 +99,49 @@ def analyze_faces(
     crop_margin: float = CROP_MARGIN,
     keep_crops: bool = False,
     on_frames: Callable[[int], None] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[int, list[ScoredFace]]:
     """Detect, crop and score the faces of a stream of frames.
 
     Detection runs in batches of ``detector.config.batch_size`` frames, scoring in batches of
-    up to ``SCORE_BATCH_SIZE`` crops, so memory stays bounded whatever the clip length.
-    Returns (number of frames seen, faces with track ids).
+    up to ``SCORE_BATCH_SIZE`` crops; no frame is kept past its batch, so memory stays flat
+    whatever the clip length. ``timings``, if given, accumulates ``detect_s``, ``crop_s`` and
+    ``score_s``. Returns (number of frames seen, faces with track ids).
     """
+    clock = timings if timings is not None else {}
     pending: list[np.ndarray] = []
-    pending_meta: list[tuple[Frame, object]] = []
-    scored: list[tuple[Frame, object, float, np.ndarray | None]] = []
+    pending_meta: list[tuple[tuple[int, int, float], object]] = []
+    scored: list[tuple[tuple[int, int, float], object, float, np.ndarray | None]] = []
     boxes_per_sample: list[list[tuple[float, float, float, float]]] = []
     n_frames = 0
+
+    def timed(key: str, started: float) -> None:
+        clock[key] = clock.get(key, 0.0) + time.perf_counter() - started
 
     def flush() -> None:
         if not pending:
             return
+        started = time.perf_counter()
         p_fake = scorer.score_p_fake(np.stack(pending))
-        for (frame, face), p, crop in zip(pending_meta, p_fake, pending):
-            scored.append((frame, face, float(p), crop if keep_crops else None))
+        timed("score_s", started)
+        for (where, face), p, crop in zip(pending_meta, p_fake, pending):
+            scored.append((where, face, float(p), crop if keep_crops else None))
         pending.clear()
         pending_meta.clear()
 
     for chunk in batched(frames, detector.config.batch_size):
-        for frame, faces in zip(chunk, detector.detect([f.rgb for f in chunk])):
+        started = time.perf_counter()
+        detections = detector.detect([f.rgb for f in chunk])
+        timed("detect_s", started)
+        started = time.perf_counter()
+        for frame, faces in zip(chunk, detections):
             boxes_per_sample.append([face.box_xyxy for face in faces])
             for face in faces:
                 pending.append(crop_face_rgb(frame.rgb, face.box_xyxy, margin=crop_margin,
                                              size_px=scorer.spec.input_size_px,
                                              interpolation=scorer.spec.resize_interpolation))
-                pending_meta.append((frame, face))
+                pending_meta.append(((frame.sample_index, frame.frame_index, frame.timestamp_s), face))
+        timed("crop_s", started)
         n_frames += len(chunk)
         if on_frames is not None:
             on_frames(len(chunk))
@@ -138,9 +151,9 @@ def analyze_faces(
 
     track_ids = iter(itertools.chain.from_iterable(link_tracks(boxes_per_sample)))
     faces = [
-        ScoredFace(frame.sample_index, frame.frame_index, frame.timestamp_s, next(track_ids),
-                   tuple(face.box_xyxy), face.confidence, p, crop)
-        for frame, face, p, crop in scored
+        ScoredFace(sample_index, frame_index, timestamp_s, next(track_ids), tuple(face.box_xyxy), face.confidence,
+                   p, crop)
+        for (sample_index, frame_index, timestamp_s), face, p, crop in scored
     ]
     return n_frames, faces
 
@@ -154,6 +167,7 @@ def score_video(
     keep_crops: bool = False,
     on_frames: Callable[[int], None] | None = None,
     on_info: Callable[[VideoInfo, int], None] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> VideoResult:
     """Score one clip. Raises :class:`DecodeError`, :class:`DecodeTimeoutError` or others;
     :func:`score_video_safe` turns those into a row with a status."""
@@ -167,7 +181,7 @@ def score_video(
     remaining = None if deadline_s is None else max(1.0, deadline_s - (time.perf_counter() - started))
     frames = iter_frames(path, info, sample_fps=sample_fps, max_frames=config.max_frames, timeout_s=remaining)
     n_frames, faces = analyze_faces(frames, detector, scorer, crop_margin=config.crop_margin,
-                                    keep_crops=keep_crops, on_frames=on_frames)
+                                    keep_crops=keep_crops, on_frames=on_frames, timings=timings)
     common = dict(
         video_path=video_path, n_frames=n_frames, n_faces=len(faces),
         n_tracks=len({f.track_id for f in faces}), duration_s=info.duration_s, fps=info.fps,

@@ -12,20 +12,30 @@ MAX_GAP_SAMPLES = 8
 # Boxes of one person sampled 0.5 s apart may not overlap after a fast move; centres within
 # this fraction of the face size still link.
 MAX_CENTER_SHIFT = 1.0
+# At 1 fps a panning camera moves a face further than that. A face of similar size within this
+# many face widths still links, at the lowest priority, so nearer candidates are matched first.
+MAX_FAR_SHIFT = 3.0
+MIN_FAR_SIZE_RATIO = 0.7
 
 
 def _affinity(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU, or a small positive score for near centres of similar size; 0 means no link."""
+    """IoU; else a small score for near centres of similar size; else a smaller one for far
+    centres of very similar size; 0 means no link."""
     iou = iou_xyxy(a, b)
     if iou >= MIN_LINK_IOU:
         return iou
     size_a, size_b = max(a[2] - a[0], a[3] - a[1]), max(b[2] - b[0], b[3] - b[1])
-    if min(size_a, size_b) < 0.5 * max(size_a, size_b):
+    size_ratio = min(size_a, size_b) / max(size_a, size_b)
+    if size_ratio < 0.5:
         return 0.0
     dx = (a[0] + a[2] - b[0] - b[2]) / 2.0
     dy = (a[1] + a[3] - b[1] - b[3]) / 2.0
     shift = (dx * dx + dy * dy) ** 0.5 / max(size_a, size_b)
-    return 0.01 * (1.0 - shift / MAX_CENTER_SHIFT) if shift < MAX_CENTER_SHIFT else 0.0
+    if shift < MAX_CENTER_SHIFT:
+        return 0.01 * (1.0 - shift / MAX_CENTER_SHIFT)
+    if shift < MAX_FAR_SHIFT and size_ratio >= MIN_FAR_SIZE_RATIO:
+        return 0.0001 * (1.0 - shift / MAX_FAR_SHIFT)
+    return 0.0
 
 
 def link_tracks(boxes_per_sample: Sequence[Sequence[Sequence[float]]]) -> list[list[int]]:

@@ -59,7 +59,7 @@ def test_person_missed_longer_than_max_gap_gets_a_new_id():
     "second",
     [
         face(560, 200),  # jumps to the other side of the frame
-        face(200, 420),  # jumps from top to bottom
+        face(200, 620),  # jumps from top to bottom, more than MAX_FAR_SHIFT face sizes
     ],
 )
 def test_face_that_jumps_across_the_frame_gets_a_new_id(second):
@@ -81,3 +81,16 @@ def test_two_overlapping_faces_keep_their_own_ids():
     # heavily overlapping faces: each box could link to either track, the best overlap wins
     overlapping = [face(200, 200), face(220, 200)]
     assert link_tracks([overlapping, overlapping, overlapping[::-1]]) == [[0, 1], [0, 1], [1, 0]]
+
+
+def test_a_pan_at_one_sample_per_second_stays_one_track():
+    # the face moves 1.5 face widths between samples, nobody else around
+    samples = [[face(100 + 150 * i, 300)] for i in range(5)]
+    assert link_tracks(samples) == [[0]] * 5
+
+
+def test_a_near_face_wins_over_a_far_one():
+    # two people: the far-link rule must not swap them when both move a little
+    a0, b0 = face(200, 300), face(500, 300)
+    a1, b1 = face(230, 300), face(470, 300)
+    assert link_tracks([[a0, b0], [b1, a1]]) == [[0, 1], [1, 0]]

@@ -29,7 +29,7 @@ from pipeline.decode import (
     iter_frames,
     sampling_fps,
 )
-from pipeline.errors import DecodeError
+from pipeline.errors import DecodeError, NoVideoStreamError
 from pipeline.probe import VideoInfo, probe_video
 from pipeline.records import VideoRow, label_for
 from pipeline.scan import (
@@ -127,7 +127,7 @@ def check_upload(path: Path, config: ScanConfig, *, max_duration_s: float | None
         # A readable container with no video in it (audio only) is the wrong kind of media;
         # anything else is a video file that is broken.
         detail = redact_path(str(exc), path)
-        if detail.startswith("no video stream"):
+        if isinstance(exc, NoVideoStreamError):
             raise UploadRejected(415, f"This {container} file holds no video stream (audio only?): {detail}.") from exc
         raise UploadRejected(422, f"This file looks like {container} video but it cannot be read; it may be "
                                   f"incomplete or damaged. ffmpeg says: {detail}.") from exc
