@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     ap.add_argument("--faces-csv", help="reuse a per-face CSV instead of scoring again")
     ap.add_argument("--fps", type=float, default=None)
     ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--scan-args", default="", help="more score_videos.py options, one string")
     args = ap.parse_args(argv)
 
     faces_csv = args.faces_csv
@@ -54,8 +55,10 @@ def main(argv=None) -> int:
             extra += ["--fps", str(args.fps)]
         if args.max_frames:
             extra += ["--max-frames", str(args.max_frames)]
+        import shlex
+
         rc = score_main([args.videos, "-o", str(tmp / "scores.csv"), "--faces-csv", faces_csv,
-                         "--weights", args.weights, "-q", *extra])
+                         "--weights", args.weights, "-q", *extra, *shlex.split(args.scan_args)])
         if rc:
             return rc
     faces = pd.read_csv(faces_csv)

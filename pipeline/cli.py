@@ -72,6 +72,8 @@ def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
                    help="seconds allowed per clip (status timeout)")
     p.add_argument("--detect-size", type=_positive_int, default=_DET_DEFAULTS.detect_long_side_px,
                    help="long side in pixels of the copy of each frame MTCNN looks at")
+    p.add_argument("--pyramid-scale", type=float, default=_DET_DEFAULTS.pyramid_scale,
+                   help="ratio between MTCNN's pyramid levels (lower: faster, fewer levels)")
     p.add_argument("--min-confidence", type=_probability, default=_DET_DEFAULTS.min_confidence,
                    help="MTCNN confidence below which a face is ignored")
     p.add_argument("--min-face", type=_positive_int, default=_DET_DEFAULTS.min_face_px,
@@ -86,7 +88,7 @@ def config_from_args(args: argparse.Namespace) -> ScanConfig:
         fps=args.fps, max_frames=args.max_frames, threshold=args.threshold, aggregation=args.aggregation,
         timeout_s=args.timeout,
         detector=DetectorConfig(detect_long_side_px=args.detect_size, min_confidence=args.min_confidence,
-                                min_face_px=args.min_face),
+                                min_face_px=args.min_face, pyramid_scale=args.pyramid_scale),
     )
 
 
