@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from pipeline.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION
+from pipeline.argtypes import positive_float, positive_int, probability
 from pipeline.detect import DetectorConfig
 from pipeline.scan import ScanConfig
 
@@ -19,27 +20,6 @@ log = logging.getLogger("pipeline")
 
 _DEFAULTS = ScanConfig()
 _DET_DEFAULTS = DetectorConfig()
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
-    return value
 
 
 def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
@@ -53,30 +33,30 @@ def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output CSV (resumed if it exists, unless --overwrite)")
     p.add_argument("--weights", default=None,
                    help="Meso-4 weights file; default: weights/ in the repo, then the cache, then download")
-    p.add_argument("--fps", type=_positive_float, default=_DEFAULTS.fps, help="frames sampled per second of video")
-    p.add_argument("--max-frames", type=_positive_int, default=_DEFAULTS.max_frames,
+    p.add_argument("--fps", type=positive_float, default=_DEFAULTS.fps, help="frames sampled per second of video")
+    p.add_argument("--max-frames", type=positive_int, default=_DEFAULTS.max_frames,
                    help="sampled frames per clip at most (long clips are sampled evenly)")
-    p.add_argument("--threshold", type=_probability, default=_DEFAULTS.threshold,
+    p.add_argument("--threshold", type=probability, default=_DEFAULTS.threshold,
                    help="label FAKE when p_fake >= threshold")
     p.add_argument("--aggregation", choices=sorted(AGGREGATIONS), default=DEFAULT_AGGREGATION,
                    help="how face scores become one p_fake per clip")
     p.add_argument("--faces-csv", default=None, help="also write one row per scored face here")
-    p.add_argument("--workers", type=_positive_int, default=1, help="clips scored in parallel (processes)")
+    p.add_argument("--workers", type=positive_int, default=1, help="clips scored in parallel (processes)")
     p.add_argument("--overwrite", action="store_true", help="start the output afresh instead of resuming")
     p.add_argument("--engine", choices=("local", "dask"), default="local",
                    help="local: this machine; dask: a Dask cluster (pip install -e .[dask])")
     p.add_argument("--address", default=None,
                    help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --engine dask); without it a local "
                         "cluster of --workers processes is started")
-    p.add_argument("--timeout", type=_positive_float, default=_DEFAULTS.timeout_s,
+    p.add_argument("--timeout", type=positive_float, default=_DEFAULTS.timeout_s,
                    help="seconds allowed per clip (status timeout)")
-    p.add_argument("--detect-size", type=_positive_int, default=_DET_DEFAULTS.detect_long_side_px,
+    p.add_argument("--detect-size", type=positive_int, default=_DET_DEFAULTS.detect_long_side_px,
                    help="long side in pixels of the copy of each frame MTCNN looks at")
     p.add_argument("--pyramid-scale", type=float, default=_DET_DEFAULTS.pyramid_scale,
                    help="ratio between MTCNN's pyramid levels (lower: faster, fewer levels)")
-    p.add_argument("--min-confidence", type=_probability, default=_DET_DEFAULTS.min_confidence,
+    p.add_argument("--min-confidence", type=probability, default=_DET_DEFAULTS.min_confidence,
                    help="MTCNN confidence below which a face is ignored")
-    p.add_argument("--min-face", type=_positive_int, default=_DET_DEFAULTS.min_face_px,
+    p.add_argument("--min-face", type=positive_int, default=_DET_DEFAULTS.min_face_px,
                    help="faces smaller than this (pixels, full resolution) are ignored")
     p.add_argument("--no-download", action="store_true", help="never download default weights")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")

@@ -14,6 +14,7 @@ import sys
 import threading
 
 from pipeline.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION
+from pipeline.argtypes import positive_float, positive_int, probability
 from pipeline.detect import DetectorConfig
 from pipeline.scan import ScanConfig
 
@@ -24,27 +25,6 @@ SERVERS = ("waitress", "flask")
 # over the app's own limit by itself (a plain-text 413), so a huge upload never fills the disk,
 # while a modest overshoot still gets the app's friendly 413.
 WAITRESS_BODY_SLACK_BYTES = 16 * 1024 * 1024
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
-    return value
 
 
 def _port(text: str) -> int:
@@ -69,26 +49,26 @@ def build_parser(prog: str = "python -m pipeline serve") -> argparse.ArgumentPar
     p.add_argument("--no-download", action="store_true", help="never download default weights")
     p.add_argument("--server", choices=SERVERS, default="waitress",
                    help="waitress: production WSGI server; flask: Flask's development server (never debug mode)")
-    p.add_argument("--threads", type=_positive_int, default=4, help="waitress threads serving requests")
-    p.add_argument("--max-upload-mb", type=_positive_float, default=200.0, help="largest upload (413 beyond)")
-    p.add_argument("--max-duration", type=_positive_float, default=600.0,
+    p.add_argument("--threads", type=positive_int, default=4, help="waitress threads serving requests")
+    p.add_argument("--max-upload-mb", type=positive_float, default=200.0, help="largest upload (413 beyond)")
+    p.add_argument("--max-duration", type=positive_float, default=600.0,
                    help="longest clip in seconds (422 beyond)")
-    p.add_argument("--queue-size", type=_positive_int, default=8, help="uploads waiting to be scored (503 beyond)")
-    p.add_argument("--keep-jobs", type=_positive_int, default=100, help="finished results kept in memory")
-    p.add_argument("--keep-minutes", type=_positive_float, default=60.0, help="how long results are kept")
-    p.add_argument("--fps", type=_positive_float, default=defaults.fps, help="frames sampled per second of video")
-    p.add_argument("--max-frames", type=_positive_int, default=defaults.max_frames,
+    p.add_argument("--queue-size", type=positive_int, default=8, help="uploads waiting to be scored (503 beyond)")
+    p.add_argument("--keep-jobs", type=positive_int, default=100, help="finished results kept in memory")
+    p.add_argument("--keep-minutes", type=positive_float, default=60.0, help="how long results are kept")
+    p.add_argument("--fps", type=positive_float, default=defaults.fps, help="frames sampled per second of video")
+    p.add_argument("--max-frames", type=positive_int, default=defaults.max_frames,
                    help="sampled frames per clip at most (long clips are sampled evenly)")
-    p.add_argument("--threshold", type=_probability, default=None,
+    p.add_argument("--threshold", type=probability, default=None,
                    help="label FAKE when p_fake >= threshold; default: the weights' own threshold")
     p.add_argument("--aggregation", choices=sorted(AGGREGATIONS), default=DEFAULT_AGGREGATION,
                    help="how face scores become one p_fake per clip")
-    p.add_argument("--timeout", type=_positive_float, default=300.0, help="seconds allowed per upload")
-    p.add_argument("--detect-size", type=_positive_int, default=det.detect_long_side_px,
+    p.add_argument("--timeout", type=positive_float, default=300.0, help="seconds allowed per upload")
+    p.add_argument("--detect-size", type=positive_int, default=det.detect_long_side_px,
                    help="long side in pixels of the copy of each frame MTCNN looks at")
-    p.add_argument("--min-confidence", type=_probability, default=det.min_confidence,
+    p.add_argument("--min-confidence", type=probability, default=det.min_confidence,
                    help="MTCNN confidence below which a face is ignored")
-    p.add_argument("--min-face", type=_positive_int, default=det.min_face_px,
+    p.add_argument("--min-face", type=positive_int, default=det.min_face_px,
                    help="faces smaller than this (pixels, full resolution) are ignored")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     return p
