@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.crop import crop_face_rgb  # noqa: E402
 from pipeline.decode import iter_frames, sampling_fps  # noqa: E402
+from pipeline.detect import DetectorConfig  # noqa: E402
 from pipeline.probe import probe_video  # noqa: E402
 from pipeline.scan import ScanConfig, score_video  # noqa: E402
 
@@ -102,12 +103,15 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", required=True)
     ap.add_argument("--fps", type=float, default=ScanConfig().fps)
     ap.add_argument("--max-frames", type=int, default=ScanConfig().max_frames)
+    ap.add_argument("--detect-size", type=int, default=DetectorConfig().detect_long_side_px)
+    ap.add_argument("--pyramid-scale", type=float, default=DetectorConfig().pyramid_scale)
     ap.add_argument("--long", action="store_true", help="add a generated 5-minute 1080p clip")
     ap.add_argument("--no-naive", action="store_true", help="skip the straightforward loop (slow)")
     ap.add_argument("--no-process", action="store_true", help="skip the whole-process runs")
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    config = ScanConfig(fps=args.fps, max_frames=args.max_frames)
+    config = ScanConfig(fps=args.fps, max_frames=args.max_frames,
+                        detector=DetectorConfig(detect_long_side_px=args.detect_size, pyramid_scale=args.pyramid_scale))
     clips = list(args.clips)
     tmp = tempfile.TemporaryDirectory()
     if args.long:
@@ -126,7 +130,8 @@ def main(argv=None) -> int:
     header = (f"{'clip':34s} {'WxH':>9s} {'dur_s':>6s} {'frames':>6s} {'faces':>5s} {'ours_s':>7s} "
               f"{'clip_s/s':>8s} {'fr/s':>6s} {'faces/s':>7s} {'dec%':>5s} {'det%':>5s} {'sco%':>5s} "
               f"{'decode_s':>8s} {'naive_s':>8s} {'ours/naive':>10s} {'ours/dec':>8s}")
-    print(f"sampling: --fps {config.fps:g} --max-frames {config.max_frames}")
+    print(f"sampling: --fps {config.fps:g} --max-frames {config.max_frames}; detection at {args.detect_size} px, "
+          f"pyramid {args.pyramid_scale}")
     print(header)
     totals = np.zeros(3)
     for clip in clips:
@@ -151,7 +156,8 @@ def main(argv=None) -> int:
     # "dec%" is what is left of our time after detection, crops and scoring: decoding that the
     # read-ahead thread did not hide, plus probing.
     if not args.no_process:
-        extra = ["--fps", str(config.fps), "--max-frames", str(config.max_frames)]
+        extra = ["--fps", str(config.fps), "--max-frames", str(config.max_frames), "--detect-size",
+                 str(args.detect_size), "--pyramid-scale", str(args.pyramid_scale)]
         for workers in (1, 2):
             wall, rss = whole_process(clips, args.weights, extra + ["--workers", str(workers)])
             print(f"whole process, --workers {workers}: {wall:.1f} s for {len(clips)} clips "
