@@ -54,7 +54,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(args.queue):
                 open(os.path.join(tmp, f"{i:07d}.mp4"), "wb").close()
-            for engine in (["--engine", "dask", "--workers", "2"], ["--engine", "local"]):
+            for engine in (["--engine", "dask", "--workers", "2"],):
                 wall, rss, n, counts = run([tmp], args.weights, engine)
                 print(f"{' '.join(engine):28s} {n} paths in {wall:.1f} s, driver peak RSS {rss:.0f} MiB, {counts}")
         return 0

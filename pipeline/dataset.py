@@ -4,7 +4,8 @@ Two layouts are read (``load_faces``):
 
 * a folder with one subfolder per class: ``real/`` and ``fake/`` (any case), also the seed
   project's ``Real/`` and ``DeepFake/`` and MesoNet's ``df/``; images are found recursively;
-  the source video is unknown;
+  the source video is unknown (a ``manifest.csv`` or ``faces.csv`` in the folder is read
+  instead when there is one: the dataset builder's output is such a folder);
 * a manifest CSV ``file,label[,source_video][,split][,...]``, ``file`` relative to the CSV (an
   absolute path is taken as is), ``label`` ``real``/``fake`` (or ``0``/``1``, 1 = fake), other
   columns ignored. ``../shared/data/faces/faces.csv`` is one; the dataset builder writes the
@@ -37,6 +38,8 @@ LABEL_ALIASES = {"real": "real", "fake": "fake", "deepfake": "fake", "df": "fake
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                  "test": "test"}
 MANIFEST_REQUIRED = ("file", "label")
+# manifests looked for inside a DATA folder, in order: the dataset builder's, then the shared faces'
+FOLDER_MANIFESTS = ("manifest.csv", "faces.csv")
 
 
 class DatasetError(ValueError):
@@ -72,9 +75,10 @@ def load_faces(data: str | Path) -> list[FaceItem]:
     if path.is_file():
         return _read_manifest(path)
     if path.is_dir():
-        manifest = path / "faces.csv"
-        if manifest.is_file() and not _class_folders(path):
-            return _read_manifest(manifest)
+        # a manifest beside the class folders wins: it names source videos (and splits)
+        for name in FOLDER_MANIFESTS:
+            if (path / name).is_file():
+                return _read_manifest(path / name)
         return _read_class_folders(path)
     raise DatasetError(f"data not found: {path} (a folder with real/ and fake/ subfolders, or a manifest CSV)")
 
@@ -121,7 +125,8 @@ def _read_manifest(csv_path: Path) -> list[FaceItem]:
             split_text = (row.get("split") or "").strip().lower()
             split = SPLIT_ALIASES.get(split_text) if split_text else None
             if split_text and split is None:
-                raise DatasetError(f"{csv_path}:{line_no}: split {row['split']!r} is not one of {sorted(SPLIT_ALIASES)}")
+                raise DatasetError(f"{csv_path}:{line_no}: split {row['split']!r} is not one of "
+                                   f"{sorted(SPLIT_ALIASES)}")
             file = Path(row["file"])
             items.append(FaceItem(file if file.is_absolute() else base / file, label,
                                   (row.get("source_video") or "").strip() or None, split))
@@ -148,7 +153,8 @@ def group_of(item: FaceItem) -> str:
     return item.source_video if item.source_video is not None else f"image:{item.source_path}"
 
 
-def split_by_source_video(items: Sequence[FaceItem], val_fraction: float, seed: int) -> tuple[list[FaceItem], list[FaceItem]]:
+def split_by_source_video(items: Sequence[FaceItem], val_fraction: float, seed: int
+                          ) -> tuple[list[FaceItem], list[FaceItem]]:
     """(train, val): whole source videos on one side, stratified by label, deterministic in ``seed``.
 
     For each label, the videos are shuffled with ``seed`` and taken into validation until about

@@ -258,7 +258,8 @@ def write_report_md(path: Path, metrics: dict, plots_written: dict[str, str]) ->
         f"{metrics['weights']['sha256'][:16]}...)",
         f"- resize: `{metrics['resize']}`; decision: FAKE when p_fake >= {metrics['threshold']:g}; "
         f"positive class: **{metrics['positive']}**",
-        f"- faces scored: {metrics['n']}" + (f", skipped (unreadable): {metrics['skipped']}" if metrics["skipped"] else ""),
+        f"- faces scored: {metrics['n']}"
+        + (f", skipped (unreadable): {metrics['skipped']}" if metrics["skipped"] else ""),
         "",
         "| metric | faces |" + (" videos (mean p_fake) |" if video else ""),
         "|---|---|" + ("---|" if video else ""),

@@ -116,7 +116,8 @@ class TrainConfig:
 # -- split ---------------------------------------------------------------------------------------
 
 
-def split_items(items: Sequence[FaceItem], val_fraction: float, seed: int) -> tuple[list[FaceItem], list[FaceItem], str]:
+def split_items(items: Sequence[FaceItem], val_fraction: float, seed: int
+                ) -> tuple[list[FaceItem], list[FaceItem], str]:
     """(train, val, how): the manifest's ``split`` column when present (``test`` rows left out),
     else by source video, stratified by label. Raises when a source video is on both sides."""
     from pipeline.dataset import DatasetError, check_no_leak, split_by_source_video
@@ -124,11 +125,13 @@ def split_items(items: Sequence[FaceItem], val_fraction: float, seed: int) -> tu
     if any(item.split for item in items):
         train = [i for i in items if i.split == "train"]
         val = [i for i in items if i.split == "val"]
-        if not train or not val:
-            raise DatasetError(f"the manifest's split column needs train and val rows, got {len(train)} train, "
-                               f"{len(val)} val")
+        if not train:
+            raise DatasetError(f"the manifest's split column has no train rows ({len(val)} val)")
         left_out = len(items) - len(train) - len(val)
         how = "manifest split column" + (f" ({left_out} test/unsplit faces left out)" if left_out else "")
+        if not val:  # e.g. the dataset builder had too few videos to split: split its train rows here
+            train, val = split_by_source_video(train, val_fraction, seed)
+            how += f"; no val rows, so train rows split by source video, {val_fraction:g} to validation, seed {seed}"
     else:
         train, val = split_by_source_video(items, val_fraction, seed)
         how = f"by source video, stratified by label, {val_fraction:g} of each label's faces to validation, seed {seed}"
@@ -311,6 +314,9 @@ def save_weights_h5(model, path: str | Path) -> Path:
                 group.attrs["weight_names"] = np.array([n.encode() for n in names])
                 for name, variable in zip(names, variables):
                     group.create_dataset(name, data=np.asarray(variable.numpy()))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp's 0600 would hide the weights from other users
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
@@ -519,7 +525,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                                                        "split by source video, never by image.")
     p.add_argument("data", metavar="DATA", help="folder with real/ and fake/ subfolders, or a manifest CSV "
                                                 "file,label[,source_video][,split]")
-    p.add_argument("-o", "--output", required=True, metavar="WEIGHTS.h5", help="weights file to write (+ .json sidecar)")
+    p.add_argument("-o", "--output", required=True, metavar="WEIGHTS.h5",
+                   help="weights file to write (+ .json sidecar)")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="split, initialisation, shuffling, augmentation")

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 OUTPUT_MEANINGS = ("p_real", "p_fake")
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 CACHE_ENV_VAR = "DEEPFAKE_SCANNER_CACHE"
+# The project's own default model, in weights/ of the repository (see weights/MODEL_CARD.md).
+REPO_DEFAULT_NAME = "meso4_scanner_v1.h5"
+# The fallback: MesoNet's DF weights, found in the cache or downloaded into it.
 DEFAULT_WEIGHTS_NAME = "Meso4_DF.h5"
 MESONET_LICENSE = "Apache-2.0 (DariusAf/MesoNet)"
 
@@ -141,8 +144,8 @@ def resolve_weights(explicit: str | Path | None = None, *, download: bool = True
     """The weights file to use, decided in this one place.
 
     1. ``explicit`` (``--weights``): must exist.
-    2. ``weights/`` of this repository: the project's own default, ``DEFAULT_WEIGHTS_NAME``.
-    3. the cache directory (see :func:`cache_dir`).
+    2. ``weights/`` of this repository: the project's own default, ``REPO_DEFAULT_NAME``.
+    3. MesoNet's DF weights (``DEFAULT_WEIGHTS_NAME``) in the cache directory (see :func:`cache_dir`).
     4. when ``download``: fetch the MesoNet DF file into the cache, sha256-verified.
     Raises ``FileNotFoundError`` listing every place tried.
     """
@@ -152,7 +155,7 @@ def resolve_weights(explicit: str | Path | None = None, *, download: bool = True
             raise FileNotFoundError(f"weights file not found: {path}")
         return path
     tried = []
-    for candidate in (REPO_WEIGHTS_DIR / DEFAULT_WEIGHTS_NAME, cache_dir() / "weights" / DEFAULT_WEIGHTS_NAME):
+    for candidate in (REPO_WEIGHTS_DIR / REPO_DEFAULT_NAME, cache_dir() / "weights" / DEFAULT_WEIGHTS_NAME):
         if candidate.is_file():
             return candidate
         tried.append(str(candidate))

@@ -80,9 +80,23 @@ def test_manifest_paths_relative_to_csv_and_optional_columns(tmp_path):
     assert items[0] == FaceItem(tmp_path / "data" / "x" / "r.jpg", "real", "v1", "train")
     assert items[1] == FaceItem(tmp_path / "data" / "x" / "f.jpg", "fake", None, "val")
     assert items[2] == FaceItem(tmp_path / "abs.jpg", "fake", "v3", "test")
-    # a folder holding only faces.csv and other folders reads the manifest
+    # a folder holding faces.csv reads the manifest, not the folders
     assert load_faces(tmp_path / "data") == items
     assert [i.source_path.name for i in select_split(items, "val")] == ["f.jpg"]
+
+
+def test_builder_manifest_wins_over_its_class_folders(tmp_path):
+    # the dataset builder writes DATASET/<label>/*.jpg and DATASET/manifest.csv (with source videos)
+    _image(tmp_path / "real" / "a.jpg")
+    _image(tmp_path / "fake" / "b.jpg")
+    _image(tmp_path / "fake" / "dropped_by_stratification.jpg")
+    _manifest(tmp_path / "manifest.csv", [
+        {"file": "real/a.jpg", "label": "real", "source_video": "ra", "frame_index": 3, "split": "train"},
+        {"file": "fake/b.jpg", "label": "fake", "source_video": "fb", "frame_index": 9, "split": "val"},
+    ])
+    items = load_faces(tmp_path)
+    assert [(i.source_path.name, i.source_video, i.split) for i in items] == [("a.jpg", "ra", "train"),
+                                                                              ("b.jpg", "fb", "val")]
 
 
 @pytest.mark.parametrize("rows, message", [

@@ -70,7 +70,8 @@ def known_manifest(tmp_path) -> Path:
 def test_known_set_hand_computed(known_manifest, tmp_path, positive, counts):
     scorer = BrightnessScorer()
     out = tmp_path / f"report_{positive}"
-    metrics = evaluate(EvaluateConfig(data=known_manifest, report_dir=out, positive=positive, batch_size=4), scorer=scorer)
+    config = EvaluateConfig(data=known_manifest, report_dir=out, positive=positive, batch_size=4)
+    metrics = evaluate(config, scorer=scorer)
     assert {k: metrics[k] for k in counts} == counts
     assert metrics["n"] == 6 and metrics["skipped"] == 1 and metrics["positive"] == positive
     assert metrics["accuracy"] == pytest.approx(4 / 6)

@@ -78,3 +78,16 @@ def test_unknown_weights_without_sidecar(tmp_path):
     junk.write_bytes(b"\x89HDF\r\n" + bytes(100))
     with pytest.raises(WeightsError, match="sidecar"):
         MesoScorer.load(junk)
+
+
+def test_the_default_weights_are_the_projects_own_model():
+    """Without --weights the scanner finds weights/meso4_scanner_v1.h5: its sidecar says p_fake,
+    and it loads and scores by layer order like the MesoNet files."""
+    from pipeline.weights import REPO_DEFAULT_NAME, resolve_weights
+
+    path = resolve_weights(download=False)
+    assert path.name == REPO_DEFAULT_NAME
+    scorer = MesoScorer.load(path)
+    assert scorer.spec.output == "p_fake" and scorer.name == "meso4_scanner_v1"
+    p = scorer.score_p_fake(np.zeros((2, 256, 256, 3), np.uint8))
+    assert p.shape == (2,) and ((p >= 0) & (p <= 1)).all()

@@ -21,6 +21,7 @@ import pipeline.weights as weights
 from pipeline.errors import WeightsError
 from pipeline.weights import (
     DEFAULT_WEIGHTS_NAME,
+    REPO_DEFAULT_NAME,
     KNOWN_WEIGHTS,
     WeightsSpec,
     fetch_weights,
@@ -249,14 +250,14 @@ def test_resolve_explicit_path(tmp_path):
     explicit.parent.mkdir()
     explicit.write_bytes(PAYLOAD)
     (weights.REPO_WEIGHTS_DIR).mkdir()
-    (weights.REPO_WEIGHTS_DIR / DEFAULT_WEIGHTS_NAME).write_bytes(PAYLOAD)
+    (weights.REPO_WEIGHTS_DIR / REPO_DEFAULT_NAME).write_bytes(PAYLOAD)
     # explicit wins over the repository default
     assert resolve_weights(explicit) == explicit
 
 
 def test_resolve_explicit_missing_is_not_replaced_by_a_default(tmp_path):
     (weights.REPO_WEIGHTS_DIR).mkdir()
-    (weights.REPO_WEIGHTS_DIR / DEFAULT_WEIGHTS_NAME).write_bytes(PAYLOAD)
+    (weights.REPO_WEIGHTS_DIR / REPO_DEFAULT_NAME).write_bytes(PAYLOAD)
     with pytest.raises(FileNotFoundError, match="weights file not found: .*typo.h5"):
         resolve_weights(tmp_path / "typo.h5")
 
@@ -277,13 +278,13 @@ def test_resolve_order(isolated, monkeypatch, server_url, in_repo, in_cache, exp
     monkeypatch.setattr(weights, "DEFAULT_DOWNLOAD", _spec(url=f"{server_url}/{DEFAULT_WEIGHTS_NAME}"))
     if in_repo:
         repo.mkdir()
-        (repo / DEFAULT_WEIGHTS_NAME).write_bytes(b"repo copy")
+        (repo / REPO_DEFAULT_NAME).write_bytes(b"repo copy")
     if in_cache:
         (cache / "weights").mkdir(parents=True)
         (cache / "weights" / DEFAULT_WEIGHTS_NAME).write_bytes(b"cache copy")
     path = resolve_weights()
     expected_path = {"repo": repo, "cache": cache / "weights", "download": cache / "weights"}[expected]
-    assert path == expected_path / DEFAULT_WEIGHTS_NAME
+    assert path == expected_path / (REPO_DEFAULT_NAME if expected == "repo" else DEFAULT_WEIGHTS_NAME)
     expected_bytes = {"repo": b"repo copy", "cache": b"cache copy", "download": PAYLOAD}[expected]
     assert path.read_bytes() == expected_bytes
     assert not [n for n in _leftovers(cache) if n.endswith(".part")]
@@ -304,7 +305,7 @@ def test_resolve_without_download_lists_every_place(isolated, server_url, monkey
     with pytest.raises(FileNotFoundError) as excinfo:
         resolve_weights(download=False)
     message = str(excinfo.value)
-    assert str(repo / DEFAULT_WEIGHTS_NAME) in message
+    assert str(repo / REPO_DEFAULT_NAME) in message
     assert str(cache / "weights" / DEFAULT_WEIGHTS_NAME) in message
     assert "--weights" in message
     assert server_url not in message
@@ -316,7 +317,7 @@ def test_resolve_with_unreachable_download_lists_every_place(isolated, unreachab
     with pytest.raises(FileNotFoundError) as excinfo:
         resolve_weights(download=True)
     message = str(excinfo.value)
-    assert str(repo / DEFAULT_WEIGHTS_NAME) in message
+    assert str(repo / REPO_DEFAULT_NAME) in message
     assert str(cache / "weights" / DEFAULT_WEIGHTS_NAME) in message
     assert unreachable_url in message and "refused" in message.lower()
     assert not (cache / "weights" / DEFAULT_WEIGHTS_NAME).exists()
@@ -390,3 +391,4 @@ def test_fetch_weights_failure_leaves_nothing(tmp_path, server_url, unreachable_
         assert excinfo.value.code == 404
     assert not target.exists()
     assert _leftovers(target.parent) == []
+
