@@ -28,10 +28,14 @@ def run(inputs: list[str], weights: str, extra: list[str]) -> tuple[float, float
         out = os.path.join(tmp, "out.csv")
         cmd = [sys.executable, str(REPO / "score_videos.py"), *inputs, "-o", out, "--weights", weights, "-q", *extra]
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # stderr to a file, not a pipe: a pipe nobody reads fills up and blocks the run
+        err_file = open(os.path.join(tmp, "stderr.txt"), "w+b")
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
-        err = proc.stderr.read().decode(errors="replace")
+        err_file.seek(0)
+        err = err_file.read().decode(errors="replace")
+        err_file.close()
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(err[-2000:])
         counts: dict = {}

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from distributed import Client, LocalCluster, as_completed, get_worker
+from distributed import Client, LocalCluster, get_worker, wait
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from pipeline.records import display_path
@@ -121,27 +121,26 @@ def results_on_dask(
 
 def _stream(client: Client, paths: Iterator[str], config: ScanConfig, window: int) -> Iterator[VideoResult]:
     pending: dict = {}
-    queue = as_completed()
 
-    def submit_next() -> bool:
-        path = next(paths, None)
-        if path is None:
-            return False
-        # a fresh key per submission: a resumed run never reuses a stale result
-        future = client.submit(score_on_worker, path, key=f"score-clip-{uuid.uuid4().hex}", pure=False)
-        pending[future] = path
-        queue.add(future)
-        return True
+    def fill() -> None:
+        while len(pending) < window:
+            path = next(paths, None)
+            if path is None:
+                return
+            # a fresh key per submission: a resumed run never reuses a stale result
+            future = client.submit(score_on_worker, path, key=f"score-clip-{uuid.uuid4().hex}", pure=False)
+            pending[future] = path
 
-    while len(pending) < window and submit_next():
-        pass
-    for future in queue:
-        path = pending.pop(future)
-        try:
-            result = future.result()
-        except Exception as exc:  # noqa: BLE001 - KilledWorker and friends: this clip only
-            log.error("%s: %s: %s", path, type(exc).__name__, exc)
-            result = VideoResult(error_row(display_path(path), "error", f"{type(exc).__name__}: {exc}", 0.0, config, ""))
-        future.release()
-        yield result
-        submit_next()
+    fill()
+    while pending:
+        done, _ = wait(list(pending), return_when="FIRST_COMPLETED")
+        for future in done:
+            path = pending.pop(future)
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker and friends: this clip only
+                log.error("%s: %s: %s", path, type(exc).__name__, exc)
+                result = VideoResult(error_row(display_path(path), "error", f"{type(exc).__name__}: {exc}", 0.0,
+                                               config, ""))
+            yield result
+        fill()
