@@ -12,39 +12,22 @@ peak RSS is the driver's own (``wait4``), not the workers'.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import run_scanner  # noqa: E402
 
 
 def run(inputs: list[str], weights: str, extra: list[str]) -> tuple[float, float, int, dict]:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "out.csv")
-        cmd = [sys.executable, str(REPO / "score_videos.py"), *inputs, "-o", out, "--weights", weights, "-q", *extra]
-        started = time.perf_counter()
-        # stderr to a file, not a pipe: a pipe nobody reads fills up and blocks the run
-        err_file = open(os.path.join(tmp, "stderr.txt"), "w+b")
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        err_file.seek(0)
-        err = err_file.read().decode(errors="replace")
-        err_file.close()
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(err[-2000:])
-        counts: dict = {}
-        n = 0
-        with open(out, newline="") as f:
-            for row in csv.DictReader(f):
-                n += 1
-                counts[row["status"]] = counts.get(row["status"], 0) + 1
-    return wall, usage.ru_maxrss / 1024.0, n, counts
+    wall, rss, rows = run_scanner(inputs, weights, extra)
+    counts: dict = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return wall, rss, len(rows), counts
 
 
 def main(argv=None) -> int:

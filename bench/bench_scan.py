@@ -11,37 +11,14 @@ start-up (imports, MTCNN and Meso-4 load) is measured once on its own.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def run_one(paths: list[str], weights: str, extra: list[str]) -> tuple[float, float, list[dict]]:
-    """(wall seconds, peak RSS MiB, rows) for one scanner process over ``paths``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "out.csv")
-        cmd = [sys.executable, str(REPO / "score_videos.py"), *paths, "-o", out, "--weights", weights, "-q", *extra]
-        started = time.perf_counter()
-        # stderr to a file, not a pipe: a pipe nobody reads fills up and blocks the run
-        err_file = open(os.path.join(tmp, "stderr.txt"), "w+b")
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        err_file.seek(0)
-        stderr = err_file.read().decode(errors="replace")
-        err_file.close()
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(stderr[-2000:])
-        with open(out, newline="") as f:
-            rows = list(csv.DictReader(f))
-    return wall, usage.ru_maxrss / 1024.0, rows
+from measure import run_scanner  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -53,13 +30,13 @@ def main(argv=None) -> int:
     extra = shlex.split(args.scan_args)
 
     empty = tempfile.mkdtemp()
-    startup_s, startup_rss, _ = run_one([empty], args.weights, extra)
+    startup_s, startup_rss, _ = run_scanner([empty], args.weights, extra)
     print(f"start-up (imports + models, no clip): {startup_s:.2f} s, peak RSS {startup_rss:.0f} MiB")
     print(f"{'clip':40s} {'WxH':>10s} {'dur_s':>6s} {'frames':>6s} {'faces':>5s} {'clip_s':>7s} "
           f"{'process_s':>9s} {'rss_MiB':>8s} {'p_fake':>7s} status")
     total_clip_s = 0.0
     for clip in args.clips:
-        wall, rss, rows = run_one([clip], args.weights, extra)
+        wall, rss, rows = run_scanner([clip], args.weights, extra)
         r = rows[0]
         total_clip_s += float(r["elapsed_s"])
         print(f"{Path(clip).name:40s} {r['width'] + 'x' + r['height']:>10s} {float(r['duration_s'] or 0):6.2f} "

@@ -29,6 +29,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from measure import run_scanner  # noqa: E402
 
 from pipeline.crop import crop_face_rgb  # noqa: E402
 from pipeline.decode import iter_frames, sampling_fps  # noqa: E402
@@ -86,15 +89,8 @@ def naive(path: str, config: ScanConfig, mtcnn, keras_model) -> tuple[float, int
 
 
 def whole_process(paths: list[str], weights: str, extra: list[str]) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, str(REPO / "score_videos.py"), *paths, "-o", os.path.join(tmp, "o.csv"),
-               "--weights", weights, "-q", *extra]
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status):
-            raise RuntimeError(f"{cmd} failed")
-        return time.perf_counter() - started, usage.ru_maxrss / 1024.0
+    wall, rss, _ = run_scanner(paths, weights, extra)
+    return wall, rss
 
 
 def main(argv=None) -> int:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-from pipeline.records import FaceRow, VideoRow
+from pipeline.records import FaceRow, VideoRow, display_path
 from pipeline.scan import ScanConfig, VideoResult, score_video_safe
-from pipeline.records import display_path
 from pipeline.sink import CsvSink, keep_rows_with_keys, read_done_keys
 
 log = logging.getLogger(__name__)

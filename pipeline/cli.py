@@ -12,7 +12,13 @@ import sys
 from pathlib import Path
 
 from pipeline.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION
-from pipeline.argtypes import positive_float, positive_int, probability
+from pipeline.cli_common import (
+    fail,
+    positive_float,
+    positive_int,
+    probability,
+    start_logging,
+)
 from pipeline.detect import DetectorConfig
 from pipeline.scan import ScanConfig
 
@@ -84,37 +90,29 @@ def _check_writable(path: str, what: str) -> str | None:
     return None
 
 
-def _fail(prog: str, message: str) -> int:
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    return 2
-
 
 def main(argv: list[str] | None = None, prog: str = "score_videos.py") -> int:
     """Run the scan. Exit 0 when the batch ran (failed clips are rows with a status); 2 with a
     one-line message for usage errors (missing input, unwritable output, bad weights)."""
     args = build_parser(prog).parse_args(argv)
-    # TensorFlow's C++ start-up chatter (and MTCNN's no-face InvalidArgument notes) hide our log.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_logging(args.quiet)
     from pipeline.discover import iter_videos, missing_inputs
 
     missing = missing_inputs(args.inputs)
     if missing:
-        return _fail(prog, f"input not found: {', '.join(missing)}")
+        return fail(prog, f"input not found: {', '.join(missing)}")
     for path, what in ((args.output, "output"), (args.faces_csv, "faces CSV")):
         if path and (problem := _check_writable(path, what)):
-            return _fail(prog, problem)
+            return fail(prog, problem)
     if args.faces_csv and Path(args.faces_csv).resolve() == Path(args.output).resolve():
-        return _fail(prog, "--faces-csv must differ from --output")
+        return fail(prog, "--faces-csv must differ from --output")
     if args.address and args.engine != "dask":
-        return _fail(prog, "--address needs --engine dask")
+        return fail(prog, "--address needs --engine dask")
     if args.engine == "dask":
         import importlib.util
 
         if importlib.util.find_spec("distributed") is None:
-            return _fail(prog, "--engine dask needs Dask: pip install -e .[dask]")
+            return fail(prog, "--engine dask needs Dask: pip install -e .[dask]")
     config = config_from_args(args)
 
     from pipeline.errors import OutputLockedError, WeightsError
@@ -124,7 +122,7 @@ def main(argv: list[str] | None = None, prog: str = "score_videos.py") -> int:
         weights_path = resolve_weights(args.weights, download=not args.no_download)
         spec_for_weights(weights_path)  # unknown or unreadable weights fail here, before any work
     except (FileNotFoundError, WeightsError) as exc:
-        return _fail(prog, str(exc))
+        return fail(prog, str(exc))
 
     if args.engine == "dask":
         paths = iter_videos(args.inputs)  # walked lazily: a million paths never sit in memory twice
@@ -142,14 +140,14 @@ def main(argv: list[str] | None = None, prog: str = "score_videos.py") -> int:
         try:
             scorer = MesoScorer.load(weights_path)
         except WeightsError as exc:
-            return _fail(prog, str(exc))
+            return fail(prog, str(exc))
         detector = FaceDetector.create(config.detector)
     try:
         summary = run_batch(paths, args.output, config=config, weights_path=weights_path, detector=detector,
                             scorer=scorer, faces_csv=args.faces_csv, workers=args.workers,
                             overwrite=args.overwrite, engine=args.engine, address=args.address)
     except (OutputLockedError, ValueError, OSError) as exc:
-        return _fail(prog, str(exc))
+        return fail(prog, str(exc))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items())) or "nothing new"
     log.info("wrote %s: %s (%d already done)", args.output, counts, summary.skipped)
     return 0

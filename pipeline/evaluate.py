@@ -25,8 +25,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
-import sys
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
+from pipeline.cli_common import fail, start_logging
 from pipeline.crop import RESIZE_INTERPOLATIONS
 from pipeline.dataset import LABEL_NAMES, FaceItem
 
@@ -357,18 +356,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
-def _fail(prog: str, message: str) -> int:
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    return 2
-
 
 def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate") -> int:
     """Exit 0 with the report written; 2 with a one-line message for usage errors (missing data
     or weights, unknown weights, bad split, unwritable report folder)."""
     args = build_parser(prog).parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_logging(args.quiet)
     from pipeline.dataset import DatasetError
     from pipeline.errors import WeightsError
 
@@ -378,16 +371,16 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate
                                 resize=args.resize, threshold=args.threshold, split=args.split,
                                 batch_size=args.batch_size)
     except ValueError as exc:
-        return _fail(prog, str(exc))
+        return fail(prog, str(exc))
     report_dir = config.report_dir
     if report_dir.exists() and not report_dir.is_dir():
-        return _fail(prog, f"report folder {report_dir} is a file")
+        return fail(prog, f"report folder {report_dir} is a file")
     try:
         metrics = evaluate(config)
     except (FileNotFoundError, WeightsError, DatasetError) as exc:
-        return _fail(prog, str(exc))
+        return fail(prog, str(exc))
     except OSError as exc:
-        return _fail(prog, f"cannot write the report to {report_dir}: {exc}")
+        return fail(prog, f"cannot write the report to {report_dir}: {exc}")
     video = metrics.get("video")
     log.info("%d faces: accuracy %s, ROC AUC %s (positive %s)%s; report in %s", metrics["n"], _fmt(metrics["accuracy"]),
              _fmt(metrics["roc_auc"]), metrics["positive"],

@@ -31,6 +31,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from pipeline.cli_common import start_logging
 from pipeline.detect import DetectorConfig
 
 log = logging.getLogger(__name__)
@@ -534,9 +535,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "extract_faces.py") -> int:
     args = build_parser(prog).parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_logging(args.quiet)
     try:
         config = ExtractConfig(fps=args.fps, max_per_video=args.max_per_video, keep_size=args.keep_size,
                                min_face_px=args.min_face, min_sharpness=args.min_sharpness,

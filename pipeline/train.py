@@ -33,7 +33,6 @@ import json
 import logging
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Sequence
 
 import numpy as np
 
+from pipeline.cli_common import fail, start_logging
 from pipeline.crop import DEFAULT_RESIZE, RESIZE_INTERPOLATIONS
 from pipeline.dataset import FaceItem
 
@@ -547,17 +547,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
-def _fail(prog: str, message: str) -> int:
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    return 2
-
 
 def main(argv: list[str] | None = None, prog: str = "python -m pipeline train") -> int:
     """Exit 0 with weights and sidecar written; 2 with a one-line message for usage errors."""
     args = build_parser(prog).parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_logging(args.quiet)
     from pipeline.dataset import DatasetError
     from pipeline.errors import WeightsError
 
@@ -569,13 +563,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline train") 
             augment=None if args.no_augment else AugmentConfig(), steps_per_epoch=args.steps_per_epoch,
             report_dir=Path(args.report_dir) if args.report_dir else None, name=args.name, license=args.license)
     except ValueError as exc:
-        return _fail(prog, str(exc))
+        return fail(prog, str(exc))
     if config.init_weights is not None and not config.init_weights.is_file():
-        return _fail(prog, f"--init-weights not found: {config.init_weights}")
+        return fail(prog, f"--init-weights not found: {config.init_weights}")
     if config.output.exists() and not config.output.is_file():
-        return _fail(prog, f"output {config.output} is not a file")
+        return fail(prog, f"output {config.output} is not a file")
     try:
         train(config)
     except (DatasetError, WeightsError) as exc:
-        return _fail(prog, str(exc))
+        return fail(prog, str(exc))
     return 0

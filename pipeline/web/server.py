@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 
 from pipeline.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION
-from pipeline.argtypes import positive_float, positive_int, probability
+from pipeline.cli_common import (
+    fail,
+    positive_float,
+    positive_int,
+    probability,
+    start_logging,
+)
 from pipeline.detect import DetectorConfig
 from pipeline.scan import ScanConfig
 
@@ -74,10 +79,6 @@ def build_parser(prog: str = "python -m pipeline serve") -> argparse.ArgumentPar
     return p
 
 
-def _fail(prog: str, message: str) -> int:
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    return 2
-
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
@@ -107,9 +108,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline serve") 
     """Load the models, build the app, serve until interrupted. 0 on a clean stop; 2 with a
     one-line message for usage errors (missing or unknown weights, port in use)."""
     args = build_parser(prog).parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_logging(args.quiet)
 
     from pipeline.errors import WeightsError
     from pipeline.weights import resolve_weights, spec_for_weights
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline serve") 
         weights_path = resolve_weights(args.weights, download=not args.no_download)
         spec = spec_for_weights(weights_path)
     except (FileNotFoundError, WeightsError) as exc:
-        return _fail(prog, str(exc))
+        return fail(prog, str(exc))
     detector_config = DetectorConfig(detect_long_side_px=args.detect_size, min_confidence=args.min_confidence,
                                      min_face_px=args.min_face)
     config = ScanConfig(fps=args.fps, max_frames=args.max_frames,
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline serve") 
     try:
         detector, scorer = load_models(weights_path, detector_config)
     except WeightsError as exc:
-        return _fail(prog, str(exc))
+        return fail(prog, str(exc))
     app = create_app(detector, scorer, config, web)
     state = app.extensions["deepfake_scanner"]
     if threading.current_thread() is threading.main_thread():
@@ -144,7 +143,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline serve") 
                 server = build_waitress_server(app, args.host, args.port, threads=args.threads,
                                                max_upload_bytes=web.max_upload_bytes)
             except OSError as exc:
-                return _fail(prog, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+                return fail(prog, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
             log.info("serving on http://%s:%s/ (waitress, %d threads; model %s, threshold %g)",
                      server.effective_host, server.effective_port, args.threads, scorer.name, config.threshold)
             try:
@@ -156,7 +155,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline serve") 
             try:
                 app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
             except OSError as exc:
-                return _fail(prog, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+                return fail(prog, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         log.info("stopping")
     finally:
