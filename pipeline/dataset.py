@@ -221,17 +221,19 @@ def write_manifest(path: str | Path, parts: dict[str, Sequence[FaceItem]]) -> Pa
         writer.writerow(["file", "label", "source_video", "split"])
         for split, items in parts.items():
             for item in items:
-                rel = Path(_relpath(item.source_path, base))
+                rel = Path(relpath_posix(item.source_path, base))
                 writer.writerow([rel.as_posix(), item.label, item.source_video or "", split])
     return path
 
 
-def _relpath(target: Path, base: Path) -> str:
+def relpath_posix(target: Path, base: Path) -> str:
+    """``target`` relative to ``base``, with forward slashes (absolute when there is no relative
+    path, e.g. another drive on Windows)."""
     import os
 
     try:
-        return os.path.relpath(target, base)
-    except ValueError:  # another drive on Windows
+        return Path(os.path.relpath(Path(target).resolve(), Path(base).resolve())).as_posix()
+    except ValueError:
         return str(target)
 
 

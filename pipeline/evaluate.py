@@ -35,6 +35,7 @@ import numpy as np
 from pipeline.cli_common import fail, start_logging
 from pipeline.crop import RESIZE_INTERPOLATIONS
 from pipeline.dataset import LABEL_NAMES, FaceItem
+from pipeline.records import CsvRow
 
 log = logging.getLogger("pipeline.evaluate")
 
@@ -70,7 +71,7 @@ class EvaluateConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ScoreRow:
+class ScoreRow(CsvRow):
     """One scored image of ``scores.csv``. ``file`` as found under DATA; ``predicted`` at the threshold."""
 
     file: str
@@ -79,10 +80,6 @@ class ScoreRow:
     split: str
     p_fake: float
     predicted: str
-
-    @classmethod
-    def columns(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
 
 
 # -- scoring -------------------------------------------------------------------------------------

@@ -21,18 +21,18 @@ import csv
 import dataclasses
 import hashlib
 import logging
-import os
 import random
 import re
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from pipeline.atomic import atomic_path
 from pipeline.cli_common import start_logging
 from pipeline.detect import DetectorConfig
+from pipeline.records import CsvRow
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class SourceClip:
 
 
 @dataclasses.dataclass(frozen=True)
-class FaceRecord:
+class FaceRecord(CsvRow):
     """One face crop of the dataset (a manifest row). Boxes are full-resolution ``xyxy`` pixels;
     ``file`` is relative to the dataset folder."""
 
@@ -112,13 +112,9 @@ class FaceRecord:
     track_id: int
     source_path: str
 
-    @classmethod
-    def columns(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
 
 @dataclasses.dataclass(frozen=True)
-class SourceRow:
+class SourceRow(CsvRow):
     """What happened to one source clip (``sources.csv``, ``errors.csv``)."""
 
     source_path: str
@@ -134,10 +130,6 @@ class SourceRow:
     n_kept: int = 0
     elapsed_s: float = 0.0
     error: str = ""
-
-    @classmethod
-    def columns(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
 
 
 # --- sources ------------------------------------------------------------------------------------
@@ -215,14 +207,8 @@ def _write_jpeg_atomic(path: Path, rgb, quality: int) -> None:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise OSError(f"could not encode {path.name}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".jpg")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
 
 
 def _evenly(items: list, n: int) -> list:
@@ -440,10 +426,9 @@ def write_manifest(dataset_dir: Path, config: ExtractConfig) -> dict:
     else:
         log.warning("not enough labelled source videos to split (labels %s): all faces go to train", sorted(present))
         chosen = [dataclasses.replace(r, split="train") for r in chosen]
-    tmp = dataset_dir / ".manifest.csv.tmp"
-    with CsvSink(tmp, FaceRecord.columns(), resume=False, lock=False) as sink:
+    with atomic_path(dataset_dir / "manifest.csv") as tmp, \
+            CsvSink(tmp, FaceRecord.columns(), resume=False, lock=False) as sink:
         sink.write_many(chosen)
-    os.replace(tmp, dataset_dir / "manifest.csv")
     counts = Counter((r.split, r.label) for r in chosen)
     return {"faces": len(chosen), "faces_before_stratify": len(records), "per_split": dict(counts),
             "table": table}

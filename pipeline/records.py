@@ -9,8 +9,16 @@ STATUSES = ("ok", "no_face", "decode_error", "timeout", "error")
 LABELS = ("FAKE", "REAL")
 
 
+class CsvRow:
+    """Mixin for frozen dataclasses written as CSV rows: the header is the field names."""
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
 @dataclasses.dataclass(frozen=True)
-class VideoRow:
+class VideoRow(CsvRow):
     """One clip's verdict. ``p_fake`` (1 = fake) and ``label`` are set only when ``status`` is ok.
 
     ``n_frames``: sampled frames decoded; ``n_faces``: faces scored; ``duration_s``/``fps``/
@@ -47,13 +55,9 @@ class VideoRow:
         elif self.p_fake is not None or self.label:
             raise ValueError(f"a {self.status} row carries no p_fake or label, got {self.p_fake!r}, {self.label!r}")
 
-    @classmethod
-    def columns(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
 
 @dataclasses.dataclass(frozen=True)
-class FaceRow:
+class FaceRow(CsvRow):
     """One scored face: where it is (full-resolution pixels, ``xyxy``) and its ``p_fake``."""
 
     video_path: str
@@ -70,10 +74,6 @@ class FaceRow:
     def __post_init__(self) -> None:
         if not 0.0 <= self.p_fake <= 1.0:
             raise ValueError(f"p_fake must be in [0, 1], got {self.p_fake}")
-
-    @classmethod
-    def columns(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
 
 
 def display_path(path) -> str:

@@ -11,10 +11,10 @@ import fcntl
 import io
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
+from pipeline.atomic import atomic_path
 from pipeline.errors import OutputLockedError
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,10 @@ def keep_rows_with_keys(path: str | Path, keys: set[str], key_column: int = 0) -
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         return 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     dropped = 0
-    try:
+    with atomic_path(path) as tmp:
         with open(path, newline="", encoding="utf-8", errors="surrogateescape") as src, \
-                os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as dst:
+                open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as dst:
             reader = csv.reader(src)
             writer = csv.writer(dst, lineterminator="\n")
             header = next(reader, None)
@@ -113,10 +112,6 @@ def keep_rows_with_keys(path: str | Path, keys: set[str], key_column: int = 0) -
                     writer.writerow(row)
                 else:
                     dropped += 1
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dropped
 
 

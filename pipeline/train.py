@@ -33,16 +33,16 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from pipeline.atomic import atomic_path
 from pipeline.cli_common import fail, start_logging
 from pipeline.crop import DEFAULT_RESIZE, RESIZE_INTERPOLATIONS
-from pipeline.dataset import FaceItem
+from pipeline.dataset import FaceItem, relpath_posix
 
 log = logging.getLogger("pipeline.train")
 
@@ -299,28 +299,18 @@ def save_weights_h5(model, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp_name, "w") as f:
-            f.attrs["backend"] = "tensorflow"
-            f.attrs["keras_version"] = keras.__version__
-            f.attrs["layer_names"] = np.array([layer.name.encode() for layer in model.layers])
-            for layer in model.layers:
-                group = f.create_group(layer.name)
-                # the order Keras' legacy loader expects: trainable, then non-trainable
-                variables = list(layer.trainable_weights) + list(layer.non_trainable_weights)
-                names = [f"{layer.name}/{v.name}:0" for v in variables]
-                group.attrs["weight_names"] = np.array([n.encode() for n in names])
-                for name, variable in zip(names, variables):
-                    group.create_dataset(name, data=np.asarray(variable.numpy()))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp's 0600 would hide the weights from other users
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    with atomic_path(path) as tmp_path, h5py.File(tmp_path, "w") as f:
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["keras_version"] = keras.__version__
+        f.attrs["layer_names"] = np.array([layer.name.encode() for layer in model.layers])
+        for layer in model.layers:
+            group = f.create_group(layer.name)
+            # the order Keras' legacy loader expects: trainable, then non-trainable
+            variables = list(layer.trainable_weights) + list(layer.non_trainable_weights)
+            names = [f"{layer.name}/{v.name}:0" for v in variables]
+            group.attrs["weight_names"] = np.array([n.encode() for n in names])
+            for name, variable in zip(names, variables):
+                group.create_dataset(name, data=np.asarray(variable.numpy()))
     return path
 
 
@@ -419,13 +409,6 @@ def write_history(run_dir: Path, rows: Sequence[dict]) -> dict[str, str]:
     return files
 
 
-def _relpath(target: Path, start: Path) -> str:
-    try:
-        return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
-    except ValueError:
-        return str(target)
-
-
 def train(config: TrainConfig) -> dict:
     """Run one training and write weights, sidecar and report. Returns the sidecar's content."""
     from pipeline.dataset import load_faces, summarize, write_manifest
@@ -483,7 +466,7 @@ def train(config: TrainConfig) -> dict:
         "split": {"method": how, "seed": config.seed, "val_fraction": config.val_fraction,
                   "train": summarize(train_items), "val": summarize(val_items),
                   "val_source_videos": sorted({i.source_video for i in val_items if i.source_video}),
-                  "manifest": _relpath(run_dir / "split.csv", config.output.parent)},
+                  "manifest": relpath_posix(run_dir / "split.csv", config.output.parent)},
         "init_weights": None if init_spec is None else {"name": init_spec.name, "sha256": init_spec.sha256},
         "config": {"epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
                    "schedule": f"cosine decay to {config.final_learning_rate_ratio:g} x over {config.epochs} epochs",
@@ -497,7 +480,7 @@ def train(config: TrainConfig) -> dict:
         "cpu_count": os.cpu_count(),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         "val_metrics": _clean(metrics),
-        "report": {k: _relpath(run_dir / v, config.output.parent) for k, v in plot_files.items()},
+        "report": {k: relpath_posix(run_dir / v, config.output.parent) for k, v in plot_files.items()},
     }
     text = json.dumps(sidecar, indent=2) + "\n"
     sidecar_path(config.output).write_text(text, encoding="utf-8")

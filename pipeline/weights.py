@@ -15,10 +15,10 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 
+from pipeline.atomic import atomic_path
 from pipeline.errors import WeightsError
 
 log = logging.getLogger(__name__)
@@ -176,15 +176,10 @@ def fetch_weights(url: str, target: str | Path, sha256: str, *, timeout_s: float
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("downloading %s -> %s", url, target)
-    fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as tmp, urllib.request.urlopen(url, timeout=timeout_s) as response:
+    with atomic_path(target) as tmp_path:
+        with open(tmp_path, "wb") as tmp, urllib.request.urlopen(url, timeout=timeout_s) as response:
             shutil.copyfileobj(response, tmp)
-        digest = sha256_file(tmp_name)
+        digest = sha256_file(tmp_path)
         if digest != sha256:
             raise WeightsError(f"download of {url} has sha256 {digest[:16]}..., expected {sha256[:16]}...")
-        os.replace(tmp_name, target)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return target
