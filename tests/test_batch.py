@@ -13,10 +13,18 @@ from pipeline.scan import ScanConfig
 
 
 def _worker_processes():
+    """The pool's worker processes; children that exit meanwhile (ffmpeg, zombies) are skipped."""
     import psutil
 
-    return [p for p in psutil.Process().children(recursive=True)
-            if "resource_tracker" not in " ".join(p.cmdline()) and "python" in p.name().lower()]
+    workers = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            cmdline = " ".join(p.cmdline())
+        except psutil.Error:  # gone, or a zombie not yet reaped
+            continue
+        if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+            workers.append(p)
+    return workers
 
 
 @pytest.mark.slow

@@ -51,8 +51,14 @@ def _worker_processes(cluster) -> list:
     """The worker processes that ``dask worker`` (whose nannies run in-process) spawned."""
     import psutil
 
-    children = psutil.Process(cluster["workers"].pid).children(recursive=True)
-    return [w for w in children if "spawn_main" in " ".join(w.cmdline())]
+    workers = []
+    for w in psutil.Process(cluster["workers"].pid).children(recursive=True):
+        try:
+            if "spawn_main" in " ".join(w.cmdline()):
+                workers.append(w)
+        except psutil.Error:  # gone, or a zombie not yet reaped
+            continue
+    return workers
 
 
 @pytest.fixture
