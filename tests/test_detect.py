@@ -102,3 +102,32 @@ def test_batch_gives_one_list_per_frame(detector):
     small = FaceDetector(detector._mtcnn, DetectorConfig(batch_size=2))
     results = small.detect(frames)
     assert [len(r) for r in results] == [1, 0, 1]
+
+
+def test_compiled_networks_give_the_eager_networks_boxes(detector, shared_data):
+    """The tf.function-compiled MTCNN is a speed-up only: same boxes, scores and landmarks."""
+    from PIL import Image
+
+    from pipeline.detect import build_mtcnn
+
+    rgb = np.asarray(Image.open(shared_data / "images" / "real" / "dlib_bald_guys.jpg").convert("RGB"))
+    frames = [rgb, _astronaut()[:400, :300]]  # different sizes: PNet must not be tied to one shape
+    eager = build_mtcnn(compiled=False)
+    kwargs = dict(box_format="xyxy", output_type="numpy", scale_factor=0.6)
+    for frame in frames:
+        expected = eager.detect_faces([frame], **kwargs)
+        got = detector._mtcnn.detect_faces([frame], **kwargs)
+        assert len(expected) >= 1
+        np.testing.assert_allclose(got, expected, atol=1e-3)
+    traced = {type(stage).__name__: stage._model.experimental_get_tracing_count() for stage in detector._mtcnn.stages}
+    assert all(count == 1 for count in traced.values()), traced  # no retracing for new sizes
+
+
+def test_detector_falls_back_to_eager_for_an_unknown_mtcnn_layout(caplog):
+    from pipeline.detect import compile_stage_networks
+
+    class Unknown:
+        stages = [object()]
+
+    assert compile_stage_networks(Unknown()) is False
+    assert "eagerly" in caplog.text

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.crop import resize_rgb
 from pipeline.errors import WeightsError
-from pipeline.model import MESO4_PARAMS, MesoScorer, build_meso4
+from pipeline.model import MESO4_PARAMS, SCORE_BATCH_SIZE, MesoScorer, build_meso4
 from pipeline.weights import WeightsSpec, sha256_file, sidecar_path
 
 
@@ -48,12 +48,22 @@ def test_astronaut_photo_is_real(scorer):
 
 def test_batched_scores_equal_single_scores(scorer):
     rng = np.random.default_rng(0)
-    crops = rng.integers(0, 256, size=(70, 256, 256, 3), dtype=np.uint8)  # crosses a batch boundary
+    crops = rng.integers(0, 256, size=(70, 256, 256, 3), dtype=np.uint8)  # crosses batch boundaries
     batched = scorer.score_p_fake(crops)
-    singles = np.array([scorer.score_p_fake(c[None])[0] for c in crops[[0, 63, 64, 69]]])
+    picks = [0, SCORE_BATCH_SIZE - 1, SCORE_BATCH_SIZE, 69]
+    singles = np.array([scorer.score_p_fake(c[None])[0] for c in crops[picks]])
     assert batched.shape == (70,)
-    np.testing.assert_allclose(batched[[0, 63, 64, 69]], singles, atol=1e-5)
+    np.testing.assert_allclose(batched[picks], singles, atol=1e-5)
     assert ((batched >= 0) & (batched <= 1)).all()
+    # padded to one fixed batch shape: the scoring graph is traced once, whatever the count
+    assert scorer._predict.experimental_get_tracing_count() == 1
+
+
+def test_scores_match_the_plain_keras_model(scorer):
+    rng = np.random.default_rng(1)
+    crops = rng.integers(0, 256, size=(5, 256, 256, 3), dtype=np.uint8)
+    p_real = scorer._model.predict_on_batch(crops.astype(np.float32) / 255.0).reshape(-1)
+    np.testing.assert_allclose(scorer.score_p_fake(crops), 1.0 - p_real, atol=1e-5)  # MesoNet DF: p_real
 
 
 def test_empty_and_misshaped_input(scorer):
