@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline.errors import DecodeError
 from pipeline.ffmpeg_bin import ffmpeg_exe
+from pipeline.memory import keep_large_buffers_on_mmap
 from pipeline.probe import INPUT_OPTIONS, VideoInfo, summarize_ffmpeg_errors
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ def iter_frames(
     the good frames are kept.
     """
     import ffmpeg  # ffmpeg-python: builds the command line
+
+    keep_large_buffers_on_mmap()  # frame buffers go back to the system: memory flat in clip length
 
     width, height = decode_size_wh(info)
     # ffmpeg-python hashes its arguments as UTF-8, which a file name with non-UTF-8 bytes is
