@@ -74,11 +74,13 @@ def in_process(clips: list[str], config: ScanConfig, weights: str, with_naive: b
     naive_models = load_naive_models(weights) if with_naive else None
 
     print(f"\nPart 1: models loaded. Sampling --fps {config.fps:g} --max-frames {config.max_frames}; "
-          f"detection at {config.detector.detect_long_side_px} px, pyramid {config.detector.pyramid_scale}")
+          f"detection at {config.detector.detect_long_side_px} px, pyramid {config.detector.pyramid_scale}, "
+          f"whole frames at most every {config.detector.full_frame_every_s:g} s")
     print(f"{'clip':30s} {'WxH':>9s} {'dur_s':>6s} {'frames':>6s} {'faces':>5s} {'ours_s':>7s} {'clip_s/s':>8s} "
           f"{'fr/s':>6s} {'faces/s':>7s} {'det%':>5s} {'crop%':>5s} {'sco%':>5s} {'(a)_s':>7s} {'(b)_s':>6s} "
           f"{'(a)/ours':>8s} {'ours/(b)':>8s}")
     totals = np.zeros(3)
+    searched = [0, 0]  # frames searched whole, frames searched by regions only
     for clip in clips:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -91,6 +93,8 @@ def in_process(clips: list[str], config: ScanConfig, weights: str, with_naive: b
                             min_confidence=config.detector.min_confidence)["seconds"]
         totals += (ours, 0.0 if np.isnan(nv) else nv, dec)
         share = {k: 100 * timings.get(k, 0.0) / ours for k in ("detect_s", "crop_s", "score_s")}
+        searched[0] += timings.get("full_frames", 0) + timings.get("fallback_frames", 0)
+        searched[1] += timings.get("region_frames", 0)
         print(f"{Path(clip).name[:30]:30s} {f'{row.width}x{row.height}':>9s} {row.duration_s or 0:6.1f} "
               f"{row.n_frames:6d} {row.n_faces:5d} {ours:7.2f} {(row.duration_s or 0) / ours:8.2f} "
               f"{row.n_frames / ours:6.2f} {row.n_faces / ours:7.2f} {share['detect_s']:5.0f} "
@@ -99,11 +103,13 @@ def in_process(clips: list[str], config: ScanConfig, weights: str, with_naive: b
     print(f"{'all':30s} {'':>9s} {'':>6s} {'':>6s} {'':>5s} {totals[0]:7.2f} {'':>8s} {'':>6s} {'':>7s} "
           f"{'':>5s} {'':>5s} {'':>5s} {totals[1]:7.2f} {totals[2]:6.2f} {totals[1] / totals[0]:8.1f} "
           f"{totals[0] / totals[2]:8.2f}")
+    print(f"frames searched whole: {searched[0]}, by regions around known faces only: {searched[1]}")
 
 
 def whole_processes(clips: list[str], config: ScanConfig, weights: str, with_naive: bool) -> None:
     extra = ["--fps", str(config.fps), "--max-frames", str(config.max_frames), "--detect-size",
-             str(config.detector.detect_long_side_px), "--pyramid-scale", str(config.detector.pyramid_scale)]
+             str(config.detector.detect_long_side_px), "--pyramid-scale", str(config.detector.pyramid_scale),
+             "--full-frame-every", str(config.detector.full_frame_every_s)]
     with tempfile.TemporaryDirectory() as empty:
         ours_start, ours_start_rss, _ = run_scanner([empty], weights, extra)
     print(f"\nPart 2: whole processes, start-up included. Start-up alone (no clip): ours {ours_start:.2f} s "
@@ -140,6 +146,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-frames", type=int, default=ScanConfig().max_frames)
     ap.add_argument("--detect-size", type=int, default=DetectorConfig().detect_long_side_px)
     ap.add_argument("--pyramid-scale", type=float, default=DetectorConfig().pyramid_scale)
+    ap.add_argument("--full-frame-every", type=float, default=DetectorConfig().full_frame_every_s)
     ap.add_argument("--long", action="store_true", help="add a generated 5-minute 1080p clip")
     ap.add_argument("--no-naive", action="store_true", help="skip the straightforward loop (slow)")
     ap.add_argument("--no-process", action="store_true", help="skip part 2 (whole processes)")
@@ -147,7 +154,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     config = ScanConfig(fps=args.fps, max_frames=args.max_frames,
-                        detector=DetectorConfig(detect_long_side_px=args.detect_size, pyramid_scale=args.pyramid_scale))
+                        detector=DetectorConfig(detect_long_side_px=args.detect_size, pyramid_scale=args.pyramid_scale,
+                                                full_frame_every_s=args.full_frame_every))
     clips = list(args.clips)
     with tempfile.TemporaryDirectory() as tmp:
         if args.long:

@@ -14,6 +14,7 @@ from pathlib import Path
 from pipeline.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION
 from pipeline.cli_common import (
     fail,
+    non_negative_float,
     positive_float,
     positive_int,
     probability,
@@ -60,6 +61,10 @@ def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
                    help="long side in pixels of the copy of each frame MTCNN looks at")
     p.add_argument("--pyramid-scale", type=float, default=_DET_DEFAULTS.pyramid_scale,
                    help="ratio between MTCNN's pyramid levels (lower: faster, fewer levels)")
+    p.add_argument("--full-frame-every", type=non_negative_float, default=_DET_DEFAULTS.full_frame_every_s,
+                   metavar="SECONDS",
+                   help="search whole frames at most this often and in between only around the faces found "
+                        "last (matters when samples are closer than this); 0: every frame whole")
     p.add_argument("--min-confidence", type=probability, default=_DET_DEFAULTS.min_confidence,
                    help="MTCNN confidence below which a face is ignored")
     p.add_argument("--min-face", type=positive_int, default=_DET_DEFAULTS.min_face_px,
@@ -74,7 +79,8 @@ def config_from_args(args: argparse.Namespace) -> ScanConfig:
         fps=args.fps, max_frames=args.max_frames, threshold=args.threshold, aggregation=args.aggregation,
         timeout_s=args.timeout,
         detector=DetectorConfig(detect_long_side_px=args.detect_size, min_confidence=args.min_confidence,
-                                min_face_px=args.min_face, pyramid_scale=args.pyramid_scale),
+                                min_face_px=args.min_face, pyramid_scale=args.pyramid_scale,
+                                full_frame_every_s=args.full_frame_every),
     )
 
 

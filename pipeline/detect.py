@@ -30,13 +30,20 @@ class DetectorConfig:
     in full-resolution pixels are dropped (a crop enlarged 10x shows no mesoscopic texture).
     ``batch_size``: frames per MTCNN call. ``pyramid_scale``: ratio between MTCNN's image
     pyramid levels (MTCNN's own default is 0.709; fewer levels are faster, and faces are
-    found at every level anyway once they are larger than MTCNN's 20 px minimum)."""
+    found at every level anyway once they are larger than MTCNN's 20 px minimum).
+    ``full_frame_every_s``: on dense sampling, whole frames are searched at most this often (in
+    seconds of video) and in between only regions around the faces found last
+    (:mod:`pipeline.follow`); 0 searches every frame whole. ``region_margin``: region side /
+    face side; ``region_px``: the size MTCNN sees a region at."""
 
     detect_long_side_px: int = 480
     min_confidence: float = 0.9
     min_face_px: int = 40
     batch_size: int = 8
     pyramid_scale: float = 0.6
+    full_frame_every_s: float = 1.0
+    region_margin: float = 2.5
+    region_px: int = 96
 
     def __post_init__(self) -> None:
         if self.detect_long_side_px < MIN_DETECT_SIDE_PX:
@@ -47,6 +54,12 @@ class DetectorConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0.3 <= self.pyramid_scale <= 0.9:
             raise ValueError(f"pyramid_scale must be in [0.3, 0.9], got {self.pyramid_scale}")
+        if not self.full_frame_every_s >= 0:
+            raise ValueError(f"full_frame_every_s must be >= 0, got {self.full_frame_every_s}")
+        if not 1.2 <= self.region_margin <= 4.0:
+            raise ValueError(f"region_margin must be in [1.2, 4], got {self.region_margin}")
+        if self.region_px < 48:
+            raise ValueError(f"region_px must be >= 48, got {self.region_px}")
 
 
 def faces_from_mtcnn_rows(rows: np.ndarray, n_images: int) -> list[list[FaceBox]]:
@@ -142,13 +155,23 @@ class FaceDetector:
                 small = [cv2.resize(f, size_wh, interpolation=cv2.INTER_AREA) for f in batch]
             else:
                 small = batch
-            rows = self._mtcnn.detect_faces(small, box_format="xyxy", output_type="numpy",
-                                            scale_factor=cfg.pyramid_scale)
-            for faces in faces_from_mtcnn_rows(rows, len(batch)):
-                kept = []
-                for face in faces:
-                    full = face.scaled(1.0 / scale) if scale < 1.0 else face
-                    if face.confidence >= cfg.min_confidence and full.size_px >= cfg.min_face_px:
-                        kept.append(full)
-                results.append(kept)
+            for faces in self._confident_faces(small):
+                full = [face.scaled(1.0 / scale) if scale < 1.0 else face for face in faces]
+                results.append([face for face in full if face.size_px >= cfg.min_face_px])
         return results
+
+    def detect_in_images(self, images_rgb: Sequence[np.ndarray]) -> list[list[FaceBox]]:
+        """Faces per image as given (no shrinking, no minimum face size), in the image's own
+        pixels, best first: for small same-sized cut-outs such as :mod:`pipeline.follow`'s
+        regions. Batched like :meth:`detect`."""
+        results: list[list[FaceBox]] = []
+        for start in range(0, len(images_rgb), self.config.batch_size):
+            results.extend(self._confident_faces(list(images_rgb[start:start + self.config.batch_size])))
+        return results
+
+    def _confident_faces(self, images_rgb: list[np.ndarray]) -> list[list[FaceBox]]:
+        """One MTCNN call on same-sized images; faces at or above ``min_confidence``."""
+        rows = self._mtcnn.detect_faces(images_rgb, box_format="xyxy", output_type="numpy",
+                                        scale_factor=self.config.pyramid_scale)
+        return [[face for face in faces if face.confidence >= self.config.min_confidence]
+                for faces in faces_from_mtcnn_rows(rows, len(images_rgb))]

@@ -5,7 +5,7 @@ such buffers with ``mmap`` at first, but after the first few frees it raises its
 serves them from the heap, whose fragments it keeps: peak RSS then creeps with the number of
 frames (measured: 797 MiB for 11 frames of a 10-second 1080p clip, 847 MiB for 40 frames of
 a 5-minute one). A fixed threshold keeps every large buffer on ``mmap``, returned to the
-system on free (796 MiB for the 5-minute clip).
+system on free (796 MiB for the 5-minute clip). It applies to the whole process.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from pipeline.crop import CROP_MARGIN, crop_face_rgb
 from pipeline.decode import DecodeTimeoutError, Frame, iter_frames, sampling_fps
 from pipeline.detect import DetectorConfig, FaceDetector
 from pipeline.errors import DecodeError
+from pipeline.follow import FaceFollower
 from pipeline.model import SCORE_BATCH_SIZE, MesoScorer
 from pipeline.probe import VideoInfo, probe_video
 from pipeline.records import FaceRow, VideoRow, display_path, label_for
@@ -103,10 +104,12 @@ def analyze_faces(
 ) -> tuple[int, list[ScoredFace]]:
     """Detect, crop and score the faces of a stream of frames.
 
-    Detection runs in batches of ``detector.config.batch_size`` frames, scoring in batches of
+    Detection runs in batches of ``detector.config.batch_size`` frames (whole frames, or regions
+    around known faces between full-frame checks: :mod:`pipeline.follow`), scoring in batches of
     up to ``SCORE_BATCH_SIZE`` crops; no frame is kept past its batch, so memory stays flat
     whatever the clip length. ``timings``, if given, accumulates ``detect_s``, ``crop_s`` and
-    ``score_s``. Returns (number of frames seen, faces with track ids).
+    ``score_s``, and counts frames searched whole (``full_frames``, ``fallback_frames``) and by
+    regions (``region_frames``). Returns (number of frames seen, faces with track ids).
     """
     clock = timings if timings is not None else {}
     pending: list[np.ndarray] = []
@@ -129,9 +132,10 @@ def analyze_faces(
         pending.clear()
         pending_meta.clear()
 
+    follower = FaceFollower(detector)
     for chunk in batched(frames, detector.config.batch_size):
         started = time.perf_counter()
-        detections = detector.detect([f.rgb for f in chunk])
+        detections = follower.detect([f.rgb for f in chunk], [f.timestamp_s for f in chunk])
         timed("detect_s", started)
         started = time.perf_counter()
         for frame, faces in zip(chunk, detections):
@@ -148,6 +152,9 @@ def analyze_faces(
         if len(pending) >= SCORE_BATCH_SIZE:
             flush()
     flush()
+    for key, count in follower.stats.items():
+        stat = "full_frames" if key == "full" else f"{key.rstrip('s')}_frames"
+        clock[stat] = clock.get(stat, 0) + count
 
     track_ids = iter(itertools.chain.from_iterable(link_tracks(boxes_per_sample)))
     faces = [
