@@ -4,9 +4,9 @@ On dense sampling most of the scanner's time is MTCNN on whole frames (17-23 ms 
 480 px in batches), yet a face rarely moves far between samples a fifth of a second apart.
 :class:`FaceFollower` runs full-frame detection at most every ``full_frame_every_s`` seconds
 of video and, on the samples in between, runs MTCNN only on a small square region (96 px)
-around each face found last (about 3 ms a region in batches). A region that loses its face
-sends its frame back to full-frame detection, so a face that moved away is found again at
-once; a face that enters the picture is found at the next full-frame check. Samples that are
+around each face found last (about 3 ms a region in batches). A frame where every region lost
+its face goes back to full-frame detection, so a face that moved away is found again at once;
+a face that enters the picture is found at the next full-frame check. Samples that are
 ``full_frame_every_s`` or more apart (the default 1 fps) all get full-frame detection.
 """
 
@@ -122,7 +122,7 @@ class FaceFollower:
     :meth:`detect` takes consecutive batches of frames and returns, like
     :meth:`FaceDetector.detect`, the faces of each frame in full-resolution pixels, best first.
     ``stats`` counts frames by how they were detected: ``full``, ``regions`` and ``fallback``
-    (regions that lost a face, re-detected on the full frame).
+    (frames whose regions all lost their faces, searched whole again).
     """
 
     def __init__(self, detector: FaceDetector):
@@ -165,18 +165,20 @@ class FaceFollower:
         self.stats[stat] += len(indices)
 
     def _run_regions(self, frames_rgb, jobs: list[tuple[int, Region]], results: list) -> set[int]:
-        """Detect in every region; fill ``results``; return the frames where a region missed."""
+        """Detect in every region and fill ``results``. Returns the frames where every region
+        lost its face (they go to full-frame detection). A frame where only some regions lost
+        theirs keeps the faces found: on these clips such a face is mostly one MTCNN misses on
+        the whole frame too (turned away, half hidden), so searching the whole frame again
+        rarely finds it; the next full-frame check does, if it is there."""
         if not jobs:
             return set()
         cfg = self._detector.config
         found = self._detector.detect_in_images([region.cut(frames_rgb[i], cfg.region_px) for i, region in jobs])
-        missed: set[int] = set()
         for (i, region), faces in zip(jobs, found):
             face = match_in_region(region, [region.to_frame(f, cfg.region_px) for f in faces])
-            if face is None or face.size_px < cfg.min_face_px:
-                missed.add(i)
-            else:
+            if face is not None and face.size_px >= cfg.min_face_px:
                 results[i].append(face)
-        for i in {i for i, _ in jobs} - missed:
+        followed = {i for i, _ in jobs}
+        for i in followed:
             results[i] = drop_duplicates(results[i])
-        return missed
+        return {i for i in followed if not results[i]}

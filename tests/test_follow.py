@@ -114,6 +114,23 @@ def test_a_region_that_loses_its_face_sends_the_frame_to_full_detection():
     assert follower.stats == {"full": 1, "regions": 2, "fallback": 2}
 
 
+def test_a_frame_that_keeps_one_of_two_faces_is_not_searched_again():
+    class TwoFaces(RecordingDetector):
+        def detect(self, frames_rgb):
+            self.full_calls.extend(int(f[0, 0, 0]) for f in frames_rgb)
+            return [[face(100, 100, 200, 200), face(250, 250, 300, 300)] for _ in frames_rgb]
+
+        def detect_in_images(self, images_rgb):
+            found = super().detect_in_images(images_rgb)
+            # the second region of each frame (the smaller face) finds nothing
+            return [faces if k % 2 == 0 else [] for k, faces in enumerate(found)]
+
+    detector = TwoFaces(DetectorConfig(full_frame_every_s=1.0))
+    out = FaceFollower(detector).detect(frames_numbered(3), [0.0, 0.2, 0.4])
+    assert detector.full_calls == [0]
+    assert [len(faces) for faces in out] == [2, 1, 1]
+
+
 def test_no_known_face_means_nothing_to_follow_until_the_next_check():
     class Nobody(RecordingDetector):
         def detect(self, frames_rgb):
