@@ -19,10 +19,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_process(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB of the command, stdout) of one command.
+def run_process(cmd: list[str], own_rss: bool = False) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MiB, stdout) of one command.
 
-    Output goes to files, not pipes: a pipe nobody reads fills up and blocks the run.
+    The peak RSS is the largest of the command and the children it waited for (``wait4``), or
+    with ``own_rss`` the command's own process alone, sampled every 0.2 s (a driver without its
+    worker processes). Output goes to files, not pipes: a pipe nobody reads fills up and
+    blocks the run.
     """
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "report.json")
@@ -35,16 +38,19 @@ def run_process(cmd: list[str]) -> tuple[float, float, str]:
                 err_file.seek(0)
                 raise RuntimeError(err_file.read().decode(errors="replace")[-2000:])
             out_file.seek(0)
-            return result["wall_s"], result["maxrss_kib"] / 1024.0, out_file.read().decode(errors="replace")
+            rss_kib = result["own_peak_rss_kib"] if own_rss else result["maxrss_kib"]
+            return result["wall_s"], rss_kib / 1024.0, out_file.read().decode(errors="replace")
 
 
-def run_scanner(inputs: list[str], weights: str, extra: list[str]) -> tuple[float, float, list[dict]]:
+def run_scanner(inputs: list[str], weights: str, extra: list[str],
+                own_rss: bool = False) -> tuple[float, float, list[dict]]:
     """(wall seconds, peak RSS MiB, CSV rows) of one ``score_videos.py`` run. The peak RSS is
-    the largest process the scanner waited for: itself, or a worker process."""
+    that of the largest process (the scanner or a worker), or with ``own_rss`` the scanner's
+    own process alone."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.csv")
         cmd = [sys.executable, str(REPO / "score_videos.py"), *inputs, "-o", out, "--weights", weights, "-q", *extra]
-        wall, rss, _ = run_process(cmd)
+        wall, rss, _ = run_process(cmd, own_rss)
         with open(out, newline="") as f:
             rows = list(csv.DictReader(f))
     return wall, rss, rows
@@ -52,12 +58,23 @@ def run_scanner(inputs: list[str], weights: str, extra: list[str]) -> tuple[floa
 
 def _launch(report: str, cmd: list[str]) -> int:
     """Launcher mode: run ``cmd`` from this small process and write its wall time, exit code
-    and peak RSS to ``report``."""
+    and peak RSS (``wait4``, and its own process sampled) to ``report``."""
+    import psutil
+
     started = time.perf_counter()
     proc = subprocess.Popen(cmd)
-    _, status, usage = os.wait4(proc.pid, 0)
+    own_peak = 0
+    while True:
+        waited_pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if waited_pid:
+            break
+        try:
+            own_peak = max(own_peak, psutil.Process(proc.pid).memory_info().rss)
+        except psutil.Error:  # exiting between the two calls
+            pass
+        time.sleep(0.2)
     result = {"wall_s": time.perf_counter() - started, "exit_code": os.waitstatus_to_exitcode(status),
-              "maxrss_kib": usage.ru_maxrss}
+              "maxrss_kib": usage.ru_maxrss, "own_peak_rss_kib": own_peak // 1024}
     with open(report, "w") as f:
         json.dump(result, f)
     return 0
