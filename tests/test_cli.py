@@ -145,3 +145,21 @@ def test_two_workers_give_the_same_rows_as_one(batch_dir, tmp_path, meso4_df_pat
     b = pd.read_csv(two).sort_values("video_path").reset_index(drop=True)
     pd.testing.assert_frame_equal(a[key], b[key])
     assert (a["p_fake"].fillna(-1) - b["p_fake"].fillna(-1)).abs().max() < 1e-4
+
+
+def test_detection_flags_reach_the_scan_config():
+    args = cli.build_parser().parse_args(["clips", "-o", "out.csv", "--fps", "5", "--full-frame-every", "0.5",
+                                          "--detect-size", "640", "--pyramid-scale", "0.709"])
+    config = cli.config_from_args(args)
+    assert config.fps == 5
+    assert config.detector.full_frame_every_s == 0.5
+    assert (config.detector.detect_long_side_px, config.detector.pyramid_scale) == (640, 0.709)
+    default = cli.config_from_args(cli.build_parser().parse_args(["clips", "-o", "out.csv"]))
+    assert default.detector.full_frame_every_s == 1.0
+
+
+def test_negative_full_frame_interval_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["clips", "-o", "out.csv", "--full-frame-every", "-1"])
+    assert exit_info.value.code == 2
+    assert "must be >= 0" in capsys.readouterr().err

@@ -88,3 +88,25 @@ def test_shared_clips_separate_fake_from_real(shared_data, detector, scorer):
     assert roc_auc(ys, ps) >= 0.714 - 1e-9
     assert rows["dfdc_yhffcuhhjy.mp4"].n_tracks >= 2  # two people: tracked apart
     assert rows["dfdc_brtujopkby.mp4"].height == 1920  # portrait DFDC clip
+
+
+@pytest.mark.parametrize("name", ["fake/dfdc_brtujopkby.mp4", "fake/dfdc_yhffcuhhjy.mp4"])
+def test_following_faces_on_dense_sampling_keeps_the_verdict(shared_data, detector, scorer, name):
+    """--fps 5 on real DFDC clips (one person; three people): following faces between
+    full-frame checks searches most frames by regions only and gives the p_fake that searching
+    every frame whole gives."""
+    from pipeline.detect import DetectorConfig, FaceDetector
+
+    path = shared_data / "videos" / name
+    dense = ScanConfig(fps=5, max_frames=100)
+    following = FaceDetector(detector._mtcnn, DetectorConfig(full_frame_every_s=1.0))  # the default
+    whole_frames = FaceDetector(detector._mtcnn, DetectorConfig(full_frame_every_s=0.0))
+    timings_follow: dict = {}
+    timings_whole: dict = {}
+    followed = score_video(path, following, scorer, dense, timings=timings_follow).row
+    searched = score_video(path, whole_frames, scorer, dense, timings=timings_whole).row
+    assert timings_whole["region_frames"] == 0 and timings_whole["full_frames"] == searched.n_frames == 51
+    assert timings_follow["region_frames"] >= 30 and timings_follow["full_frames"] == 11
+    assert followed.label == searched.label
+    assert followed.p_fake == pytest.approx(searched.p_fake, abs=0.05)
+    assert abs(followed.n_faces - searched.n_faces) <= 0.1 * searched.n_faces
