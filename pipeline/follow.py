@@ -121,15 +121,15 @@ class FaceFollower:
 
     :meth:`detect` takes consecutive batches of frames and returns, like
     :meth:`FaceDetector.detect`, the faces of each frame in full-resolution pixels, best first.
-    ``stats`` counts frames by how they were detected: ``full``, ``regions`` and ``fallback``
-    (frames whose regions all lost their faces, searched whole again).
+    ``stats`` counts frames by how they were searched: ``full_frames``, ``region_frames`` and
+    ``fallback_frames`` (frames whose regions all lost their faces, searched whole again).
     """
 
     def __init__(self, detector: FaceDetector):
         self._detector = detector
         self._known: list[FaceBox] = []
         self._last_full_s: float | None = None
-        self.stats = {"full": 0, "regions": 0, "fallback": 0}
+        self.stats = {"full_frames": 0, "region_frames": 0, "fallback_frames": 0}
 
     def detect(self, frames_rgb: Sequence[np.ndarray], timestamps_s: Sequence[float]) -> list[list[FaceBox]]:
         cfg = self._detector.config
@@ -138,7 +138,7 @@ class FaceFollower:
             if full:
                 self._last_full_s = t
         results: list[list[FaceBox] | None] = [None] * len(frames_rgb)
-        self._run_full(frames_rgb, [i for i, full in enumerate(plan) if full], results, "full")
+        self._run_full(frames_rgb, [i for i, full in enumerate(plan) if full], results, "full_frames")
 
         # Regions for each in-between frame come from the latest frame before it whose faces
         # are known: a full-frame one of this batch, or the end of the previous batch.
@@ -151,8 +151,8 @@ class FaceFollower:
             results[i] = []
             jobs.extend((i, Region.around_face(face, cfg.region_margin)) for face in known)
         missed = self._run_regions(frames_rgb, jobs, results)
-        self.stats["regions"] += sum(1 for full in plan if not full) - len(missed)
-        self._run_full(frames_rgb, sorted(missed), results, "fallback")
+        self.stats["region_frames"] += sum(1 for full in plan if not full) - len(missed)
+        self._run_full(frames_rgb, sorted(missed), results, "fallback_frames")
         if results:
             self._known = results[-1]
         return results  # type: ignore[return-value]

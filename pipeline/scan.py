@@ -153,8 +153,7 @@ def analyze_faces(
             flush()
     flush()
     for key, count in follower.stats.items():
-        stat = "full_frames" if key == "full" else f"{key.rstrip('s')}_frames"
-        clock[stat] = clock.get(stat, 0) + count
+        clock[key] = clock.get(key, 0) + count
 
     track_ids = iter(itertools.chain.from_iterable(link_tracks(boxes_per_sample)))
     faces = [

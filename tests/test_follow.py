@@ -102,7 +102,7 @@ def test_follower_searches_whole_frames_on_schedule_and_regions_in_between():
     assert detector.full_calls == [0, 5, 10]
     assert detector.region_calls == [6, 3]  # one region per in-between frame, batched per call
     assert all(len(faces) == 1 and iou_xyxy(faces[0].box_xyxy, (100, 100, 200, 200)) > 0.99 for faces in out)
-    assert follower.stats == {"full": 3, "regions": 9, "fallback": 0}
+    assert follower.stats == {"full_frames": 3, "region_frames": 9, "fallback_frames": 0}
 
 
 def test_a_region_that_loses_its_face_sends_the_frame_to_full_detection():
@@ -111,7 +111,7 @@ def test_a_region_that_loses_its_face_sends_the_frame_to_full_detection():
     out = follower.detect(frames_numbered(5, lose={2, 3}), [i * 0.2 for i in range(5)])
     assert detector.full_calls == [0, 2, 3]
     assert all(len(faces) == 1 for faces in out)
-    assert follower.stats == {"full": 1, "regions": 2, "fallback": 2}
+    assert follower.stats == {"full_frames": 1, "region_frames": 2, "fallback_frames": 2}
 
 
 def test_a_frame_that_keeps_one_of_two_faces_is_not_searched_again():
@@ -160,6 +160,6 @@ def test_following_finds_the_same_faces_as_whole_frames_on_a_moving_face(detecto
     for start in range(0, len(frames), 8):
         chunk = frames[start:start + 8]
         followed += follower.detect([f.rgb for f in chunk], [f.timestamp_s for f in chunk])
-    assert follower.stats["regions"] >= 20  # most frames were followed, not searched whole
+    assert follower.stats["region_frames"] >= 20  # most frames were followed, not searched whole
     assert [len(f) for f in followed] == [len(w) for w in whole] == [1] * len(frames)
     assert min(iou_xyxy(a[0].box_xyxy, b[0].box_xyxy) for a, b in zip(followed, whole)) > 0.75
