@@ -8,8 +8,9 @@ For every clip, on the same sampled frames (see ``baselines.py``):
   (b)     ffmpeg delivering the same sampled frames and nothing else (the floor)
 
 Part 1, models loaded (in this process): per clip seconds, clip-seconds per second, sampled
-frames/s, faces/s, the share of our time spent detecting / cropping / scoring (the rest is
-decoding the read-ahead thread did not hide, and probing), and ours against (a) and (b).
+frames/s, faces/s, the share of our time spent probing and waiting for decoded frames (what
+the read-ahead thread did not hide) / detecting / cropping / scoring, and ours against (a)
+and (b).
 Part 2, whole processes, start-up included: each clip in its own process for ours, (a) and
 (b), with our peak RSS; then all clips in one process, ours with ``--workers 1`` and ``2``.
 
@@ -77,7 +78,7 @@ def in_process(clips: list[str], config: ScanConfig, weights: str, with_naive: b
           f"detection at {config.detector.detect_long_side_px} px, pyramid {config.detector.pyramid_scale}, "
           f"whole frames at most every {config.detector.full_frame_every_s:g} s")
     print(f"{'clip':30s} {'WxH':>9s} {'dur_s':>6s} {'frames':>6s} {'faces':>5s} {'ours_s':>7s} {'clip_s/s':>8s} "
-          f"{'fr/s':>6s} {'faces/s':>7s} {'det%':>5s} {'crop%':>5s} {'sco%':>5s} {'(a)_s':>7s} {'(b)_s':>6s} "
+          f"{'fr/s':>6s} {'faces/s':>7s} {'dec%':>5s} {'det%':>5s} {'crop%':>5s} {'sco%':>5s} {'(a)_s':>7s} {'(b)_s':>6s} "
           f"{'(a)/ours':>8s} {'ours/(b)':>8s}")
     totals = np.zeros(3)
     searched = [0, 0]  # frames searched whole, frames searched by regions only
@@ -93,15 +94,16 @@ def in_process(clips: list[str], config: ScanConfig, weights: str, with_naive: b
                             min_confidence=config.detector.min_confidence)["seconds"]
         totals += (ours, 0.0 if np.isnan(nv) else nv, dec)
         share = {k: 100 * timings.get(k, 0.0) / ours for k in ("detect_s", "crop_s", "score_s")}
+        share["decode_s"] = 100 * (timings.get("probe_s", 0.0) + timings.get("decode_wait_s", 0.0)) / ours
         searched[0] += timings.get("full_frames", 0) + timings.get("fallback_frames", 0)
         searched[1] += timings.get("region_frames", 0)
         print(f"{Path(clip).name[:30]:30s} {f'{row.width}x{row.height}':>9s} {row.duration_s or 0:6.1f} "
               f"{row.n_frames:6d} {row.n_faces:5d} {ours:7.2f} {(row.duration_s or 0) / ours:8.2f} "
-              f"{row.n_frames / ours:6.2f} {row.n_faces / ours:7.2f} {share['detect_s']:5.0f} "
+              f"{row.n_frames / ours:6.2f} {row.n_faces / ours:7.2f} {share['decode_s']:5.0f} {share['detect_s']:5.0f} "
               f"{share['crop_s']:5.0f} {share['score_s']:5.0f} {nv:7.2f} {dec:6.2f} {nv / ours:8.1f} "
               f"{ours / dec:8.2f}")
     print(f"{'all':30s} {'':>9s} {'':>6s} {'':>6s} {'':>5s} {totals[0]:7.2f} {'':>8s} {'':>6s} {'':>7s} "
-          f"{'':>5s} {'':>5s} {'':>5s} {totals[1]:7.2f} {totals[2]:6.2f} {totals[1] / totals[0]:8.1f} "
+          f"{'':>5s} {'':>5s} {'':>5s} {'':>5s} {totals[1]:7.2f} {totals[2]:6.2f} {totals[1] / totals[0]:8.1f} "
           f"{totals[0] / totals[2]:8.2f}")
     print(f"frames searched whole: {searched[0]}, by regions around known faces only: {searched[1]}")
 

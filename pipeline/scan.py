@@ -107,7 +107,8 @@ def analyze_faces(
     Detection runs in batches of ``detector.config.batch_size`` frames (whole frames, or regions
     around known faces between full-frame checks: :mod:`pipeline.follow`), scoring in batches of
     up to ``SCORE_BATCH_SIZE`` crops; no frame is kept past its batch, so memory stays flat
-    whatever the clip length. ``timings``, if given, accumulates ``detect_s``, ``crop_s`` and
+    whatever the clip length. ``timings``, if given, accumulates ``decode_wait_s`` (waiting for
+    frames that the read-ahead thread did not have ready), ``detect_s``, ``crop_s`` and
     ``score_s``, and counts frames searched whole (``full_frames``, ``fallback_frames``) and by
     regions (``region_frames``). Returns (number of frames seen, faces with track ids).
     """
@@ -133,7 +134,13 @@ def analyze_faces(
         pending_meta.clear()
 
     follower = FaceFollower(detector)
-    for chunk in batched(frames, detector.config.batch_size):
+    chunks = batched(frames, detector.config.batch_size)
+    while True:
+        started = time.perf_counter()
+        chunk = next(chunks, None)
+        timed("decode_wait_s", started)
+        if chunk is None:
+            break
         started = time.perf_counter()
         detections = follower.detect([f.rgb for f in chunk], [f.timestamp_s for f in chunk])
         timed("detect_s", started)
@@ -176,11 +183,14 @@ def score_video(
     timings: dict[str, float] | None = None,
 ) -> VideoResult:
     """Score one clip. Raises :class:`DecodeError`, :class:`DecodeTimeoutError` or others;
-    :func:`score_video_safe` turns those into a row with a status."""
+    :func:`score_video_safe` turns those into a row with a status. ``timings``: as in
+    :func:`analyze_faces`, plus ``probe_s``."""
     started = time.perf_counter()
     video_path = display_path(path)
     deadline_s = config.timeout_s
     info = probe_video(path, timeout_s=deadline_s or 60.0)
+    if timings is not None:
+        timings["probe_s"] = timings.get("probe_s", 0.0) + time.perf_counter() - started
     sample_fps = sampling_fps(info, config.fps, config.max_frames)
     if on_info is not None:
         on_info(info, sample_fps)
