@@ -51,20 +51,26 @@ class Region:
         return cls(left, top, side, face)
 
     def cut(self, frame_rgb: np.ndarray, size_px: int) -> np.ndarray:
-        """The region as a uint8 (size_px, size_px, 3) image."""
+        """The region as a uint8 (size_px, size_px, 3) image. The part inside the frame is
+        resized first and padded after, so a region far past the border of a large frame never
+        costs a full-size canvas."""
         import cv2
 
         h, w = frame_rgb.shape[:2]
         x0, y0 = max(0, self.left), max(0, self.top)
         x1, y1 = min(w, self.left + self.side_px), min(h, self.top + self.side_px)
-        if (x0, y0, x1, y1) == (self.left, self.top, self.left + self.side_px, self.top + self.side_px):
-            patch = frame_rgb[y0:y1, x0:x1]
-        else:
-            patch = np.zeros((self.side_px, self.side_px, 3), dtype=np.uint8)
-            if x1 > x0 and y1 > y0:
-                patch[y0 - self.top:y1 - self.top, x0 - self.left:x1 - self.left] = frame_rgb[y0:y1, x0:x1]
-        interpolation = cv2.INTER_AREA if self.side_px > size_px else cv2.INTER_LINEAR
-        return cv2.resize(patch, (size_px, size_px), interpolation=interpolation)
+        out = np.zeros((size_px, size_px, 3), dtype=np.uint8)
+        if x1 <= x0 or y1 <= y0:
+            return out
+        scale = size_px / self.side_px
+        dx0, dy0 = round((x0 - self.left) * scale), round((y0 - self.top) * scale)
+        dx1 = min(size_px, max(dx0 + 1, round((x1 - self.left) * scale)))
+        dy1 = min(size_px, max(dy0 + 1, round((y1 - self.top) * scale)))
+        dx0, dy0 = min(dx0, dx1 - 1), min(dy0, dy1 - 1)
+        interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+        out[dy0:dy1, dx0:dx1] = cv2.resize(frame_rgb[y0:y1, x0:x1], (dx1 - dx0, dy1 - dy0),
+                                           interpolation=interpolation)
+        return out
 
     def to_frame(self, face: FaceBox, size_px: int) -> FaceBox:
         """A face found in the region image (``size_px`` square) in full-resolution pixels."""

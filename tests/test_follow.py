@@ -41,6 +41,15 @@ def test_region_past_the_border_is_padded_black():
     assert cut[:10, :10].max() == 0 and cut[-10:, -10:].min() == 200
 
 
+def test_region_of_a_huge_face_near_the_border_is_cut_small():
+    frame = np.full((2160, 3840, 3), 90, np.uint8)
+    region = Region.around_face(face(3000, 1200, 3840, 2160), margin=2.5)  # side 2400, mostly outside
+    cut = region.cut(frame, 96)
+    assert cut.shape == (96, 96, 3)
+    assert cut[48, 10].tolist() == [90, 90, 90] and cut[48, 90].tolist() == [0, 0, 0]
+    assert Region.around_face(face(0, 0, 10, 10), 2.5).cut(np.zeros((1, 1, 3), np.uint8), 96).shape == (96, 96, 3)
+
+
 def test_region_match_is_the_nearest_face_of_a_similar_size():
     region = Region.around_face(face(100, 100, 200, 200), margin=2.5)  # a 100 px face
     moved = face(150, 110, 250, 210)       # half a face to the right
