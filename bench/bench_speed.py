@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     clips = list(args.clips)
     with tempfile.TemporaryDirectory() as tmp:
         if args.long:
-            source = next((c for c in clips if max(probe_video(c).width, probe_video(c).height) == 1920), clips[0])
+            source = next((c for c in clips if max(probe_video(c).resolution_wh) == 1920), clips[0])
             clips.append(str(make_long_clip(Path(source), Path(tmp) / "long_5min_1080p.mp4")))
         if not args.no_in_process:
             in_process(clips, config, args.weights, not args.no_naive)

@@ -140,9 +140,7 @@ class FaceFollower:
     def detect(self, frames_rgb: Sequence[np.ndarray], timestamps_s: Sequence[float]) -> list[list[FaceBox]]:
         cfg = self._detector.config
         plan = full_frame_schedule(timestamps_s, self._last_full_s, cfg.full_frame_every_s)
-        for t, full in zip(timestamps_s, plan):
-            if full:
-                self._last_full_s = t
+        self._last_full_s = max((t for t, full in zip(timestamps_s, plan) if full), default=self._last_full_s)
         results: list[list[FaceBox] | None] = [None] * len(frames_rgb)
         self._run_full(frames_rgb, [i for i, full in enumerate(plan) if full], results, "full_frames")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import WeightsError
+from pipeline.tf_import import import_tensorflow
 from pipeline.weights import WeightsSpec, spec_for_weights
 
 MESO4_PARAMS = 28_073
@@ -21,8 +22,6 @@ def build_meso4(input_size_px: int = 256):
     (8@3x3 /2, 8@5x5 /2, 16@5x5 /2, 16@5x5 /4), Flatten, Dropout 0.5, Dense 16, LeakyReLU 0.1,
     Dropout 0.5, Dense 1 sigmoid. 28,073 parameters. Layer order matches the MesoNet ``.h5``
     files, which are loaded by order."""
-    from pipeline.tf_import import import_tensorflow
-
     import_tensorflow()
     import keras
     from keras import layers
@@ -49,8 +48,6 @@ class MesoScorer:
     """
 
     def __init__(self, model, spec: WeightsSpec, weights_path: Path | None = None):
-        from pipeline.tf_import import import_tensorflow
-
         tf = import_tensorflow()
         self._model = model
         self.spec = spec
