@@ -8,7 +8,7 @@ See ``python score_videos.py --help`` and README.md.
 
 import sys
 
-from pipeline.cli import main
+from pipeline.cli.score import main
 
 if __name__ == "__main__":
     sys.exit(main())

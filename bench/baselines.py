@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.crop import crop_face_rgb  # noqa: E402
-from pipeline.decode import iter_frames, sampling_fps  # noqa: E402
-from pipeline.probe import probe_video  # noqa: E402
+from pipeline.faces.crop import crop_face_rgb  # noqa: E402
+from pipeline.video.decode import iter_frames, sampling_fps  # noqa: E402
+from pipeline.video.probe import probe_video  # noqa: E402
 
 
 def sampled_frame_indices(path: str, fps: float, max_frames: int) -> set[int]:
@@ -44,7 +44,7 @@ def load_naive_models(weights: str):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from mtcnn import MTCNN
 
-    from pipeline.model import build_meso4
+    from pipeline.models.meso4 import build_meso4
 
     model = build_meso4()
     model.load_weights(weights)

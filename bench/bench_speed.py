@@ -39,13 +39,13 @@ sys.path.insert(0, str(REPO / "bench"))
 from baselines import decode_only, load_naive_models, naive_loop  # noqa: E402
 from measure import run_process, run_scanner  # noqa: E402
 
-from pipeline.detect import DetectorConfig  # noqa: E402
-from pipeline.probe import probe_video  # noqa: E402
-from pipeline.scan import ScanConfig, score_video  # noqa: E402
+from pipeline.faces.detect import DetectorConfig  # noqa: E402
+from pipeline.video.probe import probe_video  # noqa: E402
+from pipeline.scan.analyze import ScanConfig, score_video  # noqa: E402
 
 
 def make_long_clip(source: Path, out: Path, minutes: float = 5.0) -> Path:
-    from pipeline.ffmpeg_bin import ffmpeg_exe
+    from pipeline.video.ffmpeg_bin import ffmpeg_exe
 
     info = probe_video(source)
     loops = int(np.ceil(minutes * 60 / info.duration_s)) - 1
@@ -64,8 +64,8 @@ def baseline_process(which: str, clips: list[str], config: ScanConfig, weights: 
 
 
 def in_process(clips: list[str], config: ScanConfig, weights: str, with_naive: bool) -> None:
-    from pipeline.detect import FaceDetector
-    from pipeline.model import MesoScorer
+    from pipeline.faces.detect import FaceDetector
+    from pipeline.models.meso4 import MesoScorer
 
     started = time.perf_counter()
     detector = FaceDetector.create(config.detector)

@@ -21,8 +21,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.aggregate import AGGREGATIONS, aggregate  # noqa: E402
-from pipeline.metrics import roc_auc  # noqa: E402
+from pipeline.scan.aggregate import AGGREGATIONS, aggregate  # noqa: E402
+from pipeline.training.metrics import roc_auc  # noqa: E402
 
 
 def label_of(path: str) -> int | None:
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
 
     faces_csv = args.faces_csv
     if faces_csv is None:
-        from pipeline.cli import main as score_main
+        from pipeline.cli.score import main as score_main
 
         tmp = Path(tempfile.mkdtemp(prefix="eval_videos_"))
         faces_csv = str(tmp / "faces.csv")

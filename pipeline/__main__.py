@@ -10,11 +10,11 @@ import importlib
 import sys
 
 COMMANDS = {
-    "score": ("pipeline.cli", "score video clips into a CSV of p_fake per clip"),
-    "extract": ("pipeline.extract", "build a face dataset from labelled clips (same as extract_faces.py)"),
-    "evaluate": ("pipeline.evaluate", "metrics and plots of Meso-4 weights on labelled face crops"),
-    "train": ("pipeline.train", "train Meso-4 on labelled face crops"),
-    "serve": ("pipeline.web.server", "web application: upload a clip or an image, see the verdict"),
+    "score": ("pipeline.cli.score", "score video clips into a CSV of p_fake per clip"),
+    "extract": ("pipeline.training.extract", "build a face dataset from labelled clips (same as extract_faces.py)"),
+    "evaluate": ("pipeline.training.evaluate", "metrics and plots of Meso-4 weights on labelled face crops"),
+    "train": ("pipeline.training.train", "train Meso-4 on labelled face crops"),
+    "serve": ("pipeline.cli.serve", "web application: upload a clip or an image, see the verdict"),
 }
 
 

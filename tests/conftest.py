@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-MESONET_DIR = SHARED_DATA / "weights" / "mesonet"
+from tests.helpers import SHARED_DATA, make_face_clip, make_lavfi_clip
 
 
 @pytest.fixture(scope="session")
@@ -30,77 +26,10 @@ def meso4_df_path(shared_data) -> Path:
     return shared_data / "weights" / "mesonet" / "Meso4_DF.h5"
 
 
-def ffmpeg(*args: str) -> None:
-    """Run the project's ffmpeg with ``args``; raise with its stderr on failure."""
-    from pipeline.ffmpeg_bin import ffmpeg_exe
-
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
-                          capture_output=True, timeout=120)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
-
-
-def make_lavfi_clip(path: Path, *, size: str = "320x240", rate: float = 25, duration_s: float = 2.0,
-                    source: str = "testsrc2", extra: tuple[str, ...] = ("-c:v", "libx264", "-pix_fmt", "yuv420p")) -> Path:
-    """A synthetic clip (no face) from an ffmpeg lavfi source."""
-    ffmpeg("-f", "lavfi", "-i", f"{source}=size={size}:rate={rate}", "-t", str(duration_s), *extra, str(path))
-    return path
-
-
-def astronaut_rgb() -> np.ndarray:
-    """A real face photo that ships with scikit-image (NASA, public domain): uint8 512x512x3."""
-    from skimage import data
-
-    return data.astronaut()
-
-
-def make_face_clip(path: Path, *, duration_s: float = 3.0, rate: int = 25, size_wh=(1280, 720),
-                   rotate_display_deg: int | None = None) -> Path:
-    """A still face panned across a frame: the astronaut photo slides horizontally.
-
-    ``size_wh`` is the upright size a viewer sees. With ``rotate_display_deg`` (clockwise) the
-    frames are stored turned the other way and carry display-matrix metadata that turns them
-    upright again, as a phone does: ``size_wh=(720, 1280), rotate_display_deg=90`` is a
-    portrait phone clip coded as 1280x720.
-    """
-    import cv2
-
-    w, h = size_wh
-    face = astronaut_rgb()
-    scale = min(h, int(w * 0.6)) / face.shape[0]
-    face = cv2.resize(face, (round(face.shape[1] * scale), round(face.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    n = int(duration_s * rate)
-    raw = bytearray()
-    for i in range(n):
-        frame = np.full((h, w, 3), 40, dtype=np.uint8)
-        x = int((w - face.shape[1]) * i / max(1, n - 1))
-        frame[:face.shape[0], x:x + face.shape[1]] = face
-        if rotate_display_deg:
-            # store the frame rotated so that applying the display rotation makes it upright again
-            k = {90: 1, 180: 2, 270: 3}[rotate_display_deg]
-            frame = np.ascontiguousarray(np.rot90(frame, k=k))
-        raw += frame.tobytes()
-    sh, sw = (frame.shape[0], frame.shape[1])
-    from pipeline.ffmpeg_bin import ffmpeg_exe
-
-    tmp = path.with_suffix(".tmp.mp4") if rotate_display_deg else path
-    proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-         "-s", f"{sw}x{sh}", "-r", str(rate), "-i", "pipe:", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-         "-crf", "18", str(tmp)], input=bytes(raw), capture_output=True, timeout=120)
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.decode(errors="replace"))
-    if rotate_display_deg:
-        # -display_rotation is counter-clockwise; the frames were turned counter-clockwise by k*90
-        ffmpeg("-display_rotation", str(-rotate_display_deg), "-i", str(tmp), "-c", "copy", str(path))
-        tmp.unlink()
-    return path
-
-
 @pytest.fixture(scope="session")
 def detector():
     """The real MTCNN, built once for the whole test session."""
-    from pipeline.detect import FaceDetector
+    from pipeline.faces.detect import FaceDetector
 
     return FaceDetector.create()
 
@@ -108,7 +37,7 @@ def detector():
 @pytest.fixture(scope="session")
 def scorer(meso4_df_path):
     """Meso-4 with the original MesoNet DF weights, built once."""
-    from pipeline.model import MesoScorer
+    from pipeline.models.meso4 import MesoScorer
 
     return MesoScorer.load(meso4_df_path)
 

@@ -40,7 +40,7 @@ from flask import (
 )
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, ServiceUnavailable
 
-from pipeline.scan import ScanConfig
+from pipeline.scan.analyze import ScanConfig
 from pipeline.web.jobs import JobOutcome, JobQueue, QueueFullError
 from pipeline.web.scoring import (
     AGGREGATION_MEANINGS,
@@ -144,8 +144,8 @@ def display_name(filename: str | None) -> str:
 def create_app(detector, scorer, config: ScanConfig | None = None, web: WebConfig | None = None) -> Flask:
     """The web app around models built once by the caller.
 
-    ``detector``: a :class:`pipeline.detect.FaceDetector`; ``scorer``: a
-    :class:`pipeline.model.MesoScorer`; ``config``: scan settings (threshold, sampling,
+    ``detector``: a :class:`pipeline.faces.detect.FaceDetector`; ``scorer``: a
+    :class:`pipeline.models.meso4.MesoScorer`; ``config``: scan settings (threshold, sampling,
     aggregation); ``web``: limits. The app starts one worker thread;
     ``app.extensions["deepfake_scanner"].close()`` stops it.
     """

@@ -6,7 +6,7 @@ frame). Only a file that starts like a video container is ever handed to ffmpeg:
 reads playlists and concat scripts (plain text that names other files or URLs), which an upload
 must never get to open.
 
-Scoring reuses the scanner: :func:`pipeline.scan.score_video_safe` for clips, and for images
+Scoring reuses the scanner: :func:`pipeline.scan.analyze.score_video_safe` for clips, and for images
 the same detect -> crop -> Meso-4 -> aggregate steps on a single frame (:func:`score_image`).
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.aggregate import aggregate
-from pipeline.decode import (
+from pipeline.scan.aggregate import aggregate
+from pipeline.video.decode import (
     MAX_DECODE_LONG_SIDE_PX,
     Frame,
     expected_sample_count,
@@ -30,9 +30,9 @@ from pipeline.decode import (
     sampling_fps,
 )
 from pipeline.errors import DecodeError, NoVideoStreamError
-from pipeline.probe import VideoInfo, probe_video
-from pipeline.records import VideoRow, label_for
-from pipeline.scan import (
+from pipeline.video.probe import VideoInfo, probe_video
+from pipeline.scan.records import VideoRow, label_for
+from pipeline.scan.analyze import (
     ScanConfig,
     ScoredFace,
     VideoResult,
@@ -199,7 +199,7 @@ def score_image(rgb: np.ndarray, detector, scorer, config: ScanConfig, *, name: 
     ``n_frames`` 1 and no duration or fps; crops are kept."""
     started = time.perf_counter()
     _, faces = analyze_faces(iter([Frame(0, 0, 0.0, rgb)]), detector, scorer,
-                             crop_margin=config.crop_margin, keep_crops=True)
+                             keep_crops=True)
     height, width = rgb.shape[:2]
     p_fake, label, status = None, "", "no_face"
     if faces:

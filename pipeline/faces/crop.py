@@ -1,0 +1,51 @@
+"""The face crop shared by the scanner, the dataset builder and the web app."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.faces.boxes import square_box_xyxy
+
+CROP_SIZE_PX = 256
+CROP_MARGIN = 1.3
+# How crops are resized to the model's input. "area" averages source pixels when shrinking
+# (no aliasing of the mesoscopic texture Meso-4 looks at) and is bilinear when enlarging.
+RESIZE_INTERPOLATIONS = ("area", "bilinear", "nearest")
+DEFAULT_RESIZE = "area"
+
+
+def resize_rgb(rgb: np.ndarray, size_px: int, interpolation: str = DEFAULT_RESIZE) -> np.ndarray:
+    """Resize a uint8 (H, W, 3) image to (size_px, size_px, 3) with the named interpolation."""
+    import cv2
+
+    if interpolation not in RESIZE_INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {RESIZE_INTERPOLATIONS}, got {interpolation!r}")
+    h, w = rgb.shape[:2]
+    if (h, w) == (size_px, size_px):
+        return np.ascontiguousarray(rgb)
+    if interpolation == "nearest":
+        # pixel-centre mapping, bit-exact with Pillow's NEAREST (Keras' load_img, so the seed's
+        # flow_from_directory); cv2.INTER_NEAREST maps corners and picks other pixels
+        flag = cv2.INTER_NEAREST_EXACT
+    elif interpolation == "bilinear" or (size_px > h or size_px > w):
+        flag = cv2.INTER_LINEAR
+    else:
+        flag = cv2.INTER_AREA
+    return cv2.resize(rgb, (size_px, size_px), interpolation=flag)
+
+
+def crop_face_rgb(
+    frame_rgb: np.ndarray,
+    box_xyxy,
+    *,
+    margin: float = CROP_MARGIN,
+    size_px: int = CROP_SIZE_PX,
+    interpolation: str = DEFAULT_RESIZE,
+) -> np.ndarray:
+    """Cut a square face crop with ``margin`` out of a full-resolution RGB frame.
+
+    Returns uint8 ``(size_px, size_px, 3)`` RGB; scaling to the model's range is the scorer's job.
+    """
+    h, w = frame_rgb.shape[:2]
+    left, top, right, bottom = square_box_xyxy(box_xyxy, margin, (w, h))
+    return resize_rgb(frame_rgb[top:bottom, left:right], size_px, interpolation)

@@ -1,0 +1,130 @@
+"""The one place the heavy models are built: MTCNN, the scorer, and TensorFlow's threads.
+
+Read timm's ``create_model`` + ``pretrained_cfg``: a frozen :class:`ModelSpec` says *what* to
+load (weights, detector settings, an explicit threshold, threads), :func:`resolve_model` finds
+the weights file and its :class:`~pipeline.models.weights.WeightsSpec` without importing
+TensorFlow (so a command line can reject bad weights before any work), and
+:func:`load_models` imports TensorFlow, sets its threads and returns a :class:`LoadedModels`.
+Every engine (in-process, pool workers, Dask workers), the web app, ``extract`` and
+``evaluate`` call it; nothing else constructs a detector or a scorer.
+
+The threshold has one rule, applied here for every command: an explicit value, else the
+weights spec's own (which defaults to 0.5), see :func:`resolve_threshold`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from pipeline.faces.detect import DetectorConfig
+from pipeline.models.weights import WeightsSpec, resolve_weights, spec_for_weights
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What to load.
+
+    ``weights``: a weights file; ``None`` resolves the default in
+    :func:`pipeline.models.weights.resolve_weights`' order (``download`` allows its last step).
+    ``detector``: MTCNN settings, the only owner of them. ``threshold``: ``p_fake`` at or above
+    which a clip is FAKE; ``None`` takes the weights spec's. ``intra_op_threads``: TensorFlow's
+    intra-op threads (``None``: TensorFlow's default, all cores); pool workers set it so that
+    ``N`` processes share the cores instead of each taking all of them.
+    """
+
+    weights: str | Path | None = None
+    download: bool = True
+    detector: DetectorConfig = DetectorConfig()
+    threshold: float | None = None
+    intra_op_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.intra_op_threads is not None and self.intra_op_threads < 1:
+            raise ValueError(f"intra_op_threads must be >= 1, got {self.intra_op_threads}")
+
+    def with_weights(self, weights_path: str | Path) -> "ModelSpec":
+        """The same spec pinned to one resolved file (what is sent to worker processes, so every
+        worker loads exactly the file the parent checked and never downloads)."""
+        return dataclasses.replace(self, weights=str(weights_path), download=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModels:
+    """What :func:`load_models` built: ``detector`` (a
+    :class:`pipeline.faces.detect.FaceDetector`, ``None`` when not asked for), ``scorer`` (a
+    :class:`pipeline.models.meso4.MesoScorer`), the weights file, and the threshold resolved once."""
+
+    detector: object | None
+    scorer: object
+    weights_path: Path
+    threshold: float
+
+    @property
+    def weights_spec(self) -> WeightsSpec:
+        return self.scorer.spec
+
+
+def resolve_threshold(explicit: float | None, weights_spec: WeightsSpec | None) -> float:
+    """The decision threshold, by one rule: ``explicit``, else the weights spec's, else 0.5."""
+    if explicit is not None:
+        return float(explicit)
+    if weights_spec is not None:
+        return float(weights_spec.threshold)
+    return 0.5
+
+
+def resolve_model(spec: ModelSpec) -> tuple[Path, WeightsSpec]:
+    """The weights file and its spec, without TensorFlow. Raises ``FileNotFoundError`` (no file
+    anywhere; the message lists every place tried) or :class:`pipeline.errors.WeightsError`
+    (unknown or unreadable file)."""
+    weights_path = resolve_weights(spec.weights, download=spec.download)
+    return weights_path, spec_for_weights(weights_path)
+
+
+def configure_tensorflow(intra_op_threads: int | None) -> None:
+    """Import TensorFlow (without Keras' optional imports) and set its thread pools once.
+
+    TensorFlow refuses new thread settings after its runtime started; that is logged, not
+    raised, since the models still work (a Dask worker that restarts its plugin hits this).
+    """
+    from pipeline.tf_import import import_tensorflow
+
+    tf = import_tensorflow()
+    if intra_op_threads is None:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        log.debug("TensorFlow already initialised; keeping its thread settings")
+
+
+def load_models(spec: ModelSpec = ModelSpec(), *, with_detector: bool = True) -> LoadedModels:
+    """Build the scorer (and MTCNN unless ``with_detector`` is False) once, for this process.
+
+    Raises ``FileNotFoundError`` or :class:`pipeline.errors.WeightsError` as
+    :func:`resolve_model` does, and ``WeightsError`` when the file does not load into the
+    architecture its spec names.
+    """
+    weights_path, weights_spec = resolve_model(spec)
+    configure_tensorflow(spec.intra_op_threads)
+    from pipeline.models.meso4 import MesoScorer
+
+    scorer = MesoScorer.load(weights_path)
+    detector = load_detector(spec.detector) if with_detector else None
+    return LoadedModels(detector, scorer, weights_path, resolve_threshold(spec.threshold, weights_spec))
+
+
+def load_detector(config: DetectorConfig = DetectorConfig(), *, intra_op_threads: int | None = None):
+    """MTCNN alone (the dataset builder needs no scorer): a
+    :class:`pipeline.faces.detect.FaceDetector` with ``config``, its networks compiled."""
+    configure_tensorflow(intra_op_threads)
+    from pipeline.faces.detect import FaceDetector, build_mtcnn
+
+    return FaceDetector(build_mtcnn(), config)

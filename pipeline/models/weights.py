@@ -1,0 +1,198 @@
+"""Where weights come from and what they mean.
+
+Every weights file the project reads has a :class:`WeightsSpec`: its input contract (size,
+colour order, scaling, resize interpolation), what its output means, its sha256 and where it
+came from. The original MesoNet files are recognised by sha256 (their sigmoid is P(real):
+Keras sorted the class folders ``df`` < ``real``); the project's own files carry a JSON
+sidecar ``<weights>.json``. Whatever the file outputs, the scorer turns it into ``p_fake``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+from pipeline.atomic import atomic_path
+from pipeline.errors import WeightsError
+
+log = logging.getLogger(__name__)
+
+OUTPUT_MEANINGS = ("p_real", "p_fake")
+REPO_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+CACHE_ENV_VAR = "DEEPFAKE_SCANNER_CACHE"
+# The project's own default model, in weights/ of the repository (see weights/MODEL_CARD.md).
+REPO_DEFAULT_NAME = "meso4_scanner_v1.h5"
+# The fallback: MesoNet's DF weights, found in the cache or downloaded into it.
+DEFAULT_WEIGHTS_NAME = "Meso4_DF.h5"
+MESONET_LICENSE = "Apache-2.0 (DariusAf/MesoNet)"
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsSpec:
+    """The input/output contract of one weights file: the single owner of how faces must be
+    prepared for it and what its output means.
+
+    ``input_size_px``: side of the square input; ``color_order``/``input_scale``: pixels as the
+    model saw them in training (RGB, x/255); ``resize_interpolation``: one of
+    :data:`pipeline.faces.crop.RESIZE_INTERPOLATIONS`; ``crop_margin``: crop side / the
+    detector's box side, on a square centred on the box (the framing of the training crops;
+    1.3 for MesoNet and the project's crops); ``output``: ``p_real`` or ``p_fake`` (the scorer
+    always reports ``p_fake``); ``threshold``: ``p_fake`` at or above which the label is FAKE,
+    unless a command is given one explicitly.
+    """
+
+    name: str
+    architecture: str
+    sha256: str
+    output: str
+    input_size_px: int = 256
+    color_order: str = "rgb"
+    input_scale: str = "x/255"
+    resize_interpolation: str = "area"
+    crop_margin: float = 1.3
+    threshold: float = 0.5
+    provenance: str = ""
+    license: str = ""
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.output not in OUTPUT_MEANINGS:
+            raise ValueError(f"output must be one of {OUTPUT_MEANINGS}, got {self.output!r}")
+        if self.architecture != "meso4":
+            raise ValueError(f"architecture must be 'meso4', got {self.architecture!r}")
+        if self.color_order != "rgb" or self.input_scale != "x/255":
+            raise ValueError(f"only rgb input scaled x/255 is supported, got {self.color_order}, {self.input_scale}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if not 1.0 <= self.crop_margin <= 3.0:
+            raise ValueError(f"crop_margin must be in [1, 3], got {self.crop_margin}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+MESONET_BASE_URL = "https://github.com/DariusAf/MesoNet/raw/master/weights/"
+
+KNOWN_WEIGHTS: dict[str, WeightsSpec] = {
+    spec.sha256: spec
+    for spec in (
+        WeightsSpec(
+            name="mesonet-meso4-df",
+            architecture="meso4",
+            sha256="036ed30d04ffd9c7506f825b97c86aa64915f5818931da96817b169aad790af5",
+            output="p_real",
+            provenance="MesoNet (Afchar et al. 2018), Meso4 trained on the Deepfake set; Keras 2.1.5",
+            license=MESONET_LICENSE,
+            url=MESONET_BASE_URL + "Meso4_DF.h5",
+        ),
+        WeightsSpec(
+            name="mesonet-meso4-f2f",
+            architecture="meso4",
+            sha256="bcfda015d217b9f8d6557693edbdf9f4e79cfd22672541968dd0e2954462b5d7",
+            output="p_real",
+            provenance="MesoNet (Afchar et al. 2018), Meso4 trained on Face2Face; Keras 2.1.5",
+            license=MESONET_LICENSE,
+            url=MESONET_BASE_URL + "Meso4_F2F.h5",
+        ),
+    )
+}
+DEFAULT_DOWNLOAD = next(s for s in KNOWN_WEIGHTS.values() if s.name == "mesonet-meso4-df")
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_path(weights_path: str | Path) -> Path:
+    return Path(str(weights_path) + ".json")
+
+
+def spec_for_weights(weights_path: str | Path) -> WeightsSpec:
+    """The spec of a weights file: known by sha256, else its sidecar, else :class:`WeightsError`."""
+    path = Path(weights_path)
+    try:
+        digest = sha256_file(path)
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights {path}: {exc.strerror or exc}") from exc
+    if digest in KNOWN_WEIGHTS:
+        return KNOWN_WEIGHTS[digest]
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file():
+        raise WeightsError(
+            f"unknown weights {path} (sha256 {digest[:16]}...): not a known MesoNet file and no "
+            f"spec sidecar {sidecar.name} beside it; the sidecar says what the output means"
+        )
+    try:
+        fields = json.loads(sidecar.read_text())
+        if not isinstance(fields, dict):
+            raise ValueError(f"expected a JSON object, got {type(fields).__name__}")
+        spec = WeightsSpec(**{k: v for k, v in fields.items() if k in WeightsSpec.__dataclass_fields__})
+    except (OSError, ValueError, TypeError) as exc:
+        raise WeightsError(f"invalid spec sidecar {sidecar}: {exc}") from exc
+    if spec.sha256 != digest:
+        raise WeightsError(f"{path} does not match its sidecar: sha256 {digest[:16]}... != {spec.sha256[:16]}...")
+    return spec
+
+
+def cache_dir() -> Path:
+    """``$DEEPFAKE_SCANNER_CACHE``, else ``$XDG_CACHE_HOME/deepfake-scanner``, else ``~/.cache/deepfake-scanner``."""
+    explicit = os.environ.get(CACHE_ENV_VAR)
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "deepfake-scanner"
+
+
+def resolve_weights(explicit: str | Path | None = None, *, download: bool = True) -> Path:
+    """The weights file to use, decided in this one place.
+
+    1. ``explicit`` (``--weights``): must exist.
+    2. ``weights/`` of this repository: the project's own default, ``REPO_DEFAULT_NAME``.
+    3. MesoNet's DF weights (``DEFAULT_WEIGHTS_NAME``) in the cache directory (see :func:`cache_dir`).
+    4. when ``download``: fetch the MesoNet DF file into the cache, sha256-verified.
+    Raises ``FileNotFoundError`` listing every place tried.
+    """
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file not found: {path}")
+        return path
+    tried = []
+    for candidate in (REPO_WEIGHTS_DIR / REPO_DEFAULT_NAME, cache_dir() / "weights" / DEFAULT_WEIGHTS_NAME):
+        if candidate.is_file():
+            return candidate
+        tried.append(str(candidate))
+    if download:
+        target = cache_dir() / "weights" / DEFAULT_WEIGHTS_NAME
+        try:
+            return fetch_weights(DEFAULT_DOWNLOAD.url, target, DEFAULT_DOWNLOAD.sha256)
+        except (OSError, WeightsError) as exc:
+            tried.append(f"{DEFAULT_DOWNLOAD.url} ({exc})")
+    raise FileNotFoundError("no Meso-4 weights found; tried: " + "; ".join(tried) + ". Pass --weights PATH.")
+
+
+def fetch_weights(url: str, target: str | Path, sha256: str, *, timeout_s: float = 60.0) -> Path:
+    """Download ``url`` to ``target`` atomically, keeping it only if its sha256 matches.
+
+    A partial or corrupt download never lands at ``target``.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s -> %s", url, target)
+    with atomic_path(target) as tmp_path:
+        with open(tmp_path, "wb") as tmp, urllib.request.urlopen(url, timeout=timeout_s) as response:
+            shutil.copyfileobj(response, tmp)
+        digest = sha256_file(tmp_path)
+        if digest != sha256:
+            raise WeightsError(f"download of {url} has sha256 {digest[:16]}..., expected {sha256[:16]}...")
+    return target

@@ -1,0 +1,146 @@
+"""The scan on a Dask cluster: same rows as the local engine, models loaded once per worker.
+
+Only imported for ``--engine dask``; Dask is an optional extra (``pip install -e .[dask]``).
+Clips are read by path, so workers must see the same files (shared storage).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from distributed import Client, LocalCluster, get_worker, wait
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from pipeline.scan.records import display_path
+from pipeline.scan.analyze import ScanConfig, VideoResult, error_row, score_video_safe
+from pipeline.models.weights import sidecar_path
+
+log = logging.getLogger(__name__)
+
+PLUGIN_NAME = "deepfake-scanner-models"
+_WORKER_ATTR = "_deepfake_scanner_models"
+# Futures in flight per worker thread: enough to keep workers busy, bounded for a million paths.
+WINDOW_PER_THREAD = 4
+
+
+class ModelsPlugin(WorkerPlugin):
+    """Builds MTCNN and Meso-4 once on each worker (again after a restart).
+
+    The weights travel inside the plugin (a Meso-4 file is 156 KB), so workers need no copy of
+    them; the spec sidecar travels with them when there is one.
+    """
+
+    idempotent = False
+
+    def __init__(self, weights_path: str | Path, config: ScanConfig, intra_op_threads: int | None = None):
+        weights_path = Path(weights_path)
+        self.weights_name = weights_path.name
+        self.weights_bytes = weights_path.read_bytes()
+        sidecar = sidecar_path(weights_path)
+        self.sidecar_text = sidecar.read_text() if sidecar.is_file() else None
+        self.config = config
+        self.intra_op_threads = intra_op_threads
+        self._dir: str | None = None
+
+    def setup(self, worker) -> None:
+        if self.intra_op_threads:
+            import tensorflow as tf
+
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(self.intra_op_threads)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:  # TensorFlow already initialised in this process
+                pass
+        from pipeline.faces.detect import FaceDetector
+        from pipeline.models.meso4 import MesoScorer
+
+        self._dir = tempfile.mkdtemp(prefix="deepfake-scanner-weights-")
+        path = Path(self._dir) / self.weights_name
+        path.write_bytes(self.weights_bytes)
+        if self.sidecar_text is not None:
+            sidecar_path(path).write_text(self.sidecar_text)
+        models = (FaceDetector.create(self.config.detector), MesoScorer.load(path), self.config)
+        setattr(worker, _WORKER_ATTR, models)
+        log.info("worker %s: models loaded", getattr(worker, "address", "?"))
+
+    def teardown(self, worker) -> None:
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def score_on_worker(path: str) -> VideoResult:
+    """The task: score one clip with the worker's models (errors become a row, as locally)."""
+    detector, scorer, config = getattr(get_worker(), _WORKER_ATTR)
+    return score_video_safe(path, detector, scorer, config)
+
+
+def results_on_dask(
+    paths: Iterable[str],
+    weights_path: str | Path,
+    config: ScanConfig,
+    *,
+    address: str | None = None,
+    workers: int = 1,
+    window: int | None = None,
+) -> Iterator[VideoResult]:
+    """Yield one result per path, as they complete, from a Dask cluster.
+
+    ``address``: a running scheduler (``tcp://host:8786``); without it a local cluster of
+    ``workers`` processes on 127.0.0.1 is started and stopped here. At most ``window`` clips are
+    in flight (default: 4 per worker thread), so the input is consumed lazily. A clip whose task
+    kills workers repeatedly (Dask's ``allowed-failures``) ends as an ``error`` row.
+    """
+    cluster = None
+    if address is None:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+        client = Client(cluster)
+        plugin = ModelsPlugin(weights_path, config, intra_op_threads=threads)
+    else:
+        client = Client(address)
+        plugin = ModelsPlugin(weights_path, config)
+    try:
+        client.register_plugin(plugin, name=PLUGIN_NAME)
+        total_threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()) or workers
+        window = window or WINDOW_PER_THREAD * total_threads
+        log.info("dask: %d worker threads at %s, %d clips in flight at most",
+                 total_threads, client.scheduler.address, window)
+        yield from _stream(client, iter(paths), config, window)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _stream(client: Client, paths: Iterator[str], config: ScanConfig, window: int) -> Iterator[VideoResult]:
+    pending: dict = {}
+
+    def fill() -> None:
+        while len(pending) < window:
+            path = next(paths, None)
+            if path is None:
+                return
+            # a fresh key per submission: a resumed run never reuses a stale result
+            future = client.submit(score_on_worker, path, key=f"score-clip-{uuid.uuid4().hex}", pure=False)
+            pending[future] = path
+
+    fill()
+    while pending:
+        done, _ = wait(list(pending), return_when="FIRST_COMPLETED")
+        for future in done:
+            path = pending.pop(future)
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker and friends: this clip only
+                log.error("%s: %s: %s", path, type(exc).__name__, exc)
+                result = VideoResult(error_row(display_path(path), "error", f"{type(exc).__name__}: {exc}", 0.0,
+                                               config, ""))
+            yield result
+        fill()

@@ -1,0 +1,558 @@
+"""``python -m pipeline train``: train Meso-4 on labelled face crops and write weights the scanner loads.
+
+    python -m pipeline train DATA -o weights/NAME.h5 [--epochs N --batch-size N --seed N --init-weights PATH]
+
+1. **Split** by source video, stratified by label (:func:`pipeline.training.dataset.split_by_source_video`),
+   or the manifest's own ``split`` column when it has one; no source video on both sides.
+2. **Input**: a ``tf.data`` pipeline: decode (Pillow, as Keras' ``load_img``) and resize with the
+   shared :func:`pipeline.faces.crop.resize_rgb` (the interpolation the scanner will use, recorded in
+   the spec), cache, shuffle, augment, batch, prefetch. Augmentation in the spirit of MesoNet
+   (zoom, small rotation, horizontal flip, brightness, hue) plus blur and JPEG re-compression,
+   since the cues are mesoscopic and video is compressed. All random ops are stateless, seeded
+   per element from ``--seed``, so a run is repeatable.
+3. **Fit**: Adam with a cosine learning-rate decay, binary cross-entropy on ``p_fake`` (1 = fake),
+   classes weighted to balance. After each epoch the validation faces are scored; the weights
+   with the best validation ROC AUC are kept (written to the output as a checkpoint), and
+   training stops after ``--patience`` epochs without improvement.
+4. **Write**: the weights as a Keras-2-layout ``.h5`` (loaded by layer order, like the MesoNet
+   files), its spec sidecar ``<weights>.json`` (output ``p_fake``, resize, sha256, data, split,
+   validation metrics), and in the report folder ``history.csv``, ``accuracy.png``,
+   ``loss.png``, ``auc.png`` and ``split.csv`` (rerun ``evaluate split.csv --split val``).
+
+``--init-weights`` starts from another Meso-4 file (fine-tuning); a file whose output is P(real),
+like MesoNet's, has its last layer negated so that the model outputs ``p_fake`` from step one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pipeline.atomic import atomic_path
+from pipeline.cli.common import fail, start_logging
+from pipeline.faces.crop import DEFAULT_RESIZE, RESIZE_INTERPOLATIONS
+from pipeline.training.dataset import FaceItem, relpath_posix
+
+log = logging.getLogger("pipeline.training.train")
+
+INPUT_SIZE_PX = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Random changes to each training face; probabilities are per face.
+
+    The geometric step resamples (bilinear), which softens the texture Meso-4 reads, so it is
+    applied to only part of the faces."""
+
+    geometric_p: float = 0.5
+    zoom_range: float = 0.15  # scale drawn from [1 - z, 1 + z]; > 1 zooms in
+    rotation_deg: float = 10.0
+    flip_p: float = 0.5
+    brightness_delta: float = 0.08  # added to [0, 1] pixels
+    hue_delta: float = 0.03  # share of the hue circle
+    saturation_range: float = 0.15
+    blur_p: float = 0.2
+    blur_sigma_px: tuple[float, float] = (0.4, 1.2)
+    jpeg_p: float = 0.3
+    jpeg_quality: tuple[int, int] = (55, 95)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run, flag for flag. ``report_dir`` ``None``: ``<output without .h5>_train/``."""
+
+    data: Path
+    output: Path
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    final_learning_rate_ratio: float = 0.02
+    val_fraction: float = 0.2
+    seed: int = 0
+    patience: int = 6
+    init_weights: Path | None = None
+    resize: str = DEFAULT_RESIZE
+    augment: AugmentConfig | None = AugmentConfig()
+    steps_per_epoch: int | None = None
+    report_dir: Path | None = None
+    name: str | None = None
+    license: str = ""
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_INTERPOLATIONS:
+            raise ValueError(f"resize must be one of {RESIZE_INTERPOLATIONS}, got {self.resize!r}")
+        if not str(self.output).endswith(".h5") or str(self.output).endswith(".weights.h5"):
+            raise ValueError(f"output must be a .h5 file (Keras 2 layout, not .weights.h5), got {self.output}")
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+        if not self.learning_rate > 0 or not 0 < self.final_learning_rate_ratio <= 1:
+            raise ValueError(f"learning rate {self.learning_rate} (final ratio {self.final_learning_rate_ratio}) "
+                             "must be > 0 (ratio in (0, 1])")
+
+    @property
+    def run_dir(self) -> Path:
+        return self.report_dir if self.report_dir is not None else self.output.with_name(self.output.stem + "_train")
+
+    @property
+    def spec_name(self) -> str:
+        return self.name or self.output.stem
+
+
+# -- split ---------------------------------------------------------------------------------------
+
+
+def split_items(items: Sequence[FaceItem], val_fraction: float, seed: int
+                ) -> tuple[list[FaceItem], list[FaceItem], str]:
+    """(train, val, how): the manifest's ``split`` column when present (``test`` rows left out),
+    else by source video, stratified by label. Raises when a source video is on both sides."""
+    from pipeline.training.dataset import DatasetError, check_no_leak, split_by_source_video
+
+    if any(item.split for item in items):
+        train = [i for i in items if i.split == "train"]
+        val = [i for i in items if i.split == "val"]
+        if not train:
+            raise DatasetError(f"the manifest's split column has no train rows ({len(val)} val)")
+        left_out = len(items) - len(train) - len(val)
+        how = "manifest split column" + (f" ({left_out} test/unsplit faces left out)" if left_out else "")
+        if not val:  # e.g. the dataset builder had too few videos to split: split its train rows here
+            train, val = split_by_source_video(train, val_fraction, seed)
+            how += f"; no val rows, so train rows split by source video, {val_fraction:g} to validation, seed {seed}"
+    else:
+        train, val = split_by_source_video(items, val_fraction, seed)
+        how = f"by source video, stratified by label, {val_fraction:g} of each label's faces to validation, seed {seed}"
+    check_no_leak(train, val)
+    for part, name in ((train, "training"), (val, "validation")):
+        if len({i.label for i in part}) < 2:
+            raise DatasetError(f"the {name} part holds only {sorted({i.label for i in part})}; need real and fake")
+    return train, val, how
+
+
+# -- input pipeline ------------------------------------------------------------------------------
+
+
+def _gaussian_blur(image, sigma):
+    """Separable Gaussian blur of a float (H, W, 3) image, 7-tap kernel, reflected borders."""
+    import tensorflow as tf
+
+    radius = 3
+    x = tf.range(-radius, radius + 1, dtype=tf.float32)
+    kernel = tf.exp(-0.5 * tf.square(x / sigma))
+    kernel = kernel / tf.reduce_sum(kernel)
+    padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    kx = tf.tile(tf.reshape(kernel, (1, -1, 1, 1)), (1, 1, 3, 1))
+    ky = tf.tile(tf.reshape(kernel, (-1, 1, 1, 1)), (1, 1, 3, 1))
+    out = tf.nn.depthwise_conv2d(padded, kx, strides=(1, 1, 1, 1), padding="VALID")
+    out = tf.nn.depthwise_conv2d(out, ky, strides=(1, 1, 1, 1), padding="VALID")
+    return out[0]
+
+
+def _zoom_rotate(image, scale, angle_rad):
+    """Zoom by ``scale`` (> 1 enlarges) and rotate by ``angle_rad`` about the centre, bilinear,
+    reflected borders; the output keeps the input size."""
+    import tensorflow as tf
+
+    size = tf.cast(tf.shape(image)[0], tf.float32)
+    centre = (size - 1.0) / 2.0
+    # output pixel p samples input c + M (p - c), M = R(angle) / scale
+    cos, sin = tf.cos(angle_rad) / scale, tf.sin(angle_rad) / scale
+    transform = tf.stack([cos, -sin, centre - cos * centre + sin * centre,
+                          sin, cos, centre - sin * centre - cos * centre, 0.0, 0.0])
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+    return out[0]
+
+
+def augment_face(image, seed, config: AugmentConfig):
+    """One random variant of a float32 (S, S, 3) face in [0, 1]; ``seed`` int64 (2,) makes it
+    repeatable. Order: zoom/rotate, flip, colour, blur, JPEG (compression comes last in a video)."""
+    import tensorflow as tf
+
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=12)
+
+    def uniform(i, low=0.0, high=1.0):
+        return tf.random.stateless_uniform((), seeds[i], low, high)
+
+    if config.geometric_p > 0:
+        scale = uniform(1, 1.0 - config.zoom_range, 1.0 + config.zoom_range)
+        angle = uniform(2, -config.rotation_deg, config.rotation_deg) * (math.pi / 180.0)
+        image = tf.cond(uniform(0) < config.geometric_p, lambda: _zoom_rotate(image, scale, angle), lambda: image)
+    if config.flip_p > 0:
+        image = tf.cond(uniform(3) < config.flip_p, lambda: tf.image.flip_left_right(image), lambda: image)
+    if config.brightness_delta > 0:
+        image = tf.image.stateless_random_brightness(image, config.brightness_delta, seeds[4])
+    if config.saturation_range > 0:
+        image = tf.image.stateless_random_saturation(image, 1.0 - config.saturation_range,
+                                                     1.0 + config.saturation_range, seeds[5])
+    if config.hue_delta > 0:
+        image = tf.image.stateless_random_hue(image, config.hue_delta, seeds[6])
+    image = tf.clip_by_value(image, 0.0, 1.0)
+    if config.blur_p > 0:
+        sigma = uniform(8, *config.blur_sigma_px)
+        image = tf.cond(uniform(7) < config.blur_p, lambda: _gaussian_blur(image, sigma), lambda: image)
+    if config.jpeg_p > 0:
+        low, high = config.jpeg_quality
+        image = tf.cond(uniform(9) < config.jpeg_p,
+                        lambda: tf.image.stateless_random_jpeg_quality(image, low, high, seeds[10]),
+                        lambda: image)
+    image = tf.clip_by_value(image, 0.0, 1.0)
+    image.set_shape((INPUT_SIZE_PX, INPUT_SIZE_PX, 3))
+    return image
+
+
+def make_dataset(items: Sequence[FaceItem], *, interpolation: str, batch_size: int, training: bool,
+                 seed: int = 0, augment: AugmentConfig | None = None, class_weights: dict[int, float] | None = None):
+    """``tf.data`` pipeline over ``items``: decode + resize (once, then cached in memory), and for
+    training: shuffle (reshuffled each epoch), repeat, augment, per-face class weight. Elements
+    are ``(x float32 (B, S, S, 3) in [0, 1], y float32 (B,) 1 = fake[, weight (B,)])``."""
+    import tensorflow as tf
+
+    from pipeline.training.dataset import load_crop_rgb
+
+    autotune = tf.data.AUTOTUNE
+    paths = [str(item.source_path) for item in items]
+    labels = np.array([item.y for item in items], dtype=np.float32)
+
+    def decode(path):
+        rgb = load_crop_rgb(path.decode() if isinstance(path, bytes) else str(path), INPUT_SIZE_PX, interpolation)
+        return rgb
+
+    def load(path, y):
+        rgb = tf.numpy_function(decode, [path], tf.uint8, stateful=False)
+        rgb.set_shape((INPUT_SIZE_PX, INPUT_SIZE_PX, 3))
+        return rgb, y
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=autotune).cache()
+    if not training:
+        return ds.map(lambda rgb, y: (tf.cast(rgb, tf.float32) / 255.0, y)).batch(batch_size).prefetch(autotune)
+    weights = class_weights or {0: 1.0, 1: 1.0}
+    ds = ds.shuffle(len(items), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+
+    def prepare(pair, element_seed):
+        rgb, y = pair
+        x = tf.cast(rgb, tf.float32) / 255.0
+        if augment is not None:
+            x = augment_face(x, element_seed, augment)
+        w = tf.where(y > 0.5, weights[1], weights[0])
+        return x, y, w
+
+    return ds.map(prepare, num_parallel_calls=autotune).batch(batch_size, drop_remainder=True).prefetch(autotune)
+
+
+def balanced_class_weights(items: Sequence[FaceItem]) -> dict[int, float]:
+    """Weights that give each class the same total: n / (2 n_class)."""
+    n = len(items)
+    counts = {y: sum(1 for i in items if i.y == y) for y in (0, 1)}
+    return {y: n / (2.0 * c) if c else 1.0 for y, c in counts.items()}
+
+
+# -- model and weights files ---------------------------------------------------------------------
+
+
+def initial_model(init_weights: str | Path | None):
+    """Meso-4 that outputs ``p_fake``: fresh (seeded), or loaded from ``init_weights`` with the
+    last layer negated when that file outputs P(real) (sigmoid(-z) = 1 - sigmoid(z)).
+
+    Returns ``(model, spec or None)``."""
+    from pipeline.errors import WeightsError
+    from pipeline.models.meso4 import build_meso4
+    from pipeline.models.weights import spec_for_weights
+
+    model = build_meso4(INPUT_SIZE_PX)
+    if init_weights is None:
+        return model, None
+    spec = spec_for_weights(init_weights)
+    try:
+        model.load_weights(str(init_weights))
+    except Exception as exc:  # h5py/keras raise many types for a wrong file
+        raise WeightsError(f"{init_weights} is not loadable as Meso-4 weights: {exc}") from exc
+    if spec.output == "p_real":
+        head = model.layers[-1]
+        kernel, bias = head.get_weights()
+        head.set_weights([-kernel, -bias])
+    return model, spec
+
+
+def save_weights_h5(model, path: str | Path) -> Path:
+    """Write ``model``'s weights in the Keras 2 HDF5 layout (``layer_names``, one group per layer
+    with ``weight_names``), the layout of the MesoNet files, so :meth:`MesoScorer.load` reads it
+    by layer order. Keras 3's own ``save_weights`` only writes ``.weights.h5``. Atomic: a
+    partial file never lands at ``path``."""
+    import h5py
+    import keras
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp_path, h5py.File(tmp_path, "w") as f:
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["keras_version"] = keras.__version__
+        f.attrs["layer_names"] = np.array([layer.name.encode() for layer in model.layers])
+        for layer in model.layers:
+            group = f.create_group(layer.name)
+            # the order Keras' legacy loader expects: trainable, then non-trainable
+            variables = list(layer.trainable_weights) + list(layer.non_trainable_weights)
+            names = [f"{layer.name}/{v.name}:0" for v in variables]
+            group.attrs["weight_names"] = np.array([n.encode() for n in names])
+            for name, variable in zip(names, variables):
+                group.create_dataset(name, data=np.asarray(variable.numpy()))
+    return path
+
+
+# -- fitting -------------------------------------------------------------------------------------
+
+
+class _Monitor:
+    """After each epoch: score the validation faces, log, keep the best weights by ROC AUC,
+    checkpoint them, and stop after ``patience`` epochs without improvement."""
+
+    def __init__(self, model, val_ds, val_items: Sequence[FaceItem], output: Path, patience: int):
+        self.model = model
+        self.val_ds = val_ds
+        self.val_items = list(val_items)
+        self.val_y = np.array([i.y for i in val_items], dtype=np.float64)
+        self.output = output
+        self.patience = patience
+        self.best_auc = -math.inf
+        self.best_epoch = 0
+        self.best_weights = None
+        self.best_p_fake: np.ndarray | None = None
+        self.wait = 0
+        self.rows: list[dict] = []
+        self._epoch_started = 0.0
+
+    def callback(self):
+        import keras
+
+        monitor = self
+
+        class MonitorCallback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                monitor._epoch_started = time.monotonic()
+
+            def on_epoch_end(self, epoch, logs=None):
+                monitor.epoch_end(epoch, logs or {})
+
+        return MonitorCallback()
+
+    def epoch_end(self, epoch: int, logs: dict) -> None:
+        from pipeline.training.evaluate import video_means
+        from pipeline.training.metrics import roc_auc
+
+        train_s = time.monotonic() - self._epoch_started
+        started = time.monotonic()
+        p_fake = np.asarray(self.model.predict(self.val_ds, verbose=0), dtype=np.float64).reshape(-1)
+        p = np.clip(p_fake, 1e-7, 1 - 1e-7)
+        val_loss = float(-np.mean(self.val_y * np.log(p) + (1 - self.val_y) * np.log(1 - p)))
+        val_accuracy = float(np.mean((p_fake >= 0.5) == (self.val_y == 1)))
+        val_auc = roc_auc(self.val_y.astype(int), p_fake)
+        _, video_labels, video_p = video_means(self.val_items, p_fake)
+        video_auc = roc_auc([int(lab == "fake") for lab in video_labels], video_p) if video_labels else float("nan")
+        lr = float(np.asarray(self.model.optimizer.learning_rate))
+        row = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan)),
+               "accuracy": float(logs.get("accuracy", math.nan)), "val_loss": val_loss, "val_accuracy": val_accuracy,
+               "val_auc": val_auc, "val_video_auc": video_auc, "learning_rate": lr,
+               "train_s": round(train_s, 1), "val_s": round(time.monotonic() - started, 1)}
+        self.rows.append(row)
+        improved = val_auc > self.best_auc + 1e-6
+        if improved:
+            self.best_auc, self.best_epoch, self.wait = val_auc, epoch + 1, 0
+            self.best_weights = [w.copy() for w in self.model.get_weights()]
+            self.best_p_fake = p_fake
+            save_weights_h5(self.model, self.output)
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.model.stop_training = True
+        log.info("epoch %d: loss %.4f acc %.3f | val loss %.4f acc %.3f AUC %.4f video AUC %.4f | lr %.2e | %.0f s%s",
+                 epoch + 1, row["loss"], row["accuracy"], val_loss, val_accuracy, val_auc, video_auc, lr, train_s,
+                 " *best*" if improved else ("; early stop" if self.model.stop_training else ""))
+
+
+def write_history(run_dir: Path, rows: Sequence[dict]) -> dict[str, str]:
+    """history.csv plus accuracy.png, loss.png and auc.png (training vs validation)."""
+    from pipeline.training import plots
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "history.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    epochs = [r["epoch"] for r in rows]
+    files = {
+        "history": "history.csv",
+        "accuracy": plots.plot_history(epochs, {"training (augmented)": [r["accuracy"] for r in rows],
+                                                "validation": [r["val_accuracy"] for r in rows]},
+                                       run_dir / "accuracy.png", ylabel="accuracy").name,
+        "loss": plots.plot_history(epochs, {"training (augmented, class-weighted)": [r["loss"] for r in rows],
+                                            "validation": [r["val_loss"] for r in rows]},
+                                   run_dir / "loss.png", ylabel="binary cross-entropy").name,
+        "auc": plots.plot_history(epochs, {"validation faces": [r["val_auc"] for r in rows],
+                                           "validation videos (mean p_fake)": [r["val_video_auc"] for r in rows]},
+                                  run_dir / "auc.png", ylabel="ROC AUC").name,
+    }
+    return files
+
+
+def train(config: TrainConfig) -> dict:
+    """Run one training and write weights, sidecar and report. Returns the sidecar's content."""
+    from pipeline.training.dataset import load_faces, summarize, write_manifest
+    from pipeline.training.evaluate import summarize_scores
+    from pipeline.models.weights import WeightsSpec, sha256_file, sidecar_path
+
+    started = time.monotonic()
+    items = load_faces(config.data)  # data errors surface before TensorFlow starts
+    train_items, val_items, how = split_items(items, config.val_fraction, config.seed)
+
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    # a repeatable run: deterministic kernels and an ordered tf.data (process-wide from here on)
+    tf.config.experimental.enable_op_determinism()
+    log.info("split %s: training %s; validation %s", how, summarize(train_items), summarize(val_items))
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(run_dir / "split.csv", {"train": train_items, "val": val_items})
+
+    class_weights = balanced_class_weights(train_items)
+    train_ds = make_dataset(train_items, interpolation=config.resize, batch_size=config.batch_size, training=True,
+                            seed=config.seed, augment=config.augment, class_weights=class_weights)
+    val_ds = make_dataset(val_items, interpolation=config.resize, batch_size=64, training=False)
+    steps = config.steps_per_epoch or max(1, len(train_items) // config.batch_size)
+
+    model, init_spec = initial_model(config.init_weights)
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps * config.epochs,
+                                                      alpha=config.final_learning_rate_ratio)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", metrics=["accuracy"])
+    monitor = _Monitor(model, val_ds, val_items, config.output, config.patience)
+    log.info("training %d epochs of %d steps (batch %d) on %d faces; %d validation faces", config.epochs, steps,
+             config.batch_size, len(train_items), len(val_items))
+    model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps, callbacks=[monitor.callback()], verbose=0,
+              shuffle=False)  # the dataset shuffles itself, seeded
+
+    model.set_weights(monitor.best_weights)
+    save_weights_h5(model, config.output)
+    digest = sha256_file(config.output)
+    metrics = summarize_scores(val_items, monitor.best_p_fake, positive="fake", threshold=0.5)
+    plot_files = write_history(run_dir, monitor.rows)
+    train_seconds = [r["train_s"] for r in monitor.rows]
+    init_text = f", fine-tuned from {init_spec.name} ({init_spec.sha256[:16]}...)" if init_spec else ", from scratch"
+    spec = WeightsSpec(
+        name=config.spec_name, architecture="meso4", sha256=digest, output="p_fake",
+        input_size_px=INPUT_SIZE_PX, resize_interpolation=config.resize, threshold=0.5,
+        provenance=f"trained with `python -m pipeline train` on {config.data}{init_text}, "
+                   f"{datetime.date.today().isoformat()}; see the training section",
+        license=config.license,
+    )
+    sidecar = json.loads(spec.to_json())
+    sidecar["training"] = {
+        "data": str(config.data),
+        "split": {"method": how, "seed": config.seed, "val_fraction": config.val_fraction,
+                  "train": summarize(train_items), "val": summarize(val_items),
+                  "val_source_videos": sorted({i.source_video for i in val_items if i.source_video}),
+                  "manifest": relpath_posix(run_dir / "split.csv", config.output.parent)},
+        "init_weights": None if init_spec is None else {"name": init_spec.name, "sha256": init_spec.sha256},
+        "config": {"epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
+                   "schedule": f"cosine decay to {config.final_learning_rate_ratio:g} x over {config.epochs} epochs",
+                   "optimizer": "Adam", "loss": "binary cross-entropy, classes weighted to balance",
+                   "class_weights": class_weights, "steps_per_epoch": steps, "patience": config.patience,
+                   "augment": None if config.augment is None else dataclasses.asdict(config.augment)},
+        "epochs_run": len(monitor.rows),
+        "best_epoch": monitor.best_epoch,
+        "seconds_per_epoch": round(float(np.mean(train_seconds)), 1),
+        "seconds_total": round(time.monotonic() - started, 1),
+        "cpu_count": os.cpu_count(),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "val_metrics": _clean(metrics),
+        "report": {k: relpath_posix(run_dir / v, config.output.parent) for k, v in plot_files.items()},
+    }
+    text = json.dumps(sidecar, indent=2) + "\n"
+    sidecar_path(config.output).write_text(text, encoding="utf-8")
+    log.info("wrote %s (sha256 %s...) and %s; best epoch %d of %d: validation AUC faces %.4f, videos %s; %.0f s/epoch",
+             config.output, digest[:16], sidecar_path(config.output).name, monitor.best_epoch, len(monitor.rows),
+             metrics["roc_auc"], metrics.get("video", {}).get("roc_auc"), sidecar["training"]["seconds_per_epoch"])
+    return sidecar
+
+
+def _clean(value):
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else round(value, 6)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Train Meso-4 on labelled face crops (output p_fake, 1 = fake); "
+                                                       "split by source video, never by image.")
+    p.add_argument("data", metavar="DATA", help="folder with real/ and fake/ subfolders, or a manifest CSV "
+                                                "file,label[,source_video][,split]")
+    p.add_argument("-o", "--output", required=True, metavar="WEIGHTS.h5",
+                   help="weights file to write (+ .json sidecar)")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed, help="split, initialisation, shuffling, augmentation")
+    p.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate, help="Adam's initial rate")
+    p.add_argument("--val-fraction", type=float, default=TrainConfig.val_fraction,
+                   help="share of each label's faces (whole source videos) kept for validation")
+    p.add_argument("--patience", type=int, default=TrainConfig.patience,
+                   help="epochs without a better validation AUC before stopping")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="default: one pass over the training faces")
+    p.add_argument("--init-weights", metavar="PATH", help="start from these Meso-4 weights (fine-tuning)")
+    p.add_argument("--resize", choices=RESIZE_INTERPOLATIONS, default=DEFAULT_RESIZE,
+                   help=f"interpolation to 256x256, recorded in the spec (default: {DEFAULT_RESIZE})")
+    p.add_argument("--no-augment", action="store_true", help="train on the faces as they are")
+    p.add_argument("--report-dir", metavar="DIR", help="history, curves and split (default: <output stem>_train/)")
+    p.add_argument("--name", help="spec name (default: the output's stem)")
+    p.add_argument("--license", default="", help="licence text for the spec")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    return p
+
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m pipeline train") -> int:
+    """Exit 0 with weights and sidecar written; 2 with a one-line message for usage errors."""
+    args = build_parser(prog).parse_args(argv)
+    start_logging(args.quiet)
+    from pipeline.training.dataset import DatasetError
+    from pipeline.errors import WeightsError
+
+    try:
+        config = TrainConfig(
+            data=Path(args.data), output=Path(args.output), epochs=args.epochs, batch_size=args.batch_size,
+            learning_rate=args.learning_rate, val_fraction=args.val_fraction, seed=args.seed, patience=args.patience,
+            init_weights=Path(args.init_weights) if args.init_weights else None, resize=args.resize,
+            augment=None if args.no_augment else AugmentConfig(), steps_per_epoch=args.steps_per_epoch,
+            report_dir=Path(args.report_dir) if args.report_dir else None, name=args.name, license=args.license)
+    except ValueError as exc:
+        return fail(prog, str(exc))
+    if config.init_weights is not None and not config.init_weights.is_file():
+        return fail(prog, f"--init-weights not found: {config.init_weights}")
+    if config.output.exists() and not config.output.is_file():
+        return fail(prog, f"output {config.output} is not a file")
+    try:
+        train(config)
+    except (DatasetError, WeightsError) as exc:
+        return fail(prog, str(exc))
+    return 0

@@ -1,0 +1,121 @@
+"""pipeline/scan/records.py: output rows validate themselves; CSV columns come from the dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from pipeline.scan.records import LABELS, STATUSES, FaceRow, VideoRow, label_for
+
+VIDEO_CONTRACT = ["video_path", "status", "p_fake", "label", "n_frames", "n_faces", "n_tracks", "duration_s",
+                  "fps", "width", "height", "aggregation", "model", "elapsed_s", "error"]
+FACE_CONTRACT = ["video_path", "frame_index", "timestamp_s", "track_id", "x1", "y1", "x2", "y2",
+                 "det_confidence", "p_fake"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(status="ok", p_fake=0.0, label="REAL"),  # lower edge of p_fake
+        dict(status="ok", p_fake=1.0, label="FAKE"),  # upper edge of p_fake
+        dict(status="no_face"),  # a clip without faces is a normal row with no score
+        dict(status="decode_error", error="moov atom not found"),  # failures say why
+        dict(status="timeout", error="took longer than 600 s"),
+        dict(status="error", error="RuntimeError: boom"),
+    ],
+)
+def test_video_row_accepts_valid_rows(kwargs):
+    row = VideoRow(video_path="clips/a.mp4", **kwargs)
+    assert (row.status, row.p_fake, row.label) == (kwargs["status"], kwargs.get("p_fake"), kwargs.get("label", ""))
+    assert row.status in STATUSES
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        # an ok row must have a score
+        (dict(status="ok", label="FAKE"), r"an ok row needs p_fake in \[0, 1\], got None"),
+        # p_fake above 1
+        (dict(status="ok", p_fake=1.2, label="FAKE"), r"an ok row needs p_fake in \[0, 1\], got 1.2"),
+        # p_fake below 0
+        (dict(status="ok", p_fake=-0.01, label="REAL"), r"got -0.01"),
+        # NaN is not a score
+        (dict(status="ok", p_fake=math.nan, label="REAL"), r"got nan"),
+        # an ok row must have a label
+        (dict(status="ok", p_fake=0.3), r"an ok row needs label in \('FAKE', 'REAL'\), got ''"),
+        # labels are upper case
+        (dict(status="ok", p_fake=0.3, label="real"), r"got 'real'"),
+        # no silent score on a failed clip
+        (dict(status="no_face", p_fake=0.5), r"a no_face row carries no p_fake or label, got 0.5, ''"),
+        # nor a label
+        (dict(status="decode_error", label="REAL"), r"a decode_error row carries no p_fake or label, got None, 'REAL'"),
+        # unknown status, listing the valid ones
+        (dict(status="OK", p_fake=0.3, label="REAL"), r"status must be one of \('ok', 'no_face', .*\), got 'OK'"),
+        (dict(status="skipped"), r"got 'skipped'"),
+    ],
+)
+def test_video_row_rejects_invalid_rows(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        VideoRow(video_path="clips/a.mp4", **kwargs)
+
+
+def test_video_row_is_frozen():
+    row = VideoRow(video_path="a.mp4", status="no_face")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.status = "ok"
+
+
+@pytest.mark.parametrize(
+    "row_type, contract",
+    [
+        (VideoRow, VIDEO_CONTRACT),  # the per-clip CSV
+        (FaceRow, FACE_CONTRACT),  # the per-face CSV
+    ],
+)
+def test_columns_contain_the_contract_in_order(row_type, contract):
+    columns = row_type.columns()
+    assert columns == [f.name for f in dataclasses.fields(row_type)]
+    assert len(set(columns)) == len(columns)
+    # the contract columns appear in this relative order; other columns may sit between them
+    assert [c for c in columns if c in contract] == contract
+    assert columns[0] == "video_path"
+
+
+def test_face_row_columns_are_exactly_the_contract():
+    assert FaceRow.columns() == FACE_CONTRACT
+
+
+@pytest.mark.parametrize(
+    "p_fake, ok",
+    [
+        (0.0, True),  # lower edge
+        (1.0, True),  # upper edge
+        (1.0001, False),  # just above
+        (-0.5, False),  # negative
+        (math.nan, False),  # NaN
+    ],
+)
+def test_face_row_p_fake_range(p_fake, ok):
+    make = lambda: FaceRow("a.mp4", 3, 1.5, 0, 1.0, 2.0, 30.0, 40.0, 0.99, p_fake)  # noqa: E731
+    if ok:
+        assert make().p_fake == p_fake
+    else:
+        with pytest.raises(ValueError, match=r"p_fake must be in \[0, 1\]"):
+            make()
+
+
+@pytest.mark.parametrize(
+    "p_fake, threshold, expected",
+    [
+        (0.5, 0.5, "FAKE"),  # exactly at the threshold counts as FAKE
+        (0.4999999, 0.5, "REAL"),  # just below
+        (0.0, 0.0, "FAKE"),  # threshold 0: everything is FAKE
+        (1.0, 1.0, "FAKE"),  # threshold 1: only certain fakes
+        (0.9999, 1.0, "REAL"),
+    ],
+)
+def test_label_for_threshold_edge(p_fake, threshold, expected):
+    assert label_for(p_fake, threshold) == expected
+    assert expected in LABELS
