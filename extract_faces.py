@@ -8,7 +8,7 @@ See ``python extract_faces.py --help`` and README.md.
 
 import sys
 
-from pipeline.training.extract import main
+from pipeline.cli.extract import main
 
 if __name__ == "__main__":
     sys.exit(main())

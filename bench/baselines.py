@@ -26,17 +26,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.faces.crop import crop_face_rgb  # noqa: E402
-from pipeline.video.decode import iter_frames, sampling_fps  # noqa: E402
-from pipeline.video.probe import probe_video  # noqa: E402
+from pipeline.faces.crop import crop_face_rgb
+from pipeline.video.decode import iter_frames, sampling_fps
+from pipeline.video.probe import probe_video
 
 
 def sampled_frame_indices(path: str, fps: float, max_frames: int) -> set[int]:
     """The frame numbers our sampler picks (ffmpeg ``fps`` filter, ``round=up``)."""
     info = probe_video(path)
     rate = sampling_fps(info, fps, max_frames)
-    return {int(np.ceil(k / rate * info.fps - 1e-9)) for k in range(max_frames)
-            if k / rate <= (info.duration_s or 0)}
+    return {int(np.ceil(k / rate * info.fps - 1e-9)) for k in range(max_frames) if k / rate <= (info.duration_s or 0)}
 
 
 def load_naive_models(weights: str):

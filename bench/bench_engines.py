@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import run_scanner  # noqa: E402
+from measure import run_scanner
 
 
 def run(inputs: list[str], weights: str, extra: list[str], own_rss: bool = False) -> tuple[float, float, int, dict]:
@@ -48,8 +48,12 @@ def main(argv=None) -> int:
         return 0
 
     print(f"{'engine':28s} {'clips':>5s} {'wall_s':>7s} {'clips/min':>9s} {'peak_rss_MiB':>12s} statuses")
-    for extra in (["--engine", "local", "--workers", "1"], ["--engine", "local", "--workers", "2"],
-                  ["--engine", "dask", "--workers", "1"], ["--engine", "dask", "--workers", "2"]):
+    for extra in (
+        ["--engine", "local", "--workers", "1"],
+        ["--engine", "local", "--workers", "2"],
+        ["--engine", "dask", "--workers", "1"],
+        ["--engine", "dask", "--workers", "2"],
+    ):
         wall, rss, n, counts = run(args.inputs, args.weights, extra)
         print(f"{' '.join(extra):28s} {n:5d} {wall:7.1f} {60 * n / wall:9.1f} {rss:12.0f} {counts}")
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import run_scanner  # noqa: E402
+from measure import run_scanner
 
 
 def main(argv=None) -> int:
@@ -32,16 +32,20 @@ def main(argv=None) -> int:
     empty = tempfile.mkdtemp()
     startup_s, startup_rss, _ = run_scanner([empty], args.weights, extra)
     print(f"start-up (imports + models, no clip): {startup_s:.2f} s, peak RSS {startup_rss:.0f} MiB")
-    print(f"{'clip':40s} {'WxH':>10s} {'dur_s':>6s} {'frames':>6s} {'faces':>5s} {'clip_s':>7s} "
-          f"{'process_s':>9s} {'rss_MiB':>8s} {'p_fake':>7s} status")
+    print(
+        f"{'clip':40s} {'WxH':>10s} {'dur_s':>6s} {'frames':>6s} {'faces':>5s} {'clip_s':>7s} "
+        f"{'process_s':>9s} {'rss_MiB':>8s} {'p_fake':>7s} status"
+    )
     total_clip_s = 0.0
     for clip in args.clips:
         wall, rss, rows = run_scanner([clip], args.weights, extra)
         r = rows[0]
         total_clip_s += float(r["elapsed_s"])
-        print(f"{Path(clip).name:40s} {r['width'] + 'x' + r['height']:>10s} {float(r['duration_s'] or 0):6.2f} "
-              f"{r['n_frames']:>6s} {r['n_faces']:>5s} {float(r['elapsed_s']):7.2f} {wall:9.2f} {rss:8.0f} "
-              f"{r['p_fake'][:7]:>7s} {r['status']}")
+        print(
+            f"{Path(clip).name:40s} {r['width'] + 'x' + r['height']:>10s} {float(r['duration_s'] or 0):6.2f} "
+            f"{r['n_frames']:>6s} {r['n_faces']:>5s} {float(r['elapsed_s']):7.2f} {wall:9.2f} {rss:8.0f} "
+            f"{r['p_fake'][:7]:>7s} {r['status']}"
+        )
     print(f"mean seconds per clip (excluding start-up): {total_clip_s / len(args.clips):.2f}")
     return 0
 

@@ -21,8 +21,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.scan.aggregate import AGGREGATIONS, aggregate  # noqa: E402
-from pipeline.training.metrics import roc_auc  # noqa: E402
+from pipeline.scan.aggregate import AGGREGATIONS, aggregate
+from pipeline.training.metrics import roc_auc
 
 
 def label_of(path: str) -> int | None:
@@ -57,8 +57,20 @@ def main(argv=None) -> int:
             extra += ["--max-frames", str(args.max_frames)]
         import shlex
 
-        rc = score_main([args.videos, "-o", str(tmp / "scores.csv"), "--faces-csv", faces_csv,
-                         "--weights", args.weights, "-q", *extra, *shlex.split(args.scan_args)])
+        rc = score_main(
+            [
+                args.videos,
+                "-o",
+                str(tmp / "scores.csv"),
+                "--faces-csv",
+                faces_csv,
+                "--weights",
+                args.weights,
+                "-q",
+                *extra,
+                *shlex.split(args.scan_args),
+            ]
+        )
         if rc:
             return rc
     faces = pd.read_csv(faces_csv)

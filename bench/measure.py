@@ -42,8 +42,9 @@ def run_process(cmd: list[str], own_rss: bool = False) -> tuple[float, float, st
             return result["wall_s"], rss_kib / 1024.0, out_file.read().decode(errors="replace")
 
 
-def run_scanner(inputs: list[str], weights: str, extra: list[str],
-                own_rss: bool = False) -> tuple[float, float, list[dict]]:
+def run_scanner(
+    inputs: list[str], weights: str, extra: list[str], own_rss: bool = False
+) -> tuple[float, float, list[dict]]:
     """(wall seconds, peak RSS MiB, CSV rows) of one ``score_videos.py`` run. The peak RSS is
     that of the largest process (the scanner or a worker), or with ``own_rss`` the scanner's
     own process alone."""
@@ -73,8 +74,12 @@ def _launch(report: str, cmd: list[str]) -> int:
         except psutil.Error:  # exiting between the two calls
             pass
         time.sleep(0.2)
-    result = {"wall_s": time.perf_counter() - started, "exit_code": os.waitstatus_to_exitcode(status),
-              "maxrss_kib": usage.ru_maxrss, "own_peak_rss_kib": own_peak // 1024}
+    result = {
+        "wall_s": time.perf_counter() - started,
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "maxrss_kib": usage.ru_maxrss,
+        "own_peak_rss_kib": own_peak // 1024,
+    }
     with open(report, "w") as f:
         json.dump(result, f)
     return 0

@@ -11,9 +11,9 @@ import sys
 
 COMMANDS = {
     "score": ("pipeline.cli.score", "score video clips into a CSV of p_fake per clip"),
-    "extract": ("pipeline.training.extract", "build a face dataset from labelled clips (same as extract_faces.py)"),
-    "evaluate": ("pipeline.training.evaluate", "metrics and plots of Meso-4 weights on labelled face crops"),
-    "train": ("pipeline.training.train", "train Meso-4 on labelled face crops"),
+    "extract": ("pipeline.cli.extract", "build a face dataset from labelled clips (same as extract_faces.py)"),
+    "evaluate": ("pipeline.cli.evaluate", "metrics and plots of Meso-4 weights on labelled face crops"),
+    "train": ("pipeline.cli.train", "train Meso-4 on labelled face crops"),
     "serve": ("pipeline.cli.serve", "web application: upload a clip or an image, see the verdict"),
 }
 
@@ -26,8 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(f"python -m pipeline: error: unknown command {command!r}; choose from {sorted(COMMANDS)}",
-              file=sys.stderr)
+        print(
+            f"python -m pipeline: error: unknown command {command!r}; choose from {sorted(COMMANDS)}", file=sys.stderr
+        )
         return 2
     module = importlib.import_module(COMMANDS[command][0])
     return module.main(rest, prog=f"python -m pipeline {command}")

@@ -25,7 +25,7 @@ def import_tensorflow():
     for name in hidden:
         sys.modules[name] = None  # makes ``import name`` raise ImportError
     try:
-        import keras  # noqa: F401
+        import keras  # noqa: F401 - imported for its side effect: Keras registered while the optional imports are hidden
         import tensorflow as tf
     finally:
         for name in hidden:

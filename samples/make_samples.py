@@ -16,10 +16,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent))  # run as a script from anywhere: the repository's tests.helpers
 
-from conftest import make_face_clip, make_lavfi_clip  # noqa: E402
+from tests.helpers import make_face_clip, make_lavfi_clip  # noqa: E402 - after the path set-up above
 
 
 def main() -> int:

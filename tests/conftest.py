@@ -29,9 +29,9 @@ def meso4_df_path(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def detector():
     """The real MTCNN, built once for the whole test session."""
-    from pipeline.faces.detect import FaceDetector
+    from pipeline.models.factory import load_detector
 
-    return FaceDetector.create()
+    return load_detector()
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +54,24 @@ def clip_dir(tmp_path_factory) -> Path:
     (root / "empty.mp4").write_bytes(b"")
     (root / "notes.mp4").write_text("this is a text file, not a video\n")
     return root
+
+
+@pytest.fixture
+def reuse_models(monkeypatch, detector, scorer):
+    """Make :func:`pipeline.models.factory.load_models` reuse the session's MTCNN networks and,
+    for the MesoNet DF file, the session's Meso-4, instead of building them per call.
+
+    Only the builders are replaced: the factory still resolves the weights, builds the
+    :class:`FaceDetector` with the spec's :class:`DetectorConfig` and resolves the threshold.
+    Other weights files are loaded for real."""
+    from pipeline.faces import detect
+    from pipeline.models.meso4 import MesoScorer
+    from pipeline.models.weights import spec_for_weights
+
+    load = MesoScorer.load.__func__
+
+    def load_or_reuse(cls, path):
+        return scorer if spec_for_weights(path) == scorer.spec else load(cls, path)
+
+    monkeypatch.setattr(detect, "build_mtcnn", lambda compiled=True: detector._mtcnn)
+    monkeypatch.setattr(MesoScorer, "load", classmethod(load_or_reuse))

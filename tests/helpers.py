@@ -17,14 +17,22 @@ def ffmpeg(*args: str) -> None:
     """Run the project's ffmpeg with ``args``; raise with its stderr on failure."""
     from pipeline.video.ffmpeg_bin import ffmpeg_exe
 
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
-                          capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args], capture_output=True, timeout=120
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
 
 
-def make_lavfi_clip(path: Path, *, size: str = "320x240", rate: float = 25, duration_s: float = 2.0,
-                    source: str = "testsrc2", extra: tuple[str, ...] = ("-c:v", "libx264", "-pix_fmt", "yuv420p")) -> Path:
+def make_lavfi_clip(
+    path: Path,
+    *,
+    size: str = "320x240",
+    rate: float = 25,
+    duration_s: float = 2.0,
+    source: str = "testsrc2",
+    extra: tuple[str, ...] = ("-c:v", "libx264", "-pix_fmt", "yuv420p"),
+) -> Path:
     """A synthetic clip (no face) from an ffmpeg lavfi source."""
     ffmpeg("-f", "lavfi", "-i", f"{source}=size={size}:rate={rate}", "-t", str(duration_s), *extra, str(path))
     return path
@@ -37,8 +45,9 @@ def astronaut_rgb() -> np.ndarray:
     return data.astronaut()
 
 
-def make_face_clip(path: Path, *, duration_s: float = 3.0, rate: int = 25, size_wh=(1280, 720),
-                   rotate_display_deg: int | None = None) -> Path:
+def make_face_clip(
+    path: Path, *, duration_s: float = 3.0, rate: int = 25, size_wh=(1280, 720), rotate_display_deg: int | None = None
+) -> Path:
     """A still face panned across a frame: the astronaut photo slides horizontally.
 
     ``size_wh`` is the upright size a viewer sees. With ``rotate_display_deg`` (clockwise) the
@@ -57,7 +66,7 @@ def make_face_clip(path: Path, *, duration_s: float = 3.0, rate: int = 25, size_
     for i in range(n):
         frame = np.full((h, w, 3), 40, dtype=np.uint8)
         x = int((w - face.shape[1]) * i / max(1, n - 1))
-        frame[:face.shape[0], x:x + face.shape[1]] = face
+        frame[: face.shape[0], x : x + face.shape[1]] = face
         if rotate_display_deg:
             # store the frame rotated so that applying the display rotation makes it upright again
             k = {90: 1, 180: 2, 270: 3}[rotate_display_deg]
@@ -68,9 +77,34 @@ def make_face_clip(path: Path, *, duration_s: float = 3.0, rate: int = 25, size_
 
     tmp = path.with_suffix(".tmp.mp4") if rotate_display_deg else path
     proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-         "-s", f"{sw}x{sh}", "-r", str(rate), "-i", "pipe:", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-         "-crf", "18", str(tmp)], input=bytes(raw), capture_output=True, timeout=120)
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{sw}x{sh}",
+            "-r",
+            str(rate),
+            "-i",
+            "pipe:",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-crf",
+            "18",
+            str(tmp),
+        ],
+        input=bytes(raw),
+        capture_output=True,
+        timeout=120,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.decode(errors="replace"))
     if rotate_display_deg:

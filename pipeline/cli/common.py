@@ -1,12 +1,35 @@
 """What the command lines share: argparse value types (each names the rule it enforces), the
-one-line usage error, and logging set-up."""
+scan, detector and model flags (declared once here, used by ``score`` and ``serve``; the
+detector flags by ``extract`` too), the one-line usage error, and logging set-up.
+
+Importing this module imports nothing heavy; the config classes are imported by the functions
+that need them, so ``--help`` of every command stays free of TensorFlow.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.faces.detect import DetectorConfig
+    from pipeline.models.factory import ModelSpec
+    from pipeline.scan.analyze import ScanConfig
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default, except where there is none to show (``None``,
+    ``False`` of a switch): those options say in words what happens without them."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def positive_float(text: str) -> float:
@@ -38,6 +61,194 @@ def probability(text: str) -> float:
     return value
 
 
+# --- detector flags: one row per DetectorConfig field a command line may set ------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorFlag:
+    """One command-line flag mapped one to one onto a :class:`DetectorConfig` field.
+
+    ``flag``: the option (its argparse ``dest`` is the flag without dashes, ``-`` -> ``_``);
+    ``field``: the DetectorConfig field it sets; ``type``: the argparse value type.
+    """
+
+    flag: str
+    field: str
+    type: Callable[[str], object]
+    help: str
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+DETECTOR_FLAGS: tuple[DetectorFlag, ...] = (
+    DetectorFlag(
+        "--detect-size",
+        "detect_long_side_px",
+        positive_int,
+        "long side in pixels of the copy of each frame MTCNN looks at",
+    ),
+    DetectorFlag(
+        "--pyramid-scale", "pyramid_scale", float, "ratio between MTCNN's pyramid levels (lower: faster, fewer levels)"
+    ),
+    DetectorFlag(
+        "--full-frame-every",
+        "full_frame_every_s",
+        non_negative_float,
+        "search whole frames at most this often and in between only around the faces found last "
+        "(matters when samples are closer than this); 0: every frame whole",
+        metavar="SECONDS",
+    ),
+    DetectorFlag("--min-confidence", "min_confidence", probability, "MTCNN confidence below which a face is ignored"),
+    DetectorFlag(
+        "--min-face", "min_face_px", positive_int, "faces smaller than this (pixels, full resolution) are ignored"
+    ),
+)
+
+
+def add_detector_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    defaults: DetectorConfig | None = None,
+    *,
+    flags: Sequence[str] | None = None,
+) -> None:
+    """Declare the MTCNN flags of :data:`DETECTOR_FLAGS` on ``parser``, defaults from ``defaults``
+    (``DetectorConfig()`` when ``None``). ``flags``: only these options (e.g. a command whose own
+    ``--min-face`` means something else leaves that one out); ``None``: all of them.
+    Raises ``ValueError`` naming the valid flags for an unknown one."""
+    from pipeline.faces.detect import DetectorConfig
+
+    defaults = DetectorConfig() if defaults is None else defaults
+    for flag in _chosen_flags(flags):
+        parser.add_argument(
+            flag.flag, type=flag.type, default=getattr(defaults, flag.field), metavar=flag.metavar, help=flag.help
+        )
+
+
+def detector_config_from_args(args: argparse.Namespace, defaults: DetectorConfig | None = None) -> DetectorConfig:
+    """The :class:`DetectorConfig` the flags ask for: each flag of :data:`DETECTOR_FLAGS` that
+    ``args`` has sets its field, every other field keeps ``defaults``' value. Raises
+    ``ValueError`` (from DetectorConfig) for a value outside its valid range."""
+    from pipeline.faces.detect import DetectorConfig
+
+    defaults = DetectorConfig() if defaults is None else defaults
+    given = {flag.field: getattr(args, flag.dest) for flag in DETECTOR_FLAGS if hasattr(args, flag.dest)}
+    return dataclasses.replace(defaults, **given)
+
+
+def _chosen_flags(flags: Sequence[str] | None) -> list[DetectorFlag]:
+    if flags is None:
+        return list(DETECTOR_FLAGS)
+    known = {flag.flag: flag for flag in DETECTOR_FLAGS}
+    unknown = [name for name in flags if name not in known]
+    if unknown:
+        raise ValueError(f"unknown detector flags {unknown}; valid: {sorted(known)}")
+    return [known[name] for name in flags]
+
+
+# --- model and scan flags, shared by ``score`` and ``serve`` ------------------------------------
+
+
+def add_model_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--weights`` and ``--no-download``: which Meso-4 file (see
+    :func:`pipeline.models.weights.resolve_weights` for the default's search order)."""
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="Meso-4 weights file; default: weights/ in the repo, then the cache, then download",
+    )
+    parser.add_argument("--no-download", action="store_true", help="never download default weights")
+
+
+def add_scan_arguments(parser: argparse.ArgumentParser, *, timeout_default: float, timeout_help: str) -> None:
+    """Declare the flags of a scan on ``parser``: the model (:func:`add_model_arguments`), the
+    sampling and labelling of :class:`ScanConfig` (``--fps``, ``--max-frames``, ``--threshold``,
+    ``--aggregation``, ``--timeout``) and the detector's (:func:`add_detector_arguments`).
+
+    ``--threshold`` defaults to ``None``: the weights' own threshold, resolved once by
+    :func:`pipeline.models.factory.resolve_threshold`. ``timeout_default`` (seconds) and
+    ``timeout_help`` differ by command (a clip in a batch, an upload on the web).
+    """
+    from pipeline.scan.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION
+    from pipeline.scan.analyze import ScanConfig
+
+    defaults = ScanConfig()
+    add_model_arguments(parser.add_argument_group("model"))
+    scan = parser.add_argument_group("scan")
+    scan.add_argument("--fps", type=positive_float, default=defaults.fps, help="frames sampled per second of video")
+    scan.add_argument(
+        "--max-frames",
+        type=positive_int,
+        default=defaults.max_frames,
+        help="sampled frames per clip at most (long clips are sampled evenly)",
+    )
+    scan.add_argument(
+        "--threshold",
+        type=probability,
+        default=None,
+        help="label FAKE when p_fake >= threshold; default: the weights' own threshold "
+        "(0.5 unless their spec says otherwise)",
+    )
+    scan.add_argument(
+        "--aggregation",
+        choices=sorted(AGGREGATIONS),
+        default=DEFAULT_AGGREGATION,
+        help="how face scores become one p_fake per clip",
+    )
+    scan.add_argument("--timeout", type=positive_float, default=timeout_default, help=timeout_help)
+    add_detector_arguments(parser.add_argument_group("face detection"))
+
+
+def model_spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    """The :class:`~pipeline.models.factory.ModelSpec` of the flags of :func:`add_scan_arguments`:
+    weights, download, detector settings and the explicit threshold (``None`` if not given).
+    Raises ``ValueError`` for detector values outside their valid range."""
+    from pipeline.models.factory import ModelSpec
+
+    return ModelSpec(
+        weights=args.weights,
+        download=not args.no_download,
+        detector=detector_config_from_args(args),
+        threshold=args.threshold,
+    )
+
+
+def scan_config_from_args(args: argparse.Namespace, threshold: float) -> ScanConfig:
+    """The :class:`ScanConfig` of the flags of :func:`add_scan_arguments`; ``threshold`` is the
+    one already resolved (:func:`pipeline.models.factory.resolve_threshold`), not the flag."""
+    from pipeline.scan.analyze import ScanConfig
+
+    return ScanConfig(
+        fps=args.fps,
+        max_frames=args.max_frames,
+        threshold=threshold,
+        aggregation=args.aggregation,
+        timeout_s=args.timeout,
+    )
+
+
+def resolve_scan_settings(args: argparse.Namespace) -> tuple[ModelSpec, ScanConfig]:
+    """The models and the scan the flags of :func:`add_scan_arguments` ask for, settled once
+    before any work: (:class:`ModelSpec` pinned to the weights file found, :class:`ScanConfig`
+    whose threshold is resolved by :func:`pipeline.models.factory.resolve_threshold`: the flag,
+    else the weights spec's, else 0.5).
+
+    Raises ``FileNotFoundError`` (no weights; the message lists every place tried),
+    :class:`pipeline.errors.WeightsError` (unknown or unreadable weights) and ``ValueError``
+    (flag values a config rejects)."""
+    from pipeline.models.factory import resolve_model, resolve_threshold
+
+    spec = model_spec_from_args(args)
+    weights_path, weights_spec = resolve_model(spec)
+    config = scan_config_from_args(args, resolve_threshold(args.threshold, weights_spec))
+    return spec.with_weights(weights_path), config
+
+
+# --- errors and logging -------------------------------------------------------------------------
+
+
 def fail(prog: str, message: str) -> int:
     """Print a one-line usage error and return the exit status for it (2, as argparse does)."""
     print(f"{prog}: error: {message}", file=sys.stderr)
@@ -48,6 +259,7 @@ def start_logging(quiet: bool) -> None:
     """Log to stderr (INFO, or WARNING with ``quiet``) and keep TensorFlow's C++ start-up
     chatter and Dask's per-task lines out of it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("distributed").setLevel(logging.WARNING)

@@ -1,6 +1,8 @@
 """``score_videos.py`` / ``python -m pipeline score``: score clips into a CSV.
 
-Argument parsing imports nothing heavy: ``--help`` answers without loading TensorFlow.
+Argument parsing imports nothing heavy: ``--help`` answers without loading TensorFlow. The
+scan, detector and model flags are declared once in :mod:`pipeline.cli.common` (shared with
+``serve``); the models come from :func:`pipeline.models.factory.load_models`.
 """
 
 from __future__ import annotations
@@ -10,78 +12,52 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.scan.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION
 from pipeline.cli.common import (
+    DefaultsHelpFormatter,
+    add_scan_arguments,
     fail,
-    non_negative_float,
-    positive_float,
     positive_int,
-    probability,
+    resolve_scan_settings,
     start_logging,
 )
-from pipeline.faces.detect import DetectorConfig
-from pipeline.scan.analyze import ScanConfig
+
+if TYPE_CHECKING:
+    from pipeline.models.factory import LoadedModels, ModelSpec
+    from pipeline.scan.analyze import ScanConfig
+    from pipeline.scan.batch import BatchSummary
 
 log = logging.getLogger("pipeline")
-
-_DEFAULTS = ScanConfig()
-_DET_DEFAULTS = DetectorConfig()
 
 
 def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
         description="Score video clips for face manipulation. One CSV row per clip with p_fake "
-                    "(probability the clip is fake: 1 = fake, 0 = real) and a status.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "(probability the clip is fake: 1 = fake, 0 = real) and a status.",
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="a clip, or a folder walked recursively for video files")
     p.add_argument("-o", "--output", required=True, help="output CSV (resumed if it exists, unless --overwrite)")
-    p.add_argument("--weights", default=None,
-                   help="Meso-4 weights file; default: weights/ in the repo, then the cache, then download")
-    p.add_argument("--fps", type=positive_float, default=_DEFAULTS.fps, help="frames sampled per second of video")
-    p.add_argument("--max-frames", type=positive_int, default=_DEFAULTS.max_frames,
-                   help="sampled frames per clip at most (long clips are sampled evenly)")
-    p.add_argument("--threshold", type=probability, default=_DEFAULTS.threshold,
-                   help="label FAKE when p_fake >= threshold")
-    p.add_argument("--aggregation", choices=sorted(AGGREGATIONS), default=DEFAULT_AGGREGATION,
-                   help="how face scores become one p_fake per clip")
     p.add_argument("--faces-csv", default=None, help="also write one row per scored face here")
     p.add_argument("--workers", type=positive_int, default=1, help="clips scored in parallel (processes)")
     p.add_argument("--overwrite", action="store_true", help="start the output afresh instead of resuming")
-    p.add_argument("--engine", choices=("local", "dask"), default="local",
-                   help="local: this machine; dask: a Dask cluster (pip install -e .[dask])")
-    p.add_argument("--address", default=None,
-                   help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --engine dask); without it a local "
-                        "cluster of --workers processes is started")
-    p.add_argument("--timeout", type=positive_float, default=_DEFAULTS.timeout_s,
-                   help="seconds allowed per clip (status timeout)")
-    p.add_argument("--detect-size", type=positive_int, default=_DET_DEFAULTS.detect_long_side_px,
-                   help="long side in pixels of the copy of each frame MTCNN looks at")
-    p.add_argument("--pyramid-scale", type=float, default=_DET_DEFAULTS.pyramid_scale,
-                   help="ratio between MTCNN's pyramid levels (lower: faster, fewer levels)")
-    p.add_argument("--full-frame-every", type=non_negative_float, default=_DET_DEFAULTS.full_frame_every_s,
-                   metavar="SECONDS",
-                   help="search whole frames at most this often and in between only around the faces found "
-                        "last (matters when samples are closer than this); 0: every frame whole")
-    p.add_argument("--min-confidence", type=probability, default=_DET_DEFAULTS.min_confidence,
-                   help="MTCNN confidence below which a face is ignored")
-    p.add_argument("--min-face", type=positive_int, default=_DET_DEFAULTS.min_face_px,
-                   help="faces smaller than this (pixels, full resolution) are ignored")
-    p.add_argument("--no-download", action="store_true", help="never download default weights")
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    return p
-
-
-def config_from_args(args: argparse.Namespace) -> ScanConfig:
-    return ScanConfig(
-        fps=args.fps, max_frames=args.max_frames, threshold=args.threshold, aggregation=args.aggregation,
-        timeout_s=args.timeout,
-        detector=DetectorConfig(detect_long_side_px=args.detect_size, min_confidence=args.min_confidence,
-                                min_face_px=args.min_face, pyramid_scale=args.pyramid_scale,
-                                full_frame_every_s=args.full_frame_every),
+    p.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local: this machine; dask: a Dask cluster (pip install -e .[dask])",
     )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --engine dask); without it a local "
+        "cluster of --workers processes is started",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    add_scan_arguments(p, timeout_default=900.0, timeout_help="seconds allowed per clip (status timeout)")
+    return p
 
 
 def _check_writable(path: str, what: str) -> str | None:
@@ -96,67 +72,79 @@ def _check_writable(path: str, what: str) -> str | None:
     return None
 
 
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """The first usage error of ``args`` that needs no model (missing input, unwritable output,
+    flags that do not go together, Dask missing), or ``None``."""
+    from pipeline.video.discover import missing_inputs
+
+    missing = missing_inputs(args.inputs)
+    if missing:
+        return f"input not found: {', '.join(missing)}"
+    for path, what in ((args.output, "output"), (args.faces_csv, "faces CSV")):
+        if path and (problem := _check_writable(path, what)):
+            return problem
+    if args.faces_csv and Path(args.faces_csv).resolve() == Path(args.output).resolve():
+        return "--faces-csv must differ from --output"
+    if args.address and args.engine != "dask":
+        return "--address needs --engine dask"
+    if args.engine == "dask":
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            return "--engine dask needs Dask: pip install -e .[dask]"
+    return None
+
 
 def main(argv: list[str] | None = None, prog: str = "score_videos.py") -> int:
     """Run the scan. Exit 0 when the batch ran (failed clips are rows with a status); 2 with a
     one-line message for usage errors (missing input, unwritable output, bad weights)."""
     args = build_parser(prog).parse_args(argv)
     start_logging(args.quiet)
-    from pipeline.video.discover import iter_videos, missing_inputs
-
-    missing = missing_inputs(args.inputs)
-    if missing:
-        return fail(prog, f"input not found: {', '.join(missing)}")
-    for path, what in ((args.output, "output"), (args.faces_csv, "faces CSV")):
-        if path and (problem := _check_writable(path, what)):
-            return fail(prog, problem)
-    if args.faces_csv and Path(args.faces_csv).resolve() == Path(args.output).resolve():
-        return fail(prog, "--faces-csv must differ from --output")
-    if args.address and args.engine != "dask":
-        return fail(prog, "--address needs --engine dask")
-    if args.engine == "dask":
-        import importlib.util
-
-        if importlib.util.find_spec("distributed") is None:
-            return fail(prog, "--engine dask needs Dask: pip install -e .[dask]")
-    config = config_from_args(args)
-
+    if problem := usage_problem(args):
+        return fail(prog, problem)
     from pipeline.errors import OutputLockedError, WeightsError
-    from pipeline.models.weights import resolve_weights, spec_for_weights
+    from pipeline.models.factory import load_models
 
     try:
-        weights_path = resolve_weights(args.weights, download=not args.no_download)
-        spec_for_weights(weights_path)  # unknown or unreadable weights fail here, before any work
-    except (FileNotFoundError, WeightsError) as exc:
+        spec, config = resolve_scan_settings(args)
+    except (FileNotFoundError, WeightsError, ValueError) as exc:
         return fail(prog, str(exc))
+    models = spec
+    if args.engine == "local" and args.workers <= 1:
+        try:
+            models = load_models(spec)  # in this process; worker processes load the spec themselves
+        except WeightsError as exc:
+            return fail(prog, str(exc))
+    try:
+        summary = _run(args, models, config)
+    except (OutputLockedError, ValueError, OSError) as exc:
+        return fail(prog, str(exc))
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items())) or "nothing new"
+    log.info("wrote %s: %s (%d already done)", args.output, counts, summary.skipped)
+    return 0
+
+
+def _run(args: argparse.Namespace, models: ModelSpec | LoadedModels, config: ScanConfig) -> BatchSummary:
+    """The batch itself: :func:`pipeline.scan.batch.run_batch` over the clips under the inputs."""
+    from pipeline.scan.batch import run_batch
+    from pipeline.video.discover import iter_videos
 
     if args.engine == "dask":
         paths = iter_videos(args.inputs)  # walked lazily: a million paths never sit in memory twice
     else:
         paths = list(iter_videos(args.inputs))
         log.info("%d video files under %s", len(paths), ", ".join(args.inputs))
-
-    from pipeline.scan.batch import run_batch
-
-    detector = scorer = None
-    if args.engine == "local" and args.workers <= 1:
-        from pipeline.faces.detect import FaceDetector
-        from pipeline.models.meso4 import MesoScorer
-
-        try:
-            scorer = MesoScorer.load(weights_path)
-        except WeightsError as exc:
-            return fail(prog, str(exc))
-        detector = FaceDetector.create(config.detector)
-    try:
-        summary = run_batch(paths, args.output, config=config, weights_path=weights_path, detector=detector,
-                            scorer=scorer, faces_csv=args.faces_csv, workers=args.workers,
-                            overwrite=args.overwrite, engine=args.engine, address=args.address)
-    except (OutputLockedError, ValueError, OSError) as exc:
-        return fail(prog, str(exc))
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items())) or "nothing new"
-    log.info("wrote %s: %s (%d already done)", args.output, counts, summary.skipped)
-    return 0
+    return run_batch(
+        paths,
+        args.output,
+        config=config,
+        models=models,
+        faces_csv=args.faces_csv,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        engine=args.engine,
+        address=args.address,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

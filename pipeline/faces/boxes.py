@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
@@ -42,7 +42,7 @@ class FaceBox:
         """Longer side of the box: the face's resolution in source pixels."""
         return max(self.width_px, self.height_px)
 
-    def scaled(self, factor: float) -> "FaceBox":
+    def scaled(self, factor: float) -> FaceBox:
         """The same face in a frame scaled by ``factor`` (e.g. detection size -> full size)."""
         return FaceBox(
             box_xyxy=tuple(v * factor for v in self.box_xyxy),
@@ -60,9 +60,7 @@ def iou_xyxy(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def square_box_xyxy(
-    box_xyxy: Sequence[float], margin: float, frame_wh: tuple[int, int]
-) -> tuple[int, int, int, int]:
+def square_box_xyxy(box_xyxy: Sequence[float], margin: float, frame_wh: tuple[int, int]) -> tuple[int, int, int, int]:
     """Square crop box around a face: side = ``margin`` x the face's longer side, same centre,
     clipped at the frame border (so a face at the edge gives a non-square crop).
 

@@ -1,4 +1,5 @@
-"""The face crop shared by the scanner, the dataset builder and the web app."""
+"""The face crop shared by the scanner, the dataset builder and the web app (facenet-pytorch's
+*extract* step: it takes a box that detection found and selection kept)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,19 @@ def resize_rgb(rgb: np.ndarray, size_px: int, interpolation: str = DEFAULT_RESIZ
     return cv2.resize(rgb, (size_px, size_px), interpolation=flag)
 
 
+def cut_face_rgb(frame_rgb: np.ndarray, box_xyxy, *, margin: float = CROP_MARGIN) -> np.ndarray:
+    """The face's square box with ``margin`` (a factor of the face's longer side, see
+    :func:`pipeline.faces.boxes.square_box_xyxy`) at the frame's own resolution.
+
+    ``frame_rgb``: uint8 (H, W, 3) full-resolution RGB; ``box_xyxy`` in its pixels. Returns a
+    uint8 (h, w, 3) *view* into ``frame_rgb`` (square unless the box meets the frame border):
+    copy it to keep it after the frame is gone. Raises ``ValueError`` for ``margin`` <= 0.
+    """
+    h, w = frame_rgb.shape[:2]
+    left, top, right, bottom = square_box_xyxy(box_xyxy, margin, (w, h))
+    return frame_rgb[top:bottom, left:right]
+
+
 def crop_face_rgb(
     frame_rgb: np.ndarray,
     box_xyxy,
@@ -42,10 +56,10 @@ def crop_face_rgb(
     size_px: int = CROP_SIZE_PX,
     interpolation: str = DEFAULT_RESIZE,
 ) -> np.ndarray:
-    """Cut a square face crop with ``margin`` out of a full-resolution RGB frame.
+    """Cut a square face crop with ``margin`` out of a full-resolution RGB frame
+    (:func:`cut_face_rgb`) and resize it (:func:`resize_rgb`).
 
     Returns uint8 ``(size_px, size_px, 3)`` RGB; scaling to the model's range is the scorer's job.
+    Raises ``ValueError`` for ``margin`` <= 0 or an unknown ``interpolation``.
     """
-    h, w = frame_rgb.shape[:2]
-    left, top, right, bottom = square_box_xyxy(box_xyxy, margin, (w, h))
-    return resize_rgb(frame_rgb[top:bottom, left:right], size_px, interpolation)
+    return resize_rgb(cut_face_rgb(frame_rgb, box_xyxy, margin=margin), size_px, interpolation)

@@ -3,13 +3,18 @@
 The detector is the cost of the pipeline: MTCNN at 1080p takes 0.5-0.6 s a frame on a
 2-core CPU, at 640 px on the long side about 0.06 s in batches. So frames are shrunk for
 detection and the boxes mapped back to full resolution, where the crop is taken.
+
+Detection, selection and cropping are apart (as in facenet-pytorch): :class:`FaceDetector`
+returns *every* face MTCNN reports, :func:`pipeline.faces.select.select_faces` decides which
+are kept (by ``DetectorConfig.min_confidence`` and ``min_face_px``), and
+:func:`pipeline.faces.crop.crop_face_rgb` cuts them out.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,7 +29,11 @@ MIN_DETECT_SIDE_PX = 24
 
 @dataclasses.dataclass(frozen=True)
 class DetectorConfig:
-    """``detect_long_side_px``: frames larger than this are shrunk to it for detection.
+    """Every setting of face detection and selection, in one object.
+
+    ``detect_long_side_px``: frames larger than this are shrunk to it for detection.
+    Selection (applied by :func:`pipeline.faces.select.select_faces` where the faces of a frame
+    are decided, :mod:`pipeline.faces.follow`; the detector itself filters nothing):
     ``min_confidence``: MTCNN's ONet score below which a box is dropped (single-face frames
     show low-confidence false boxes around 0.7-0.85). ``min_face_px``: faces smaller than this
     in full-resolution pixels are dropped (a crop enlarged 10x shows no mesoscopic texture).
@@ -50,6 +59,8 @@ class DetectorConfig:
             raise ValueError(f"detect_long_side_px must be >= {MIN_DETECT_SIDE_PX}, got {self.detect_long_side_px}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+        if self.min_face_px < 0:
+            raise ValueError(f"min_face_px must be >= 0, got {self.min_face_px}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0.3 <= self.pyramid_scale <= 0.9:
@@ -102,8 +113,10 @@ def compile_stage_networks(mtcnn) -> bool:
         return False
     for stage, shape in zip(stages, STAGE_INPUT_SHAPES):
         network = stage._model
-        stage._model = tf.function(lambda images, network=network: network(images, training=False),
-                                   input_signature=[tf.TensorSpec(shape, tf.float32)])
+        stage._model = tf.function(
+            lambda images, network=network: network(images, training=False),
+            input_signature=[tf.TensorSpec(shape, tf.float32)],
+        )
     return True
 
 
@@ -120,31 +133,39 @@ def build_mtcnn(compiled: bool = True):
 
 
 class FaceDetector:
-    """Finds faces in batches of same-sized RGB frames.
+    """Finds every face in batches of same-sized RGB frames (no selection: see
+    :func:`pipeline.faces.select.select_faces`).
 
-    Build once per process (``FaceDetector.create()``) and pass it around; it holds the MTCNN
-    networks.
+    Build once per process (:func:`pipeline.models.factory.load_detector`) and pass it around;
+    it holds the MTCNN networks. ``config`` carries the detection settings used here and the
+    selection settings the callers apply.
     """
 
     def __init__(self, mtcnn, config: DetectorConfig = DetectorConfig()):
         self._mtcnn = mtcnn
         self.config = config
 
-    @classmethod
-    def create(cls, config: DetectorConfig = DetectorConfig()) -> "FaceDetector":
-        return cls(build_mtcnn(), config)
+    def with_config(self, config: DetectorConfig) -> FaceDetector:
+        """The same MTCNN networks under other settings (no rebuild; ``self`` if unchanged): how
+        a command with its own selection rule, such as the dataset builder's larger minimum
+        face, reuses a detector built elsewhere."""
+        return self if config == self.config else FaceDetector(self._mtcnn, config)
 
     def detect(self, frames_rgb: Sequence[np.ndarray]) -> list[list[FaceBox]]:
-        """Faces per frame, in full-resolution pixels, best first. ``[]`` where none.
+        """Every face MTCNN reports per frame, in full-resolution pixels, best first (highest
+        confidence); ``[]`` where none. Nothing is filtered by confidence or size here (MTCNN's
+        own ONet threshold, 0.8 in ``mtcnn`` 1.0, is the only one applied): the caller selects
+        (:func:`pipeline.faces.select.select_faces`).
 
-        ``frames_rgb``: uint8 (H, W, 3) RGB arrays, all of one size.
+        ``frames_rgb``: uint8 (H, W, 3) RGB arrays, all of one size; frames with a side under
+        :data:`MIN_DETECT_SIDE_PX` have no face.
         """
         import cv2
 
         results: list[list[FaceBox]] = []
         cfg = self.config
         for start in range(0, len(frames_rgb), cfg.batch_size):
-            batch = list(frames_rgb[start:start + cfg.batch_size])
+            batch = list(frames_rgb[start : start + cfg.batch_size])
             h, w = batch[0].shape[:2]
             if min(h, w) < MIN_DETECT_SIDE_PX:
                 results.extend([] for _ in batch)
@@ -155,23 +176,23 @@ class FaceDetector:
                 small = [cv2.resize(f, size_wh, interpolation=cv2.INTER_AREA) for f in batch]
             else:
                 small = batch
-            for faces in self._confident_faces(small):
-                full = [face.scaled(1.0 / scale) if scale < 1.0 else face for face in faces]
-                results.append([face for face in full if face.size_px >= cfg.min_face_px])
+            for faces in self._mtcnn_faces(small):
+                results.append([face.scaled(1.0 / scale) for face in faces] if scale < 1.0 else faces)
         return results
 
     def detect_in_images(self, images_rgb: Sequence[np.ndarray]) -> list[list[FaceBox]]:
-        """Faces per image as given (no shrinking, no minimum face size), in the image's own
+        """Every face per image as given (no shrinking, no selection), in the image's own
         pixels, best first: for small same-sized cut-outs such as :mod:`pipeline.faces.follow`'s
-        regions. Batched like :meth:`detect`."""
+        regions. ``images_rgb``: uint8 (S, S, 3) RGB arrays of one size. Batched like
+        :meth:`detect`."""
         results: list[list[FaceBox]] = []
         for start in range(0, len(images_rgb), self.config.batch_size):
-            results.extend(self._confident_faces(list(images_rgb[start:start + self.config.batch_size])))
+            results.extend(self._mtcnn_faces(list(images_rgb[start : start + self.config.batch_size])))
         return results
 
-    def _confident_faces(self, images_rgb: list[np.ndarray]) -> list[list[FaceBox]]:
-        """One MTCNN call on same-sized images; faces at or above ``min_confidence``."""
-        rows = self._mtcnn.detect_faces(images_rgb, box_format="xyxy", output_type="numpy",
-                                        scale_factor=self.config.pyramid_scale)
-        return [[face for face in faces if face.confidence >= self.config.min_confidence]
-                for faces in faces_from_mtcnn_rows(rows, len(images_rgb))]
+    def _mtcnn_faces(self, images_rgb: list[np.ndarray]) -> list[list[FaceBox]]:
+        """One MTCNN call on same-sized images: all its faces, per image, best first."""
+        rows = self._mtcnn.detect_faces(
+            images_rgb, box_format="xyxy", output_type="numpy", scale_factor=self.config.pyramid_scale
+        )
+        return faces_from_mtcnn_rows(rows, len(images_rgb))

@@ -8,17 +8,23 @@ around each face found last (about 3 ms a region in batches). A frame where ever
 its face goes back to full-frame detection, so a face that moved away is found again at once;
 a face that enters the picture is found at the next full-frame check. Samples that are
 ``full_frame_every_s`` or more apart (the default 1 fps) all get full-frame detection.
+
+The follower is also where the faces of a frame are *selected*
+(:func:`pipeline.faces.select.select_faces`, with the detector config's ``min_confidence`` and
+``min_face_px``): the detector reports every face, and only selected faces are returned,
+followed, or count as a region having found its face.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from pipeline.faces.boxes import FaceBox, iou_xyxy
 from pipeline.faces.detect import FaceDetector
+from pipeline.faces.select import select_faces
 
 # A face found in a region is the followed one if its centre lies within this many face
 # sizes of where the followed face was, and its size is within this ratio of the followed
@@ -43,7 +49,7 @@ class Region:
     around: FaceBox
 
     @classmethod
-    def around_face(cls, face: FaceBox, margin: float) -> "Region":
+    def around_face(cls, face: FaceBox, margin: float) -> Region:
         x1, y1, x2, y2 = face.box_xyxy
         side = max(2, int(round(face.size_px * margin)))
         left = int(round((x1 + x2) / 2.0 - side / 2.0))
@@ -68,16 +74,18 @@ class Region:
         dy1 = min(size_px, max(dy0 + 1, round((y1 - self.top) * scale)))
         dx0, dy0 = min(dx0, dx1 - 1), min(dy0, dy1 - 1)
         interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-        out[dy0:dy1, dx0:dx1] = cv2.resize(frame_rgb[y0:y1, x0:x1], (dx1 - dx0, dy1 - dy0),
-                                           interpolation=interpolation)
+        out[dy0:dy1, dx0:dx1] = cv2.resize(frame_rgb[y0:y1, x0:x1], (dx1 - dx0, dy1 - dy0), interpolation=interpolation)
         return out
 
     def to_frame(self, face: FaceBox, size_px: int) -> FaceBox:
         """A face found in the region image (``size_px`` square) in full-resolution pixels."""
         scaled = face.scaled(self.side_px / size_px)
         x1, y1, x2, y2 = scaled.box_xyxy
-        return FaceBox((x1 + self.left, y1 + self.top, x2 + self.left, y2 + self.top), scaled.confidence,
-                       tuple((x + self.left, y + self.top) for x, y in scaled.landmarks_xy))
+        return FaceBox(
+            (x1 + self.left, y1 + self.top, x2 + self.left, y2 + self.top),
+            scaled.confidence,
+            tuple((x + self.left, y + self.top) for x, y in scaled.landmarks_xy),
+        )
 
 
 def full_frame_schedule(timestamps_s: Sequence[float], last_full_s: float | None, every_s: float) -> list[bool]:
@@ -123,12 +131,15 @@ def drop_duplicates(faces: Sequence[FaceBox]) -> list[FaceBox]:
 
 
 class FaceFollower:
-    """One clip's detection, sample by sample in order; build one per clip.
+    """One clip's detection and selection, sample by sample in order; build one per clip.
 
-    :meth:`detect` takes consecutive batches of frames and returns, like
-    :meth:`FaceDetector.detect`, the faces of each frame in full-resolution pixels, best first.
-    ``stats`` counts frames by how they were searched: ``full_frames``, ``region_frames`` and
-    ``fallback_frames`` (frames whose regions all lost their faces, searched whole again).
+    :meth:`detect` takes consecutive batches of frames and returns the *selected* faces of each
+    frame in full-resolution pixels, best first. ``stats`` counts frames by how they were
+    searched: ``full_frames``, ``region_frames`` and ``fallback_frames`` (frames whose regions
+    all lost their faces, searched whole again). ``selection`` counts faces at the selection
+    points: ``confident`` (at or above ``min_confidence``: every such face of a whole frame,
+    the followed face a region found) and ``small`` (of those, dropped for being under
+    ``min_face_px``), so a dataset builder can report what its size rule cost.
     """
 
     def __init__(self, detector: FaceDetector):
@@ -136,6 +147,7 @@ class FaceFollower:
         self._known: list[FaceBox] = []
         self._last_full_s: float | None = None
         self.stats = {"full_frames": 0, "region_frames": 0, "fallback_frames": 0}
+        self.selection = {"confident": 0, "small": 0}
 
     def detect(self, frames_rgb: Sequence[np.ndarray], timestamps_s: Sequence[float]) -> list[list[FaceBox]]:
         cfg = self._detector.config
@@ -165,23 +177,38 @@ class FaceFollower:
         if not indices:
             return
         for i, faces in zip(indices, self._detector.detect([frames_rgb[i] for i in indices])):
-            results[i] = faces
+            results[i] = self._select(faces)
         self.stats[stat] += len(indices)
+
+    def _select(self, faces: Sequence[FaceBox]) -> list[FaceBox]:
+        """:func:`select_faces` with the detector config's thresholds, counted in ``selection``."""
+        cfg = self._detector.config
+        confident = select_faces(faces, min_confidence=cfg.min_confidence, min_face_px=0)
+        kept = select_faces(confident, min_confidence=cfg.min_confidence, min_face_px=cfg.min_face_px)
+        self.selection["confident"] += len(confident)
+        self.selection["small"] += len(confident) - len(kept)
+        return kept
 
     def _run_regions(self, frames_rgb, jobs: list[tuple[int, Region]], results: list) -> set[int]:
         """Detect in every region and fill ``results``. Returns the frames where every region
         lost its face (they go to full-frame detection). A frame where only some regions lost
         theirs keeps the faces found: on these clips such a face is mostly one MTCNN misses on
         the whole frame too (turned away, half hidden), so searching the whole frame again
-        rarely finds it; the next full-frame check does, if it is there."""
+        rarely finds it; the next full-frame check does, if it is there.
+
+        Selection is split around the match on purpose: only confident faces are candidates for
+        the followed one, and the size rule applies to the face matched (a too-small match is a
+        lost face, not a reason to pick another box), so a region that found only
+        low-confidence or too-small boxes sends its frame back to full-frame search."""
         if not jobs:
             return set()
         cfg = self._detector.config
         found = self._detector.detect_in_images([region.cut(frames_rgb[i], cfg.region_px) for i, region in jobs])
         for (i, region), faces in zip(jobs, found):
-            face = match_in_region(region, [region.to_frame(f, cfg.region_px) for f in faces])
-            if face is not None and face.size_px >= cfg.min_face_px:
-                results[i].append(face)
+            confident = select_faces(faces, min_confidence=cfg.min_confidence, min_face_px=0)
+            face = match_in_region(region, [region.to_frame(f, cfg.region_px) for f in confident])
+            if face is not None:
+                results[i].extend(self._select([face]))
         followed = {i for i, _ in jobs}
         for i in followed:
             results[i] = drop_duplicates(results[i])

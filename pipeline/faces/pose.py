@@ -4,11 +4,7 @@ estimate, good enough to bin faces by angle (frontal, three-quarter, profile).""
 from __future__ import annotations
 
 import math
-from typing import Sequence
-
-# Yaw of a face whose nose sits at the eye corner, in degrees: the nose's horizontal offset from
-# the eye midpoint, as a share of half the eye distance, is taken as sin(yaw) scaled to this.
-MAX_YAW_DEG = 90.0
+from collections.abc import Sequence
 
 
 def yaw_deg(landmarks_xy: Sequence[tuple[float, float]]) -> float:

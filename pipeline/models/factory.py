@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 from pipeline.faces.detect import DetectorConfig
@@ -48,7 +49,7 @@ class ModelSpec:
         if self.intra_op_threads is not None and self.intra_op_threads < 1:
             raise ValueError(f"intra_op_threads must be >= 1, got {self.intra_op_threads}")
 
-    def with_weights(self, weights_path: str | Path) -> "ModelSpec":
+    def with_weights(self, weights_path: str | Path) -> ModelSpec:
         """The same spec pinned to one resolved file (what is sent to worker processes, so every
         worker loads exactly the file the parent checked and never downloads)."""
         return dataclasses.replace(self, weights=str(weights_path), download=False)
@@ -64,6 +65,10 @@ class LoadedModels:
     scorer: object
     weights_path: Path
     threshold: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
 
     @property
     def weights_spec(self) -> WeightsSpec:
@@ -85,6 +90,34 @@ def resolve_model(spec: ModelSpec) -> tuple[Path, WeightsSpec]:
     (unknown or unreadable file)."""
     weights_path = resolve_weights(spec.weights, download=spec.download)
     return weights_path, spec_for_weights(weights_path)
+
+
+def worker_spec(models: ModelSpec | LoadedModels, workers: int | None = None) -> ModelSpec:
+    """What a worker process (a pool worker, a Dask worker) loads: ``models`` as a spec pinned
+    to one resolved file and never downloading (:meth:`ModelSpec.with_weights`), so every worker
+    loads exactly the file checked here. A :class:`LoadedModels` gives its file, its detector's
+    settings and its threshold.
+
+    ``workers``: processes that share this machine's cores; each then gets
+    ``os.cpu_count() // workers`` (at least 1) intra-op threads unless the spec sets them.
+    ``None`` (workers on other machines) leaves the spec's threads as they are.
+    Raises ``FileNotFoundError`` or :class:`pipeline.errors.WeightsError` as
+    :func:`resolve_model` does, ``ValueError`` for models loaded without a detector.
+    """
+    if isinstance(models, LoadedModels):
+        if models.detector is None:
+            raise ValueError("workers need models loaded with a detector (with_detector=True)")
+        spec = ModelSpec(
+            weights=str(models.weights_path),
+            download=False,
+            detector=models.detector.config,
+            threshold=models.threshold,
+        )
+    else:
+        spec = models.with_weights(resolve_model(models)[0])
+    if workers is not None and spec.intra_op_threads is None:
+        spec = dataclasses.replace(spec, intra_op_threads=max(1, (os.cpu_count() or 1) // max(1, workers)))
+    return spec
 
 
 def configure_tensorflow(intra_op_threads: int | None) -> None:
@@ -114,11 +147,22 @@ def load_models(spec: ModelSpec = ModelSpec(), *, with_detector: bool = True) ->
     """
     weights_path, weights_spec = resolve_model(spec)
     configure_tensorflow(spec.intra_op_threads)
-    from pipeline.models.meso4 import MesoScorer
-
-    scorer = MesoScorer.load(weights_path)
+    scorer = load_scorer(weights_path)
     detector = load_detector(spec.detector) if with_detector else None
     return LoadedModels(detector, scorer, weights_path, resolve_threshold(spec.threshold, weights_spec))
+
+
+def load_scorer(weights_path: str | Path):
+    """The scorer for one resolved weights file: a :class:`pipeline.models.meso4.MesoScorer`
+    (Meso-4 or MesoInception-4, as the spec says) or, for a ``*.ensemble.json`` file, a
+    :class:`pipeline.models.ensemble.EnsembleScorer` whose members are loaded the same way.
+    Raises :class:`pipeline.errors.WeightsError`."""
+    from pipeline.models.ensemble import EnsembleScorer, is_ensemble_file
+    from pipeline.models.meso4 import MesoScorer
+
+    if is_ensemble_file(weights_path):
+        return EnsembleScorer.load(weights_path, MesoScorer.load)
+    return MesoScorer.load(weights_path)
 
 
 def load_detector(config: DetectorConfig = DetectorConfig(), *, intra_op_threads: int | None = None):

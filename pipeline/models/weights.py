@@ -24,6 +24,8 @@ from pipeline.errors import WeightsError
 log = logging.getLogger(__name__)
 
 OUTPUT_MEANINGS = ("p_real", "p_fake")
+# Architectures a spec may name (built in pipeline.models.meso4.build_model).
+ARCHITECTURES = ("meso4", "mesoinception4", "ensemble")
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 CACHE_ENV_VAR = "DEEPFAKE_SCANNER_CACHE"
 # The project's own default model, in weights/ of the repository (see weights/MODEL_CARD.md).
@@ -43,8 +45,10 @@ class WeightsSpec:
     :data:`pipeline.faces.crop.RESIZE_INTERPOLATIONS`; ``crop_margin``: crop side / the
     detector's box side, on a square centred on the box (the framing of the training crops;
     1.3 for MesoNet and the project's crops); ``output``: ``p_real`` or ``p_fake`` (the scorer
-    always reports ``p_fake``); ``threshold``: ``p_fake`` at or above which the label is FAKE,
-    unless a command is given one explicitly.
+    always reports ``p_fake``); ``temperature``: the calibration fitted on a validation split
+    (:mod:`pipeline.models.calibration`; the scorer reports ``sigmoid(logit(p_fake) / T)``, 1 =
+    as the network says); ``threshold``: ``p_fake`` at or above which the label is FAKE, unless a
+    command is given one explicitly (chosen on validation for the project's own weights).
     """
 
     name: str
@@ -56,6 +60,7 @@ class WeightsSpec:
     input_scale: str = "x/255"
     resize_interpolation: str = "area"
     crop_margin: float = 1.3
+    temperature: float = 1.0
     threshold: float = 0.5
     provenance: str = ""
     license: str = ""
@@ -64,14 +69,16 @@ class WeightsSpec:
     def __post_init__(self) -> None:
         if self.output not in OUTPUT_MEANINGS:
             raise ValueError(f"output must be one of {OUTPUT_MEANINGS}, got {self.output!r}")
-        if self.architecture != "meso4":
-            raise ValueError(f"architecture must be 'meso4', got {self.architecture!r}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if self.color_order != "rgb" or self.input_scale != "x/255":
             raise ValueError(f"only rgb input scaled x/255 is supported, got {self.color_order}, {self.input_scale}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if not 1.0 <= self.crop_margin <= 3.0:
-            raise ValueError(f"crop_margin must be in [1, 3], got {self.crop_margin}")
+        if not 0.5 <= self.crop_margin <= 3.0:
+            raise ValueError(f"crop_margin must be in [0.5, 3], got {self.crop_margin}")
+        if not 0.01 <= self.temperature <= 100.0:
+            raise ValueError(f"temperature must be in [0.01, 100], got {self.temperature}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -100,6 +107,24 @@ KNOWN_WEIGHTS: dict[str, WeightsSpec] = {
             license=MESONET_LICENSE,
             url=MESONET_BASE_URL + "Meso4_F2F.h5",
         ),
+        WeightsSpec(
+            name="mesonet-mesoinception4-df",
+            architecture="mesoinception4",
+            sha256="234586d40058e76ef8b6f27ca4b63c06e31c2a5a69c0d8ba6f30b1468ab7bafa",
+            output="p_real",
+            provenance="MesoNet (Afchar et al. 2018), MesoInception-4 trained on the Deepfake set; Keras 2.1.5",
+            license=MESONET_LICENSE,
+            url=MESONET_BASE_URL + "MesoInception_DF.h5",
+        ),
+        WeightsSpec(
+            name="mesonet-mesoinception4-f2f",
+            architecture="mesoinception4",
+            sha256="d4533ac8a3197dc35c47405d23d99e888c1d0135e267e03540c7451feaccff3f",
+            output="p_real",
+            provenance="MesoNet (Afchar et al. 2018), MesoInception-4 trained on Face2Face; Keras 2.1.5",
+            license=MESONET_LICENSE,
+            url=MESONET_BASE_URL + "MesoInception_F2F.h5",
+        ),
     )
 }
 DEFAULT_DOWNLOAD = next(s for s in KNOWN_WEIGHTS.values() if s.name == "mesonet-meso4-df")
@@ -118,8 +143,15 @@ def sidecar_path(weights_path: str | Path) -> Path:
 
 
 def spec_for_weights(weights_path: str | Path) -> WeightsSpec:
-    """The spec of a weights file: known by sha256, else its sidecar, else :class:`WeightsError`."""
+    """The spec of a weights file: known by sha256, else its sidecar, else :class:`WeightsError`.
+    An ensemble file (``*.ensemble.json``, :mod:`pipeline.models.ensemble`) gets the spec built
+    from its own fields and its members' shared input contract."""
     path = Path(weights_path)
+    if str(path).lower().endswith(".ensemble.json"):
+        from pipeline.models.ensemble import ensemble_spec, read_ensemble
+
+        _, members = read_ensemble(path)
+        return ensemble_spec(path, [spec_for_weights(m.weights) for m in members])
     try:
         digest = sha256_file(path)
     except OSError as exc:

@@ -6,7 +6,7 @@ and returns a float in [0, 1] (never NaN: callers only aggregate clips with at l
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -64,8 +64,9 @@ AGGREGATIONS: dict[str, Callable[..., float]] = {
 DEFAULT_AGGREGATION = "track_max"
 
 
-def aggregate(name: str, p_fake: Sequence[float], track_ids: Sequence[int],
-              face_sizes_px: Sequence[float] | None = None) -> float:
+def aggregate(
+    name: str, p_fake: Sequence[float], track_ids: Sequence[int], face_sizes_px: Sequence[float] | None = None
+) -> float:
     """Apply the rule called ``name``; ``p_fake`` must be non-empty. ``face_sizes_px``: each
     face's longer box side in source pixels (optional)."""
     if name not in AGGREGATIONS:

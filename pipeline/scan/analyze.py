@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
-from pipeline.scan.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION, aggregate
-from pipeline.faces.crop import crop_face_rgb
-from pipeline.video.decode import DecodeTimeoutError, Frame, iter_frames, sampling_fps
-from pipeline.faces.detect import DetectorConfig, FaceDetector
 from pipeline.errors import DecodeError
-from pipeline.faces.follow import FaceFollower
+from pipeline.faces.boxes import FaceBox
+from pipeline.faces.crop import crop_face_rgb
+from pipeline.faces.detect import FaceDetector
 from pipeline.models.meso4 import SCORE_BATCH_SIZE, MesoScorer
-from pipeline.video.probe import VideoInfo, probe_video
+from pipeline.scan.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION, aggregate
+from pipeline.scan.face_loop import FaceLoop, FrameFaces, add_elapsed, batched  # noqa: F401 (batched: public here too)
 from pipeline.scan.records import FaceRow, VideoRow, display_path, label_for
-from pipeline.faces.tracks import link_tracks
+from pipeline.video.decode import DecodeTimeoutError, Frame, iter_frames, sampling_fps
+from pipeline.video.probe import VideoInfo, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,13 @@ class ScanConfig:
 
     ``fps``: frames sampled per second of video; ``max_frames``: cap per clip (long clips are
     sampled evenly at a lower rate); ``threshold``: ``p_fake`` at or above which the label is
-    FAKE; ``aggregation``: name in :data:`pipeline.scan.aggregate.AGGREGATIONS`; ``timeout_s``: time budget per clip (status ``timeout``).
+    FAKE, the value already resolved once by :func:`pipeline.models.factory.resolve_threshold`
+    (explicit, else the weights spec's, else 0.5); ``aggregation``: name in
+    :data:`pipeline.scan.aggregate.AGGREGATIONS`; ``timeout_s``: time budget per clip (status
+    ``timeout``). The detector's settings are not here: they belong to
+    :class:`pipeline.faces.detect.DetectorConfig` (carried by
+    :attr:`pipeline.models.factory.ModelSpec.detector`), and the scan reads them from the
+    detector it is given.
     """
 
     fps: float = 1.0
@@ -39,7 +44,6 @@ class ScanConfig:
     threshold: float = 0.5
     aggregation: str = DEFAULT_AGGREGATION
     timeout_s: float | None = 900.0
-    detector: DetectorConfig = DetectorConfig()
 
     def __post_init__(self) -> None:
         if not self.fps > 0:
@@ -56,7 +60,9 @@ class ScanConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ScoredFace:
-    """One face found and scored; ``crop_rgb`` (uint8 256x256x3) only when asked for."""
+    """One face found and scored: where (sampled frame, full-resolution ``xyxy`` pixels), which
+    person (``track_id``), MTCNN's ``det_confidence`` and Meso-4's ``p_fake`` (1 = fake);
+    ``crop_rgb`` (uint8, the model's input size square, RGB) only when asked for."""
 
     sample_index: int
     frame_index: int
@@ -76,18 +82,63 @@ class VideoResult:
     faces: tuple[ScoredFace, ...] = ()
 
     def face_rows(self) -> list[FaceRow]:
-        x = self.row.video_path
+        """One ``faces.csv`` row per scored face (:meth:`FaceRow.from_face`)."""
+        return [FaceRow.from_face(self.row.video_path, f) for f in self.faces]
+
+
+class _CropScorer:
+    """The scoring step of :func:`analyze_faces`: crops each face as the weights spec frames it
+    (margin, input size, interpolation) and scores the crops with Meso-4 in batches.
+
+    Only the crops and where each face was are kept until :meth:`flush`, never a frame.
+    ``timings`` accumulates ``score_s``.
+    """
+
+    def __init__(self, scorer: MesoScorer, *, keep_crops: bool, timings: dict[str, float]):
+        self._scorer = scorer
+        self._keep_crops = keep_crops
+        self._timings = timings
+        self._crops: list[np.ndarray] = []
+        self._where: list[tuple[tuple[int, int, float], FaceBox]] = []
+        self._scored: list[tuple[tuple[int, int, float], FaceBox, float, np.ndarray | None]] = []
+
+    @property
+    def n_pending(self) -> int:
+        return len(self._crops)
+
+    def add(self, item: FrameFaces) -> None:
+        """Crop the faces of one frame (uint8 (S, S, 3), S the model's input side)."""
+        spec, frame = self._scorer.spec, item.frame
+        for face in item.faces:
+            self._crops.append(
+                crop_face_rgb(
+                    frame.rgb,
+                    face.box_xyxy,
+                    margin=spec.crop_margin,
+                    size_px=spec.input_size_px,
+                    interpolation=spec.resize_interpolation,
+                )
+            )
+            self._where.append(((frame.sample_index, frame.frame_index, frame.timestamp_s), face))
+
+    def flush(self) -> None:
+        """Score the pending crops in one call."""
+        if not self._crops:
+            return
+        started = time.perf_counter()
+        p_fake = self._scorer.score_p_fake(np.stack(self._crops))
+        add_elapsed(self._timings, "score_s", started)
+        for (where, face), p, crop in zip(self._where, p_fake, self._crops):
+            self._scored.append((where, face, float(p), crop if self._keep_crops else None))
+        self._crops.clear()
+        self._where.clear()
+
+    def scored_faces(self, track_ids: Sequence[int]) -> list[ScoredFace]:
+        """Every face scored, in the order added, with its track id (one per face)."""
         return [
-            FaceRow(x, f.frame_index, round(f.timestamp_s, 4), f.track_id, *(round(v, 1) for v in f.box_xyxy),
-                    round(f.det_confidence, 5), f.p_fake)
-            for f in self.faces
+            ScoredFace(sample_index, frame_index, timestamp_s, track_id, tuple(face.box_xyxy), face.confidence, p, crop)
+            for ((sample_index, frame_index, timestamp_s), face, p, crop), track_id in zip(self._scored, track_ids)
         ]
-
-
-def batched(frames: Iterator[Frame], n: int) -> Iterator[list[Frame]]:
-    """Frames in lists of ``n`` (the last one shorter)."""
-    while chunk := list(itertools.islice(frames, n)):
-        yield chunk
 
 
 def analyze_faces(
@@ -99,73 +150,81 @@ def analyze_faces(
     on_frames: Callable[[int], None] | None = None,
     timings: dict[str, float] | None = None,
 ) -> tuple[int, list[ScoredFace]]:
-    """Detect, crop and score the faces of a stream of frames.
+    """Detect, select, crop and score the faces of a stream of frames.
 
-    Detection runs in batches of ``detector.config.batch_size`` frames (whole frames, or regions
-    around known faces between full-frame checks: :mod:`pipeline.faces.follow`), scoring in batches of
-    up to ``SCORE_BATCH_SIZE`` crops; no frame is kept past its batch, so memory stays flat
-    whatever the clip length. ``timings``, if given, accumulates ``decode_wait_s`` (waiting for
-    frames that the read-ahead thread did not have ready), ``detect_s``, ``crop_s`` and
-    ``score_s``, and counts frames searched whole (``full_frames``, ``fallback_frames``) and by
-    regions (``region_frames``). Returns (number of frames seen, faces with track ids).
+    The faces come from the shared face loop (:class:`pipeline.scan.face_loop.FaceLoop`:
+    detection in batches of ``detector.config.batch_size`` frames, whole or by regions around
+    known faces, selection by the detector config); scoring is the separate step after it,
+    in batches of at least ``SCORE_BATCH_SIZE`` crops cut at detection-batch boundaries. No
+    frame is kept past its batch, so memory stays flat whatever the clip length.
+    ``timings``, if given, accumulates ``decode_wait_s`` (waiting for frames that the
+    read-ahead thread did not have ready), ``detect_s``, ``crop_s`` and ``score_s``, and counts
+    frames searched whole (``full_frames``, ``fallback_frames``) and by regions
+    (``region_frames``). ``on_frames`` is called with the number of frames of each batch.
+    Returns (number of frames seen, faces with track ids, in frame order).
     """
     clock = timings if timings is not None else {}
-    pending: list[np.ndarray] = []
-    pending_meta: list[tuple[tuple[int, int, float], object]] = []
-    scored: list[tuple[tuple[int, int, float], object, float, np.ndarray | None]] = []
-    boxes_per_sample: list[list[tuple[float, float, float, float]]] = []
-    n_frames = 0
-
-    def timed(key: str, started: float) -> None:
-        clock[key] = clock.get(key, 0.0) + time.perf_counter() - started
-
-    def flush() -> None:
-        if not pending:
-            return
+    loop = FaceLoop(frames, detector, timings=clock)
+    scoring = _CropScorer(scorer, keep_crops=keep_crops, timings=clock)
+    for batch in loop:
         started = time.perf_counter()
-        p_fake = scorer.score_p_fake(np.stack(pending))
-        timed("score_s", started)
-        for (where, face), p, crop in zip(pending_meta, p_fake, pending):
-            scored.append((where, face, float(p), crop if keep_crops else None))
-        pending.clear()
-        pending_meta.clear()
-
-    follower = FaceFollower(detector)
-    chunks = batched(frames, detector.config.batch_size)
-    while True:
-        started = time.perf_counter()
-        chunk = next(chunks, None)
-        timed("decode_wait_s", started)
-        if chunk is None:
-            break
-        started = time.perf_counter()
-        detections = follower.detect([f.rgb for f in chunk], [f.timestamp_s for f in chunk])
-        timed("detect_s", started)
-        started = time.perf_counter()
-        for frame, faces in zip(chunk, detections):
-            boxes_per_sample.append([face.box_xyxy for face in faces])
-            for face in faces:
-                pending.append(crop_face_rgb(frame.rgb, face.box_xyxy, margin=scorer.spec.crop_margin,
-                                             size_px=scorer.spec.input_size_px,
-                                             interpolation=scorer.spec.resize_interpolation))
-                pending_meta.append(((frame.sample_index, frame.frame_index, frame.timestamp_s), face))
-        timed("crop_s", started)
-        n_frames += len(chunk)
+        for item in batch:
+            scoring.add(item)
+        add_elapsed(clock, "crop_s", started)
         if on_frames is not None:
-            on_frames(len(chunk))
-        if len(pending) >= SCORE_BATCH_SIZE:
-            flush()
-    flush()
-    for key, count in follower.stats.items():
+            on_frames(len(batch))
+        if scoring.n_pending >= SCORE_BATCH_SIZE:
+            scoring.flush()
+    scoring.flush()
+    for key, count in loop.follower.stats.items():
         clock[key] = clock.get(key, 0) + count
+    return loop.n_frames, scoring.scored_faces(loop.track_ids())
 
-    track_ids = iter(itertools.chain.from_iterable(link_tracks(boxes_per_sample)))
-    faces = [
-        ScoredFace(sample_index, frame_index, timestamp_s, next(track_ids), tuple(face.box_xyxy), face.confidence,
-                   p, crop)
-        for (sample_index, frame_index, timestamp_s), face, p, crop in scored
-    ]
-    return n_frames, faces
+
+def verdict_row(
+    video_path: str,
+    faces: Sequence[ScoredFace],
+    config: ScanConfig,
+    *,
+    model: str,
+    n_frames: int,
+    started_s: float,
+    **media,
+) -> VideoRow:
+    """The row of a clip or still image that was read: status ``ok`` with the faces' ``p_fake``
+    aggregated by ``config.aggregation`` (per track, weighted by face size where the
+    aggregation says so) and labelled at ``config.threshold``, or ``no_face`` (no probability)
+    when ``faces`` is empty.
+
+    ``model``: the scorer's name; ``n_frames``: frames sampled; ``started_s``: the
+    ``time.perf_counter()`` value when work on this input began (``elapsed_s`` is measured to
+    now); ``media``: the other :class:`VideoRow` fields (``duration_s``, ``fps``, ``width``,
+    ``height``, ``rotation_deg``, ``sample_fps``). Raises ``ValueError`` (from the row) for
+    values outside their range.
+    """
+    p_fake, label, status = None, "", "no_face"
+    if faces:
+        status = "ok"
+        p_fake = aggregate(
+            config.aggregation,
+            [f.p_fake for f in faces],
+            [f.track_id for f in faces],
+            [max(f.box_xyxy[2] - f.box_xyxy[0], f.box_xyxy[3] - f.box_xyxy[1]) for f in faces],
+        )
+        label = label_for(p_fake, config.threshold)
+    return VideoRow(
+        video_path=video_path,
+        status=status,
+        p_fake=p_fake,
+        label=label,
+        n_frames=n_frames,
+        n_faces=len(faces),
+        n_tracks=len({f.track_id for f in faces}),
+        aggregation=config.aggregation,
+        model=model,
+        elapsed_s=round(time.perf_counter() - started_s, 3),
+        **media,
+    )
 
 
 def score_video(
@@ -193,32 +252,37 @@ def score_video(
         on_info(info, sample_fps)
     remaining = None if deadline_s is None else max(1.0, deadline_s - (time.perf_counter() - started))
     frames = iter_frames(path, info, sample_fps=sample_fps, max_frames=config.max_frames, timeout_s=remaining)
-    n_frames, faces = analyze_faces(frames, detector, scorer,
-                                    keep_crops=keep_crops, on_frames=on_frames, timings=timings)
-    common = dict(
-        video_path=video_path, n_frames=n_frames, n_faces=len(faces),
-        n_tracks=len({f.track_id for f in faces}), duration_s=info.duration_s, fps=info.fps,
-        width=info.width, height=info.height, rotation_deg=info.rotation_deg,
-        sample_fps=round(sample_fps, 4), aggregation=config.aggregation, model=scorer.name,
+    n_frames, faces = analyze_faces(
+        frames, detector, scorer, keep_crops=keep_crops, on_frames=on_frames, timings=timings
     )
-    if not faces:
-        status = "no_face"
-        p_fake, label = None, ""
-    else:
-        status = "ok"
-        p_fake = aggregate(config.aggregation, [f.p_fake for f in faces], [f.track_id for f in faces],
-                           [max(f.box_xyxy[2] - f.box_xyxy[0], f.box_xyxy[3] - f.box_xyxy[1]) for f in faces])
-        label = label_for(p_fake, config.threshold)
-    row = VideoRow(status=status, p_fake=p_fake, label=label,
-                   elapsed_s=round(time.perf_counter() - started, 3), **common)
+    row = verdict_row(
+        video_path,
+        faces,
+        config,
+        model=scorer.name,
+        n_frames=n_frames,
+        started_s=started,
+        duration_s=info.duration_s,
+        fps=info.fps,
+        width=info.width,
+        height=info.height,
+        rotation_deg=info.rotation_deg,
+        sample_fps=round(sample_fps, 4),
+    )
     return VideoResult(row, tuple(faces))
 
 
 def error_row(video_path: str, status: str, error: str, elapsed_s: float, config: ScanConfig, model: str) -> VideoRow:
     """The row of a clip that gave no probability."""
     one_line = " ".join(str(error).split())[:500]
-    return VideoRow(video_path=video_path, status=status, aggregation=config.aggregation, model=model,
-                    elapsed_s=round(elapsed_s, 3), error=one_line)
+    return VideoRow(
+        video_path=video_path,
+        status=status,
+        aggregation=config.aggregation,
+        model=model,
+        elapsed_s=round(elapsed_s, 3),
+        error=one_line,
+    )
 
 
 def score_video_safe(
@@ -244,7 +308,7 @@ def score_video_safe(
         status, message = "error", f"file not found: {exc.filename or exc}"
     except PermissionError as exc:
         status, message = "error", f"permission denied: {exc.filename or exc}"
-    except Exception as exc:  # noqa: BLE001 - one broken clip never stops a batch
+    except Exception as exc:  # one broken clip never stops a batch; its traceback is logged
         log.exception("%s: unexpected error", path)
         status, message = "error", f"{type(exc).__name__}: {exc}"
     log.warning("%s: %s: %s", path, status, message)

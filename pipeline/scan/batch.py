@@ -1,4 +1,10 @@
-"""Score many clips into one CSV: resume, progress, and parallel clips on one machine."""
+"""Score many clips into one CSV: resume, progress, and parallel clips on one machine.
+
+The models come from :func:`pipeline.models.factory.load_models` only: in this process (a
+:class:`~pipeline.models.factory.LoadedModels`, or a :class:`~pipeline.models.factory.ModelSpec`
+loaded here), and in each worker process or Dask worker from the spec pinned to one resolved
+file (:meth:`ModelSpec.with_weights`), with TensorFlow's threads split between the workers.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,12 @@ import logging
 import multiprocessing
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from pipeline.scan.records import FaceRow, VideoRow, display_path
+from pipeline.models.factory import LoadedModels, ModelSpec, load_models, worker_spec
 from pipeline.scan.analyze import ScanConfig, VideoResult, score_video_safe
+from pipeline.scan.records import FaceRow, VideoRow, display_path
 from pipeline.scan.sink import CsvSink, keep_rows_with_keys, read_done_keys
 
 log = logging.getLogger(__name__)
@@ -38,16 +45,11 @@ class BatchSummary:
 _WORKER_STATE: dict = {}
 
 
-def _init_worker(weights_path: str, config: ScanConfig, threads: int) -> None:
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    from pipeline.faces.detect import FaceDetector
-    from pipeline.models.meso4 import MesoScorer
-
-    _WORKER_STATE["detector"] = FaceDetector.create(config.detector)
-    _WORKER_STATE["scorer"] = MesoScorer.load(weights_path)
+def _init_worker(spec: ModelSpec, config: ScanConfig) -> None:
+    """Pool initializer: the models of ``spec`` (pinned to a file, threads set), once per process."""
+    models = load_models(spec)
+    _WORKER_STATE["detector"] = models.detector
+    _WORKER_STATE["scorer"] = models.scorer
     _WORKER_STATE["config"] = config
 
 
@@ -61,70 +63,105 @@ def _score_in_worker(path: str) -> VideoResult:
 MAX_CLIP_ATTEMPTS = 2
 
 
-def _results_in_pool(paths: Iterable[str], weights_path: str, config: ScanConfig, workers: int):
-    """Yield results from ``workers`` processes, keeping a bounded window of clips in flight.
+class _ClipQueue:
+    """The clips still to score: those to retry first, then the input, pulled lazily; with the
+    number of attempts of each clip in flight."""
 
-    If a worker dies (killed, out of memory, crashed in native code) the pool is rebuilt and
-    the clips that were in flight are retried; none is lost or yielded twice.
-    """
-    from pipeline.scan.analyze import error_row
+    def __init__(self, paths: Iterable[str]):
+        self._paths = iter(paths)
+        self._exhausted = False
+        self.retry: collections.deque[str] = collections.deque()
+        self.attempts: collections.Counter = collections.Counter()
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    ctx = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
-    attempts: collections.Counter = collections.Counter()
-    retry: collections.deque[str] = collections.deque()
-    paths = iter(paths)
-    exhausted = False
+    def has_more(self) -> bool:
+        return bool(self.retry) or not self._exhausted
 
-    def next_path() -> str | None:
-        nonlocal exhausted
-        if retry:
-            return retry.popleft()
-        path = next(paths, None)
-        exhausted = path is None
+    def next_path(self) -> str | None:
+        """The next clip (counted as one more attempt), or ``None`` when none is left."""
+        if self.retry:
+            path = self.retry.popleft()
+        else:
+            path = next(self._paths, None)
+            self._exhausted = path is None
+        if path is not None:
+            self.attempts[path] += 1
         return path
 
-    while retry or not exhausted:
-        broken = False
-        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                    initargs=(weights_path, config, threads)) as pool:
-            in_flight: dict[cf.Future, str] = {}
-            while in_flight or retry or not exhausted:
-                while (retry or not exhausted) and len(in_flight) < 2 * workers:
-                    path = next_path()
-                    if path is None:
-                        break
-                    attempts[path] += 1
-                    in_flight[pool.submit(_score_in_worker, path)] = path
-                if not in_flight:
-                    break
-                done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-                for future in done:
-                    path = in_flight.pop(future)
-                    try:
-                        result = future.result()
-                    except cf.process.BrokenProcessPool:
-                        broken = True
-                        in_flight[future] = path  # handled with the rest below
-                        break
-                    except Exception as exc:  # noqa: BLE001 - a worker-side failure of one clip
-                        result = VideoResult(error_row(display_path(path), "error", f"{type(exc).__name__}: {exc}", 0.0,
-                                                       config, ""))
-                    attempts.pop(path, None)
-                    yield result
-                if broken:
-                    break
-            if broken:
-                for path in in_flight.values():
-                    if attempts[path] >= MAX_CLIP_ATTEMPTS:
-                        log.error("%s: a worker process died on each of %d attempts", path, attempts[path])
-                        attempts.pop(path, None)
-                        yield VideoResult(error_row(display_path(path), "error", f"worker process died while scoring "
-                                                    f"({MAX_CLIP_ATTEMPTS} attempts)", 0.0, config, ""))
-                    else:
-                        log.warning("%s: worker process died; retrying the clip", path)
-                        retry.append(path)
+
+def _results_in_pool(paths: Iterable[str], spec: ModelSpec, config: ScanConfig, workers: int):
+    """Yield results from ``workers`` processes, keeping a bounded window of clips in flight.
+
+    ``spec``: pinned to a file with threads set (:func:`pipeline.models.factory.worker_spec`);
+    each worker loads it once. If a worker dies (killed, out of memory, crashed in native code)
+    the pool is rebuilt and the clips that were in flight are retried, up to
+    :data:`MAX_CLIP_ATTEMPTS` times each; none is lost or yielded twice.
+    """
+    ctx = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+    queue = _ClipQueue(paths)
+    while queue.has_more():
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, config)) as pool:
+            lost = yield from _drain_pool(pool, queue, config, workers)
+            if lost:
+                yield from _retry_or_give_up(lost, queue, config)
                 pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain_pool(pool: cf.ProcessPoolExecutor, queue: _ClipQueue, config: ScanConfig, workers: int):
+    """Yield results from ``pool`` (at most ``2 * workers`` clips in flight) until ``queue`` is
+    empty; return the clips in flight when the pool broke (a worker died), else ``[]``."""
+    from pipeline.scan.analyze import error_row
+
+    in_flight: dict[cf.Future, str] = {}
+    while in_flight or queue.has_more():
+        while queue.has_more() and len(in_flight) < 2 * workers:
+            path = queue.next_path()
+            if path is None:
+                break
+            in_flight[pool.submit(_score_in_worker, path)] = path
+        if not in_flight:
+            break
+        done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+        for future in done:
+            path = in_flight[future]
+            try:
+                result = future.result()
+            except cf.process.BrokenProcessPool:
+                return list(in_flight.values())  # this clip and every other one not yielded yet
+            except Exception as exc:  # noqa: BLE001 - a worker-side failure of one clip
+                result = VideoResult(
+                    error_row(display_path(path), "error", f"{type(exc).__name__}: {exc}", 0.0, config, "")
+                )
+            del in_flight[future]
+            queue.attempts.pop(path, None)
+            yield result
+    return []
+
+
+def _retry_or_give_up(lost: list[str], queue: _ClipQueue, config: ScanConfig):
+    """Queue the clips a dead worker took with it for another attempt, or yield an error row
+    for each that has had :data:`MAX_CLIP_ATTEMPTS` already."""
+    from pipeline.scan.analyze import error_row
+
+    for path in lost:
+        if queue.attempts[path] >= MAX_CLIP_ATTEMPTS:
+            log.error("%s: a worker process died on each of %d attempts", path, queue.attempts[path])
+            queue.attempts.pop(path, None)
+            yield VideoResult(
+                error_row(
+                    display_path(path),
+                    "error",
+                    f"worker process died while scoring ({MAX_CLIP_ATTEMPTS} attempts)",
+                    0.0,
+                    config,
+                    "",
+                )
+            )
+        else:
+            log.warning("%s: worker process died; retrying the clip", path)
+            queue.retry.append(path)
+
+
+# --- the batch ----------------------------------------------------------------------------------
 
 
 def run_batch(
@@ -132,9 +169,7 @@ def run_batch(
     output_csv: str | Path,
     *,
     config: ScanConfig,
-    weights_path: str | Path,
-    detector=None,
-    scorer=None,
+    models: ModelSpec | LoadedModels,
     faces_csv: str | Path | None = None,
     workers: int = 1,
     overwrite: bool = False,
@@ -144,56 +179,89 @@ def run_batch(
 ) -> BatchSummary:
     """Score ``paths`` into ``output_csv``, one row per clip, flushed as each clip finishes.
 
-    Unless ``overwrite``, clips already in ``output_csv`` are skipped (resume). Engine
-    ``local``: with ``workers == 1`` the given ``detector``/``scorer`` are used in this process;
-    with more, each worker process loads its own once. Engine ``dask``: the clips go to the
-    cluster at ``address`` (or a local one of ``workers`` processes). ``paths`` may be a lazy
-    iterator (consumed as clips are submitted) or a list (progress shows a total).
+    ``models``: a :class:`LoadedModels` (used as is in this process) or a :class:`ModelSpec`
+    (loaded here with :func:`pipeline.models.factory.load_models` when scored in this process).
+    Worker processes get the spec pinned to the resolved file
+    (:func:`pipeline.models.factory.worker_spec`) and load it once each. ``config.threshold``
+    labels the rows. Unless ``overwrite``, clips already in ``output_csv`` are skipped (resume).
+    Engine ``local``: with ``workers == 1`` this process scores; with more, ``workers``
+    processes. Engine ``dask``: the clips go to the cluster at ``address`` (or a local one of
+    ``workers`` processes). ``paths`` may be a lazy iterator (consumed as clips are submitted) or
+    a list (progress shows a total). Raises ``ValueError`` for an unknown engine,
+    :class:`pipeline.errors.OutputLockedError` when another run writes ``output_csv``, and
+    ``FileNotFoundError``/``WeightsError`` for weights that cannot be found or loaded.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    from tqdm import tqdm
-
     output_csv = Path(output_csv)
     faces_path = Path(faces_csv) if faces_csv else None
     if progress is None:
         progress = sys.stderr.isatty()
-    counts: collections.Counter = collections.Counter()
     with CsvSink(output_csv, VideoRow.columns(), resume=not overwrite) as sink:
-        done = set() if overwrite else read_done_keys(output_csv, "video_path", VideoRow.columns())
-        if faces_path is not None and not overwrite:
-            dropped = keep_rows_with_keys(faces_path, done)
-            if dropped:
-                log.info("%s: dropped %d face rows of unfinished clips", faces_path, dropped)
-        if isinstance(paths, (list, tuple)):
-            todo = [p for p in paths if display_path(p) not in done]
-            total = len(todo)
-        else:
-            todo = (p for p in paths if display_path(p) not in done)
-            total = None
-        skipped_count = len(done)
-        if done:
-            log.info("resuming %s: %d clips already done", output_csv, skipped_count)
-        faces_sink = (CsvSink(faces_path, FaceRow.columns(), resume=not overwrite)
-                      if faces_path is not None else None)
-        with tqdm(total=total, unit="clip", disable=not progress, dynamic_ncols=True) as bar, \
-                (faces_sink if faces_sink is not None else contextlib.nullcontext()):
-            if engine == "dask":
-                from pipeline.scan.dask_engine import results_on_dask
+        todo, total, skipped = _clips_to_do(paths, output_csv, faces_path, overwrite)
+        results = _results(todo, models, config, engine=engine, workers=workers, address=address, progress=progress)
+        faces_sink = CsvSink(faces_path, FaceRow.columns(), resume=not overwrite) if faces_path is not None else None
+        with faces_sink if faces_sink is not None else contextlib.nullcontext():
+            counts = _write_results(results, sink, faces_sink, total=total, progress=progress)
+    return BatchSummary(dict(counts), skipped)
 
-                results = results_on_dask(todo, weights_path, config, address=address, workers=workers)
-            elif workers <= 1:
-                results = (_score_here(p, detector, scorer, config, progress) for p in todo)
-            else:
-                results = _results_in_pool(todo, str(weights_path), config, workers)
-            for result in results:
-                if faces_sink is not None:
-                    faces_sink.write_many(result.face_rows())
-                sink.write(result.row)
-                counts[result.row.status] += 1
-                bar.update(1)
-                bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-    return BatchSummary(dict(counts), skipped_count)
+
+def _clips_to_do(
+    paths: Iterable[str], output_csv: Path, faces_path: Path | None, overwrite: bool
+) -> tuple[Iterable[str], int | None, int]:
+    """(clips not yet in ``output_csv``, their number if ``paths`` is a list, clips done).
+
+    Resuming also drops the face rows of clips whose row never made it to ``output_csv``."""
+    done = set() if overwrite else read_done_keys(output_csv, "video_path", VideoRow.columns())
+    if faces_path is not None and not overwrite:
+        dropped = keep_rows_with_keys(faces_path, done)
+        if dropped:
+            log.info("%s: dropped %d face rows of unfinished clips", faces_path, dropped)
+    if done:
+        log.info("resuming %s: %d clips already done", output_csv, len(done))
+    if isinstance(paths, (list, tuple)):
+        todo = [p for p in paths if display_path(p) not in done]
+        return todo, len(todo), len(done)
+    return (p for p in paths if display_path(p) not in done), None, len(done)
+
+
+def _results(
+    todo: Iterable[str],
+    models: ModelSpec | LoadedModels,
+    config: ScanConfig,
+    *,
+    engine: str,
+    workers: int,
+    address: str | None,
+    progress: bool,
+) -> Iterable[VideoResult]:
+    """One result per clip of ``todo`` from the chosen engine (lazily, as clips finish)."""
+    if engine == "dask":
+        from pipeline.scan.dask_engine import results_on_dask
+
+        return results_on_dask(todo, models, config, address=address, workers=workers)
+    if workers > 1:
+        return _results_in_pool(todo, worker_spec(models, workers), config, workers)
+    loaded = models if isinstance(models, LoadedModels) else load_models(models)
+    return (_score_here(p, loaded.detector, loaded.scorer, config, progress) for p in todo)
+
+
+def _write_results(
+    results: Iterable[VideoResult], sink: CsvSink, faces_sink: CsvSink | None, *, total: int | None, progress: bool
+) -> collections.Counter:
+    """Write each result's row (and face rows) as it comes; return the count per status."""
+    from tqdm import tqdm
+
+    counts: collections.Counter = collections.Counter()
+    with tqdm(total=total, unit="clip", disable=not progress, dynamic_ncols=True) as bar:
+        for result in results:
+            if faces_sink is not None:
+                faces_sink.write_many(result.face_rows())
+            sink.write(result.row)
+            counts[result.row.status] += 1
+            bar.update(1)
+            bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return counts
 
 
 # Clips with more sampled frames than this get a second progress bar over frames.
@@ -201,6 +269,7 @@ FRAME_BAR_MIN_FRAMES = 60
 
 
 def _score_here(path: str, detector, scorer, config: ScanConfig, progress: bool) -> VideoResult:
+    """One clip in this process, with a progress bar over its frames when it is long."""
     from tqdm import tqdm
 
     bar = None
@@ -214,9 +283,14 @@ def _score_here(path: str, detector, scorer, config: ScanConfig, progress: bool)
             bar = tqdm(total=total, unit="frame", leave=False, position=1, desc=os.path.basename(path))
 
     try:
-        return score_video_safe(path, detector, scorer, config, on_info=on_info,
-                                on_frames=lambda n: bar.update(n) if bar is not None else None)
+        return score_video_safe(
+            path,
+            detector,
+            scorer,
+            config,
+            on_info=on_info,
+            on_frames=lambda n: bar.update(n) if bar is not None else None,
+        )
     finally:
         if bar is not None:
             bar.close()
-

@@ -7,19 +7,19 @@ Clips are read by path, so workers must see the same files (shared storage).
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from distributed import Client, LocalCluster, get_worker, wait
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from pipeline.scan.records import display_path
-from pipeline.scan.analyze import ScanConfig, VideoResult, error_row, score_video_safe
+from pipeline.models.factory import LoadedModels, ModelSpec, load_models, worker_spec
 from pipeline.models.weights import sidecar_path
+from pipeline.scan.analyze import ScanConfig, VideoResult, error_row, score_video_safe
+from pipeline.scan.records import display_path
 
 log = logging.getLogger(__name__)
 
@@ -30,43 +30,37 @@ WINDOW_PER_THREAD = 4
 
 
 class ModelsPlugin(WorkerPlugin):
-    """Builds MTCNN and Meso-4 once on each worker (again after a restart).
+    """Builds MTCNN and Meso-4 once on each worker (again after a restart), with
+    :func:`pipeline.models.factory.load_models`.
 
-    The weights travel inside the plugin (a Meso-4 file is 156 KB), so workers need no copy of
-    them; the spec sidecar travels with them when there is one.
+    ``spec``: pinned to one file (:func:`pipeline.models.factory.worker_spec`). The weights
+    travel inside the plugin (a Meso-4 file is 156 KB), so workers need no copy of them; the
+    spec sidecar travels with them when there is one. Each worker loads ``spec`` re-pinned to
+    its own copy. Raises ``ValueError`` for a spec not pinned to a file.
     """
 
     idempotent = False
 
-    def __init__(self, weights_path: str | Path, config: ScanConfig, intra_op_threads: int | None = None):
-        weights_path = Path(weights_path)
+    def __init__(self, spec: ModelSpec, config: ScanConfig):
+        if spec.weights is None:
+            raise ValueError("ModelsPlugin needs a spec pinned to a weights file (see worker_spec)")
+        weights_path = Path(spec.weights)
+        self.spec = spec
         self.weights_name = weights_path.name
         self.weights_bytes = weights_path.read_bytes()
         sidecar = sidecar_path(weights_path)
         self.sidecar_text = sidecar.read_text() if sidecar.is_file() else None
         self.config = config
-        self.intra_op_threads = intra_op_threads
         self._dir: str | None = None
 
     def setup(self, worker) -> None:
-        if self.intra_op_threads:
-            import tensorflow as tf
-
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(self.intra_op_threads)
-                tf.config.threading.set_inter_op_parallelism_threads(1)
-            except RuntimeError:  # TensorFlow already initialised in this process
-                pass
-        from pipeline.faces.detect import FaceDetector
-        from pipeline.models.meso4 import MesoScorer
-
         self._dir = tempfile.mkdtemp(prefix="deepfake-scanner-weights-")
         path = Path(self._dir) / self.weights_name
         path.write_bytes(self.weights_bytes)
         if self.sidecar_text is not None:
             sidecar_path(path).write_text(self.sidecar_text)
-        models = (FaceDetector.create(self.config.detector), MesoScorer.load(path), self.config)
-        setattr(worker, _WORKER_ATTR, models)
+        loaded = load_models(self.spec.with_weights(path))
+        setattr(worker, _WORKER_ATTR, (loaded.detector, loaded.scorer, self.config))
         log.info("worker %s: models loaded", getattr(worker, "address", "?"))
 
     def teardown(self, worker) -> None:
@@ -82,7 +76,7 @@ def score_on_worker(path: str) -> VideoResult:
 
 def results_on_dask(
     paths: Iterable[str],
-    weights_path: str | Path,
+    models: ModelSpec | LoadedModels,
     config: ScanConfig,
     *,
     address: str | None = None,
@@ -91,27 +85,31 @@ def results_on_dask(
 ) -> Iterator[VideoResult]:
     """Yield one result per path, as they complete, from a Dask cluster.
 
-    ``address``: a running scheduler (``tcp://host:8786``); without it a local cluster of
-    ``workers`` processes on 127.0.0.1 is started and stopped here. At most ``window`` clips are
-    in flight (default: 4 per worker thread), so the input is consumed lazily. A clip whose task
+    ``models``: what each worker loads, as :func:`pipeline.models.factory.worker_spec` pins it
+    (raises ``FileNotFoundError``/``WeightsError`` here, before any cluster starts, when the
+    weights cannot be found). ``address``: a running scheduler (``tcp://host:8786``); without it
+    a local cluster of ``workers`` processes on 127.0.0.1 is started and stopped here, each
+    worker with its share of the cores as TensorFlow threads. At most ``window`` clips are in
+    flight (default: 4 per worker thread), so the input is consumed lazily. A clip whose task
     kills workers repeatedly (Dask's ``allowed-failures``) ends as an ``error`` row.
     """
     cluster = None
     if address is None:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
+        plugin = ModelsPlugin(worker_spec(models, workers), config)
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        )
         client = Client(cluster)
-        plugin = ModelsPlugin(weights_path, config, intra_op_threads=threads)
     else:
+        plugin = ModelsPlugin(worker_spec(models), config)
         client = Client(address)
-        plugin = ModelsPlugin(weights_path, config)
     try:
         client.register_plugin(plugin, name=PLUGIN_NAME)
         total_threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()) or workers
         window = window or WINDOW_PER_THREAD * total_threads
-        log.info("dask: %d worker threads at %s, %d clips in flight at most",
-                 total_threads, client.scheduler.address, window)
+        log.info(
+            "dask: %d worker threads at %s, %d clips in flight at most", total_threads, client.scheduler.address, window
+        )
         yield from _stream(client, iter(paths), config, window)
     finally:
         client.close()
@@ -140,7 +138,8 @@ def _stream(client: Client, paths: Iterator[str], config: ScanConfig, window: in
                 result = future.result()
             except Exception as exc:  # noqa: BLE001 - KilledWorker and friends: this clip only
                 log.error("%s: %s: %s", path, type(exc).__name__, exc)
-                result = VideoResult(error_row(display_path(path), "error", f"{type(exc).__name__}: {exc}", 0.0,
-                                               config, ""))
+                result = VideoResult(
+                    error_row(display_path(path), "error", f"{type(exc).__name__}: {exc}", 0.0, config, "")
+                )
             yield result
         fill()

@@ -1,9 +1,18 @@
-"""Output rows: one frozen dataclass per CSV, the header comes from its fields."""
+"""Output rows: one frozen dataclass per CSV, the header comes from its fields.
+
+Each row type is built in one place: :meth:`FaceRow.from_face` for the scanner's faces, and
+:func:`face_columns` for the columns every face row shares (the scanner's ``faces.csv``, the
+dataset builder's manifest), so a face is rounded the same way wherever it is written. The
+clip row (:class:`VideoRow`) of a scored clip or image is built by
+:func:`pipeline.scan.analyze.verdict_row`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
+from typing import Protocol
 
 STATUSES = ("ok", "no_face", "decode_error", "timeout", "error")
 LABELS = ("FAKE", "REAL")
@@ -56,9 +65,40 @@ class VideoRow(CsvRow):
             raise ValueError(f"a {self.status} row carries no p_fake or label, got {self.p_fake!r}, {self.label!r}")
 
 
+def face_columns(frame_index: int, timestamp_s: float, box_xyxy: Sequence[float], det_confidence: float) -> dict:
+    """The columns every face row shares, rounded one way: ``frame_index``, ``timestamp_s``
+    (seconds, 4 decimals), ``x1``, ``y1``, ``x2``, ``y2`` (full-resolution pixels, 0.1 px) and
+    ``det_confidence`` (MTCNN's score in [0, 1], 5 decimals). Raises ``ValueError`` when
+    ``box_xyxy`` does not hold four numbers."""
+    if len(box_xyxy) != 4:
+        raise ValueError(f"box_xyxy must hold 4 numbers (x1, y1, x2, y2), got {len(box_xyxy)}")
+    x1, y1, x2, y2 = (round(v, 1) for v in box_xyxy)
+    return dict(
+        frame_index=frame_index,
+        timestamp_s=round(timestamp_s, 4),
+        x1=x1,
+        y1=y1,
+        x2=x2,
+        y2=y2,
+        det_confidence=round(det_confidence, 5),
+    )
+
+
+class ScoredFaceLike(Protocol):
+    """What :meth:`FaceRow.from_face` reads (e.g. :class:`pipeline.scan.analyze.ScoredFace`)."""
+
+    frame_index: int
+    timestamp_s: float
+    track_id: int
+    box_xyxy: tuple[float, float, float, float]
+    det_confidence: float
+    p_fake: float
+
+
 @dataclasses.dataclass(frozen=True)
 class FaceRow(CsvRow):
-    """One scored face: where it is (full-resolution pixels, ``xyxy``) and its ``p_fake``."""
+    """One scored face: where it is (full-resolution pixels, ``xyxy``) and its ``p_fake``.
+    Build it from a scored face with :meth:`from_face`."""
 
     video_path: str
     frame_index: int
@@ -74,6 +114,17 @@ class FaceRow(CsvRow):
     def __post_init__(self) -> None:
         if not 0.0 <= self.p_fake <= 1.0:
             raise ValueError(f"p_fake must be in [0, 1], got {self.p_fake}")
+
+    @classmethod
+    def from_face(cls, video_path: str, face: ScoredFaceLike) -> FaceRow:
+        """The row of one scored face of the clip ``video_path`` (columns rounded by
+        :func:`face_columns`; ``p_fake`` as scored). Raises ``ValueError`` as the row does."""
+        return cls(
+            video_path=video_path,
+            track_id=face.track_id,
+            p_fake=face.p_fake,
+            **face_columns(face.frame_index, face.timestamp_s, face.box_xyxy, face.det_confidence),
+        )
 
 
 def display_path(path) -> str:

@@ -11,8 +11,8 @@ import fcntl
 import io
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import OutputLockedError
@@ -100,8 +100,10 @@ def keep_rows_with_keys(path: str | Path, keys: set[str], key_column: int = 0) -
         return 0
     dropped = 0
     with atomic_path(path) as tmp:
-        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as src, \
-                open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as dst:
+        with (
+            open(path, newline="", encoding="utf-8", errors="surrogateescape") as src,
+            open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as dst,
+        ):
             reader = csv.reader(src)
             writer = csv.writer(dst, lineterminator="\n")
             header = next(reader, None)
@@ -131,7 +133,7 @@ class CsvSink:
         self._lock_file = None
         self._file = None
 
-    def __enter__(self) -> "CsvSink":
+    def __enter__(self) -> CsvSink:
         if self._lock_wanted:
             lock_path = Path(str(self.path) + ".lock")
             self._lock_file = open(lock_path, "a")
@@ -206,4 +208,3 @@ class CsvSink:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None
-

@@ -1,1 +1,3 @@
-"""TODO"""
+"""Datasets and models of our own: ``extract`` (face datasets from labelled clips, cropped as the
+scanner crops), ``dataset`` (reading face sets, splits by source), ``train``, ``evaluate``,
+``metrics`` (scikit-learn plus EER and per-video means) and ``plots``."""

@@ -20,11 +20,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
-import math
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -35,8 +34,14 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # class folder names, compared lower-case: the project's own, the seed's (Real/DeepFake), MesoNet's (df)
 CLASS_FOLDERS = {"real": "real", "fake": "fake", "deepfake": "fake", "df": "fake"}
 LABEL_ALIASES = {"real": "real", "fake": "fake", "deepfake": "fake", "df": "fake", "0": "real", "1": "fake"}
-SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                 "test": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+}
 MANIFEST_REQUIRED = ("file", "label")
 # manifests looked for inside a DATA folder, in order: the dataset builder's, then the shared faces'
 FOLDER_MANIFESTS = ("manifest.csv", "faces.csv")
@@ -95,8 +100,9 @@ def _read_class_folders(root: Path) -> list[FaceItem]:
     folders = _class_folders(root)
     if not folders:
         names = sorted(p.name for p in root.iterdir() if p.is_dir())
-        raise DatasetError(f"{root}: no class subfolder; expected some of {sorted(CLASS_FOLDERS)} "
-                           f"(any case), found {names}")
+        raise DatasetError(
+            f"{root}: no class subfolder; expected some of {sorted(CLASS_FOLDERS)} (any case), found {names}"
+        )
     items = []
     for label in LABEL_NAMES:
         for folder in folders.get(label, []):
@@ -115,21 +121,31 @@ def _read_manifest(csv_path: Path) -> list[FaceItem]:
         reader = csv.DictReader(f)
         missing = [c for c in MANIFEST_REQUIRED if c not in (reader.fieldnames or [])]
         if missing:
-            raise DatasetError(f"{csv_path}: missing column(s) {missing}; expected file,label[,source_video][,split], "
-                               f"found {reader.fieldnames}")
+            raise DatasetError(
+                f"{csv_path}: missing column(s) {missing}; expected file,label[,source_video][,split], "
+                f"found {reader.fieldnames}"
+            )
         for line_no, row in enumerate(reader, start=2):
             label = LABEL_ALIASES.get((row["label"] or "").strip().lower())
             if label is None:
-                raise DatasetError(f"{csv_path}:{line_no}: label {row['label']!r} is not one of "
-                                   f"{sorted(LABEL_ALIASES)}")
+                raise DatasetError(
+                    f"{csv_path}:{line_no}: label {row['label']!r} is not one of {sorted(LABEL_ALIASES)}"
+                )
             split_text = (row.get("split") or "").strip().lower()
             split = SPLIT_ALIASES.get(split_text) if split_text else None
             if split_text and split is None:
-                raise DatasetError(f"{csv_path}:{line_no}: split {row['split']!r} is not one of "
-                                   f"{sorted(SPLIT_ALIASES)}")
+                raise DatasetError(
+                    f"{csv_path}:{line_no}: split {row['split']!r} is not one of {sorted(SPLIT_ALIASES)}"
+                )
             file = Path(row["file"])
-            items.append(FaceItem(file if file.is_absolute() else base / file, label,
-                                  (row.get("source_video") or "").strip() or None, split))
+            items.append(
+                FaceItem(
+                    file if file.is_absolute() else base / file,
+                    label,
+                    (row.get("source_video") or "").strip() or None,
+                    split,
+                )
+            )
     if not items:
         raise DatasetError(f"{csv_path}: no rows")
     return items
@@ -153,44 +169,59 @@ def group_of(item: FaceItem) -> str:
     return item.source_video if item.source_video is not None else f"image:{item.source_path}"
 
 
-def split_by_source_video(items: Sequence[FaceItem], val_fraction: float, seed: int
-                          ) -> tuple[list[FaceItem], list[FaceItem]]:
-    """(train, val): whole source videos on one side, stratified by label, deterministic in ``seed``.
+def split_by_source_video(
+    items: Sequence[FaceItem], val_fraction: float, seed: int
+) -> tuple[list[FaceItem], list[FaceItem]]:
+    """(train, val): whole source groups on one side, stratified by label, deterministic in ``seed``.
 
-    For each label, the videos are shuffled with ``seed`` and taken into validation until about
-    ``val_fraction`` of that label's *images* are there (at least one video per label when the
-    label has two or more). Items without a source video are their own group (a warning says the
-    split cannot prevent leakage then). A video holding both labels is a :class:`DatasetError`.
+    A group is a source video, or any source id that a dataset names (an identity: FF++'s
+    original ``NNN`` with every ``NNN_MMM`` made from it, or DFDC's original clip with its fakes).
+    Groups that hold both labels (an identity's real and fake clips) are split first, as units,
+    shuffled with ``seed`` and taken into validation until about ``val_fraction`` of all images
+    are there (at least one such group stays in training). Then, for each label, the groups of
+    that label alone are shuffled and taken until that label's images in validation reach about
+    ``val_fraction`` (at least one group per label stays in training). Items without a source are
+    their own group (a warning says the split cannot prevent leakage then).
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if any(item.source_video is None for item in items):
-        log.warning("some faces have no source_video: they are split one image at a time, so frames of one "
-                    "clip may land on both sides; use a manifest with a source_video column")
+        log.warning(
+            "some faces have no source_video: they are split one image at a time, so frames of one "
+            "clip may land on both sides; use a manifest with a source_video column"
+        )
     groups: dict[str, list[FaceItem]] = defaultdict(list)
     for item in items:
         groups[group_of(item)].append(item)
+    mixed: list[str] = []
     by_label: dict[str, list[str]] = defaultdict(list)
     for name, members in groups.items():
         labels = {m.label for m in members}
-        if len(labels) > 1:
-            raise DatasetError(f"source video {name!r} holds both labels; cannot stratify by label")
-        by_label[members[0].label].append(name)
+        (mixed if len(labels) > 1 else by_label[members[0].label]).append(name)
     rng = random.Random(seed)
-    val_groups: set[str] = set()
+    val_groups = _take_groups(sorted(mixed), groups, val_fraction * len(items), rng)
+    in_val = Counter(m.label for name in val_groups for m in groups[name])
     for label in LABEL_NAMES:
         names = sorted(by_label.get(label, []))
-        rng.shuffle(names)
-        target = val_fraction * sum(len(groups[n]) for n in names)
-        taken = 0
-        for name in names[:-1]:  # keep at least one video of each label for training
-            if taken > 0 and taken + len(groups[name]) / 2 > target:
-                break
-            val_groups.add(name)
-            taken += len(groups[name])
+        n_label = sum(1 for item in items if item.label == label)
+        val_groups |= _take_groups(names, groups, val_fraction * n_label - in_val[label], rng)
     train = [item for item in items if group_of(item) not in val_groups]
     val = [item for item in items if group_of(item) in val_groups]
     return train, val
+
+
+def _take_groups(names: list[str], groups: dict[str, list[FaceItem]], target: float, rng: random.Random) -> set[str]:
+    """Shuffle ``names`` and take groups until about ``target`` images are taken; the last
+    group of the list always stays out (training keeps at least one)."""
+    rng.shuffle(names)
+    taken_names: set[str] = set()
+    taken = 0
+    for name in names[:-1]:
+        if target <= 0 or (taken > 0 and taken + len(groups[name]) / 2 > target):
+            break
+        taken_names.add(name)
+        taken += len(groups[name])
+    return taken_names
 
 
 def check_no_leak(train: Iterable[FaceItem], val: Iterable[FaceItem]) -> None:
@@ -252,12 +283,3 @@ def load_crop_rgb(path: str | Path, size_px: int, interpolation: str) -> np.ndar
     from pipeline.faces.crop import resize_rgb
 
     return resize_rgb(load_rgb(path), size_px, interpolation)
-
-
-def iter_batches(items: Sequence[FaceItem], batch_size: int) -> Iterable[Sequence[FaceItem]]:
-    for start in range(0, len(items), batch_size):
-        yield items[start:start + batch_size]
-
-
-def n_batches(n: int, batch_size: int) -> int:
-    return math.ceil(n / batch_size)

@@ -1,14 +1,21 @@
-"""Build a face dataset from labelled clips: ``extract_faces.py SOURCES -o DATASET``.
+"""Build a face dataset from labelled clips (the library of ``extract_faces.py`` /
+``python -m pipeline extract``; the command line is :mod:`pipeline.cli.extract`).
 
-The faces are found and cropped exactly as the scanner does (same decoder, MTCNN detector and
-crop function), so a face in a dataset and a face the scanner scores look alike. Layout:
+The faces come from the scanner's own face loop (:class:`pipeline.scan.face_loop.FaceLoop`:
+same decoder, MTCNN detector, selection, tracker) and crop function
+(:mod:`pipeline.faces.crop`), so a face in a dataset and a face the scanner scores look alike.
+Layout:
 
-    DATASET/<label>/<source>_f<frame>_t<track>.jpg   crops (256x256 unless --keep-size)
+    DATASET/<label>/<stem>_<hash>_f<frame>_t<track>.jpg   crops (256x256 unless keep_size)
     DATASET/manifest.csv       the dataset: one row per face, with its split (train/val/test)
     DATASET/faces_all.csv      every face kept by the filters, before stratification and split
     DATASET/sources.csv        one row per source clip: status and counts (resume state)
     DATASET/errors.csv         the clips that failed, and why
     DATASET/stratification.csv counts per pose/size bin per class, before and after
+
+Crop names (:func:`crop_file_name`) are short and stable: the source clip's file stem (made
+file-name safe, at most 40 characters), 8 hex digits of the SHA-1 of its ``source_video`` (two
+clips with one stem never collide), the source frame index (6 digits) and the track id.
 
 Rerunning continues where it stopped (clips in ``sources.csv`` are skipped) and rewrites the
 manifest; a crop is written atomically before its row, so no listed crop is ever half-written.
@@ -16,7 +23,6 @@ manifest; a crop is written atomically before its row, so no listed crop is ever
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import hashlib
@@ -26,21 +32,26 @@ import re
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
+
+import numpy as np
 
 from pipeline.atomic import atomic_path
-from pipeline.cli.common import start_logging
+from pipeline.faces.boxes import FaceBox
 from pipeline.faces.detect import DetectorConfig
-from pipeline.scan.records import CsvRow
+from pipeline.scan.records import CsvRow, face_columns
 
 log = logging.getLogger(__name__)
 
-SPLIT_NAMES = ("train", "val", "test")
 YAW_BIN_EDGES_DEG = (-45.0, -15.0, 15.0, 45.0)  # 5 bins: profile left ... profile right
 YAW_BIN_NAMES = ("yaw<-45", "yaw-45..-15", "yaw-15..15", "yaw15..45", "yaw>45")
 SIZE_BIN_EDGES_PX = (64.0, 128.0, 256.0)  # 4 bins of face size in source pixels
 SIZE_BIN_NAMES = ("size<64", "size64-128", "size128-256", "size>=256")
+# the dataset's own selection: a larger minimum face than the scanner's (a 40 px face enlarged to
+# 256 px teaches texture that is not there), and every sampled frame searched whole, since the
+# builder is not time-bound and full-frame boxes are the most exact
+DATASET_DETECTOR = DetectorConfig(min_face_px=64, full_frame_every_s=0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,17 +59,18 @@ class ExtractConfig:
     """Settings of a dataset build; the CLI maps its flags onto these one to one.
 
     ``fps``: frames sampled per second of each clip; ``max_per_video``: faces kept per source
-    clip at most, spread evenly over the clip; ``min_face_px``: smaller faces (source pixels)
-    are skipped; ``min_sharpness``: crops whose Laplacian variance is below are skipped as
-    blurred; ``dedup_max_diff``: a crop whose 32 px grey thumbnail differs from the last kept
-    crop of the same person by less than this many grey levels (mean absolute) is a near
-    duplicate and skipped; ``split``: train/val/test fractions by source video.
+    clip at most, spread evenly over the clip; ``min_sharpness``: crops whose Laplacian variance
+    is below are skipped as blurred; ``dedup_max_diff``: a crop whose 32 px grey thumbnail
+    differs from the last kept crop of the same person by less than this many grey levels (mean
+    absolute) is a near duplicate and skipped; ``split``: train/val/test fractions by source
+    video. ``detector``: detection and selection, the one owner of the minimum face size
+    (``detector.min_face_px``, source pixels, ``--min-face``) and confidence; see
+    :data:`DATASET_DETECTOR` for why its defaults differ from the scanner's.
     """
 
     fps: float = 2.0
     max_per_video: int = 50
     keep_size: bool = False
-    min_face_px: int = 64
     min_sharpness: float = 10.0
     dedup_max_diff: float = 2.0
     stratify: bool = False
@@ -67,8 +79,7 @@ class ExtractConfig:
     labels: tuple[str, ...] = ("real", "fake")
     jpeg_quality: int = 95
     timeout_s: float | None = 900.0
-    # the detector keeps every face; min_face_px above decides, and counts what it drops
-    detector: DetectorConfig = DetectorConfig(min_face_px=1)
+    detector: DetectorConfig = DATASET_DETECTOR
 
     def __post_init__(self) -> None:
         if not self.fps > 0:
@@ -79,6 +90,11 @@ class ExtractConfig:
             raise ValueError(f"split must be three fractions (train, val, test) summing to 1, got {self.split}")
         if self.split[0] <= 0:
             raise ValueError(f"the train fraction must be positive, got {self.split}")
+
+    @property
+    def min_face_px(self) -> int:
+        """Faces smaller than this (source pixels) are skipped: ``detector.min_face_px``."""
+        return self.detector.min_face_px
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +150,7 @@ class SourceRow(CsvRow):
 
 # --- sources ------------------------------------------------------------------------------------
 
+
 def canonical_label(name: str) -> str | None:
     """``real``/``fake`` for a folder or manifest label (also the seed's ``DeepFake``, ``df``)."""
     from pipeline.training.dataset import LABEL_ALIASES
@@ -154,8 +171,9 @@ def find_sources(sources: str | Path, labels: Sequence[str] = ("real", "fake")) 
         with open(root, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-                raise ValueError(f"{root}: a sources manifest needs columns path,label[,source_id]; "
-                                 f"found {reader.fieldnames}")
+                raise ValueError(
+                    f"{root}: a sources manifest needs columns path,label[,source_id]; found {reader.fieldnames}"
+                )
             for row in reader:
                 label = canonical_label(row["label"] or "")
                 if label not in labels:
@@ -182,26 +200,54 @@ def find_sources(sources: str | Path, labels: Sequence[str] = ("real", "fake")) 
 
 
 def safe_stem(source_video: str) -> str:
-    """A file-name-safe, collision-free stem for a source: readable part plus a short hash."""
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", source_video).strip("._")[-60:] or "clip"
-    return f"{readable}-{hashlib.sha1(source_video.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+    """The short, stable, file-name-safe prefix of a source's crops: ``<stem>_<hash>``.
+
+    ``stem``: the last path part of ``source_video`` with characters other than letters,
+    digits, ``.``, ``_`` and ``-`` replaced by ``_``, at most 40 characters (``clip`` if none is
+    left); ``hash``: the first 8 hex digits of the SHA-1 of the whole ``source_video``, so
+    ``real/a`` and ``fake/a`` never share a prefix. E.g. ``real/sub/b`` -> ``b_1c6f3a95``.
+    """
+    name = source_video.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:40] or "clip"
+    return f"{readable}_{hashlib.sha1(source_video.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+
+
+def crop_file_name(source_video: str, frame_index: int, track_id: int) -> str:
+    """The crop's file name: ``<stem>_<hash>_f<frame, 6 digits>_t<track>.jpg`` (see
+    :func:`safe_stem`); the same face of the same source always gets the same name."""
+    return f"{safe_stem(source_video)}_f{frame_index:06d}_t{track_id}.jpg"
 
 
 # --- one clip -----------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class _Candidate:
+    """A selected face of one sampled frame, cropped: ``crop_rgb`` uint8 (256, 256, 3), or the
+    native-size square cut with ``keep_size``; ``track_id`` -1 until the clip's tracks are linked."""
+
     sample_index: int
     frame_index: int
     timestamp_s: float
-    box_xyxy: tuple[float, float, float, float]
-    confidence: float
+    face: FaceBox
     yaw_deg: float
-    size_px: float
-    crop_rgb: object  # np.ndarray, uint8
+    crop_rgb: np.ndarray
+    track_id: int = -1
 
 
-def _write_jpeg_atomic(path: Path, rgb, quality: int) -> None:
+@dataclasses.dataclass
+class _ClipCounts:
+    """What happened to the faces of one clip (the counts of :class:`SourceRow`)."""
+
+    frames: int = 0
+    detected: int = 0
+    small: int = 0
+    blurred: int = 0
+    duplicates: int = 0
+    over_cap: int = 0
+
+
+def _write_jpeg_atomic(path: Path, rgb: np.ndarray, quality: int) -> None:
     import cv2
 
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -233,92 +279,158 @@ def _cap_per_track(kept_per_track: dict[int, list], cap: int) -> list[tuple]:
     return sorted(chosen, key=lambda x: (x[0].sample_index, x[2]))
 
 
-def extract_clip(clip: SourceClip, dataset_dir: Path, detector, config: ExtractConfig
-                 ) -> tuple[SourceRow, list[FaceRecord]]:
-    """Find, filter and write the faces of one clip. Raises on unreadable clips (the caller
-    records them)."""
-    from pipeline.faces.boxes import square_box_xyxy
-    from pipeline.faces.crop import CROP_MARGIN, CROP_SIZE_PX, crop_face_rgb, resize_rgb
+def _sample_frames(clip: SourceClip, config: ExtractConfig) -> Iterator:
+    """The clip's sampled frames (:class:`pipeline.video.decode.Frame`): ``config.fps``, at most
+    4 x ``max_per_video`` of them (filters drop some, the cap spreads the rest). Raises
+    :class:`pipeline.errors.DecodeError` or ``TimeoutError`` for an unreadable clip."""
     from pipeline.video.decode import iter_frames, sampling_fps
-    from pipeline.faces.pose import yaw_deg
     from pipeline.video.probe import probe_video
-    from pipeline.faces.quality import sharpness, thumb_distance, thumbnail
-    from pipeline.scan.analyze import batched
-    from pipeline.faces.tracks import link_tracks
 
-    started = time.perf_counter()
     info = probe_video(clip.path, timeout_s=config.timeout_s or 60.0)
-    # sample more frames than faces wanted: filters drop some, the cap spreads the rest
     max_frames = 4 * config.max_per_video
     rate = sampling_fps(info, config.fps, max_frames)
-    counts: Counter = Counter()
-    candidates: list[_Candidate] = []
-    boxes_per_sample: list[list] = []
-    n_frames = 0
-    frames = iter_frames(clip.path, info, sample_fps=rate, max_frames=max_frames, timeout_s=config.timeout_s)
-    for chunk in batched(frames, detector.config.batch_size):
-        for frame, faces in zip(chunk, detector.detect([f.rgb for f in chunk])):
-            boxes_per_sample.append([f.box_xyxy for f in faces])
-            for face in faces:
-                counts["detected"] += 1
-                if face.size_px < config.min_face_px:
-                    counts["small"] += 1
-                    crop = None
-                elif config.keep_size:
-                    h, w = frame.rgb.shape[:2]
-                    left, top, right, bottom = square_box_xyxy(face.box_xyxy, CROP_MARGIN, (w, h))
-                    crop = frame.rgb[top:bottom, left:right].copy()
-                else:
-                    crop = crop_face_rgb(frame.rgb, face.box_xyxy, size_px=CROP_SIZE_PX)
-                yaw = yaw_deg(face.landmarks_xy) if face.landmarks_xy else 0.0
-                candidates.append(_Candidate(frame.sample_index, frame.frame_index, frame.timestamp_s,
-                                             tuple(face.box_xyxy), face.confidence, yaw, face.size_px, crop))
-        n_frames += len(chunk)
+    return iter_frames(clip.path, info, sample_fps=rate, max_frames=max_frames, timeout_s=config.timeout_s)
 
-    track_ids = [t for per_sample in link_tracks(boxes_per_sample) for t in per_sample]
+
+def _crop_for_dataset(frame_rgb: np.ndarray, face: FaceBox, keep_size: bool) -> np.ndarray:
+    """The scanner's crop (:func:`pipeline.faces.crop.crop_face_rgb`, 256 px, 1.3x the face), or
+    with ``keep_size`` the same square at source resolution (a copy, so the frame can go)."""
+    from pipeline.faces.crop import CROP_SIZE_PX, crop_face_rgb, cut_face_rgb
+
+    if keep_size:
+        return cut_face_rgb(frame_rgb, face.box_xyxy).copy()
+    return crop_face_rgb(frame_rgb, face.box_xyxy, size_px=CROP_SIZE_PX)
+
+
+def find_candidates(frames: Iterator, detector, keep_size: bool, counts: _ClipCounts) -> list[_Candidate]:
+    """The selected faces of a clip's frames, cropped, with their track ids: the scanner's face
+    loop (:class:`pipeline.scan.face_loop.FaceLoop`) with ``detector``'s selection, no scorer.
+    Fills ``counts.frames``, ``counts.detected`` (confident faces) and ``counts.small`` (of
+    those, under ``detector.config.min_face_px``). Raises as decoding does."""
+    from pipeline.faces.pose import yaw_deg
+    from pipeline.scan.face_loop import FaceLoop
+
+    loop = FaceLoop(frames, detector)
+    candidates: list[_Candidate] = []
+    for batch in loop:
+        for item in batch:
+            frame = item.frame
+            candidates.extend(
+                _Candidate(
+                    frame.sample_index,
+                    frame.frame_index,
+                    frame.timestamp_s,
+                    face,
+                    yaw_deg(face.landmarks_xy) if face.landmarks_xy else 0.0,
+                    _crop_for_dataset(frame.rgb, face, keep_size),
+                )
+                for face in item.faces
+            )
+    counts.frames = loop.n_frames
+    counts.detected = loop.follower.selection["confident"]
+    counts.small = loop.follower.selection["small"]
+    return [dataclasses.replace(c, track_id=t) for c, t in zip(candidates, loop.track_ids())]
+
+
+def _filter_candidates(
+    candidates: Sequence[_Candidate], config: ExtractConfig, counts: _ClipCounts
+) -> dict[int, list[tuple[_Candidate, float]]]:
+    """Drop blurred crops and near duplicates of the previous kept crop of the same person;
+    returns (candidate, sharpness) per track in time order, and counts what it dropped."""
+    from pipeline.faces.crop import CROP_SIZE_PX, resize_rgb
+    from pipeline.faces.quality import sharpness, thumb_distance, thumbnail
+
     kept_per_track: dict[int, list[tuple[_Candidate, float]]] = defaultdict(list)
-    last_thumb: dict[int, object] = {}
-    for cand, track in zip(candidates, track_ids):
-        if cand.crop_rgb is None:
-            continue
+    last_thumb: dict[int, np.ndarray] = {}
+    for cand in candidates:
         # measured at the model's crop size, so native-size crops compare with resized ones
         sharp = sharpness(resize_rgb(cand.crop_rgb, CROP_SIZE_PX) if config.keep_size else cand.crop_rgb)
         if sharp < config.min_sharpness:
-            counts["blurred"] += 1
+            counts.blurred += 1
             continue
         thumb = thumbnail(cand.crop_rgb)
+        track = cand.track_id
         if track in last_thumb and thumb_distance(thumb, last_thumb[track]) < config.dedup_max_diff:
-            counts["duplicates"] += 1
+            counts.duplicates += 1
             continue
         last_thumb[track] = thumb
         kept_per_track[track].append((cand, sharp))
+    return kept_per_track
 
-    capped = _cap_per_track(kept_per_track, config.max_per_video)
-    counts["over_cap"] = sum(len(v) for v in kept_per_track.values()) - len(capped)
 
+def face_record(clip: SourceClip, cand: _Candidate, sharpness: float, file: str) -> FaceRecord:
+    """The manifest row of one written crop (``file`` relative to the dataset folder); box,
+    time and confidence rounded as every face row is (:func:`pipeline.scan.records.face_columns`)."""
+    face = cand.face
+    return FaceRecord(
+        file=file,
+        label=clip.label,
+        source_video=clip.source_video,
+        **face_columns(cand.frame_index, cand.timestamp_s, face.box_xyxy, face.confidence),
+        yaw_deg=round(cand.yaw_deg, 2),
+        face_size_px=round(face.size_px, 1),
+        sharpness=round(sharpness, 2),
+        split="",
+        track_id=cand.track_id,
+        source_path=clip.path,
+    )
+
+
+def _write_crops(
+    clip: SourceClip, dataset_dir: Path, chosen: Sequence[tuple[_Candidate, float, int]], jpeg_quality: int
+) -> list[FaceRecord]:
+    """Write each chosen crop atomically to ``<label>/<crop_file_name>``; its manifest rows."""
     label_dir = dataset_dir / clip.label
     label_dir.mkdir(parents=True, exist_ok=True)
-    stem = safe_stem(clip.source_video)
     records = []
-    for cand, sharp, track in capped:
-        name = f"{stem}_f{cand.frame_index:06d}_t{track}.jpg"
-        _write_jpeg_atomic(label_dir / name, cand.crop_rgb, config.jpeg_quality)
-        x1, y1, x2, y2 = cand.box_xyxy
-        records.append(FaceRecord(
-            file=f"{clip.label}/{name}", label=clip.label, source_video=clip.source_video,
-            frame_index=cand.frame_index, timestamp_s=round(cand.timestamp_s, 4),
-            x1=round(x1, 1), y1=round(y1, 1), x2=round(x2, 1), y2=round(y2, 1),
-            det_confidence=round(cand.confidence, 5), yaw_deg=round(cand.yaw_deg, 2),
-            face_size_px=round(cand.size_px, 1), sharpness=round(sharp, 2), split="", track_id=track,
-            source_path=clip.path,
-        ))
-    row = SourceRow(clip.path, clip.label, clip.source_video, "ok" if records else "no_face", n_frames,
-                    counts["detected"], counts["small"], counts["blurred"], counts["duplicates"],
-                    counts["over_cap"], len(records), round(time.perf_counter() - started, 3))
+    for cand, sharp, track in chosen:
+        name = crop_file_name(clip.source_video, cand.frame_index, track)
+        _write_jpeg_atomic(label_dir / name, cand.crop_rgb, jpeg_quality)
+        records.append(face_record(clip, cand, sharp, f"{clip.label}/{name}"))
+    return records
+
+
+def extract_clip(
+    clip: SourceClip, dataset_dir: Path, detector, config: ExtractConfig
+) -> tuple[SourceRow, list[FaceRecord]]:
+    """Find, select, filter and write the faces of one clip.
+
+    ``detector``: a :class:`pipeline.faces.detect.FaceDetector`; its networks are used under
+    ``config.detector``'s settings (:meth:`FaceDetector.with_config`). Steps: sample frames,
+    the scanner's face loop (detect, select, track, crop), drop blurred crops and near
+    duplicates, cap the faces per clip, write the crops. Returns the clip's ``sources.csv``
+    row (status ``ok``, or ``no_face`` when nothing was kept) and its manifest rows. Raises
+    on unreadable clips (:class:`pipeline.errors.DecodeError`, ``TimeoutError``, ``OSError``:
+    the caller records them).
+    """
+    started = time.perf_counter()
+    counts = _ClipCounts()
+    candidates = find_candidates(
+        _sample_frames(clip, config), detector.with_config(config.detector), config.keep_size, counts
+    )
+    kept_per_track = _filter_candidates(candidates, config, counts)
+    chosen = _cap_per_track(kept_per_track, config.max_per_video)
+    counts.over_cap = sum(len(v) for v in kept_per_track.values()) - len(chosen)
+    records = _write_crops(clip, dataset_dir, chosen, config.jpeg_quality)
+    row = SourceRow(
+        clip.path,
+        clip.label,
+        clip.source_video,
+        "ok" if records else "no_face",
+        counts.frames,
+        counts.detected,
+        counts.small,
+        counts.blurred,
+        counts.duplicates,
+        counts.over_cap,
+        len(records),
+        round(time.perf_counter() - started, 3),
+    )
     return row, records
 
 
 # --- the whole dataset --------------------------------------------------------------------------
+
 
 def yaw_bin(yaw: float) -> str:
     return YAW_BIN_NAMES[sum(yaw >= e for e in YAW_BIN_EDGES_DEG)]
@@ -357,15 +469,42 @@ def stratify(records: Sequence[FaceRecord], labels: Sequence[str], seed: int) ->
     return [r for i, r in enumerate(records) if i in keep]
 
 
-def assign_splits(records: Sequence[FaceRecord], fractions: tuple[float, float, float], seed: int
-                  ) -> list[FaceRecord]:
+SPLIT_ORDER = ("train", "val", "test")
+# fewest source videos per label for a part of its own: train, val and test each need one
+MIN_SOURCES_FOR_TEST = 3
+
+
+def _sources_per_label(records: Iterable[FaceRecord]) -> dict[str, int]:
+    videos: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        videos[r.label].add(r.source_video)
+    return {label: len(v) for label, v in videos.items()}
+
+
+def assign_splits(records: Sequence[FaceRecord], fractions: tuple[float, float, float], seed: int) -> list[FaceRecord]:
     """Split by source video, stratified by label (never one clip in two splits), deterministic.
 
-    Uses the training code's split twice: test carved out first, then val from the rest.
+    Uses the training code's split twice: test carved out first, then val from the rest; each
+    takes at least one source video of every label that has a video to spare. With fewer than
+    :data:`MIN_SOURCES_FOR_TEST` source videos of some label there is not one each for train,
+    val and test: the test part is then left empty (with a warning), since ``train`` needs a
+    validation part and ``evaluate`` can use any held-out clips later. Parts that still end up
+    empty or with one label only are named in a warning (:func:`split_warnings`).
     """
     from pipeline.training.dataset import FaceItem, split_by_source_video
 
     train_f, val_f, test_f = fractions
+    per_label = _sources_per_label(records)
+    fewest = min(per_label.values(), default=0)
+    if test_f > 0 and val_f > 0 and fewest < MIN_SOURCES_FOR_TEST:
+        scarce = sorted(label for label, n in per_label.items() if n == fewest)
+        log.warning(
+            "only %d source video(s) labelled %s: too few for train, val and test parts; the test part "
+            "is left empty so that val gets one (add clips, or pass --split with a test fraction of 0)",
+            fewest,
+            "/".join(scarce),
+        )
+        train_f, val_f, test_f = train_f, val_f + test_f, 0.0
     items = [FaceItem(Path(r.file), r.label, r.source_video) for r in records]
     index = {id(item): i for i, item in enumerate(items)}
     split_of = ["train"] * len(records)
@@ -378,7 +517,30 @@ def assign_splits(records: Sequence[FaceRecord], fractions: tuple[float, float, 
         _, val = split_by_source_video(rest, val_f / (train_f + val_f), seed + 1)
         for item in val:
             split_of[index[id(item)]] = "val"
-    return [dataclasses.replace(r, split=s) for r, s in zip(records, split_of)]
+    split = [dataclasses.replace(r, split=s) for r, s in zip(records, split_of)]
+    for warning in split_warnings(split, (train_f, val_f, test_f), sorted(per_label)):
+        log.warning("%s", warning)
+    return split
+
+
+def split_warnings(
+    records: Iterable[FaceRecord], fractions: tuple[float, float, float], labels: Sequence[str]
+) -> list[str]:
+    """One sentence per part asked for (fraction > 0) that holds no face or misses a label;
+    ``[]`` when every part asked for holds every label."""
+    present: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        present[r.split].add(r.label)
+    warnings = []
+    for name, fraction in zip(SPLIT_ORDER, fractions):
+        missing = [label for label in labels if label not in present[name]]
+        if fraction > 0 and missing:
+            hint = " (`train` needs both labels in val)" if name == "val" else ""
+            warnings.append(
+                f"the {name} part holds no {'/'.join(missing)} faces{hint}: too few source videos; "
+                "add clips or change --split"
+            )
+    return warnings
 
 
 def _read_records(path: Path) -> list[FaceRecord]:
@@ -398,8 +560,11 @@ def _read_records(path: Path) -> list[FaceRecord]:
 
 def _write_table(path: Path, before: dict, after: dict | None, labels: Sequence[str]) -> str:
     keys = sorted(set(before) | set(after or {}))
-    lines = ["yaw_bin,size_bin," + ",".join(f"{label}_before" for label in labels)
-             + ("," + ",".join(f"{label}_after" for label in labels) if after is not None else "")]
+    lines = [
+        "yaw_bin,size_bin,"
+        + ",".join(f"{label}_before" for label in labels)
+        + ("," + ",".join(f"{label}_after" for label in labels) if after is not None else "")
+    ]
     for key in keys:
         cells = [str(before.get(key, Counter())[label]) for label in labels]
         if after is not None:
@@ -410,37 +575,102 @@ def _write_table(path: Path, before: dict, after: dict | None, labels: Sequence[
     return text
 
 
+def count_per_split(records: Iterable[FaceRecord]) -> dict[str, dict[str, int]]:
+    """Faces per split per label, ``{"train": {"real": 3, "fake": 2}, ...}``, splits in
+    train/val/test order (only those holding faces)."""
+    counts = Counter((r.split, r.label) for r in records)
+    table: dict[str, dict[str, int]] = {}
+    for split in sorted({s for s, _ in counts}, key=lambda s: (SPLIT_ORDER + (s,)).index(s)):
+        table[split] = {label: n for (s, label), n in sorted(counts.items()) if s == split}
+    return table
+
+
 def write_manifest(dataset_dir: Path, config: ExtractConfig) -> dict:
-    """(Re)derive ``manifest.csv`` from ``faces_all.csv``: stratify if asked, then split."""
+    """(Re)derive ``manifest.csv`` from ``faces_all.csv``: stratify if asked, then split.
+
+    Returns ``faces`` (rows of the manifest), ``faces_before_stratify``, ``per_split``
+    (:func:`count_per_split`), ``table`` (the text of ``stratification.csv``, written in every
+    case: before-counts, and after-counts with ``config.stratify``) and ``warnings`` (parts
+    asked for that came out empty or one-sided, :func:`split_warnings`).
+    """
     from pipeline.scan.sink import CsvSink
 
     records = _read_records(dataset_dir / "faces_all.csv")
     labels = config.labels
     before = bin_table(records)
     chosen = stratify(records, labels, config.seed) if config.stratify else list(records)
-    table = _write_table(dataset_dir / "stratification.csv", before, bin_table(chosen) if config.stratify else None,
-                         labels)
+    table = _write_table(
+        dataset_dir / "stratification.csv", before, bin_table(chosen) if config.stratify else None, labels
+    )
     present = {r.label for r in chosen}
     if len(present) == len(labels) and len({r.source_video for r in chosen}) >= 2:
         chosen = assign_splits(chosen, config.split, config.seed)
     else:
         log.warning("not enough labelled source videos to split (labels %s): all faces go to train", sorted(present))
         chosen = [dataclasses.replace(r, split="train") for r in chosen]
-    with atomic_path(dataset_dir / "manifest.csv") as tmp, \
-            CsvSink(tmp, FaceRecord.columns(), resume=False, lock=False) as sink:
+    with (
+        atomic_path(dataset_dir / "manifest.csv") as tmp,
+        CsvSink(tmp, FaceRecord.columns(), resume=False, lock=False) as sink,
+    ):
         sink.write_many(chosen)
-    counts = Counter((r.split, r.label) for r in chosen)
-    return {"faces": len(chosen), "faces_before_stratify": len(records), "per_split": dict(counts),
-            "table": table}
+    return {
+        "faces": len(chosen),
+        "faces_before_stratify": len(records),
+        "per_split": count_per_split(chosen),
+        "table": table,
+        "warnings": split_warnings(chosen, config.split, labels),
+    }
 
 
-def build_dataset(clips: Sequence[SourceClip], dataset_dir: str | Path, detector, config: ExtractConfig,
-                  *, progress: bool | None = None) -> dict:
-    """Extract every clip not already done into ``dataset_dir`` and write the manifest."""
+def _extract_or_error(
+    clip: SourceClip, dataset_dir: Path, detector, config: ExtractConfig
+) -> tuple[SourceRow, list[FaceRecord], bool]:
+    """:func:`extract_clip`, with a clip that cannot be read turned into its ``errors.csv`` row:
+    ``decode_error``, ``timeout`` or ``error`` (logged; the build goes on). Returns (row,
+    records, failed), paths in rows as :func:`pipeline.scan.records.display_path` text."""
+    from pipeline.errors import DecodeError
+    from pipeline.scan.records import display_path
+    from pipeline.video.decode import DecodeTimeoutError
+
+    started = time.perf_counter()
+    try:
+        row, records = extract_clip(clip, dataset_dir, detector, config)
+    except (DecodeError, DecodeTimeoutError, TimeoutError, OSError, ValueError) as exc:
+        status = (
+            "decode_error" if isinstance(exc, DecodeError) else "timeout" if isinstance(exc, TimeoutError) else "error"
+        )
+        row = SourceRow(
+            display_path(clip.path),
+            clip.label,
+            clip.source_video,
+            status,
+            elapsed_s=round(time.perf_counter() - started, 3),
+            error=" ".join(str(exc).split())[:500],
+        )
+        log.warning("%s: %s: %s", clip.path, status, row.error)
+        return row, [], True
+    records = [dataclasses.replace(r, source_path=display_path(r.source_path)) for r in records]
+    return dataclasses.replace(row, source_path=display_path(row.source_path)), records, False
+
+
+def build_dataset(
+    clips: Sequence[SourceClip],
+    dataset_dir: str | Path,
+    detector,
+    config: ExtractConfig,
+    *,
+    progress: bool | None = None,
+) -> dict:
+    """Extract every clip not already done into ``dataset_dir`` and write the manifest.
+
+    ``detector``: a :class:`pipeline.faces.detect.FaceDetector` (from
+    :func:`pipeline.models.factory.load_detector`), used under ``config.detector``'s settings.
+    ``progress``: a progress bar (default: when stderr is a terminal). Returns
+    :func:`write_manifest`'s summary plus ``new_faces``, ``seconds`` and ``crops_per_second``.
+    Raises :class:`pipeline.errors.OutputLockedError` when another build holds the folder.
+    """
     from tqdm import tqdm
 
-    from pipeline.video.decode import DecodeTimeoutError
-    from pipeline.errors import DecodeError
     from pipeline.scan.records import display_path
     from pipeline.scan.sink import CsvSink, keep_rows_with_keys, read_done_keys
 
@@ -458,90 +688,24 @@ def build_dataset(clips: Sequence[SourceClip], dataset_dir: str | Path, detector
         todo = [c for c in clips if display_path(c.path) not in done]
         if done:
             log.info("%s: %d clips already done, %d to go", dataset_dir, len(done), len(todo))
-        with CsvSink(faces_csv, FaceRecord.columns(), resume=True, lock=False) as faces, \
-                CsvSink(errors_csv, SourceRow.columns(), resume=True, lock=False) as errors, \
-                tqdm(total=len(todo), unit="clip", disable=not progress) as bar:
+        with (
+            CsvSink(faces_csv, FaceRecord.columns(), resume=True, lock=False) as faces,
+            CsvSink(errors_csv, SourceRow.columns(), resume=True, lock=False) as errors,
+            tqdm(total=len(todo), unit="clip", disable=not progress) as bar,
+        ):
             for clip in todo:
-                clip_started = time.perf_counter()
-                try:
-                    row, records = extract_clip(clip, dataset_dir, detector, config)
-                except (DecodeError, DecodeTimeoutError, TimeoutError, OSError, ValueError) as exc:
-                    status = ("decode_error" if isinstance(exc, DecodeError)
-                              else "timeout" if isinstance(exc, TimeoutError) else "error")
-                    row = SourceRow(display_path(clip.path), clip.label, clip.source_video, status,
-                                    elapsed_s=round(time.perf_counter() - clip_started, 3),
-                                    error=" ".join(str(exc).split())[:500])
-                    records = []
-                    log.warning("%s: %s: %s", clip.path, status, row.error)
+                row, records, failed = _extract_or_error(clip, dataset_dir, detector, config)
+                if failed:
                     errors.write(row)
-                row = dataclasses.replace(row, source_path=display_path(row.source_path))
-                faces.write_many([dataclasses.replace(r, source_path=display_path(r.source_path)) for r in records])
+                faces.write_many(records)
                 sources.write(row)
                 n_new_faces += len(records)
                 bar.update(1)
     elapsed = time.perf_counter() - started
     summary = write_manifest(dataset_dir, config)
-    summary.update(new_faces=n_new_faces, seconds=round(elapsed, 2),
-                   crops_per_second=round(n_new_faces / elapsed, 2) if elapsed > 0 else 0.0)
+    summary.update(
+        new_faces=n_new_faces,
+        seconds=round(elapsed, 2),
+        crops_per_second=round(n_new_faces / elapsed, 2) if elapsed > 0 else 0.0,
+    )
     return summary
-
-
-# --- command line -------------------------------------------------------------------------------
-
-def _fractions(text: str) -> tuple[float, float, float]:
-    parts = [float(p) for p in text.split(",")]
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"expected three fractions like 0.8,0.1,0.1, got {text!r}")
-    return tuple(parts)  # type: ignore[return-value]
-
-
-def build_parser(prog: str) -> argparse.ArgumentParser:
-    d = ExtractConfig()
-    p = argparse.ArgumentParser(prog=prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Build a labelled face dataset from clips, cropped as the scanner "
-                                            "crops them.")
-    p.add_argument("sources", help="folder with one subfolder per label (real/, fake/), or a CSV path,label[,source_id]")
-    p.add_argument("-o", "--output", required=True, help="dataset folder (resumed if it exists)")
-    p.add_argument("--fps", type=float, default=d.fps, help="frames sampled per second of each clip")
-    p.add_argument("--max-per-video", type=int, default=d.max_per_video, help="faces kept per clip at most")
-    p.add_argument("--stratify", action="store_true", help="even out the pose and resolution bins across classes")
-    p.add_argument("--split", type=_fractions, default=d.split, help="train,val,test fractions by source video")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the split and the stratification")
-    p.add_argument("--keep-size", action="store_true", help="keep the native crop size instead of 256x256")
-    p.add_argument("--min-face", type=int, default=d.min_face_px, help="skip faces smaller than this (source px)")
-    p.add_argument("--min-sharpness", type=float, default=d.min_sharpness,
-                   help="skip crops whose Laplacian variance is below this (blurred)")
-    p.add_argument("--dedup", type=float, default=d.dedup_max_diff,
-                   help="skip a crop within this mean grey-level difference of the previous one of the same person")
-    p.add_argument("--labels", default=",".join(d.labels), help="labels (subfolders) to take")
-    p.add_argument("-q", "--quiet", action="store_true")
-    return p
-
-
-def main(argv: list[str] | None = None, prog: str = "extract_faces.py") -> int:
-    args = build_parser(prog).parse_args(argv)
-    start_logging(args.quiet)
-    try:
-        config = ExtractConfig(fps=args.fps, max_per_video=args.max_per_video, keep_size=args.keep_size,
-                               min_face_px=args.min_face, min_sharpness=args.min_sharpness,
-                               dedup_max_diff=args.dedup, stratify=args.stratify, split=args.split, seed=args.seed,
-                               labels=tuple(canonical_label(x) or x for x in args.labels.split(",")))
-        clips = find_sources(args.sources, config.labels)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    if not clips:
-        print(f"{prog}: error: no labelled clips under {args.sources} (labels {list(config.labels)})", file=sys.stderr)
-        return 2
-    from pipeline.faces.detect import FaceDetector
-    from pipeline.errors import OutputLockedError
-
-    detector = FaceDetector.create(config.detector)
-    try:
-        summary = build_dataset(clips, args.output, detector, config)
-    except (OutputLockedError, OSError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    print(summary.pop("table"), end="")
-    log.info("%s", summary)
-    return 0

@@ -5,8 +5,8 @@ Every function takes plain arrays, writes one PNG and returns its path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -43,8 +43,14 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
-            ax.text(j, i, f"{matrix[i, j]}\n{shares[i, j]:.1%}", ha="center", va="center",
-                    color="white" if shares[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{matrix[i, j]}\n{shares[i, j]:.1%}",
+                ha="center",
+                va="center",
+                color="white" if shares[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(len(class_names)), [f"pred. {c}" for c in class_names])
     ax.set_yticks(range(len(class_names)), [f"true {c}" for c in class_names])
     ax.set_title(title or "Confusion matrix")
@@ -68,8 +74,9 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path: s
     return _save(fig, path)
 
 
-def plot_score_histograms(p_fake: np.ndarray, is_fake: np.ndarray, path: str | Path, *, threshold: float = 0.5,
-                          title: str = "") -> Path:
+def plot_score_histograms(
+    p_fake: np.ndarray, is_fake: np.ndarray, path: str | Path, *, threshold: float = 0.5, title: str = ""
+) -> Path:
     """Histograms of ``p_fake`` for real and for fake faces on shared bins, with the threshold."""
     plt = _pyplot()
     p_fake = np.asarray(p_fake, dtype=float)
@@ -86,8 +93,9 @@ def plot_score_histograms(p_fake: np.ndarray, is_fake: np.ndarray, path: str | P
     return _save(fig, path)
 
 
-def plot_history(epochs: Sequence[int], series: Mapping[str, Sequence[float]], path: str | Path, *, ylabel: str,
-                 title: str = "") -> Path:
+def plot_history(
+    epochs: Sequence[int], series: Mapping[str, Sequence[float]], path: str | Path, *, ylabel: str, title: str = ""
+) -> Path:
     """Training curves: one line per named series (e.g. ``train``/``val``) over epochs."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 3.6))

@@ -1,6 +1,5 @@
-"""``python -m pipeline train``: train Meso-4 on labelled face crops and write weights the scanner loads.
-
-    python -m pipeline train DATA -o weights/NAME.h5 [--epochs N --batch-size N --seed N --init-weights PATH]
+"""Train Meso-4 on labelled face crops and write weights the scanner loads (the library behind
+``python -m pipeline train``, whose command line is :mod:`pipeline.cli.train`).
 
 1. **Split** by source video, stratified by label (:func:`pipeline.training.dataset.split_by_source_video`),
    or the manifest's own ``split`` column when it has one; no source video on both sides.
@@ -9,23 +8,23 @@
    the spec), cache, shuffle, augment, batch, prefetch. Augmentation in the spirit of MesoNet
    (zoom, small rotation, horizontal flip, brightness, hue) plus blur and JPEG re-compression,
    since the cues are mesoscopic and video is compressed. All random ops are stateless, seeded
-   per element from ``--seed``, so a run is repeatable.
+   per element from ``seed``, so a run is repeatable.
 3. **Fit**: Adam with a cosine learning-rate decay, binary cross-entropy on ``p_fake`` (1 = fake),
    classes weighted to balance. After each epoch the validation faces are scored; the weights
    with the best validation ROC AUC are kept (written to the output as a checkpoint), and
-   training stops after ``--patience`` epochs without improvement.
+   training stops after ``patience`` epochs without improvement.
 4. **Write**: the weights as a Keras-2-layout ``.h5`` (loaded by layer order, like the MesoNet
-   files), its spec sidecar ``<weights>.json`` (output ``p_fake``, resize, sha256, data, split,
-   validation metrics), and in the report folder ``history.csv``, ``accuracy.png``,
-   ``loss.png``, ``auc.png`` and ``split.csv`` (rerun ``evaluate split.csv --split val``).
+   files), its spec sidecar ``<weights>.json`` (output ``p_fake``, input size, resize
+   interpolation and crop framing, sha256, data, split, validation metrics), and in the report
+   folder ``history.csv``, ``accuracy.png``, ``loss.png``, ``auc.png`` and ``split.csv`` (rerun
+   ``evaluate split.csv --split val``).
 
-``--init-weights`` starts from another Meso-4 file (fine-tuning); a file whose output is P(real),
+``init_weights`` starts from another Meso-4 file (fine-tuning); a file whose output is P(real),
 like MesoNet's, has its last layer negated so that the model outputs ``p_fake`` from step one.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import datetime
@@ -34,19 +33,32 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from pipeline.atomic import atomic_path
-from pipeline.cli.common import fail, start_logging
-from pipeline.faces.crop import DEFAULT_RESIZE, RESIZE_INTERPOLATIONS
-from pipeline.training.dataset import FaceItem, relpath_posix
+from pipeline.faces.crop import CROP_MARGIN, DEFAULT_RESIZE, RESIZE_INTERPOLATIONS
+from pipeline.models.weights import WeightsSpec, sha256_file, sidecar_path
+from pipeline.training.dataset import (
+    DatasetError,
+    FaceItem,
+    check_no_leak,
+    load_crop_rgb,
+    load_faces,
+    relpath_posix,
+    split_by_source_video,
+    summarize,
+    write_manifest,
+)
 
 log = logging.getLogger("pipeline.training.train")
 
 INPUT_SIZE_PX = 256
+# A trained model's decision threshold until someone calibrates it: the weights spec's default.
+TRAINED_THRESHOLD = 0.5
+VAL_BATCH = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +83,12 @@ class AugmentConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """One training run, flag for flag. ``report_dir`` ``None``: ``<output without .h5>_train/``."""
+    """One training run, flag for flag. ``report_dir`` ``None``: ``<output without .h5>_train/``.
+
+    ``resize``: interpolation of the faces to the model's input; ``crop_margin``: crop side / the
+    detector's box side of the training faces (the dataset builder's framing, 1.3). Both are
+    written into the weights spec, which makes the scanner prepare faces the same way.
+    """
 
     data: Path
     output: Path
@@ -84,6 +101,7 @@ class TrainConfig:
     patience: int = 6
     init_weights: Path | None = None
     resize: str = DEFAULT_RESIZE
+    crop_margin: float = CROP_MARGIN
     augment: AugmentConfig | None = AugmentConfig()
     steps_per_epoch: int | None = None
     report_dir: Path | None = None
@@ -93,16 +111,22 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_INTERPOLATIONS:
             raise ValueError(f"resize must be one of {RESIZE_INTERPOLATIONS}, got {self.resize!r}")
+        if not 1.0 <= self.crop_margin <= 3.0:  # the range WeightsSpec accepts
+            raise ValueError(f"crop_margin must be in [1, 3], got {self.crop_margin}")
         if not str(self.output).endswith(".h5") or str(self.output).endswith(".weights.h5"):
             raise ValueError(f"output must be a .h5 file (Keras 2 layout, not .weights.h5), got {self.output}")
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
         if not self.learning_rate > 0 or not 0 < self.final_learning_rate_ratio <= 1:
-            raise ValueError(f"learning rate {self.learning_rate} (final ratio {self.final_learning_rate_ratio}) "
-                             "must be > 0 (ratio in (0, 1])")
+            raise ValueError(
+                f"learning rate {self.learning_rate} (final ratio {self.final_learning_rate_ratio}) "
+                "must be > 0 (ratio in (0, 1])"
+            )
 
     @property
     def run_dir(self) -> Path:
@@ -116,12 +140,11 @@ class TrainConfig:
 # -- split ---------------------------------------------------------------------------------------
 
 
-def split_items(items: Sequence[FaceItem], val_fraction: float, seed: int
-                ) -> tuple[list[FaceItem], list[FaceItem], str]:
+def split_items(
+    items: Sequence[FaceItem], val_fraction: float, seed: int
+) -> tuple[list[FaceItem], list[FaceItem], str]:
     """(train, val, how): the manifest's ``split`` column when present (``test`` rows left out),
     else by source video, stratified by label. Raises when a source video is on both sides."""
-    from pipeline.training.dataset import DatasetError, check_no_leak, split_by_source_video
-
     if any(item.split for item in items):
         train = [i for i in items if i.split == "train"]
         val = [i for i in items if i.split == "val"]
@@ -170,11 +193,17 @@ def _zoom_rotate(image, scale, angle_rad):
     centre = (size - 1.0) / 2.0
     # output pixel p samples input c + M (p - c), M = R(angle) / scale
     cos, sin = tf.cos(angle_rad) / scale, tf.sin(angle_rad) / scale
-    transform = tf.stack([cos, -sin, centre - cos * centre + sin * centre,
-                          sin, cos, centre - sin * centre - cos * centre, 0.0, 0.0])
+    transform = tf.stack(
+        [cos, -sin, centre - cos * centre + sin * centre, sin, cos, centre - sin * centre - cos * centre, 0.0, 0.0]
+    )
     out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+        images=image[None],
+        transforms=transform[None],
+        output_shape=tf.shape(image)[:2],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )
     return out[0]
 
 
@@ -197,8 +226,9 @@ def augment_face(image, seed, config: AugmentConfig):
     if config.brightness_delta > 0:
         image = tf.image.stateless_random_brightness(image, config.brightness_delta, seeds[4])
     if config.saturation_range > 0:
-        image = tf.image.stateless_random_saturation(image, 1.0 - config.saturation_range,
-                                                     1.0 + config.saturation_range, seeds[5])
+        image = tf.image.stateless_random_saturation(
+            image, 1.0 - config.saturation_range, 1.0 + config.saturation_range, seeds[5]
+        )
     if config.hue_delta > 0:
         image = tf.image.stateless_random_hue(image, config.hue_delta, seeds[6])
     image = tf.clip_by_value(image, 0.0, 1.0)
@@ -207,22 +237,30 @@ def augment_face(image, seed, config: AugmentConfig):
         image = tf.cond(uniform(7) < config.blur_p, lambda: _gaussian_blur(image, sigma), lambda: image)
     if config.jpeg_p > 0:
         low, high = config.jpeg_quality
-        image = tf.cond(uniform(9) < config.jpeg_p,
-                        lambda: tf.image.stateless_random_jpeg_quality(image, low, high, seeds[10]),
-                        lambda: image)
+        image = tf.cond(
+            uniform(9) < config.jpeg_p,
+            lambda: tf.image.stateless_random_jpeg_quality(image, low, high, seeds[10]),
+            lambda: image,
+        )
     image = tf.clip_by_value(image, 0.0, 1.0)
     image.set_shape((INPUT_SIZE_PX, INPUT_SIZE_PX, 3))
     return image
 
 
-def make_dataset(items: Sequence[FaceItem], *, interpolation: str, batch_size: int, training: bool,
-                 seed: int = 0, augment: AugmentConfig | None = None, class_weights: dict[int, float] | None = None):
+def make_dataset(
+    items: Sequence[FaceItem],
+    *,
+    interpolation: str,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+    augment: AugmentConfig | None = None,
+    class_weights: dict[int, float] | None = None,
+):
     """``tf.data`` pipeline over ``items``: decode + resize (once, then cached in memory), and for
     training: shuffle (reshuffled each epoch), repeat, augment, per-face class weight. Elements
     are ``(x float32 (B, S, S, 3) in [0, 1], y float32 (B,) 1 = fake[, weight (B,)])``."""
     import tensorflow as tf
-
-    from pipeline.training.dataset import load_crop_rgb
 
     autotune = tf.data.AUTOTUNE
     paths = [str(item.source_path) for item in items]
@@ -269,19 +307,25 @@ def initial_model(init_weights: str | Path | None):
     """Meso-4 that outputs ``p_fake``: fresh (seeded), or loaded from ``init_weights`` with the
     last layer negated when that file outputs P(real) (sigmoid(-z) = 1 - sigmoid(z)).
 
-    Returns ``(model, spec or None)``."""
+    The file and its spec are resolved as every command resolves weights
+    (:func:`pipeline.models.factory.resolve_model`, never downloading) and loaded as the scorer
+    loads them (:func:`pipeline.models.meso4.load_weights_into`). Returns ``(model, spec or
+    None)``. Raises ``FileNotFoundError`` or :class:`pipeline.errors.WeightsError` (unknown
+    file, another architecture or input size, or not loadable as Meso-4)."""
     from pipeline.errors import WeightsError
-    from pipeline.models.meso4 import build_meso4
-    from pipeline.models.weights import spec_for_weights
+    from pipeline.models.factory import ModelSpec, resolve_model
+    from pipeline.models.meso4 import build_meso4, load_weights_into
 
     model = build_meso4(INPUT_SIZE_PX)
     if init_weights is None:
         return model, None
-    spec = spec_for_weights(init_weights)
-    try:
-        model.load_weights(str(init_weights))
-    except Exception as exc:  # h5py/keras raise many types for a wrong file
-        raise WeightsError(f"{init_weights} is not loadable as Meso-4 weights: {exc}") from exc
+    weights_path, spec = resolve_model(ModelSpec(weights=init_weights, download=False))
+    if (spec.architecture, spec.input_size_px) != ("meso4", INPUT_SIZE_PX):
+        raise WeightsError(
+            f"{weights_path} holds {spec.architecture} weights for {spec.input_size_px} px inputs; "
+            f"training fine-tunes meso4 at {INPUT_SIZE_PX} px"
+        )
+    load_weights_into(model, spec.architecture, weights_path)
     if spec.output == "p_real":
         head = model.layers[-1]
         kernel, bias = head.get_weights()
@@ -351,23 +395,30 @@ class _Monitor:
         return MonitorCallback()
 
     def epoch_end(self, epoch: int, logs: dict) -> None:
-        from pipeline.training.evaluate import video_means
-        from pipeline.training.metrics import roc_auc
+        from pipeline.training.metrics import roc_auc, video_means
 
         train_s = time.monotonic() - self._epoch_started
         started = time.monotonic()
         p_fake = np.asarray(self.model.predict(self.val_ds, verbose=0), dtype=np.float64).reshape(-1)
-        p = np.clip(p_fake, 1e-7, 1 - 1e-7)
+        p = np.clip(p_fake, 1e-7, 1 - 1e-7)  # Keras' epsilon: comparable with the training loss
         val_loss = float(-np.mean(self.val_y * np.log(p) + (1 - self.val_y) * np.log(1 - p)))
         val_accuracy = float(np.mean((p_fake >= 0.5) == (self.val_y == 1)))
         val_auc = roc_auc(self.val_y.astype(int), p_fake)
         _, video_labels, video_p = video_means(self.val_items, p_fake)
         video_auc = roc_auc([int(lab == "fake") for lab in video_labels], video_p) if video_labels else float("nan")
         lr = float(np.asarray(self.model.optimizer.learning_rate))
-        row = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan)),
-               "accuracy": float(logs.get("accuracy", math.nan)), "val_loss": val_loss, "val_accuracy": val_accuracy,
-               "val_auc": val_auc, "val_video_auc": video_auc, "learning_rate": lr,
-               "train_s": round(train_s, 1), "val_s": round(time.monotonic() - started, 1)}
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(logs.get("loss", math.nan)),
+            "accuracy": float(logs.get("accuracy", math.nan)),
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "val_auc": val_auc,
+            "val_video_auc": video_auc,
+            "learning_rate": lr,
+            "train_s": round(train_s, 1),
+            "val_s": round(time.monotonic() - started, 1),
+        }
         self.rows.append(row)
         improved = val_auc > self.best_auc + 1e-6
         if improved:
@@ -379,9 +430,19 @@ class _Monitor:
             self.wait += 1
             if self.wait >= self.patience:
                 self.model.stop_training = True
-        log.info("epoch %d: loss %.4f acc %.3f | val loss %.4f acc %.3f AUC %.4f video AUC %.4f | lr %.2e | %.0f s%s",
-                 epoch + 1, row["loss"], row["accuracy"], val_loss, val_accuracy, val_auc, video_auc, lr, train_s,
-                 " *best*" if improved else ("; early stop" if self.model.stop_training else ""))
+        log.info(
+            "epoch %d: loss %.4f acc %.3f | val loss %.4f acc %.3f AUC %.4f video AUC %.4f | lr %.2e | %.0f s%s",
+            epoch + 1,
+            row["loss"],
+            row["accuracy"],
+            val_loss,
+            val_accuracy,
+            val_auc,
+            video_auc,
+            lr,
+            train_s,
+            " *best*" if improved else ("; early stop" if self.model.stop_training else ""),
+        )
 
 
 def write_history(run_dir: Path, rows: Sequence[dict]) -> dict[str, str]:
@@ -396,97 +457,206 @@ def write_history(run_dir: Path, rows: Sequence[dict]) -> dict[str, str]:
     epochs = [r["epoch"] for r in rows]
     files = {
         "history": "history.csv",
-        "accuracy": plots.plot_history(epochs, {"training (augmented)": [r["accuracy"] for r in rows],
-                                                "validation": [r["val_accuracy"] for r in rows]},
-                                       run_dir / "accuracy.png", ylabel="accuracy").name,
-        "loss": plots.plot_history(epochs, {"training (augmented, class-weighted)": [r["loss"] for r in rows],
-                                            "validation": [r["val_loss"] for r in rows]},
-                                   run_dir / "loss.png", ylabel="binary cross-entropy").name,
-        "auc": plots.plot_history(epochs, {"validation faces": [r["val_auc"] for r in rows],
-                                           "validation videos (mean p_fake)": [r["val_video_auc"] for r in rows]},
-                                  run_dir / "auc.png", ylabel="ROC AUC").name,
+        "accuracy": plots.plot_history(
+            epochs,
+            {"training (augmented)": [r["accuracy"] for r in rows], "validation": [r["val_accuracy"] for r in rows]},
+            run_dir / "accuracy.png",
+            ylabel="accuracy",
+        ).name,
+        "loss": plots.plot_history(
+            epochs,
+            {
+                "training (augmented, class-weighted)": [r["loss"] for r in rows],
+                "validation": [r["val_loss"] for r in rows],
+            },
+            run_dir / "loss.png",
+            ylabel="binary cross-entropy",
+        ).name,
+        "auc": plots.plot_history(
+            epochs,
+            {
+                "validation faces": [r["val_auc"] for r in rows],
+                "validation videos (mean p_fake)": [r["val_video_auc"] for r in rows],
+            },
+            run_dir / "auc.png",
+            ylabel="ROC AUC",
+        ).name,
     }
     return files
 
 
-def train(config: TrainConfig) -> dict:
-    """Run one training and write weights, sidecar and report. Returns the sidecar's content."""
-    from pipeline.training.dataset import load_faces, summarize, write_manifest
-    from pipeline.training.evaluate import summarize_scores
-    from pipeline.models.weights import WeightsSpec, sha256_file, sidecar_path
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit_model` leaves: ``rows`` (one dict per epoch, as ``history.csv``), the best
+    epoch (1-based), the best epoch's validation ``p_fake`` float64 (N_val,), the class weights
+    and the steps per epoch used."""
 
-    started = time.monotonic()
-    items = load_faces(config.data)  # data errors surface before TensorFlow starts
-    train_items, val_items, how = split_items(items, config.val_fraction, config.seed)
+    rows: list[dict]
+    best_epoch: int
+    best_p_fake: np.ndarray
+    class_weights: dict[int, float]
+    steps_per_epoch: int
 
+
+def start_tensorflow(seed: int) -> None:
+    """Import TensorFlow and make the run repeatable: seeds, deterministic kernels and an ordered
+    ``tf.data`` (process-wide from here on)."""
+    import keras
+
+    from pipeline.tf_import import import_tensorflow
+
+    tf = import_tensorflow()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def fit_model(model, config: TrainConfig, train_items: Sequence[FaceItem], val_items: Sequence[FaceItem]) -> FitResult:
+    """Compile and fit ``model`` (Adam, cosine decay, class-weighted binary cross-entropy), keep
+    the best epoch's weights by validation ROC AUC (checkpointed to ``config.output``), and leave
+    ``model`` holding them."""
+    import keras
+
+    class_weights = balanced_class_weights(train_items)
+    train_ds = make_dataset(
+        train_items,
+        interpolation=config.resize,
+        batch_size=config.batch_size,
+        training=True,
+        seed=config.seed,
+        augment=config.augment,
+        class_weights=class_weights,
+    )
+    val_ds = make_dataset(val_items, interpolation=config.resize, batch_size=VAL_BATCH, training=False)
+    steps = config.steps_per_epoch or max(1, len(train_items) // config.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=steps * config.epochs, alpha=config.final_learning_rate_ratio
+    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", metrics=["accuracy"])
+    monitor = _Monitor(model, val_ds, val_items, config.output, config.patience)
+    log.info(
+        "training %d epochs of %d steps (batch %d) on %d faces; %d validation faces",
+        config.epochs,
+        steps,
+        config.batch_size,
+        len(train_items),
+        len(val_items),
+    )
+    model.fit(
+        train_ds, epochs=config.epochs, steps_per_epoch=steps, callbacks=[monitor.callback()], verbose=0, shuffle=False
+    )  # the dataset shuffles itself, seeded
+    model.set_weights(monitor.best_weights)
+    return FitResult(monitor.rows, monitor.best_epoch, monitor.best_p_fake, class_weights, steps)
+
+
+def trained_spec(config: TrainConfig, sha256: str, init_spec: WeightsSpec | None) -> WeightsSpec:
+    """The spec of the weights written: output ``p_fake``, the input contract of this training
+    (size, resize interpolation, crop framing) and its provenance."""
+    init_text = f", fine-tuned from {init_spec.name} ({init_spec.sha256[:16]}...)" if init_spec else ", from scratch"
+    return WeightsSpec(
+        name=config.spec_name,
+        architecture="meso4",
+        sha256=sha256,
+        output="p_fake",
+        input_size_px=INPUT_SIZE_PX,
+        resize_interpolation=config.resize,
+        crop_margin=config.crop_margin,
+        threshold=TRAINED_THRESHOLD,
+        provenance=f"trained with `python -m pipeline train` on {config.data}{init_text}, "
+        f"{datetime.date.today().isoformat()}; see the training section",
+        license=config.license,
+    )
+
+
+def training_record(
+    config: TrainConfig,
+    split: tuple[list[FaceItem], list[FaceItem], str],
+    init_spec: WeightsSpec | None,
+    fit: FitResult,
+    val_metrics: dict,
+    plot_files: dict[str, str],
+    seconds_total: float,
+) -> dict:
+    """The ``training`` section of the sidecar: data, split, start, settings, epochs, timings,
+    versions, validation metrics and the report files (paths relative to the weights)."""
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(config.seed)
-    # a repeatable run: deterministic kernels and an ordered tf.data (process-wide from here on)
-    tf.config.experimental.enable_op_determinism()
-    log.info("split %s: training %s; validation %s", how, summarize(train_items), summarize(val_items))
+    train_items, val_items, how = split
     run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_manifest(run_dir / "split.csv", {"train": train_items, "val": val_items})
-
-    class_weights = balanced_class_weights(train_items)
-    train_ds = make_dataset(train_items, interpolation=config.resize, batch_size=config.batch_size, training=True,
-                            seed=config.seed, augment=config.augment, class_weights=class_weights)
-    val_ds = make_dataset(val_items, interpolation=config.resize, batch_size=64, training=False)
-    steps = config.steps_per_epoch or max(1, len(train_items) // config.batch_size)
-
-    model, init_spec = initial_model(config.init_weights)
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps * config.epochs,
-                                                      alpha=config.final_learning_rate_ratio)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", metrics=["accuracy"])
-    monitor = _Monitor(model, val_ds, val_items, config.output, config.patience)
-    log.info("training %d epochs of %d steps (batch %d) on %d faces; %d validation faces", config.epochs, steps,
-             config.batch_size, len(train_items), len(val_items))
-    model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps, callbacks=[monitor.callback()], verbose=0,
-              shuffle=False)  # the dataset shuffles itself, seeded
-
-    model.set_weights(monitor.best_weights)
-    save_weights_h5(model, config.output)
-    digest = sha256_file(config.output)
-    metrics = summarize_scores(val_items, monitor.best_p_fake, positive="fake", threshold=0.5)
-    plot_files = write_history(run_dir, monitor.rows)
-    train_seconds = [r["train_s"] for r in monitor.rows]
-    init_text = f", fine-tuned from {init_spec.name} ({init_spec.sha256[:16]}...)" if init_spec else ", from scratch"
-    spec = WeightsSpec(
-        name=config.spec_name, architecture="meso4", sha256=digest, output="p_fake",
-        input_size_px=INPUT_SIZE_PX, resize_interpolation=config.resize, threshold=0.5,
-        provenance=f"trained with `python -m pipeline train` on {config.data}{init_text}, "
-                   f"{datetime.date.today().isoformat()}; see the training section",
-        license=config.license,
-    )
-    sidecar = json.loads(spec.to_json())
-    sidecar["training"] = {
+    return {
         "data": str(config.data),
-        "split": {"method": how, "seed": config.seed, "val_fraction": config.val_fraction,
-                  "train": summarize(train_items), "val": summarize(val_items),
-                  "val_source_videos": sorted({i.source_video for i in val_items if i.source_video}),
-                  "manifest": relpath_posix(run_dir / "split.csv", config.output.parent)},
+        "split": {
+            "method": how,
+            "seed": config.seed,
+            "val_fraction": config.val_fraction,
+            "train": summarize(train_items),
+            "val": summarize(val_items),
+            "val_source_videos": sorted({i.source_video for i in val_items if i.source_video}),
+            "manifest": relpath_posix(run_dir / "split.csv", config.output.parent),
+        },
         "init_weights": None if init_spec is None else {"name": init_spec.name, "sha256": init_spec.sha256},
-        "config": {"epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
-                   "schedule": f"cosine decay to {config.final_learning_rate_ratio:g} x over {config.epochs} epochs",
-                   "optimizer": "Adam", "loss": "binary cross-entropy, classes weighted to balance",
-                   "class_weights": class_weights, "steps_per_epoch": steps, "patience": config.patience,
-                   "augment": None if config.augment is None else dataclasses.asdict(config.augment)},
-        "epochs_run": len(monitor.rows),
-        "best_epoch": monitor.best_epoch,
-        "seconds_per_epoch": round(float(np.mean(train_seconds)), 1),
-        "seconds_total": round(time.monotonic() - started, 1),
+        "config": {
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "schedule": f"cosine decay to {config.final_learning_rate_ratio:g} x over {config.epochs} epochs",
+            "optimizer": "Adam",
+            "loss": "binary cross-entropy, classes weighted to balance",
+            "class_weights": fit.class_weights,
+            "steps_per_epoch": fit.steps_per_epoch,
+            "patience": config.patience,
+            "augment": None if config.augment is None else dataclasses.asdict(config.augment),
+        },
+        "epochs_run": len(fit.rows),
+        "best_epoch": fit.best_epoch,
+        "seconds_per_epoch": round(float(np.mean([r["train_s"] for r in fit.rows])), 1),
+        "seconds_total": round(seconds_total, 1),
         "cpu_count": os.cpu_count(),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "val_metrics": _clean(metrics),
+        "val_metrics": _clean(val_metrics),
         "report": {k: relpath_posix(run_dir / v, config.output.parent) for k, v in plot_files.items()},
     }
-    text = json.dumps(sidecar, indent=2) + "\n"
-    sidecar_path(config.output).write_text(text, encoding="utf-8")
-    log.info("wrote %s (sha256 %s...) and %s; best epoch %d of %d: validation AUC faces %.4f, videos %s; %.0f s/epoch",
-             config.output, digest[:16], sidecar_path(config.output).name, monitor.best_epoch, len(monitor.rows),
-             metrics["roc_auc"], metrics.get("video", {}).get("roc_auc"), sidecar["training"]["seconds_per_epoch"])
+
+
+def train(config: TrainConfig) -> dict:
+    """Run one training and write weights, sidecar and report. Returns the sidecar's content.
+
+    Raises :class:`pipeline.training.dataset.DatasetError` (bad data or split, before TensorFlow
+    starts), ``FileNotFoundError``/:class:`pipeline.errors.WeightsError` (``init_weights``)."""
+    from pipeline.training.evaluate import summarize_scores
+
+    started = time.monotonic()
+    # 1. data and split: data errors surface before TensorFlow starts
+    split = split_items(load_faces(config.data), config.val_fraction, config.seed)
+    train_items, val_items, how = split
+    start_tensorflow(config.seed)
+    log.info("split %s: training %s; validation %s", how, summarize(train_items), summarize(val_items))
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(config.run_dir / "split.csv", {"train": train_items, "val": val_items})
+    # 2. fit, keeping the best epoch
+    model, init_spec = initial_model(config.init_weights)
+    fit = fit_model(model, config, train_items, val_items)
+    # 3. the weights, their spec sidecar and the report
+    save_weights_h5(model, config.output)
+    spec = trained_spec(config, sha256_file(config.output), init_spec)
+    metrics = summarize_scores(val_items, fit.best_p_fake, positive="fake", threshold=spec.threshold)
+    plot_files = write_history(config.run_dir, fit.rows)
+    sidecar = json.loads(spec.to_json())
+    sidecar["training"] = training_record(
+        config, split, init_spec, fit, metrics, plot_files, time.monotonic() - started
+    )
+    sidecar_path(config.output).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    log.info(
+        "wrote %s (sha256 %s...) and %s; best epoch %d of %d: validation AUC faces %.4f, videos %s; %.0f s/epoch",
+        config.output,
+        spec.sha256[:16],
+        sidecar_path(config.output).name,
+        fit.best_epoch,
+        len(fit.rows),
+        metrics["roc_auc"],
+        metrics.get("video", {}).get("roc_auc"),
+        sidecar["training"]["seconds_per_epoch"],
+    )
     return sidecar
 
 
@@ -498,61 +668,3 @@ def _clean(value):
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
-
-
-# -- command line --------------------------------------------------------------------------------
-
-
-def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Train Meso-4 on labelled face crops (output p_fake, 1 = fake); "
-                                                       "split by source video, never by image.")
-    p.add_argument("data", metavar="DATA", help="folder with real/ and fake/ subfolders, or a manifest CSV "
-                                                "file,label[,source_video][,split]")
-    p.add_argument("-o", "--output", required=True, metavar="WEIGHTS.h5",
-                   help="weights file to write (+ .json sidecar)")
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--seed", type=int, default=TrainConfig.seed, help="split, initialisation, shuffling, augmentation")
-    p.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate, help="Adam's initial rate")
-    p.add_argument("--val-fraction", type=float, default=TrainConfig.val_fraction,
-                   help="share of each label's faces (whole source videos) kept for validation")
-    p.add_argument("--patience", type=int, default=TrainConfig.patience,
-                   help="epochs without a better validation AUC before stopping")
-    p.add_argument("--steps-per-epoch", type=int, default=None, help="default: one pass over the training faces")
-    p.add_argument("--init-weights", metavar="PATH", help="start from these Meso-4 weights (fine-tuning)")
-    p.add_argument("--resize", choices=RESIZE_INTERPOLATIONS, default=DEFAULT_RESIZE,
-                   help=f"interpolation to 256x256, recorded in the spec (default: {DEFAULT_RESIZE})")
-    p.add_argument("--no-augment", action="store_true", help="train on the faces as they are")
-    p.add_argument("--report-dir", metavar="DIR", help="history, curves and split (default: <output stem>_train/)")
-    p.add_argument("--name", help="spec name (default: the output's stem)")
-    p.add_argument("--license", default="", help="licence text for the spec")
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    return p
-
-
-
-def main(argv: list[str] | None = None, prog: str = "python -m pipeline train") -> int:
-    """Exit 0 with weights and sidecar written; 2 with a one-line message for usage errors."""
-    args = build_parser(prog).parse_args(argv)
-    start_logging(args.quiet)
-    from pipeline.training.dataset import DatasetError
-    from pipeline.errors import WeightsError
-
-    try:
-        config = TrainConfig(
-            data=Path(args.data), output=Path(args.output), epochs=args.epochs, batch_size=args.batch_size,
-            learning_rate=args.learning_rate, val_fraction=args.val_fraction, seed=args.seed, patience=args.patience,
-            init_weights=Path(args.init_weights) if args.init_weights else None, resize=args.resize,
-            augment=None if args.no_augment else AugmentConfig(), steps_per_epoch=args.steps_per_epoch,
-            report_dir=Path(args.report_dir) if args.report_dir else None, name=args.name, license=args.license)
-    except ValueError as exc:
-        return fail(prog, str(exc))
-    if config.init_weights is not None and not config.init_weights.is_file():
-        return fail(prog, f"--init-weights not found: {config.init_weights}")
-    if config.output.exists() and not config.output.is_file():
-        return fail(prog, f"output {config.output} is not a file")
-    try:
-        train(config)
-    except (DatasetError, WeightsError) as exc:
-        return fail(prog, str(exc))
-    return 0

@@ -15,8 +15,8 @@ import os
 import queue
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -83,6 +83,139 @@ def decode_size_wh(info: VideoInfo, max_long_side_px: int = MAX_DECODE_LONG_SIDE
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
+def build_decode_command(
+    path: str | Path,
+    info: VideoInfo,
+    *,
+    sample_fps: float,
+    max_frames: int,
+    size_wh: tuple[int, int],
+) -> list[str]:
+    """The ffmpeg command line that writes sampled, upright ``rgb24`` frames of ``size_wh`` to stdout.
+
+    ``sample_fps`` goes to the ``fps`` filter with ``round=up``; the ``scale`` filter (area
+    averaging) is added only when ``size_wh`` differs from the clip's upright size. Audio,
+    subtitle and data streams are dropped; at most ``max_frames`` frames are written. ``path``
+    is made absolute: ffmpeg would read a bare ``take:1.mp4`` as protocol ``take``.
+    """
+    import ffmpeg  # ffmpeg-python: builds the command line
+
+    width, height = size_wh
+    # ffmpeg-python hashes its arguments as UTF-8, which a file name with non-UTF-8 bytes is
+    # not: the graph is built on a placeholder and the real path put into the command line.
+    placeholder = "input-path-placeholder"
+    stream = ffmpeg.input(placeholder, protocol_whitelist=INPUT_OPTIONS[1])[str(info.stream_index)]
+    # round=up: the sample at t is the frame on screen at t (the default, near, passes the last
+    # frame of each interval, up to half an interval late).
+    stream = stream.filter("fps", fps=f"{sample_fps:.6f}", round="up")
+    if (width, height) != (info.width, info.height):
+        stream = stream.filter("scale", width, height, flags="area")
+    out = ffmpeg.output(
+        stream,
+        "pipe:",
+        format="rawvideo",
+        pix_fmt="rgb24",
+        **{"frames:v": max_frames, "an": None, "sn": None, "dn": None},
+    )
+    out = out.global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+    return [os.path.abspath(path) if a == placeholder else a for a in out.compile(cmd=ffmpeg_exe())]
+
+
+class _StderrTail:
+    """Drains a process's stderr on a daemon thread, keeping its last ``max_lines`` lines.
+
+    Draining keeps ffmpeg from blocking on a full stderr pipe; the tail is what an error
+    message quotes.
+    """
+
+    def __init__(self, pipe, max_lines: int = 20):
+        self.lines: collections.deque[str] = collections.deque(maxlen=max_lines)
+        self._thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, pipe) -> None:
+        for raw in pipe:
+            self.lines.append(raw.decode("utf-8", errors="replace").rstrip())
+
+    def join(self, timeout_s: float = 5.0) -> None:
+        self._thread.join(timeout=timeout_s)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+class _Watchdog:
+    """Kills ``proc`` once ``timeout_s`` seconds have passed, unless cancelled first.
+
+    ``timeout_s=None``: no time limit (no thread). ``timed_out`` is set when it fired; the
+    killed process then ends its stdout, so the frame reader stops by itself.
+    """
+
+    def __init__(self, proc: subprocess.Popen, timeout_s: float | None):
+        self.timed_out = threading.Event()
+        self._timer: threading.Timer | None = None
+        if timeout_s is not None:
+            self._timer = threading.Timer(timeout_s, self._kill, args=(proc,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _kill(self, proc: subprocess.Popen) -> None:
+        self.timed_out.set()
+        proc.kill()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+class _FrameReader:
+    """Reads whole raw frames of ``frame_bytes`` from ``pipe`` on a daemon thread, ahead of the caller.
+
+    It keeps ffmpeg decoding while the caller detects faces in earlier frames; the bounded
+    queue holds about ``READ_AHEAD_BYTES`` (2 to 8 frames). At most ``max_frames`` are read; a
+    short last read (end of stream, or the process killed) ends the frames. :meth:`stop` lets
+    the thread give up on a queue nobody drains any more.
+    """
+
+    def __init__(self, pipe, frame_bytes: int, max_frames: int):
+        read_ahead = max(2, min(8, READ_AHEAD_BYTES // frame_bytes))
+        self._buffers: queue.Queue = queue.Queue(maxsize=read_ahead)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(pipe, frame_bytes, max_frames), daemon=True)
+        self._thread.start()
+
+    def next_buffer(self) -> bytes | None:
+        """The next frame's ``frame_bytes`` bytes, or ``None`` after the last one (blocks)."""
+        buf = self._buffers.get()
+        return None if buf is _END else buf
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def join(self, timeout_s: float = 5.0) -> None:
+        self._thread.join(timeout=timeout_s)
+
+    def _read(self, pipe, frame_bytes: int, max_frames: int) -> None:
+        try:
+            for _ in range(max_frames):
+                buf = _read_exactly(pipe, frame_bytes)
+                if len(buf) < frame_bytes:
+                    break
+                self._put(buf)
+        except (OSError, ValueError):  # the pipe was closed under us: the consumer has gone
+            pass
+        finally:
+            self._put(_END)
+
+    def _put(self, item) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._buffers.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+
 def iter_frames(
     path: str | Path,
     info: VideoInfo,
@@ -93,105 +226,57 @@ def iter_frames(
 ) -> Iterator[Frame]:
     """Yield up to ``max_frames`` frames sampled at ``sample_fps`` from one ffmpeg process.
 
-    Raises :class:`DecodeError` if ffmpeg fails before the first frame, and
+    Frames are ``uint8 (height, width, 3)`` RGB of :func:`decode_size_wh`. Raises
+    :class:`DecodeError` if ffmpeg fails before the first frame, and
     :class:`DecodeTimeoutError` if the clip is not done within ``timeout_s`` (frames already
     yielded stay yielded). A clip that breaks after some frames ends early with a warning:
-    the good frames are kept.
+    the good frames are kept. Closing the generator early kills and reaps ffmpeg.
     """
-    import ffmpeg  # ffmpeg-python: builds the command line
-
     keep_large_buffers_on_mmap()  # frame buffers go back to the system: memory flat in clip length
 
     width, height = decode_size_wh(info)
-    # ffmpeg-python hashes its arguments as UTF-8, which a file name with non-UTF-8 bytes is
-    # not: the graph is built on a placeholder and the real path put into the command line.
-    placeholder = "input-path-placeholder"
-    stream = ffmpeg.input(placeholder, protocol_whitelist=INPUT_OPTIONS[1])[str(info.stream_index)]
-    # round=up: the sample at t is the frame on screen at t (the default, near, passes the last
-    # frame of each interval, up to half an interval late).
-    stream = stream.filter("fps", fps=f"{sample_fps:.6f}", round="up")
-    if (width, height) != (info.width, info.height):
-        stream = stream.filter("scale", width, height, flags="area")
-    out = ffmpeg.output(stream, "pipe:", format="rawvideo", pix_fmt="rgb24",
-                        **{"frames:v": max_frames, "an": None, "sn": None, "dn": None})
-    out = out.global_args("-nostdin", "-hide_banner", "-loglevel", "error")
-    # An absolute path: ffmpeg would read a bare "take:1.mp4" as protocol "take".
-    args = [os.path.abspath(path) if a == placeholder else a for a in out.compile(cmd=ffmpeg_exe())]
+    args = build_decode_command(path, info, sample_fps=sample_fps, max_frames=max_frames, size_wh=(width, height))
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
-
-    def drain_stderr() -> None:
-        for raw in proc.stderr:
-            stderr_tail.append(raw.decode("utf-8", errors="replace").rstrip())
-
-    drainer = threading.Thread(target=drain_stderr, daemon=True)
-    drainer.start()
-    timed_out = threading.Event()
-    watchdog = None
-    if timeout_s is not None:
-        def kill() -> None:
-            timed_out.set()
-            proc.kill()
-        watchdog = threading.Timer(timeout_s, kill)
-        watchdog.daemon = True
-        watchdog.start()
-
-    frame_bytes = width * height * 3
-    # A reader thread keeps ffmpeg decoding while the caller detects faces in earlier frames;
-    # the queue bounds the frames held ahead (about 64 MB, 2 to 8 frames).
-    read_ahead = max(2, min(8, READ_AHEAD_BYTES // frame_bytes))
-    buffers: queue.Queue = queue.Queue(maxsize=read_ahead)
-    stop = threading.Event()
-
-    def put(item) -> None:
-        while not stop.is_set():
-            try:
-                buffers.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def read_frames() -> None:
-        try:
-            for _ in range(max_frames):
-                buf = _read_exactly(proc.stdout, frame_bytes)
-                if len(buf) < frame_bytes:
-                    break
-                put(buf)
-        except (OSError, ValueError):  # the pipe was closed under us: the consumer has gone
-            pass
-        finally:
-            put(_END)
-
-    reader = threading.Thread(target=read_frames, daemon=True)
-    reader.start()
+    stderr_tail = _StderrTail(proc.stderr)
+    watchdog = _Watchdog(proc, timeout_s)
+    reader = _FrameReader(proc.stdout, width * height * 3, max_frames)
     count = 0
     try:
-        while (buf := buffers.get()) is not _END:
+        while (buf := reader.next_buffer()) is not None:
             timestamp_s = count / sample_fps
             frame_index = math.floor(timestamp_s * info.fps + 1e-9) if info.fps else count
             rgb = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
             yield Frame(count, frame_index, timestamp_s, rgb)
             count += 1
-        reader.join(timeout=5)
+        reader.join()
         proc.stdout.close()
         returncode = proc.wait()
-        drainer.join(timeout=5)
+        stderr_tail.join()
     finally:
-        stop.set()
-        if watchdog is not None:
-            watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=5)
-        drainer.join(timeout=5)
-        proc.stdout.close()
-        proc.stderr.close()
-    if timed_out.is_set():
+        _shut_down(proc, reader, stderr_tail, watchdog)
+    if watchdog.timed_out.is_set():
         raise DecodeTimeoutError(f"decoding took more than {timeout_s:g} s ({count} frames read)")
-    message = summarize_ffmpeg_errors("\n".join(stderr_tail))
+    _report_end(path, count, returncode, stderr_tail.text())
+
+
+def _shut_down(proc: subprocess.Popen, reader: _FrameReader, stderr_tail: _StderrTail, watchdog: _Watchdog) -> None:
+    """Leave nothing behind, however the frames ended: ffmpeg killed if still running and
+    reaped (no zombie), both threads joined, both pipes closed."""
+    reader.stop()
+    watchdog.cancel()
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    reader.join()
+    stderr_tail.join()
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def _report_end(path: str | Path, count: int, returncode: int, stderr_text: str) -> None:
+    """After the last frame: :class:`DecodeError` when none came, a warning when ffmpeg
+    complained or failed after some frames (those frames are kept)."""
+    message = summarize_ffmpeg_errors(stderr_text)
     if count == 0:
         raise DecodeError(f"no frame could be decoded: {message or 'the video stream is empty'}")
     if returncode != 0 or message:

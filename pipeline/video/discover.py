@@ -4,15 +4,37 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = frozenset({
-    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".mpe", ".m2v", ".ts",
-    ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".3g2", ".ogv", ".vob", ".mxf", ".asf", ".f4v",
-})
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".avi",
+        ".mkv",
+        ".webm",
+        ".mpg",
+        ".mpeg",
+        ".mpe",
+        ".m2v",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".wmv",
+        ".flv",
+        ".3gp",
+        ".3g2",
+        ".ogv",
+        ".vob",
+        ".mxf",
+        ".asf",
+        ".f4v",
+    }
+)
 
 
 def is_video_name(name: str) -> bool:

@@ -27,7 +27,5 @@ def ffmpeg_exe() -> str:
     try:
         import imageio_ffmpeg
     except ImportError as exc:  # pragma: no cover - install_requires has it
-        raise FileNotFoundError(
-            "no ffmpeg found: not on PATH and the imageio-ffmpeg package is not installed"
-        ) from exc
+        raise FileNotFoundError("no ffmpeg found: not on PATH and the imageio-ffmpeg package is not installed") from exc
     return imageio_ffmpeg.get_ffmpeg_exe()

@@ -116,7 +116,7 @@ def parse_ffmpeg_info(stderr_text: str) -> VideoInfo:
             continue
         # The stream's indented block (metadata, side data) runs until the next stream.
         rotation_deg = 0
-        for block_line in lines[i + 1:]:
+        for block_line in lines[i + 1 :]:
             if _STREAM_RE.match(block_line) or not block_line.startswith("    "):
                 break
             tag = _ROTATE_TAG_RE.match(block_line)
@@ -153,8 +153,12 @@ def summarize_ffmpeg_errors(stderr_text: str, max_lines: int = 3) -> str:
         if raw[:1].isspace():  # indented: the description of a stream, not a complaint
             continue
         line = re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", raw.strip())
-        if (not line or line in kept or "At least one output file must be specified" in line
-                or line.startswith(("Error opening input file", "Input #"))):
+        if (
+            not line
+            or line in kept
+            or "At least one output file must be specified" in line
+            or line.startswith(("Error opening input file", "Input #"))
+        ):
             continue
         kept.append(line)
     return "; ".join(kept[:max_lines])[:400]
@@ -175,8 +179,14 @@ def probe_video(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> VideoIn
     # An absolute path: ffmpeg would read a bare "take:1.mp4" as protocol "take".
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", *INPUT_OPTIONS, "-i", os.path.abspath(path)]
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, timeout=timeout_s, check=False)
+        proc = subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=timeout_s,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         raise TimeoutError(f"ffmpeg probe took more than {timeout_s:g} s") from exc
     text = proc.stderr.decode("utf-8", errors="replace")

@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-JOB_STATES = ("queued", "running", "done", "failed")
 # secrets.token_urlsafe(16): 22 characters of [A-Za-z0-9_-], 128 random bits, so a job (and the
 # faces of someone's upload) cannot be found by guessing ids.
 JOB_ID_BYTES = 16
@@ -66,7 +65,8 @@ class JobProgress:
 class Job:
     """One upload being scored. Mutated only under the owning :class:`JobQueue`'s lock.
 
-    ``filename`` is for display only (never a path). Times are ``time.time()`` seconds;
+    ``state`` is ``queued``, ``running``, ``done`` or ``failed`` (``stage`` says more while it
+    runs). ``filename`` is for display only (never a path). Times are ``time.time()`` seconds;
     ``received_s`` is when the upload request began, so ``finished_s - received_s`` is the
     time from upload to verdict as the user sees it.
     """
@@ -101,8 +101,9 @@ class JobQueue:
     including when the queue is closed before it ran.
     """
 
-    def __init__(self, *, max_queued: int = 8, keep_jobs: int = 100, keep_s: float = 3600.0,
-                 name: str = "scoring-worker"):
+    def __init__(
+        self, *, max_queued: int = 8, keep_jobs: int = 100, keep_s: float = 3600.0, name: str = "scoring-worker"
+    ):
         if max_queued < 1:
             raise ValueError(f"max_queued must be >= 1, got {max_queued}")
         if keep_jobs < 1:
@@ -124,8 +125,15 @@ class JobQueue:
 
     # --- request side -------------------------------------------------------------------
 
-    def submit(self, kind: str, filename: str, task: Callable[[JobProgress], JobOutcome], *,
-               cleanup: Callable[[], None] | None = None, received_s: float | None = None) -> str:
+    def submit(
+        self,
+        kind: str,
+        filename: str,
+        task: Callable[[JobProgress], JobOutcome],
+        *,
+        cleanup: Callable[[], None] | None = None,
+        received_s: float | None = None,
+    ) -> str:
         """Queue ``task``; returns the new job's id."""
         now = time.time()
         with self._lock:
@@ -134,9 +142,15 @@ class JobQueue:
             self._prune(now)
             if len(self._pending) >= self.max_queued:
                 raise QueueFullError(f"{len(self._pending)} jobs are already waiting (at most {self.max_queued})")
-            job = Job(id=secrets.token_urlsafe(JOB_ID_BYTES), kind=kind, filename=filename,
-                      received_s=received_s if received_s is not None else now, created_s=now,
-                      task=task, cleanup=cleanup)
+            job = Job(
+                id=secrets.token_urlsafe(JOB_ID_BYTES),
+                kind=kind,
+                filename=filename,
+                received_s=received_s if received_s is not None else now,
+                created_s=now,
+                task=task,
+                cleanup=cleanup,
+            )
             self._jobs[job.id] = job
             self._pending.append(job)
             self._wakeup.notify()

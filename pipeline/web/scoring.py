@@ -21,7 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.scan.aggregate import aggregate
+from pipeline.errors import DecodeError, NoVideoStreamError
+from pipeline.scan.analyze import (
+    ScanConfig,
+    ScoredFace,
+    VideoResult,
+    analyze_faces,
+    score_video_safe,
+    verdict_row,
+)
 from pipeline.video.decode import (
     MAX_DECODE_LONG_SIDE_PX,
     Frame,
@@ -29,16 +37,7 @@ from pipeline.video.decode import (
     iter_frames,
     sampling_fps,
 )
-from pipeline.errors import DecodeError, NoVideoStreamError
 from pipeline.video.probe import VideoInfo, probe_video
-from pipeline.scan.records import VideoRow, label_for
-from pipeline.scan.analyze import (
-    ScanConfig,
-    ScoredFace,
-    VideoResult,
-    analyze_faces,
-    score_video_safe,
-)
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +100,9 @@ def sniff_video_container(head: bytes) -> str | None:
     return None
 
 
-def check_upload(path: Path, config: ScanConfig, *, max_duration_s: float | None,
-                 probe_timeout_s: float = 30.0) -> CheckedUpload:
+def check_upload(
+    path: Path, config: ScanConfig, *, max_duration_s: float | None, probe_timeout_s: float = 30.0
+) -> CheckedUpload:
     """Decide by content whether ``path`` is an image or a video the app can score.
 
     Raises :class:`UploadRejected`. Images are fully decoded once here (a truncated JPEG fails
@@ -118,9 +118,12 @@ def check_upload(path: Path, config: ScanConfig, *, max_duration_s: float | None
         return CheckedUpload("image", image_format)
     container = sniff_video_container(head)
     if container is None:
-        raise UploadRejected(415, "This is not an image or a video this app reads (files are recognised by "
-                                  f"their content, not their name). Images: {', '.join(IMAGE_FORMATS)}; videos: "
-                                  "MP4, MOV, MKV, WebM, AVI, FLV, OGG, WMV, MPEG, MPEG-TS.")
+        raise UploadRejected(
+            415,
+            "This is not an image or a video this app reads (files are recognised by "
+            f"their content, not their name). Images: {', '.join(IMAGE_FORMATS)}; videos: "
+            "MP4, MOV, MKV, WebM, AVI, FLV, OGG, WMV, MPEG, MPEG-TS.",
+        )
     try:
         info = probe_video(path, timeout_s=probe_timeout_s)
     except DecodeError as exc:
@@ -129,13 +132,19 @@ def check_upload(path: Path, config: ScanConfig, *, max_duration_s: float | None
         detail = redact_path(str(exc), path)
         if isinstance(exc, NoVideoStreamError):
             raise UploadRejected(415, f"This {container} file holds no video stream (audio only?): {detail}.") from exc
-        raise UploadRejected(422, f"This file looks like {container} video but it cannot be read; it may be "
-                                  f"incomplete or damaged. ffmpeg says: {detail}.") from exc
+        raise UploadRejected(
+            422,
+            f"This file looks like {container} video but it cannot be read; it may be "
+            f"incomplete or damaged. ffmpeg says: {detail}.",
+        ) from exc
     except TimeoutError as exc:
-        raise UploadRejected(422, f"This file looks like {container} video but reading it took too long: {exc}.") from exc
+        raise UploadRejected(
+            422, f"This file looks like {container} video but reading it took too long: {exc}."
+        ) from exc
     if max_duration_s is not None and info.duration_s is not None and info.duration_s > max_duration_s:
-        raise UploadRejected(422, f"The clip is {info.duration_s:.0f} s long; this server takes clips up to "
-                                  f"{max_duration_s:.0f} s.")
+        raise UploadRejected(
+            422, f"The clip is {info.duration_s:.0f} s long; this server takes clips up to {max_duration_s:.0f} s."
+        )
     _check_first_frame(path, info, config, probe_timeout_s)
     return CheckedUpload("video", container, info)
 
@@ -160,15 +169,19 @@ def load_image_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path, formats=IMAGE_FORMATS) as im:
             if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise UploadRejected(422, f"The image is {im.width}x{im.height}; this server takes images up to "
-                                          f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels.")
+                raise UploadRejected(
+                    422,
+                    f"The image is {im.width}x{im.height}; this server takes images up to "
+                    f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels.",
+                )
             im.load()
             upright = ImageOps.exif_transpose(im).convert("RGB")
     except UploadRejected:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise UploadRejected(422, "This image cannot be decoded; it may be incomplete or damaged: "
-                                  f"{redact_path(str(exc), path)}.") from exc
+        raise UploadRejected(
+            422, f"This image cannot be decoded; it may be incomplete or damaged: {redact_path(str(exc), path)}."
+        ) from exc
     long_side = max(upright.size)
     if long_side > MAX_DECODE_LONG_SIDE_PX:
         scale = MAX_DECODE_LONG_SIDE_PX / long_side
@@ -178,8 +191,9 @@ def load_image_rgb(path: Path) -> np.ndarray:
 
 
 def _check_first_frame(path: Path, info: VideoInfo, config: ScanConfig, timeout_s: float) -> None:
-    frames = iter_frames(path, info, sample_fps=sampling_fps(info, config.fps, config.max_frames),
-                         max_frames=1, timeout_s=timeout_s)
+    frames = iter_frames(
+        path, info, sample_fps=sampling_fps(info, config.fps, config.max_frames), max_frames=1, timeout_s=timeout_s
+    )
     try:
         first = next(frames, None)
     except (DecodeError, TimeoutError) as exc:
@@ -193,29 +207,33 @@ def _check_first_frame(path: Path, info: VideoInfo, config: ScanConfig, timeout_
 
 
 def score_image(rgb: np.ndarray, detector, scorer, config: ScanConfig, *, name: str) -> VideoResult:
-    """Score one still image as a one-frame clip: detect, crop, Meso-4, then ``config``'s
-    aggregation (each face is its own track, so ``track_max`` gives the most suspicious face of
-    the main size). Returns a :class:`VideoResult` whose row has status ok or no_face,
-    ``n_frames`` 1 and no duration or fps; crops are kept."""
+    """Score one still image as a one-frame clip: the scanner's face loop (detect, select,
+    crop, Meso-4, :func:`pipeline.scan.analyze.analyze_faces`) and its row builder
+    (:func:`pipeline.scan.analyze.verdict_row`, ``config``'s aggregation: each face is its own
+    track, so ``track_max`` gives the most suspicious face of the main size).
+
+    ``rgb``: uint8 (H, W, 3) upright RGB. Returns a :class:`VideoResult` whose row has status
+    ok or no_face, ``n_frames`` 1, ``rotation_deg`` 0 and no duration or fps; crops are kept."""
     started = time.perf_counter()
-    _, faces = analyze_faces(iter([Frame(0, 0, 0.0, rgb)]), detector, scorer,
-                             keep_crops=True)
+    n_frames, faces = analyze_faces(iter([Frame(0, 0, 0.0, rgb)]), detector, scorer, keep_crops=True)
     height, width = rgb.shape[:2]
-    p_fake, label, status = None, "", "no_face"
-    if faces:
-        status = "ok"
-        p_fake = aggregate(config.aggregation, [f.p_fake for f in faces], [f.track_id for f in faces],
-                           [_face_px(f) for f in faces])
-        label = label_for(p_fake, config.threshold)
-    row = VideoRow(video_path=name, status=status, p_fake=p_fake, label=label, n_frames=1, n_faces=len(faces),
-                   n_tracks=len({f.track_id for f in faces}), width=width, height=height, rotation_deg=0,
-                   aggregation=config.aggregation, model=scorer.name,
-                   elapsed_s=round(time.perf_counter() - started, 3))
+    row = verdict_row(
+        name,
+        faces,
+        config,
+        model=scorer.name,
+        n_frames=n_frames,
+        started_s=started,
+        width=width,
+        height=height,
+        rotation_deg=0,
+    )
     return VideoResult(row, tuple(faces))
 
 
-def score_upload(path: Path, checked: CheckedUpload, detector, scorer, config: ScanConfig, progress, *,
-                 name: str) -> VideoResult:
+def score_upload(
+    path: Path, checked: CheckedUpload, detector, scorer, config: ScanConfig, progress, *, name: str
+) -> VideoResult:
     """Score a checked upload, reporting progress (``progress``: a :class:`JobProgress`)."""
     if checked.kind == "image":
         progress.set_total(1)
@@ -229,8 +247,9 @@ def score_upload(path: Path, checked: CheckedUpload, detector, scorer, config: S
         progress.set_stage("decoding and detecting faces")
 
     progress.set_stage("reading the clip")
-    result = score_video_safe(path, detector, scorer, config, keep_crops=True,
-                              on_frames=progress.add_frames, on_info=on_info)
+    result = score_video_safe(
+        path, detector, scorer, config, keep_crops=True, on_frames=progress.add_frames, on_info=on_info
+    )
     row = dataclasses.replace(result.row, video_path=name, error=redact_path(result.row.error, path))
     return dataclasses.replace(result, row=row)
 
@@ -261,8 +280,9 @@ def _num(value: float | None, digits: int) -> float | None:
     return round(float(value), digits)
 
 
-def build_result(result: VideoResult, *, kind: str, config: ScanConfig, scorer, job_id: str,
-                 max_thumbnails: int) -> tuple[dict, tuple[bytes, ...]]:
+def build_result(
+    result: VideoResult, *, kind: str, config: ScanConfig, scorer, job_id: str, max_thumbnails: int
+) -> tuple[dict, tuple[bytes, ...]]:
     """The JSON-ready facts of a scored upload and the JPEG thumbnails of its worst faces.
 
     ``faces`` are sorted worst first (highest ``p_fake``); the first ``max_thumbnails`` carry a
@@ -273,29 +293,33 @@ def build_result(result: VideoResult, *, kind: str, config: ScanConfig, scorer, 
     thumbnails = tuple(encode_jpeg(f.crop_rgb) for f in faces[:max_thumbnails] if f.crop_rgb is not None)
     face_items = []
     for i, f in enumerate(faces):
-        face_items.append({
-            "track_id": f.track_id,
-            "sample_index": f.sample_index,
-            "frame_index": f.frame_index,
-            "timestamp_s": _num(f.timestamp_s, 3),
-            "p_fake": _num(f.p_fake, 4),
-            "box_xyxy": [round(v, 1) for v in f.box_xyxy],
-            "face_px": round(_face_px(f), 1),
-            "det_confidence": _num(f.det_confidence, 4),
-            "thumbnail_url": f"/api/v1/jobs/{job_id}/faces/{i}.jpg" if i < len(thumbnails) else None,
-        })
+        face_items.append(
+            {
+                "track_id": f.track_id,
+                "sample_index": f.sample_index,
+                "frame_index": f.frame_index,
+                "timestamp_s": _num(f.timestamp_s, 3),
+                "p_fake": _num(f.p_fake, 4),
+                "box_xyxy": [round(v, 1) for v in f.box_xyxy],
+                "face_px": round(_face_px(f), 1),
+                "det_confidence": _num(f.det_confidence, 4),
+                "thumbnail_url": f"/api/v1/jobs/{job_id}/faces/{i}.jpg" if i < len(thumbnails) else None,
+            }
+        )
     tracks = []
     for track_id in sorted({f.track_id for f in faces}):
         own = [f for f in faces if f.track_id == track_id]
-        tracks.append({
-            "track_id": track_id,
-            "n_faces": len(own),
-            "mean_p_fake": _num(float(np.mean([f.p_fake for f in own])), 4),
-            "max_p_fake": _num(max(f.p_fake for f in own), 4),
-            "first_s": _num(min(f.timestamp_s for f in own), 3),
-            "last_s": _num(max(f.timestamp_s for f in own), 3),
-            "median_face_px": round(float(np.median([_face_px(f) for f in own])), 1),
-        })
+        tracks.append(
+            {
+                "track_id": track_id,
+                "n_faces": len(own),
+                "mean_p_fake": _num(float(np.mean([f.p_fake for f in own])), 4),
+                "max_p_fake": _num(max(f.p_fake for f in own), 4),
+                "first_s": _num(min(f.timestamp_s for f in own), 3),
+                "last_s": _num(max(f.timestamp_s for f in own), 3),
+                "median_face_px": round(float(np.median([_face_px(f) for f in own])), 1),
+            }
+        )
     if config.aggregation == "track_max" and row.p_fake is not None:
         # the clip's p_fake is one track's mean: name it, so a FAKE next to REAL-looking people reads right
         for track in tracks:
@@ -303,8 +327,10 @@ def build_result(result: VideoResult, *, kind: str, config: ScanConfig, scorer, 
             track["sets_clip_p_fake"] = bool(abs(float(np.mean(own)) - row.p_fake) < 1e-9)
     notes = []
     if tracks and max(t["median_face_px"] for t in tracks) < SMALL_FACE_PX:
-        notes.append(f"The faces are small (under {SMALL_FACE_PX} px): Meso-4 sees little texture in them "
-                     "and its scores drift towards the middle. Trust this verdict less.")
+        notes.append(
+            f"The faces are small (under {SMALL_FACE_PX} px): Meso-4 sees little texture in them "
+            "and its scores drift towards the middle. Trust this verdict less."
+        )
     spec = scorer.spec
     payload = {
         "status": row.status,
@@ -313,8 +339,10 @@ def build_result(result: VideoResult, *, kind: str, config: ScanConfig, scorer, 
         "label": row.label or None,
         "threshold": config.threshold,
         "model": {"name": scorer.name, "provenance": spec.provenance, "license": spec.license},
-        "aggregation": {"name": config.aggregation,
-                        "meaning": AGGREGATION_MEANINGS.get(config.aggregation, config.aggregation)},
+        "aggregation": {
+            "name": config.aggregation,
+            "meaning": AGGREGATION_MEANINGS.get(config.aggregation, config.aggregation),
+        },
         "media": {
             "kind": kind,
             "duration_s": _num(row.duration_s, 3),

@@ -33,18 +33,15 @@ def _read(path) -> list[dict]:
 
 
 @pytest.fixture
-def models(monkeypatch, detector, scorer):
-    """Make main() reuse the session's models instead of loading them per call."""
-    from pipeline.faces import detect
-    from pipeline.models import meso4 as model
-
-    monkeypatch.setattr(detect.FaceDetector, "create", classmethod(lambda cls, config=None: detector))
-    monkeypatch.setattr(model.MesoScorer, "load", classmethod(lambda cls, path: scorer))
+def models(reuse_models):
+    """main() with the session's models (see tests/cli/conftest.py)."""
 
 
 def test_help_is_fast_and_does_not_import_tensorflow():
-    code = ("import sys\nfrom pipeline.cli import score as cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit as e:\n"
-            "    assert e.code == 0\nassert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
+    code = (
+        "import sys\nfrom pipeline.cli import score as cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit as e:\n"
+        "    assert e.code == 0\nassert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert "--max-frames" in proc.stdout and "p_fake" in proc.stdout
@@ -64,8 +61,18 @@ def test_batch_gives_one_row_per_clip_with_statuses(batch_dir, tmp_path, meso4_d
     assert rows["broken.mp4"]["status"] == "decode_error" and rows["broken.mp4"]["error"]
     face_rows = pd.read_csv(faces)
     assert len(face_rows) == int(rows["face.MP4"]["n_faces"])
-    assert set(face_rows.columns) >= {"video_path", "frame_index", "timestamp_s", "track_id", "x1", "y1", "x2", "y2",
-                                      "det_confidence", "p_fake"}
+    assert set(face_rows.columns) >= {
+        "video_path",
+        "frame_index",
+        "timestamp_s",
+        "track_id",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "det_confidence",
+        "p_fake",
+    }
 
 
 def test_rerun_resumes_without_duplicates(batch_dir, tmp_path, meso4_df_path, models):
@@ -99,13 +106,16 @@ def test_overwrite_starts_afresh(batch_dir, tmp_path, meso4_df_path, models):
     assert len(_read(out)) == 3
 
 
-@pytest.mark.parametrize("make_args, message", [
-    (lambda t, w: [str(t / "nope"), "-o", str(t / "o.csv"), "--weights", w], "input not found"),
-    (lambda t, w: [str(t), "-o", str(t / "no" / "o.csv"), "--weights", w], "does not exist"),
-    (lambda t, w: [str(t), "-o", str(t), "--weights", w], "is a folder"),
-    (lambda t, w: [str(t), "-o", str(t / "o.csv"), "--weights", str(t / "none.h5")], "weights file not found"),
-    (lambda t, w: [str(t), "-o", str(t / "o.csv"), "--weights", str(t / "junk.h5")], "unknown weights"),
-])
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda t, w: [str(t / "nope"), "-o", str(t / "o.csv"), "--weights", w], "input not found"),
+        (lambda t, w: [str(t), "-o", str(t / "no" / "o.csv"), "--weights", w], "does not exist"),
+        (lambda t, w: [str(t), "-o", str(t), "--weights", w], "is a folder"),
+        (lambda t, w: [str(t), "-o", str(t / "o.csv"), "--weights", str(t / "none.h5")], "weights file not found"),
+        (lambda t, w: [str(t), "-o", str(t / "o.csv"), "--weights", str(t / "junk.h5")], "unknown weights"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(tmp_path, meso4_df_path, capsys, make_args, message):
     (tmp_path / "junk.h5").write_bytes(b"not weights")
     assert cli.main(make_args(tmp_path, str(meso4_df_path))) == 2
@@ -127,9 +137,24 @@ def test_second_run_on_the_same_output_is_refused(batch_dir, tmp_path, meso4_df_
 def test_python_dash_m_pipeline_score(batch_dir, tmp_path, meso4_df_path):
     """The module entry point, in a fresh process with the real models loaded once."""
     out = tmp_path / "m.csv"
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "score", str(batch_dir / "sub"), "-o", str(out),
-                           "--weights", str(meso4_df_path), "-q"], capture_output=True, text=True, timeout=300,
-                          cwd=REPO)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "score",
+            str(batch_dir / "sub"),
+            "-o",
+            str(out),
+            "--weights",
+            str(meso4_df_path),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = _read(out)
     assert [r["status"] for r in rows] == ["no_face"]
@@ -148,19 +173,88 @@ def test_two_workers_give_the_same_rows_as_one(batch_dir, tmp_path, meso4_df_pat
     assert (a["p_fake"].fillna(-1) - b["p_fake"].fillna(-1)).abs().max() < 1e-4
 
 
-def test_detection_flags_reach_the_scan_config():
-    args = cli.build_parser().parse_args(["clips", "-o", "out.csv", "--fps", "5", "--full-frame-every", "0.5",
-                                          "--detect-size", "640", "--pyramid-scale", "0.709"])
-    config = cli.config_from_args(args)
-    assert config.fps == 5
-    assert config.detector.full_frame_every_s == 0.5
-    assert (config.detector.detect_long_side_px, config.detector.pyramid_scale) == (640, 0.709)
-    default = cli.config_from_args(cli.build_parser().parse_args(["clips", "-o", "out.csv"]))
-    assert default.detector.full_frame_every_s == 1.0
-
-
 def test_negative_full_frame_interval_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.build_parser().parse_args(["clips", "-o", "out.csv", "--full-frame-every", "-1"])
     assert exit_info.value.code == 2
     assert "must be >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--pyramid-scale", "0.95"),  # argparse takes any float; DetectorConfig allows 0.3..0.9
+        ("--detect-size", "10"),  # below MTCNN's smallest useful frame
+    ],
+)
+def test_a_detector_value_the_config_rejects_is_a_usage_error(tmp_path, meso4_df_path, capsys, flag, value):
+    rc = cli.main([str(tmp_path), "-o", str(tmp_path / "o.csv"), "--weights", str(meso4_df_path), flag, value])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "must be" in err and "\n" not in err
+
+
+def test_the_detector_in_process_gets_the_flags_settings(clip_dir, tmp_path, meso4_df_path, models, loaded):
+    out = tmp_path / "o.csv"
+    assert (
+        cli.main(
+            [
+                str(clip_dir / "noface.mp4"),
+                "-o",
+                str(out),
+                "--weights",
+                str(meso4_df_path),
+                "-q",
+                "--detect-size",
+                "320",
+                "--pyramid-scale",
+                "0.709",
+                "--full-frame-every",
+                "0.5",
+                "--min-confidence",
+                "0.8",
+                "--min-face",
+                "30",
+            ]
+        )
+        == 0
+    )
+    (models_,) = loaded  # loaded once, by the factory
+    config = models_.detector.config
+    assert (config.detect_long_side_px, config.pyramid_scale, config.full_frame_every_s) == (320, 0.709, 0.5)
+    assert (config.min_confidence, config.min_face_px) == (0.8, 30)
+    assert models_.weights_path == meso4_df_path and models_.threshold == 0.5
+    assert _read(out)[0]["status"] == "no_face"
+
+
+def _weights_with_threshold(folder, threshold: float):
+    """A copy of the project's weights whose sidecar says ``threshold`` (the sha256 still matches)."""
+    import json
+    import shutil
+
+    weights = folder / "scanner.h5"
+    shutil.copyfile(REPO / "weights" / "meso4_scanner_v1.h5", weights)
+    fields = json.loads((REPO / "weights" / "meso4_scanner_v1.h5.json").read_text())
+    fields["threshold"] = threshold
+    (folder / "scanner.h5.json").write_text(json.dumps(fields))
+    return weights
+
+
+def test_the_weights_threshold_labels_unless_the_flag_is_given(clip_dir, tmp_path, models):
+    """One p_fake p, three thresholds: the flag's, else the sidecar's, chosen on the other side
+    of p from 0.5 so that the label shows which threshold was used."""
+    clip = str(clip_dir / "face.mp4")
+    base = [clip, "--fps", "1", "-q"]
+    first = tmp_path / "first.csv"
+    assert cli.main(base + ["-o", str(first), "--weights", str(_weights_with_threshold(tmp_path, 0.5))]) == 0
+    (row,) = _read(first)
+    p_fake = float(row["p_fake"])
+    assert row["label"] == ("FAKE" if p_fake >= 0.5 else "REAL")
+    spec_threshold = (p_fake + 1) / 2 if p_fake >= 0.5 else p_fake / 2  # flips the label
+    weights = _weights_with_threshold(tmp_path, round(spec_threshold, 6))
+    by_spec, by_flag = tmp_path / "spec.csv", tmp_path / "flag.csv"
+    assert cli.main(base + ["-o", str(by_spec), "--weights", str(weights)]) == 0
+    assert cli.main(base + ["-o", str(by_flag), "--weights", str(weights), "--threshold", "0.5"]) == 0
+    (spec_row,), (flag_row,) = _read(by_spec), _read(by_flag)
+    assert spec_row["p_fake"] == flag_row["p_fake"] == row["p_fake"]  # same model, same bits
+    assert spec_row["label"] != row["label"]  # the sidecar's threshold
+    assert flag_row["label"] == row["label"]  # the explicit flag wins

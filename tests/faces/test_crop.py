@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.faces.crop import crop_face_rgb, resize_rgb
+from pipeline.faces.crop import crop_face_rgb, cut_face_rgb, resize_rgb
 
 
 @pytest.mark.parametrize("interpolation", ["area", "bilinear", "nearest"])
@@ -47,3 +47,25 @@ def test_crop_of_a_detected_face_still_shows_that_face(detector):
     crop = crop_face_rgb(photo, faces[0].box_xyxy)
     (again,) = detector.detect([crop])
     assert len(again) == 1 and again[0].size_px > 256 / 1.3 * 0.6
+
+
+@pytest.mark.parametrize(
+    "box_xyxy, margin, shape",
+    [
+        ((900, 400, 1100, 600), 1.3, (260, 260, 3)),  # 1.3 x a 200 px face, at source resolution
+        ((900, 400, 1100, 500), 1.0, (200, 200, 3)),  # square on the longer side
+        ((-20, -20, 30, 30), 1.3, (38, 38, 3)),  # clipped at the frame border, not padded
+    ],
+)
+def test_cut_is_the_square_box_at_source_resolution(box_xyxy, margin, shape):
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
+    cut = cut_face_rgb(frame, box_xyxy, margin=margin)
+    assert cut.shape == shape and np.shares_memory(cut, frame)  # a view: copy it to keep it
+    # the resized crop is exactly the cut, resized: one crop shared by scanner and datasets
+    np.testing.assert_array_equal(crop_face_rgb(frame, box_xyxy, margin=margin), resize_rgb(cut, 256))
+
+
+def test_cut_rejects_a_non_positive_margin():
+    with pytest.raises(ValueError, match="margin must be positive"):
+        cut_face_rgb(np.zeros((10, 10, 3), np.uint8), (1, 1, 5, 5), margin=0)

@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.faces.boxes import iou_xyxy
 from pipeline.faces.detect import DetectorConfig, FaceDetector, faces_from_mtcnn_rows
+from pipeline.faces.select import select_faces
 
 
 def test_adapter_groups_rows_by_image_and_sorts_by_confidence():
@@ -25,7 +26,7 @@ def test_adapter_reads_landmarks_as_five_x_then_five_y():
     rows = np.zeros((1, 16))
     rows[0, :6] = [0, 0, 0, 100, 100, 0.99]
     rows[0, 6:11] = [30, 70, 50, 35, 65]  # x: left eye, right eye, nose, mouth left, mouth right
-    rows[0, 11:] = [40, 40, 60, 80, 80]   # y
+    rows[0, 11:] = [40, 40, 60, 80, 80]  # y
     (face,) = faces_from_mtcnn_rows(rows, 1)[0]
     assert face.landmarks_xy == ((30, 40), (70, 40), (50, 60), (35, 80), (65, 80))
 
@@ -36,14 +37,77 @@ def test_adapter_drops_degenerate_boxes():
     assert faces_from_mtcnn_rows(rows, 1) == [[]]
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"detect_long_side_px": 10},  # below MTCNN's pyramid minimum
-    {"min_confidence": 1.5},
-    {"batch_size": 0},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"detect_long_side_px": 10},  # below MTCNN's pyramid minimum
+        {"min_confidence": 1.5},
+        {"batch_size": 0},
+        {"min_face_px": -1},
+    ],
+)
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         DetectorConfig(**kwargs)
+
+
+class StubMTCNN:
+    """Stands in for MTCNN: reports fixed rows (in the coordinates of the image it is given)
+    and records the image sizes it saw."""
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows
+        self.sizes: list[tuple[int, int]] = []
+
+    def detect_faces(self, images, **kwargs):
+        self.sizes.extend(image.shape[:2] for image in images)
+        return np.concatenate([np.c_[np.full(len(self.rows), i), self.rows[:, 1:]] for i in range(len(images))])
+
+
+def test_detector_reports_every_face_and_selection_decides():
+    """detect() filters nothing: an unsure box and a tiny one come back (in full-resolution
+    pixels); select_faces() with the config's thresholds is what drops them."""
+    rows = np.zeros((3, 16))
+    rows[0, :6] = [0, 100, 100, 200, 200, 0.99]  # a clear face, 100 px at detection size
+    rows[1, :6] = [0, 300, 100, 400, 200, 0.75]  # a false box MTCNN still reports
+    rows[2, :6] = [0, 10, 10, 20, 20, 0.98]  # 10 px at detection size: 20 px in the frame
+    stub = StubMTCNN(rows)
+    detector = FaceDetector(stub, DetectorConfig(detect_long_side_px=480))
+    (faces,) = detector.detect([np.zeros((960, 960, 3), np.uint8)])
+    assert stub.sizes == [(480, 480)]  # detected on a half-size copy
+    assert [f.confidence for f in faces] == [0.99, 0.98, 0.75]  # every face, best first
+    assert [f.box_xyxy for f in faces] == [(200, 200, 400, 400), (20, 20, 40, 40), (600, 200, 800, 400)]
+    cfg = detector.config
+    kept = select_faces(faces, min_confidence=cfg.min_confidence, min_face_px=cfg.min_face_px)
+    assert [f.box_xyxy for f in kept] == [(200, 200, 400, 400)]
+
+
+def test_detect_in_images_reports_every_face():
+    rows = np.zeros((1, 16))
+    rows[0, :6] = [0, 10, 10, 30, 30, 0.72]
+    (faces,) = FaceDetector(StubMTCNN(rows)).detect_in_images([np.zeros((96, 96, 3), np.uint8)])
+    assert [(f.box_xyxy, f.confidence) for f in faces] == [((10, 10, 30, 30), 0.72)]
+
+
+def test_with_config_shares_the_networks():
+    stub = StubMTCNN(np.zeros((0, 16)))
+    detector = FaceDetector(stub, DetectorConfig())
+    assert detector.with_config(DetectorConfig()) is detector  # unchanged: the same object
+    other = detector.with_config(DetectorConfig(min_face_px=64))
+    assert other.config.min_face_px == 64 and other._mtcnn is stub and detector.config.min_face_px == 40
+
+
+def test_small_faces_of_a_crowd_are_reported_then_dropped_by_selection(detector, shared_data):
+    """The real MTCNN on a crowd: faces under the 40 px minimum come back from detect(), and
+    selection keeps exactly the others."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(shared_data / "images" / "real" / "dlib_2007_007763.jpg").convert("RGB"))
+    (faces,) = detector.detect([rgb])
+    small = [f for f in faces if f.size_px < 40]
+    assert len(small) >= 2 and len(faces) > len(small)
+    kept = select_faces(faces, min_confidence=0.9, min_face_px=40)
+    assert kept == [f for f in faces if f.size_px >= 40 and f.confidence >= 0.9]
 
 
 def _astronaut():
@@ -73,11 +137,14 @@ def test_boxes_map_back_to_full_resolution(detector):
     assert iou_xyxy(faces_big[0].box_xyxy, scaled) > 0.8
 
 
-@pytest.mark.parametrize("frame", [
-    np.full((360, 640, 3), 128, np.uint8),  # flat grey
-    np.zeros((16, 16, 3), np.uint8),         # too small for MTCNN
-    np.zeros((1, 1, 3), np.uint8),
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.full((360, 640, 3), 128, np.uint8),  # flat grey
+        np.zeros((16, 16, 3), np.uint8),  # too small for MTCNN
+        np.zeros((1, 1, 3), np.uint8),
+    ],
+)
 def test_no_face_is_an_empty_list(detector, frame):
     assert detector.detect([frame]) == [[]]
 

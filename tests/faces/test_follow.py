@@ -15,13 +15,16 @@ def face(x1, y1, x2, y2, confidence=0.99) -> FaceBox:
     return FaceBox((float(x1), float(y1), float(x2), float(y2)), confidence)
 
 
-@pytest.mark.parametrize("timestamps, last, every, expected", [
-    ([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2], None, 1.0, [True, False, False, False, False, True, False]),
-    ([0.0, 1.0, 2.0, 3.0], None, 1.0, [True, True, True, True]),        # 1 fps: every sample whole
-    ([1.6, 1.8, 2.0], 0.8, 1.0, [False, True, False]),                   # carried over from a batch
-    ([0.0, 0.2, 0.4], None, 0.0, [True, True, True]),                    # 0: always whole
-    ([0.0, 0.3, 0.6, 0.9], None, 0.5, [True, False, True, False]),
-])
+@pytest.mark.parametrize(
+    "timestamps, last, every, expected",
+    [
+        ([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2], None, 1.0, [True, False, False, False, False, True, False]),
+        ([0.0, 1.0, 2.0, 3.0], None, 1.0, [True, True, True, True]),  # 1 fps: every sample whole
+        ([1.6, 1.8, 2.0], 0.8, 1.0, [False, True, False]),  # carried over from a batch
+        ([0.0, 0.2, 0.4], None, 0.0, [True, True, True]),  # 0: always whole
+        ([0.0, 0.3, 0.6, 0.9], None, 0.5, [True, False, True, False]),
+    ],
+)
 def test_full_frame_schedule(timestamps, last, every, expected):
     assert full_frame_schedule(timestamps, last, every) == expected
 
@@ -52,11 +55,11 @@ def test_region_of_a_huge_face_near_the_border_is_cut_small():
 
 def test_region_match_is_the_nearest_face_of_a_similar_size():
     region = Region.around_face(face(100, 100, 200, 200), margin=2.5)  # a 100 px face
-    moved = face(150, 110, 250, 210)       # half a face to the right
-    neighbour = face(190, 100, 290, 200)   # further away
+    moved = face(150, 110, 250, 210)  # half a face to the right
+    neighbour = face(190, 100, 290, 200)  # further away
     assert match_in_region(region, [neighbour, moved]) == moved
-    assert match_in_region(region, [face(180, 100, 280, 200)]) is None      # 0.8 faces: too far
-    assert match_in_region(region, [face(100, 100, 130, 130)]) is None      # a third of the size
+    assert match_in_region(region, [face(180, 100, 280, 200)]) is None  # 0.8 faces: too far
+    assert match_in_region(region, [face(100, 100, 130, 130)]) is None  # a third of the size
 
 
 def test_duplicates_keep_the_more_confident_face():
@@ -155,10 +158,9 @@ def test_no_known_face_means_nothing_to_follow_until_the_next_check():
 def test_following_finds_the_same_faces_as_whole_frames_on_a_moving_face(detector, tmp_path):
     """The real MTCNN on a face sliding across a 720p clip at 10 samples a second: following
     finds the face in every frame, where whole-frame detection puts it."""
-    from tests.helpers import make_face_clip
-
     from pipeline.video.decode import iter_frames
     from pipeline.video.probe import probe_video
+    from tests.helpers import make_face_clip
 
     clip = make_face_clip(tmp_path / "pan.mp4", duration_s=3.0)
     info = probe_video(clip)
@@ -167,8 +169,46 @@ def test_following_finds_the_same_faces_as_whole_frames_on_a_moving_face(detecto
     follower = FaceFollower(detector)
     followed = []
     for start in range(0, len(frames), 8):
-        chunk = frames[start:start + 8]
+        chunk = frames[start : start + 8]
         followed += follower.detect([f.rgb for f in chunk], [f.timestamp_s for f in chunk])
     assert follower.stats["region_frames"] >= 20  # most frames were followed, not searched whole
     assert [len(f) for f in followed] == [len(w) for w in whole] == [1] * len(frames)
     assert min(iou_xyxy(a[0].box_xyxy, b[0].box_xyxy) for a, b in zip(followed, whole)) > 0.75
+
+
+def test_whole_frames_are_selected_and_the_selection_counted():
+    class Mixed(RecordingDetector):
+        def detect(self, frames_rgb):
+            self.full_calls.extend(int(f[0, 0, 0]) for f in frames_rgb)
+            return [[face(100, 100, 200, 200), face(250, 100, 350, 200, 0.8), face(0, 0, 20, 20)] for _ in frames_rgb]
+
+    follower = FaceFollower(Mixed(DetectorConfig(full_frame_every_s=0.0)))
+    out = follower.detect(frames_numbered(2), [0.0, 1.0])
+    assert out == [[face(100, 100, 200, 200)]] * 2  # the unsure box and the 20 px face are dropped
+    assert follower.selection == {"confident": 4, "small": 2}
+
+
+@pytest.mark.parametrize(
+    "region_face_px, confidence, min_face_px",
+    [
+        (100, 0.8, 40),  # the region found the face, but only as an unsure box
+        (70, 0.99, 80),  # the region found a face of a similar size, but under the minimum
+    ],
+)
+def test_a_region_with_no_selected_face_sends_the_frame_to_full_detection(region_face_px, confidence, min_face_px):
+    """Selection applies inside regions as on whole frames: a frame whose regions found only
+    boxes that selection drops is searched whole again, as if they had found nothing."""
+
+    class Unsure(RecordingDetector):
+        def detect_in_images(self, images_rgb):
+            self.region_calls.append(len(images_rgb))
+            px = self.config.region_px
+            half = region_face_px * px / (100 * self.config.region_margin) / 2  # full-res px -> region px
+            return [[face(px / 2 - half, px / 2 - half, px / 2 + half, px / 2 + half, confidence)] for _ in images_rgb]
+
+    detector = Unsure(DetectorConfig(full_frame_every_s=1.0, min_face_px=min_face_px))
+    follower = FaceFollower(detector)
+    out = follower.detect(frames_numbered(3), [0.0, 0.2, 0.4])
+    assert detector.full_calls == [0, 1, 2]  # frames 1 and 2 fell back to whole-frame search
+    assert all(len(faces) == 1 and faces[0].confidence == 0.99 for faces in out)
+    assert follower.stats == {"full_frames": 1, "region_frames": 0, "fallback_frames": 2}

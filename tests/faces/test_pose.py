@@ -19,16 +19,21 @@ def _shift_nose(dx: float):
 def _rotate(points, deg: float, centre=(60.0, 60.0)):
     a = math.radians(deg)
     cx, cy = centre
-    return tuple((cx + (x - cx) * math.cos(a) - (y - cy) * math.sin(a),
-                  cy + (x - cx) * math.sin(a) + (y - cy) * math.cos(a)) for x, y in points)
+    return tuple(
+        (cx + (x - cx) * math.cos(a) - (y - cy) * math.sin(a), cy + (x - cx) * math.sin(a) + (y - cy) * math.cos(a))
+        for x, y in points
+    )
 
 
-@pytest.mark.parametrize("landmarks, low, high", [
-    (FRONTAL, -2, 2),             # nose centred: frontal
-    (_shift_nose(10), 25, 35),    # nose half-way to the right eye: about 30 degrees
-    (_shift_nose(-10), -35, -25),
-    (_shift_nose(40), 89, 90),    # nose beyond the eye: clipped to a profile
-])
+@pytest.mark.parametrize(
+    "landmarks, low, high",
+    [
+        (FRONTAL, -2, 2),  # nose centred: frontal
+        (_shift_nose(10), 25, 35),  # nose half-way to the right eye: about 30 degrees
+        (_shift_nose(-10), -35, -25),
+        (_shift_nose(40), 89, 90),  # nose beyond the eye: clipped to a profile
+    ],
+)
 def test_yaw(landmarks, low, high):
     assert low <= yaw_deg(landmarks) <= high
 

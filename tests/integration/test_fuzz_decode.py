@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.video.decode import DecodeTimeoutError, decode_size_wh, iter_frames, sampling_fps
 from pipeline.errors import DecodeError
+from pipeline.video.decode import DecodeTimeoutError, decode_size_wh, iter_frames, sampling_fps
 from pipeline.video.probe import probe_video
 
 TIME_BOUND_S = 20.0
@@ -29,8 +29,9 @@ def _front_end(path) -> None:
     started = time.monotonic()
     try:
         info = probe_video(path, timeout_s=TIME_BOUND_S)
-        for frame in iter_frames(path, info, sample_fps=sampling_fps(info, 5.0, 10), max_frames=10,
-                                 timeout_s=TIME_BOUND_S):
+        for frame in iter_frames(
+            path, info, sample_fps=sampling_fps(info, 5.0, 10), max_frames=10, timeout_s=TIME_BOUND_S
+        ):
             width, height = decode_size_wh(info)
             assert frame.rgb.shape == (height, width, 3)
     except (DecodeError, DecodeTimeoutError, TimeoutError):

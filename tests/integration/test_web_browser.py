@@ -8,16 +8,23 @@ import threading
 from urllib.parse import urlparse
 
 import pytest
-from tests.helpers import astronaut_rgb
 from PIL import Image
 
+from pipeline.cli.serve import build_waitress_server
 from pipeline.scan.analyze import ScanConfig
 from pipeline.web.app import WebConfig, create_app
-from pipeline.cli.serve import build_waitress_server
+from tests.helpers import astronaut_rgb
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 VERDICT_TIMEOUT_MS = 180_000
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -98,7 +105,9 @@ def test_clip_upload_shows_verdict_chart_and_faces(page, live_server, clip_dir, 
     # the faces, worst first, all loaded
     thumbs = page.locator("img.thumb")
     assert thumbs.count() == 3
-    page.wait_for_function("Array.from(document.querySelectorAll('img.thumb')).every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('img.thumb')).every(i => i.complete && i.naturalWidth > 0)"
+    )
     scores = [float(s) for s in page.locator(".face .pill").all_inner_texts()]
     assert scores == sorted(scores, reverse=True)
     facts = page.inner_text(".facts")

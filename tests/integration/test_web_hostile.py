@@ -15,11 +15,11 @@ import uuid
 
 import numpy as np
 import pytest
-from tests.helpers import astronaut_rgb
 
+from pipeline.cli.serve import build_waitress_server
 from pipeline.scan.analyze import ScanConfig
 from pipeline.web.app import WebConfig, create_app
-from pipeline.cli.serve import build_waitress_server
+from tests.helpers import astronaut_rgb
 
 MAX_UPLOAD = 8 * 1024 * 1024
 
@@ -35,8 +35,12 @@ def _png(rgb) -> bytes:
 @pytest.fixture(scope="module")
 def server(detector, scorer, tmp_path_factory):
     upload_dir = tmp_path_factory.mktemp("hostile-uploads")
-    app = create_app(detector, scorer, ScanConfig(), WebConfig(upload_dir=str(upload_dir), max_upload_bytes=MAX_UPLOAD,
-                                                               max_queued=32))
+    app = create_app(
+        detector,
+        scorer,
+        ScanConfig(),
+        WebConfig(upload_dir=str(upload_dir), max_upload_bytes=MAX_UPLOAD, max_queued=32),
+    )
     srv = build_waitress_server(app, "127.0.0.1", 0, threads=8, max_upload_bytes=MAX_UPLOAD)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -48,11 +52,21 @@ def server(detector, scorer, tmp_path_factory):
 
 def _post(port: int, filename: str, data: bytes, wait_s: int = 120) -> tuple[int, dict]:
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    conn.request("POST", f"/api/v1/score?wait={wait_s}", body=body,
-                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    conn.request(
+        "POST",
+        f"/api/v1/score?wait={wait_s}",
+        body=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     response = conn.getresponse()
     payload = response.read()
     conn.close()
@@ -81,10 +95,13 @@ def _wait_empty(folder, timeout_s: float = 60) -> list:
 def test_twenty_concurrent_uploads(server, clip_dir):
     face = _png(astronaut_rgb())
     noise = _png(np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8))
-    uploads = ([("face.png", face, 200)] * 8 + [("noise.png", noise, 200)] * 4
-               + [("clip.mp4", (clip_dir / "face.mp4").read_bytes(), 200)] * 2
-               + [("notes.mp4", b"just text\n" * 50, 415)] * 3
-               + [("broken.mp4", (clip_dir / "truncated.mp4").read_bytes(), 422)] * 3)
+    uploads = (
+        [("face.png", face, 200)] * 8
+        + [("noise.png", noise, 200)] * 4
+        + [("clip.mp4", (clip_dir / "face.mp4").read_bytes(), 200)] * 2
+        + [("notes.mp4", b"just text\n" * 50, 415)] * 3
+        + [("broken.mp4", (clip_dir / "truncated.mp4").read_bytes(), 422)] * 3
+    )
     assert len(uploads) == 20
     with cf.ThreadPoolExecutor(20) as pool:
         futures = [pool.submit(_post, server["port"], name, data) for name, data, _ in uploads]
@@ -102,9 +119,11 @@ def test_client_disconnecting_mid_upload(server):
     for _ in range(3):
         sock = socket.create_connection(("127.0.0.1", server["port"]), timeout=30)
         boundary = "x" * 16
-        head = (f"POST /api/v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
-                f"boundary={boundary}\r\nContent-Length: {len(face) * 4}\r\n\r\n"
-                f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n").encode()
+        head = (
+            f"POST /api/v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+            f"boundary={boundary}\r\nContent-Length: {len(face) * 4}\r\n\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+        ).encode()
         sock.sendall(head + face[: len(face) // 2])  # half the body, then the client is gone
         sock.close()
     time.sleep(1.0)

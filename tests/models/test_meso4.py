@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.faces.crop import resize_rgb
 from pipeline.errors import WeightsError
+from pipeline.faces.crop import resize_rgb
 from pipeline.models.meso4 import MESO4_PARAMS, SCORE_BATCH_SIZE, MesoScorer, build_meso4
 from pipeline.models.weights import WeightsSpec, sha256_file, sidecar_path
 
@@ -26,12 +26,15 @@ def _load_rgb(path):
         return np.asarray(im.convert("RGB"))
 
 
-@pytest.mark.parametrize("name, is_fake", [
-    ("fake/mesonet_df00204.jpg", True),     # MesoNet's own deepfake test face
-    ("fake/mesonet_df01254.jpg", True),
-    ("real/mesonet_real00240.jpg", False),  # MesoNet's own real test face
-    ("real/mesonet_real00772.jpg", False),
-])
+@pytest.mark.parametrize(
+    "name, is_fake",
+    [
+        ("fake/mesonet_df00204.jpg", True),  # MesoNet's own deepfake test face
+        ("fake/mesonet_df01254.jpg", True),
+        ("real/mesonet_real00240.jpg", False),  # MesoNet's own real test face
+        ("real/mesonet_real00772.jpg", False),
+    ],
+)
 def test_output_is_p_fake_on_mesonet_test_images(scorer, shared_data, name, is_fake):
     crop = resize_rgb(_load_rgb(shared_data / "images" / name), 256)
     p_fake = float(scorer.score_p_fake(crop[None])[0])
@@ -77,6 +80,10 @@ def test_wrong_architecture_is_a_weights_error(shared_data, tmp_path):
     src = shared_data / "weights" / "mesonet" / "MesoInception_DF.h5"
     dst = tmp_path / "claims_meso4.h5"
     dst.write_bytes(src.read_bytes())
+    import h5py
+
+    with h5py.File(dst, "r+") as f:  # no longer the known MesoInception file (a new sha256)
+        f.attrs["note"] = "copy made by a test"
     spec = WeightsSpec(name="bogus", architecture="meso4", sha256=sha256_file(dst), output="p_fake")
     sidecar_path(dst).write_text(spec.to_json())
     with pytest.raises(WeightsError, match="not loadable as Meso-4"):

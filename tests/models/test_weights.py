@@ -21,8 +21,8 @@ import pipeline.models.weights as weights
 from pipeline.errors import WeightsError
 from pipeline.models.weights import (
     DEFAULT_WEIGHTS_NAME,
-    REPO_DEFAULT_NAME,
     KNOWN_WEIGHTS,
+    REPO_DEFAULT_NAME,
     WeightsSpec,
     fetch_weights,
     resolve_weights,
@@ -60,7 +60,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
             return
         super().do_GET()
 
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+    def log_message(self, format, *args):
         pass
 
 
@@ -79,7 +79,8 @@ def server_url(http_root, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "*")
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(http_root)))
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(http_root))
+    )
     # a short poll interval: shutdown() waits for one poll
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
@@ -107,14 +108,14 @@ def isolated(tmp_path, monkeypatch, unreachable_url):
     cache = tmp_path / "cache"
     monkeypatch.setattr(weights, "REPO_WEIGHTS_DIR", repo)
     monkeypatch.setenv(weights.CACHE_ENV_VAR, str(cache))
-    monkeypatch.setattr(weights, "DEFAULT_DOWNLOAD",
-                        dataclasses.replace(weights.DEFAULT_DOWNLOAD, url=unreachable_url))
+    monkeypatch.setattr(weights, "DEFAULT_DOWNLOAD", dataclasses.replace(weights.DEFAULT_DOWNLOAD, url=unreachable_url))
     return repo, cache
 
 
 # --------------------------------------------------------------------------------------------
 # Specs
 # --------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "file_name, spec_name",
@@ -137,6 +138,15 @@ def test_known_mesonet_weights_are_recognised_by_sha256(shared_data, file_name, 
     assert (spec.architecture, spec.input_size_px, spec.color_order, spec.input_scale) == ("meso4", 256, "rgb", "x/255")
 
 
+def test_mesoinception_files_are_known_by_sha256(shared_data):
+    for file_name, name in (
+        ("MesoInception_DF.h5", "mesonet-mesoinception4-df"),
+        ("MesoInception_F2F.h5", "mesonet-mesoinception4-f2f"),
+    ):
+        spec = spec_for_weights(shared_data / "weights" / "mesonet" / file_name)
+        assert (spec.name, spec.architecture, spec.output) == (name, "mesoinception4", "p_real")
+
+
 def test_known_weights_table_is_keyed_by_its_own_sha256():
     assert all(key == spec.sha256 and len(key) == 64 for key, spec in KNOWN_WEIGHTS.items())
     # the default download is the known DF file, saved under the name it is looked up by
@@ -147,8 +157,6 @@ def test_known_weights_table_is_keyed_by_its_own_sha256():
 @pytest.mark.parametrize(
     "file_name",
     [
-        # MesoInception-4: real MesoNet weights, but not a Meso-4
-        "MesoInception_DF.h5",
         # not weights at all
         "NOTICE.MesoNet",
     ],
@@ -217,8 +225,11 @@ def test_spec_for_missing_weights(tmp_path):
     [
         # output must say which class the sigmoid is
         (dict(output="fake"), r"output must be one of \('p_real', 'p_fake'\), got 'fake'"),
-        # only Meso-4 is built
-        (dict(architecture="mesoinception4"), "architecture must be 'meso4', got 'mesoinception4'"),
+        # only Meso-4 and MesoInception-4 are built
+        (
+            dict(architecture="xception"),
+            r"architecture must be one of \('meso4', 'mesoinception4', 'ensemble'\), got 'xception'",
+        ),
         # BGR input is not supported
         (dict(color_order="bgr"), "only rgb input scaled x/255 is supported, got bgr"),
         # [-1, 1] scaling is not supported
@@ -244,6 +255,7 @@ def test_weights_spec_json_round_trip():
 # --------------------------------------------------------------------------------------------
 # resolve_weights
 # --------------------------------------------------------------------------------------------
+
 
 def test_resolve_explicit_path(tmp_path):
     explicit = tmp_path / "elsewhere" / "mine.h5"
@@ -326,8 +338,7 @@ def test_resolve_with_unreachable_download_lists_every_place(isolated, unreachab
 
 def test_resolve_with_corrupt_download_lists_the_checksum_failure(isolated, monkeypatch, server_url):
     _, cache = isolated
-    monkeypatch.setattr(weights, "DEFAULT_DOWNLOAD",
-                        _spec(sha256="0" * 64, url=f"{server_url}/{DEFAULT_WEIGHTS_NAME}"))
+    monkeypatch.setattr(weights, "DEFAULT_DOWNLOAD", _spec(sha256="0" * 64, url=f"{server_url}/{DEFAULT_WEIGHTS_NAME}"))
     with pytest.raises(FileNotFoundError, match="has sha256 .* expected 0000"):
         resolve_weights()
     assert _leftovers(cache / "weights") == []
@@ -342,6 +353,7 @@ def test_cache_dir_falls_back_to_xdg(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------------------------
 # fetch_weights against a loopback server
 # --------------------------------------------------------------------------------------------
+
 
 def test_fetch_weights_good_download(tmp_path, server_url):
     target = tmp_path / "dl" / "nested" / "w.h5"  # parents are created
@@ -380,8 +392,11 @@ def test_fetch_weights_bad_download_keeps_an_existing_good_file(tmp_path, server
     ],
 )
 def test_fetch_weights_failure_leaves_nothing(tmp_path, server_url, unreachable_url, where, error):
-    url = {"missing_file": f"{server_url}/no_such_file.h5", "closed_port": unreachable_url,
-           "truncated": f"{server_url}/truncated/{DEFAULT_WEIGHTS_NAME}"}[where]
+    url = {
+        "missing_file": f"{server_url}/no_such_file.h5",
+        "closed_port": unreachable_url,
+        "truncated": f"{server_url}/truncated/{DEFAULT_WEIGHTS_NAME}",
+    }[where]
     target = tmp_path / "dl" / "w.h5"
     with pytest.raises(error) as excinfo:
         fetch_weights(url, target, PAYLOAD_SHA256, timeout_s=10)
@@ -391,4 +406,3 @@ def test_fetch_weights_failure_leaves_nothing(tmp_path, server_url, unreachable_
         assert excinfo.value.code == 404
     assert not target.exists()
     assert _leftovers(target.parent) == []
-

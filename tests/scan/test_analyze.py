@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.training.metrics import roc_auc
 from pipeline.scan.analyze import ScanConfig, score_video, score_video_safe
+from pipeline.training.metrics import roc_auc
 
 
 def test_face_clip_is_scored(clip_dir, detector, scorer):
@@ -53,12 +53,15 @@ def test_rotated_portrait_clip_is_upright(clip_dir, detector, scorer):
     assert row.n_faces == row.n_frames == 6
 
 
-@pytest.mark.parametrize("name, status, message", [
-    ("truncated.mp4", "decode_error", "moov atom not found"),  # half a file: no moov atom
-    ("empty.mp4", "decode_error", "empty"),      # zero bytes
-    ("notes.mp4", "decode_error", "not a readable video"),  # text renamed .mp4
-    ("missing.mp4", "error", "not found"),
-])
+@pytest.mark.parametrize(
+    "name, status, message",
+    [
+        ("truncated.mp4", "decode_error", "moov atom not found"),  # half a file: no moov atom
+        ("empty.mp4", "decode_error", "empty"),  # zero bytes
+        ("notes.mp4", "decode_error", "not a readable video"),  # text renamed .mp4
+        ("missing.mp4", "error", "not found"),
+    ],
+)
 def test_bad_files_get_a_status(clip_dir, detector, scorer, name, status, message):
     row = score_video_safe(clip_dir / name, detector, scorer).row
     assert row.status == status

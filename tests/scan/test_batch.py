@@ -8,8 +8,14 @@ import time
 import pandas as pd
 import pytest
 
-from pipeline.scan.batch import run_batch
+from pipeline.models.factory import LoadedModels, ModelSpec
 from pipeline.scan.analyze import ScanConfig
+from pipeline.scan.batch import (
+    MAX_CLIP_ATTEMPTS,
+    _ClipQueue,
+    _retry_or_give_up,
+    run_batch,
+)
 
 
 def _worker_processes():
@@ -39,8 +45,10 @@ def test_a_killed_worker_loses_no_clip_and_writes_none_twice(tmp_path, clip_dir,
 
     def run() -> None:
         try:
-            run_batch(paths, out, config=ScanConfig(fps=4), weights_path=meso4_df_path, workers=2, progress=False)
-        except BaseException as exc:  # surfaced by the assertion below
+            run_batch(
+                paths, out, config=ScanConfig(fps=4), models=ModelSpec(weights=meso4_df_path), workers=2, progress=False
+            )
+        except BaseException as exc:  # noqa: BLE001 - any failure in the thread is surfaced by the assertion below
             errors.append(exc)
 
     thread = threading.Thread(target=run)
@@ -58,3 +66,62 @@ def test_a_killed_worker_loses_no_clip_and_writes_none_twice(tmp_path, clip_dir,
     assert sorted(rows["video_path"]) == paths  # every clip exactly once
     assert (rows["status"] == "ok").all(), rows[["video_path", "status", "error"]]
     assert "worker process died; retrying" in caplog.text  # the kill hit a clip in flight
+
+
+def test_loaded_models_score_in_this_process(tmp_path, clip_dir, detector, scorer):
+    out = tmp_path / "scores.csv"
+    models = LoadedModels(detector, scorer, scorer.weights_path, threshold=0.5)
+    summary = run_batch(
+        [str(clip_dir / "noface.mp4"), str(clip_dir / "notes.mp4")],
+        out,
+        config=ScanConfig(),
+        models=models,
+        progress=False,
+    )
+    assert summary.status_counts == {"no_face": 1, "decode_error": 1} and summary.skipped == 0
+    assert list(pd.read_csv(out)["status"]) == ["no_face", "decode_error"]
+
+
+def test_a_spec_is_loaded_through_the_factory_once(tmp_path, clip_dir, meso4_df_path, detector, scorer, monkeypatch):
+    from pipeline.scan import batch
+
+    specs = []
+
+    def fake_load(spec):
+        specs.append(spec)
+        return LoadedModels(detector, scorer, meso4_df_path, threshold=0.5)
+
+    monkeypatch.setattr(batch, "load_models", fake_load)
+    spec = ModelSpec(weights=meso4_df_path)
+    summary = run_batch(
+        [str(clip_dir / "noface.mp4")] * 2,
+        tmp_path / "o.csv",
+        config=ScanConfig(),
+        models=spec,
+        progress=False,
+        overwrite=True,
+    )
+    assert specs == [spec] and summary.status_counts == {"no_face": 2}
+
+
+def test_unknown_engine_names_the_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match="local"):
+        run_batch([], tmp_path / "o.csv", config=ScanConfig(), models=ModelSpec(), engine="spark")
+
+
+def test_clip_queue_retries_first_and_counts_attempts():
+    queue = _ClipQueue(iter(["a", "b"]))
+    assert queue.next_path() == "a"
+    queue.retry.append("a")  # "a" was in flight when a worker died
+    assert [queue.next_path(), queue.next_path()] == ["a", "b"]
+    assert queue.attempts == {"a": 2, "b": 1}
+    assert queue.next_path() is None and not queue.has_more()
+
+
+def test_a_clip_that_keeps_killing_workers_becomes_an_error_row():
+    queue = _ClipQueue(iter([]))
+    queue.attempts.update({"deadly.mp4": MAX_CLIP_ATTEMPTS, "unlucky.mp4": 1})
+    rows = [r.row for r in _retry_or_give_up(["deadly.mp4", "unlucky.mp4"], queue, ScanConfig())]
+    assert [(r.video_path, r.status) for r in rows] == [("deadly.mp4", "error")]
+    assert "worker process died" in rows[0].error
+    assert list(queue.retry) == ["unlucky.mp4"] and "deadly.mp4" not in queue.attempts

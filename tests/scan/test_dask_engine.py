@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from pipeline.cli import score as cli  # noqa: E402
+from pipeline.cli import score as cli
 
 DASK = str(Path(sys.executable).parent / "dask")
 REPO = Path(__file__).resolve().parents[2]
@@ -27,14 +27,41 @@ def cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dask")
     scheduler_file = tmp / "scheduler.json"
     common = {"cwd": tmp, "stdout": subprocess.DEVNULL, "stderr": open(tmp / "log.txt", "w")}
-    scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                  "--scheduler-file", str(scheduler_file)], **common)
+    scheduler = subprocess.Popen(
+        [
+            DASK,
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(scheduler_file),
+        ],
+        **common,
+    )
     deadline = time.monotonic() + 60
     while not scheduler_file.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     address = json.loads(scheduler_file.read_text())["address"]
-    workers = subprocess.Popen([DASK, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard",
-                                "--host", "127.0.0.1", "--memory-limit", "4GiB"], **common)
+    workers = subprocess.Popen(
+        [
+            DASK,
+            "worker",
+            address,
+            "--nworkers",
+            "2",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--host",
+            "127.0.0.1",
+            "--memory-limit",
+            "4GiB",
+        ],
+        **common,
+    )
     from distributed import Client
 
     with Client(address) as client:
@@ -92,8 +119,18 @@ def test_dask_gives_the_same_rows_as_local(cluster, clips, tmp_path, meso4_df_pa
 @pytest.mark.slow
 def test_resume_on_dask_submits_only_what_is_missing(cluster, clips, tmp_path, meso4_df_path):
     out = tmp_path / "dask.csv"
-    args = [str(clips), "-o", str(out), "--weights", str(meso4_df_path), "-q", "--engine", "dask",
-            "--address", cluster["address"]]
+    args = [
+        str(clips),
+        "-o",
+        str(out),
+        "--weights",
+        str(meso4_df_path),
+        "-q",
+        "--engine",
+        "dask",
+        "--address",
+        cluster["address"],
+    ]
     assert cli.main(args) == 0
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join(lines[:3]))  # a killed run: two clips done
@@ -108,8 +145,18 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(cluster, clips, tmp_
     import threading
 
     out = tmp_path / "dask.csv"
-    args = [str(clips), "-o", str(out), "--weights", str(meso4_df_path), "-q", "--engine", "dask",
-            "--address", cluster["address"]]
+    args = [
+        str(clips),
+        "-o",
+        str(out),
+        "--weights",
+        str(meso4_df_path),
+        "-q",
+        "--engine",
+        "dask",
+        "--address",
+        cluster["address"],
+    ]
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault("rc", cli.main(args)))
     thread.start()
@@ -134,8 +181,9 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(cluster, clips, tmp_
 @pytest.mark.slow
 def test_window_bounds_the_clips_in_flight(meso4_df_path, tmp_path):
     """A local cluster started by the engine; a lazy input is pulled at most ``window`` ahead."""
-    from pipeline.scan.dask_engine import results_on_dask
+    from pipeline.models.factory import ModelSpec
     from pipeline.scan.analyze import ScanConfig
+    from pipeline.scan.dask_engine import results_on_dask
 
     pulled = 0
 
@@ -147,7 +195,7 @@ def test_window_bounds_the_clips_in_flight(meso4_df_path, tmp_path):
 
     ahead = []
     seen = []
-    for result in results_on_dask(paths(), meso4_df_path, ScanConfig(), workers=1, window=5):
+    for result in results_on_dask(paths(), ModelSpec(weights=meso4_df_path), ScanConfig(), workers=1, window=5):
         seen.append(result.row.video_path)
         ahead.append(pulled - len(seen))
         assert result.row.status == "error" and "not found" in result.row.error
@@ -156,15 +204,40 @@ def test_window_bounds_the_clips_in_flight(meso4_df_path, tmp_path):
 
 
 def test_local_engine_never_imports_dask(clip_dir, tmp_path, meso4_df_path):
-    code = (f"import sys\nfrom pipeline.cli import score as cli\n"
-            f"rc = cli.main([{str(clip_dir / 'noface.mp4')!r}, '-o', {str(tmp_path / 'o.csv')!r}, "
-            f"'--weights', {str(meso4_df_path)!r}, '-q'])\n"
-            "assert rc == 0\nassert 'distributed' not in sys.modules and 'dask' not in sys.modules\n")
+    code = (
+        f"import sys\nfrom pipeline.cli import score as cli\n"
+        f"rc = cli.main([{str(clip_dir / 'noface.mp4')!r}, '-o', {str(tmp_path / 'o.csv')!r}, "
+        f"'--weights', {str(meso4_df_path)!r}, '-q'])\n"
+        "assert rc == 0\nassert 'distributed' not in sys.modules and 'dask' not in sys.modules\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_address_without_dask_engine_is_a_usage_error(tmp_path, meso4_df_path, capsys):
-    rc = cli.main([str(tmp_path), "-o", str(tmp_path / "o.csv"), "--weights", str(meso4_df_path),
-                   "--address", "tcp://127.0.0.1:1"])
+    rc = cli.main(
+        [
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "o.csv"),
+            "--weights",
+            str(meso4_df_path),
+            "--address",
+            "tcp://127.0.0.1:1",
+        ]
+    )
     assert rc == 2 and "--engine dask" in capsys.readouterr().err
+
+
+def test_the_plugin_carries_a_pinned_spec_and_its_weights(meso4_df_path, tmp_path):
+    """What travels to each worker: the spec pinned to one file, the file's bytes and sidecar."""
+    from pipeline.models.factory import ModelSpec, worker_spec
+    from pipeline.scan.analyze import ScanConfig
+    from pipeline.scan.dask_engine import ModelsPlugin
+
+    spec = worker_spec(ModelSpec(weights=meso4_df_path), workers=2)
+    plugin = ModelsPlugin(spec, ScanConfig())
+    assert plugin.spec is spec and plugin.spec.intra_op_threads >= 1 and plugin.spec.download is False
+    assert plugin.weights_bytes == meso4_df_path.read_bytes() and plugin.sidecar_text is None
+    with pytest.raises(ValueError, match="pinned"):
+        ModelsPlugin(ModelSpec(), ScanConfig())

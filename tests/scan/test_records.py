@@ -7,12 +7,37 @@ import math
 
 import pytest
 
-from pipeline.scan.records import LABELS, STATUSES, FaceRow, VideoRow, label_for
+from pipeline.scan.records import LABELS, STATUSES, FaceRow, VideoRow, face_columns, label_for
 
-VIDEO_CONTRACT = ["video_path", "status", "p_fake", "label", "n_frames", "n_faces", "n_tracks", "duration_s",
-                  "fps", "width", "height", "aggregation", "model", "elapsed_s", "error"]
-FACE_CONTRACT = ["video_path", "frame_index", "timestamp_s", "track_id", "x1", "y1", "x2", "y2",
-                 "det_confidence", "p_fake"]
+VIDEO_CONTRACT = [
+    "video_path",
+    "status",
+    "p_fake",
+    "label",
+    "n_frames",
+    "n_faces",
+    "n_tracks",
+    "duration_s",
+    "fps",
+    "width",
+    "height",
+    "aggregation",
+    "model",
+    "elapsed_s",
+    "error",
+]
+FACE_CONTRACT = [
+    "video_path",
+    "frame_index",
+    "timestamp_s",
+    "track_id",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "det_confidence",
+    "p_fake",
+]
 
 
 @pytest.mark.parametrize(
@@ -119,3 +144,44 @@ def test_face_row_p_fake_range(p_fake, ok):
 def test_label_for_threshold_edge(p_fake, threshold, expected):
     assert label_for(p_fake, threshold) == expected
     assert expected in LABELS
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        # rounding: time to 0.1 ms, boxes to 0.1 px, confidence to 5 decimals
+        (
+            (12, 1.234567, (10.04, 20.06, 110.0, 130.55), 0.9876543),
+            dict(frame_index=12, timestamp_s=1.2346, x1=10.0, y1=20.1, x2=110.0, y2=130.6, det_confidence=0.98765),
+        ),
+        # values already round stay as they are
+        (
+            (0, 0.0, (0.0, 0.0, 1.0, 1.0), 1.0),
+            dict(frame_index=0, timestamp_s=0.0, x1=0.0, y1=0.0, x2=1.0, y2=1.0, det_confidence=1.0),
+        ),
+    ],
+)
+def test_face_columns_round_one_way(args, expected):
+    assert face_columns(*args) == expected
+
+
+def test_face_columns_reject_a_box_that_is_not_four_numbers():
+    with pytest.raises(ValueError, match="box_xyxy must hold 4 numbers .* got 3"):
+        face_columns(0, 0.0, (1.0, 2.0, 3.0), 0.9)
+
+
+def test_face_row_from_a_scored_face_is_the_one_builder():
+    from pipeline.scan.analyze import ScoredFace
+
+    face = ScoredFace(
+        sample_index=2,
+        frame_index=50,
+        timestamp_s=2.0000004,
+        track_id=1,
+        box_xyxy=(100.04, 50.0, 200.0, 170.26),
+        det_confidence=0.999991,
+        p_fake=0.12345678,
+    )
+    row = FaceRow.from_face("clips/a.mp4", face)
+    assert row == FaceRow("clips/a.mp4", 50, 2.0, 1, 100.0, 50.0, 200.0, 170.3, 0.99999, 0.12345678)
+    assert list(dataclasses.asdict(row)) == FACE_CONTRACT  # p_fake is written as scored, unrounded

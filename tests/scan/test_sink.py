@@ -131,8 +131,11 @@ def test_torn_row_whose_path_contains_a_newline_is_cut_whole(tmp_path):
 def test_header_mismatch_on_resume_raises(tmp_path):
     path = tmp_path / "out.csv"
     path.write_text("path,score\nold.mp4,0.5\n")
-    with pytest.raises(ValueError, match=r"has columns \['path', 'score'\], expected \['video_path', 'p_fake', "
-                                         r"'n_faces'\]; use --overwrite"):
+    with pytest.raises(
+        ValueError,
+        match=r"has columns \['path', 'score'\], expected \['video_path', 'p_fake', "
+        r"'n_faces'\]; use --overwrite",
+    ):
         write_rows(path, [Row("a.mp4", 0.5, 1)], resume=True)
     assert path.read_text() == "path,score\nold.mp4,0.5\n"  # the foreign file is left alone
 
@@ -250,12 +253,17 @@ def test_a_full_disk_leaves_only_complete_rows(tmp_path, monkeypatch):
     assert read_rows(path) == [COLUMNS, ["a.mp4", "0.1", "1"]]
 
 
-@pytest.mark.parametrize("text, cell", [
-    ("=HYPERLINK(1)", "'=HYPERLINK(1)"),  # formula
-    ("+1", "'+1"), ("-x.mp4", "'-x.mp4"), ("@SUM", "'@SUM"),
-    ("'quoted", "''quoted"),              # an apostrophe is escaped too, so unescaping is exact
-    ("plain.mp4", "plain.mp4"),
-])
+@pytest.mark.parametrize(
+    "text, cell",
+    [
+        ("=HYPERLINK(1)", "'=HYPERLINK(1)"),  # formula
+        ("+1", "'+1"),
+        ("-x.mp4", "'-x.mp4"),
+        ("@SUM", "'@SUM"),
+        ("'quoted", "''quoted"),  # an apostrophe is escaped too, so unescaping is exact
+        ("plain.mp4", "plain.mp4"),
+    ],
+)
 def test_formula_cells_are_escaped_reversibly(text, cell):
     from pipeline.scan.sink import escape_cell, unescape_cell
 

@@ -39,11 +39,14 @@ def _manifest(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("real_name, fake_name", [
-    ("real", "fake"),        # the project's own layout
-    ("Real", "DeepFake"),    # the seed project's data/ folders
-    ("REAL", "df"),          # MesoNet's test_images/df
-])
+@pytest.mark.parametrize(
+    "real_name, fake_name",
+    [
+        ("real", "fake"),  # the project's own layout
+        ("Real", "DeepFake"),  # the seed project's data/ folders
+        ("REAL", "df"),  # MesoNet's test_images/df
+    ],
+)
 def test_class_folders(tmp_path, real_name, fake_name):
     _image(tmp_path / real_name / "a.jpg")
     _image(tmp_path / real_name / "sub" / "b.png")  # found recursively
@@ -51,8 +54,11 @@ def test_class_folders(tmp_path, real_name, fake_name):
     (tmp_path / fake_name / "notes.txt").write_text("not an image")
     (tmp_path / "other").mkdir()
     items = load_faces(tmp_path)
-    assert [(i.source_path.name, i.label, i.y) for i in items] == [("a.jpg", "real", 0), ("b.png", "real", 0),
-                                                                    ("c.jpg", "fake", 1)]
+    assert [(i.source_path.name, i.label, i.y) for i in items] == [
+        ("a.jpg", "real", 0),
+        ("b.png", "real", 0),
+        ("c.jpg", "fake", 1),
+    ]
     assert all(i.source_path.is_absolute() and i.source_video is None for i in items)
 
 
@@ -71,11 +77,14 @@ def test_manifest_paths_relative_to_csv_and_optional_columns(tmp_path):
     tmp_path = tmp_path.resolve()  # the manifest's folder is resolved
     _image(tmp_path / "data" / "x" / "r.jpg")
     _image(tmp_path / "data" / "x" / "f.jpg")
-    csv_path = _manifest(tmp_path / "data" / "faces.csv", [
-        {"file": "x/r.jpg", "label": "real", "source_video": "v1", "split": "train", "extra": "ignored"},
-        {"file": "x/f.jpg", "label": "FAKE", "source_video": "", "split": "Validation", "extra": ""},
-        {"file": str(tmp_path / "abs.jpg"), "label": "1", "source_video": "v3", "split": "test", "extra": ""},
-    ])
+    csv_path = _manifest(
+        tmp_path / "data" / "faces.csv",
+        [
+            {"file": "x/r.jpg", "label": "real", "source_video": "v1", "split": "train", "extra": "ignored"},
+            {"file": "x/f.jpg", "label": "FAKE", "source_video": "", "split": "Validation", "extra": ""},
+            {"file": str(tmp_path / "abs.jpg"), "label": "1", "source_video": "v3", "split": "test", "extra": ""},
+        ],
+    )
     items = load_faces(csv_path)
     assert items[0] == FaceItem(tmp_path / "data" / "x" / "r.jpg", "real", "v1", "train")
     assert items[1] == FaceItem(tmp_path / "data" / "x" / "f.jpg", "fake", None, "val")
@@ -90,20 +99,28 @@ def test_builder_manifest_wins_over_its_class_folders(tmp_path):
     _image(tmp_path / "real" / "a.jpg")
     _image(tmp_path / "fake" / "b.jpg")
     _image(tmp_path / "fake" / "dropped_by_stratification.jpg")
-    _manifest(tmp_path / "manifest.csv", [
-        {"file": "real/a.jpg", "label": "real", "source_video": "ra", "frame_index": 3, "split": "train"},
-        {"file": "fake/b.jpg", "label": "fake", "source_video": "fb", "frame_index": 9, "split": "val"},
-    ])
+    _manifest(
+        tmp_path / "manifest.csv",
+        [
+            {"file": "real/a.jpg", "label": "real", "source_video": "ra", "frame_index": 3, "split": "train"},
+            {"file": "fake/b.jpg", "label": "fake", "source_video": "fb", "frame_index": 9, "split": "val"},
+        ],
+    )
     items = load_faces(tmp_path)
-    assert [(i.source_path.name, i.source_video, i.split) for i in items] == [("a.jpg", "ra", "train"),
-                                                                              ("b.jpg", "fb", "val")]
+    assert [(i.source_path.name, i.source_video, i.split) for i in items] == [
+        ("a.jpg", "ra", "train"),
+        ("b.jpg", "fb", "val"),
+    ]
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([{"file": "a.jpg"}], r"missing column\(s\) \['label'\]"),
-    ([{"file": "a.jpg", "label": "maybe"}], "label 'maybe' is not one of"),
-    ([{"file": "a.jpg", "label": "real", "split": "holdout"}], "split 'holdout' is not one of"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([{"file": "a.jpg"}], r"missing column\(s\) \['label'\]"),
+        ([{"file": "a.jpg", "label": "maybe"}], "label 'maybe' is not one of"),
+        ([{"file": "a.jpg", "label": "real", "split": "holdout"}], "split 'holdout' is not one of"),
+    ],
+)
 def test_bad_manifest(tmp_path, rows, message):
     with pytest.raises(DatasetError, match=message):
         load_faces(_manifest(tmp_path / "m.csv", rows))
@@ -156,10 +173,21 @@ def test_split_keeps_a_video_of_each_label_for_training():
     assert {i.label for i in train} == {"real", "fake"} == {i.label for i in val}
 
 
-def test_video_with_both_labels_is_refused():
-    items = [FaceItem(Path("/a.jpg"), "real", "v"), FaceItem(Path("/b.jpg"), "fake", "v")]
-    with pytest.raises(DatasetError, match="both labels"):
-        split_by_source_video(items, 0.5, 0)
+def test_sources_with_both_labels_stay_whole_on_one_side():
+    # identity-level source ids: FF++'s original NNN and its fakes NNN_MMM share one id
+    items = [
+        FaceItem(Path(f"/{sid}-{label}-{k}.jpg"), label, sid)
+        for sid in ("id1", "id2", "id3", "id4", "id5")
+        for label in ("real", "fake")
+        for k in range(4)
+    ]
+    items += [FaceItem(Path(f"/solo-{k}.jpg"), "fake", f"solo{k}") for k in range(4)]  # single-label sources
+    train, val = split_by_source_video(items, 0.4, 0)
+    train_ids, val_ids = {i.source_video for i in train}, {i.source_video for i in val}
+    assert not train_ids & val_ids  # no identity on both sides
+    assert {"real", "fake"} <= {i.label for i in val} and {"real", "fake"} <= {i.label for i in train}
+    assert 0.25 <= len(val) / len(items) <= 0.55
+    assert split_by_source_video(items, 0.4, 0) == (train, val)  # deterministic in the seed
 
 
 def test_without_source_video_the_split_is_per_image_and_warns(caplog):
@@ -184,7 +212,8 @@ def test_manifest_round_trip_relative_to_csv(tmp_path):
     again = load_faces(path)
     assert [(i.source_path.resolve(), i.label, i.source_video, i.split) for i in again] == [
         ((tmp_path / "faces" / "r.jpg").resolve(), "real", "r1", "train"),
-        ((tmp_path / "faces" / "f.jpg").resolve(), "fake", "f1", "val")]
+        ((tmp_path / "faces" / "f.jpg").resolve(), "fake", "f1", "val"),
+    ]
     assert summarize(again) == {"images": 2, "real_images": 1, "real_videos": 1, "fake_images": 1, "fake_videos": 1}
 
 

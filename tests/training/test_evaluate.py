@@ -1,29 +1,48 @@
-"""pipeline/training/evaluate.py: metrics.json, scores.csv, plots and report; the seed's figures reproduced."""
+"""pipeline/training/evaluate.py: metrics.json, scores.csv, plots and report on a hand-computed set; the
+scorer from the model factory and the threshold by its one rule. The command line (and the seed's figures
+reproduced through it) is tested in tests/cli/test_evaluate.py."""
 
 from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.training.evaluate import EvaluateConfig, evaluate, main, metrics_block
 from pipeline.models.weights import WeightsSpec
+from pipeline.training.evaluate import EvaluateConfig, evaluate, metrics_block
 
-REQUIRED_KEYS = ("n", "positive", "threshold", "tp", "tn", "fp", "fn", "accuracy", "precision", "recall", "f1",
-                 "roc_auc", "eer")
+REQUIRED_KEYS = (
+    "n",
+    "positive",
+    "threshold",
+    "tp",
+    "tn",
+    "fp",
+    "fn",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "eer",
+)
 
 
 class BrightnessScorer:
     """A stand-in for MesoScorer: p_fake = mean pixel / 255, so a test image's grey level is its score."""
 
-    def __init__(self):
-        self.spec = WeightsSpec(name="brightness", architecture="meso4", sha256="0" * 64, output="p_fake",
-                                resize_interpolation="nearest")
+    def __init__(self, threshold: float = 0.5):
+        self.spec = WeightsSpec(
+            name="brightness",
+            architecture="meso4",
+            sha256="0" * 64,
+            output="p_fake",
+            resize_interpolation="nearest",
+            threshold=threshold,
+        )
         self.name = self.spec.name
         self.weights_path = None
         self.calls = []
@@ -37,19 +56,19 @@ class BrightnessScorer:
 KNOWN_SET = [
     ("f1a.png", "fake", "v1", 230),  # 0.902 fake, caught
     ("f1b.png", "fake", "v1", 200),  # 0.784 fake, caught
-    ("f2.png", "fake", "v2", 100),   # 0.392 fake, missed
-    ("r3a.png", "real", "v3", 50),   # 0.196 real, right
+    ("f2.png", "fake", "v2", 100),  # 0.392 fake, missed
+    ("r3a.png", "real", "v3", 50),  # 0.196 real, right
     ("r3b.png", "real", "v3", 140),  # 0.549 real, false alarm
-    ("r4.png", "real", "v4", 20),    # 0.078 real, right
+    ("r4.png", "real", "v4", 20),  # 0.078 real, right
 ]
 
 
-@pytest.fixture()
-def known_manifest(tmp_path) -> Path:
+def write_known_set(folder: Path) -> Path:
+    """The images of :data:`KNOWN_SET` (grey squares) plus one broken file, and their manifest
+    ``faces.csv`` in ``folder``; returns the manifest's path."""
     from PIL import Image
 
-    folder = tmp_path / "faces"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     rows = [["file", "label", "source_video"]]
     for name, label, video, level in KNOWN_SET:
         Image.fromarray(np.full((48, 40, 3), level, np.uint8)).save(folder / name)
@@ -61,12 +80,20 @@ def known_manifest(tmp_path) -> Path:
     return folder / "faces.csv"
 
 
-@pytest.mark.parametrize("positive, counts", [
-    # positive fake: fakes 230, 200 caught (TP 2), 100 missed (FN 1); reals 50, 20 right (TN 2), 140 (FP 1)
-    ("fake", dict(tp=2, tn=2, fp=1, fn=1)),
-    # positive real: the same decisions seen from the other class
-    ("real", dict(tp=2, tn=2, fp=1, fn=1)),
-])
+@pytest.fixture()
+def known_manifest(tmp_path) -> Path:
+    return write_known_set(tmp_path / "faces")
+
+
+@pytest.mark.parametrize(
+    "positive, counts",
+    [
+        # positive fake: fakes 230, 200 caught (TP 2), 100 missed (FN 1); reals 50, 20 right (TN 2), 140 (FP 1)
+        ("fake", dict(tp=2, tn=2, fp=1, fn=1)),
+        # positive real: the same decisions seen from the other class
+        ("real", dict(tp=2, tn=2, fp=1, fn=1)),
+    ],
+)
 def test_known_set_hand_computed(known_manifest, tmp_path, positive, counts):
     scorer = BrightnessScorer()
     out = tmp_path / f"report_{positive}"
@@ -101,8 +128,9 @@ def test_known_set_hand_computed(known_manifest, tmp_path, positive, counts):
 
 
 def test_threshold_flag_moves_the_decisions(known_manifest, tmp_path):
-    metrics = evaluate(EvaluateConfig(data=known_manifest, report_dir=tmp_path / "r", threshold=0.3),
-                       scorer=BrightnessScorer())
+    metrics = evaluate(
+        EvaluateConfig(data=known_manifest, report_dir=tmp_path / "r", threshold=0.3), scorer=BrightnessScorer()
+    )
     # at 0.3: fakes 230, 200, 100 all caught; reals 140 flagged, 50 and 20 not
     assert (metrics["tp"], metrics["fn"], metrics["fp"], metrics["tn"]) == (3, 0, 1, 2)
     assert metrics["roc_auc"] == pytest.approx(8 / 9)  # unchanged: from the continuous scores
@@ -125,75 +153,81 @@ def test_metrics_block_rule_is_the_scanners():
     real_pos = metrics_block(["fake", "real"], np.array([0.5, 0.2]), positive="real")
     assert (fake_pos["tp"], fake_pos["tn"]) == (1, 1)
     assert (real_pos["tp"], real_pos["tn"]) == (1, 1)
-    assert list(fake_pos)[:len(REQUIRED_KEYS)] == list(REQUIRED_KEYS)
+    assert list(fake_pos)[: len(REQUIRED_KEYS)] == list(REQUIRED_KEYS)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["{tmp}/nowhere", "-o", "{tmp}/r"], "data not found"),
-    (["{data}", "-o", "{tmp}/r", "--weights", "{tmp}/missing.h5"], "weights file not found"),
-    (["{data}", "-o", "{tmp}/r", "--weights", "{data}"], "unknown weights"),  # a CSV is no weights file
-    (["{data}", "-o", "{tmp}/r", "--threshold", "1.5"], "threshold must be in"),
-    (["{data}", "-o", "{tmp}/r", "--split", "val"], "no split column"),
-])
-def test_usage_errors_exit_2_with_one_line(known_manifest, tmp_path, capsys, argv, message):
-    # every case fails before any weights are resolved (no download is tried)
-    assert main([a.format(tmp=tmp_path, data=known_manifest) for a in argv]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1, err
+def test_the_threshold_is_the_weights_spec_unless_given(known_manifest, tmp_path):
+    # the spec says 0.3: the decisions of test_threshold_flag_moves_the_decisions
+    metrics = evaluate(EvaluateConfig(data=known_manifest, report_dir=tmp_path / "spec"), scorer=BrightnessScorer(0.3))
+    assert metrics["threshold"] == 0.3 and (metrics["tp"], metrics["fn"], metrics["fp"], metrics["tn"]) == (3, 0, 1, 2)
+    # an explicit threshold wins over the spec's
+    metrics = evaluate(
+        EvaluateConfig(data=known_manifest, report_dir=tmp_path / "flag", threshold=0.5), scorer=BrightnessScorer(0.3)
+    )
+    assert metrics["threshold"] == 0.5 and (metrics["tp"], metrics["fn"], metrics["fp"], metrics["tn"]) == (2, 1, 1, 2)
+    assert json.loads((tmp_path / "flag" / "metrics.json").read_text())["threshold"] == 0.5
 
 
-def test_help_does_not_import_tensorflow():
-    code = ("import sys\nfrom pipeline.__main__ import main\n"
-            "for cmd in ('evaluate', 'train'):\n"
-            "    try:\n        main([cmd, '--help'])\n    except SystemExit:\n        pass\n"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[2])
-    assert proc.returncode == 0, proc.stderr
-    assert "--positive" in proc.stdout and "--init-weights" in proc.stdout
+def test_resize_flag_overrides_the_spec_and_the_weights_contract_is_recorded(known_manifest, tmp_path):
+    metrics = evaluate(
+        EvaluateConfig(data=known_manifest, report_dir=tmp_path / "r", resize="area"), scorer=BrightnessScorer()
+    )
+    assert metrics["resize"] == "area"  # the spec says nearest
+    assert metrics["weights"] == {
+        "path": None,
+        "name": "brightness",
+        "sha256": "0" * 64,
+        "output": "p_fake",
+        "crop_margin": 1.3,
+    }
 
 
-# -- the seed's figures, reproduced with the real MesoNet weights ----------------------------------
+def test_without_a_scorer_the_factory_builds_one_without_detector(known_manifest, tmp_path, monkeypatch):
+    from pipeline.models import factory
+
+    calls = []
+    scorer = BrightnessScorer()
+
+    def fake_load_models(spec, *, with_detector=True):
+        calls.append((spec, with_detector))
+        return factory.LoadedModels(None, scorer, Path("w.h5"), 0.5)
+
+    monkeypatch.setattr(factory, "load_models", fake_load_models)
+    weights = tmp_path / "w.h5"
+    config = EvaluateConfig(data=known_manifest, report_dir=tmp_path / "r", weights=weights, download=False)
+    metrics = evaluate(config)
+    assert calls == [(factory.ModelSpec(weights=weights, download=False), False)]
+    assert metrics["weights"]["name"] == "brightness" and scorer.calls  # the factory's scorer did the scoring
 
 
-@pytest.fixture(scope="module")
-def reproduction(shared_data, tmp_path_factory):
-    """One evaluation of MesoNet's Meso4_DF on the 5,586 faces, as the seed measured it: Keras'
-    flow_from_directory resize (Pillow nearest), real as the positive class."""
-    out = tmp_path_factory.mktemp("reproduction")
-    weights = shared_data / "weights" / "mesonet" / "Meso4_DF.h5"
-    rc = main([str(shared_data / "faces" / "faces.csv"), "--weights", str(weights), "-o", str(out),
-               "--positive", "real", "--resize", "nearest", "-q"])
-    assert rc == 0
-    return out, json.loads((out / "metrics.json").read_text())
+def test_bad_data_fails_before_any_model_is_loaded(tmp_path, monkeypatch):
+    from pipeline.models import factory
+    from pipeline.training.dataset import DatasetError
+
+    monkeypatch.setattr(factory, "load_models", lambda *a, **k: pytest.fail("loaded a model"))
+    with pytest.raises(DatasetError, match="data not found"):
+        evaluate(EvaluateConfig(data=tmp_path / "nowhere", report_dir=tmp_path / "r"))
 
 
-@pytest.mark.shared_data
-@pytest.mark.slow
-def test_reproduces_the_seed_figures(reproduction):
-    _, m = reproduction
-    assert (m["tp"], m["tn"], m["fp"], m["fn"]) == (2956, 2072, 205, 353)
-    assert m["n"] == 5586 and m["positive"] == "real" and m["resize"] == "nearest"
-    assert round(m["accuracy"], 3) == 0.900
-    assert round(m["precision"], 3) == 0.935
-    assert round(m["recall"], 3) == 0.893
-    assert round(m["f1"], 3) == 0.914
-    assert round(m["roc_auc"], 3) == 0.968
-    assert m["weights"]["name"] == "mesonet-meso4-df"
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(positive="both"), "positive must be one of"),
+        (dict(resize="cubic"), "resize must be one of"),
+        (dict(threshold=1.0), r"threshold must be in \(0, 1\)"),
+        (dict(batch_size=0), "batch_size must be >= 1"),
+    ],
+)
+def test_config_validation(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        EvaluateConfig(**(dict(data=Path("d"), report_dir=Path("r")) | overrides))
 
 
-@pytest.mark.shared_data
-@pytest.mark.slow
-def test_reproduction_report_files(reproduction):
-    out, m = reproduction
-    video = m["video"]
-    assert video["n"] == 104 and all(key in video for key in REQUIRED_KEYS)
-    assert video["roc_auc"] > 0.95  # averaging a clip's faces helps
-    with open(out / "scores.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 5586 and rows[0]["file"].startswith("fake/")
-    p = np.array([float(r["p_fake"]) for r in rows])
-    fake = np.array([r["label"] == "fake" for r in rows])
-    assert p[fake].mean() > 0.6 > 0.4 > p[~fake].mean()
-    for png in ("confusion_matrix.png", "roc.png", "score_histogram.png"):
-        assert (out / png).stat().st_size > 5000
+def test_only_readable_images_count_and_none_readable_is_an_error(tmp_path):
+    from pipeline.training.dataset import DatasetError
+
+    folder = tmp_path / "faces"
+    (folder / "real").mkdir(parents=True)
+    (folder / "real" / "broken.png").write_text("not an image")
+    with pytest.raises(DatasetError, match="no readable image"):
+        evaluate(EvaluateConfig(data=folder, report_dir=tmp_path / "r"), scorer=BrightnessScorer())

@@ -1,7 +1,11 @@
-"""extract_faces.py: labelled clips in, face crops and a manifest out."""
+"""pipeline/training/extract.py (the library of extract_faces.py): labelled clips in, face
+crops and a manifest out. The command line is tested in tests/cli/test_extract.py."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import re
 import subprocess
 from pathlib import Path
 
@@ -9,12 +13,39 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import astronaut_rgb, make_face_clip
+from pipeline.faces.boxes import FaceBox
+from pipeline.faces.detect import DetectorConfig, FaceDetector
 from pipeline.training import extract
-from pipeline.training.extract import ExtractConfig, FaceRecord, build_dataset, find_sources, stratify
+from pipeline.training.extract import (
+    DATASET_DETECTOR,
+    ExtractConfig,
+    FaceRecord,
+    assign_splits,
+    build_dataset,
+    crop_file_name,
+    find_sources,
+    safe_stem,
+    stratify,
+)
+from pipeline.video.decode import Frame
+from tests.helpers import astronaut_rgb, make_face_clip
 
-MANIFEST_COLUMNS = ["file", "label", "source_video", "frame_index", "timestamp_s", "x1", "y1", "x2", "y2",
-                    "det_confidence", "yaw_deg", "face_size_px", "sharpness", "split"]
+MANIFEST_COLUMNS = [
+    "file",
+    "label",
+    "source_video",
+    "frame_index",
+    "timestamp_s",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "det_confidence",
+    "yaw_deg",
+    "face_size_px",
+    "sharpness",
+    "split",
+]
 
 
 def _still_face_clip(path: Path, duration_s: float = 3.0) -> Path:
@@ -27,9 +58,33 @@ def _still_face_clip(path: Path, duration_s: float = 3.0) -> Path:
     frame = np.full((720, 1280, 3), 40, np.uint8)
     frame[100:460, 400:760] = face
     raw = frame.tobytes() * int(duration_s * 25)
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                    "-s", "1280x720", "-r", "25", "-i", "pipe:", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
-                   input=raw, check=True, timeout=120)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            "1280x720",
+            "-r",
+            "25",
+            "-i",
+            "pipe:",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        input=raw,
+        check=True,
+        timeout=120,
+    )
     return path
 
 
@@ -42,12 +97,36 @@ def _two_face_clip(path: Path) -> Path:
     raw = bytearray()
     for i in range(50):
         frame = np.full((720, 1280, 3), 40, np.uint8)
-        frame[50:500, 20 + i:470 + i] = face
-        frame[200:650, 800 - i:1250 - i] = face[:, ::-1]
+        frame[50:500, 20 + i : 470 + i] = face
+        frame[200:650, 800 - i : 1250 - i] = face[:, ::-1]
         raw += frame.tobytes()
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                    "-s", "1280x720", "-r", "25", "-i", "pipe:", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
-                   input=bytes(raw), check=True, timeout=120)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            "1280x720",
+            "-r",
+            "25",
+            "-i",
+            "pipe:",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        input=bytes(raw),
+        check=True,
+        timeout=120,
+    )
     return path
 
 
@@ -86,7 +165,7 @@ def test_crops_are_256_rgb_faces(dataset, detector):
 
     out, _ = dataset
     manifest = pd.read_csv(out / "manifest.csv")
-    assert list(manifest.columns[:len(MANIFEST_COLUMNS)]) == MANIFEST_COLUMNS
+    assert list(manifest.columns[: len(MANIFEST_COLUMNS)]) == MANIFEST_COLUMNS
     for file in manifest["file"][::3]:
         bgr = cv2.imread(str(out / file))
         assert bgr.shape == (256, 256, 3)
@@ -139,8 +218,13 @@ def test_rerun_adds_nothing(dataset, sources, detector):
     out, _ = dataset
     before = (out / "manifest.csv").read_text()
     files = sorted(p.name for p in out.rglob("*.jpg"))
-    summary = build_dataset(find_sources(sources), out, detector,
-                            ExtractConfig(fps=4, max_per_video=8, split=(0.5, 0.25, 0.25)), progress=False)
+    summary = build_dataset(
+        find_sources(sources),
+        out,
+        detector,
+        ExtractConfig(fps=4, max_per_video=8, split=(0.5, 0.25, 0.25)),
+        progress=False,
+    )
     assert summary["new_faces"] == 0
     assert (out / "manifest.csv").read_text() == before
     assert sorted(p.name for p in out.rglob("*.jpg")) == files
@@ -160,14 +244,16 @@ def test_interrupted_clip_is_redone_once(tmp_path, sources, detector):
 
 
 def _record(label: str, yaw: float, size: float, i: int) -> FaceRecord:
-    return FaceRecord(f"{label}/{i}.jpg", label, f"{label}-{i % 5}", i, 0.0, 0, 0, 10, 10, 0.99, yaw, size, 50.0,
-                      "", 0, "x")
+    return FaceRecord(
+        f"{label}/{i}.jpg", label, f"{label}-{i % 5}", i, 0.0, 0, 0, 10, 10, 0.99, yaw, size, 50.0, "", 0, "x"
+    )
 
 
 def test_stratify_evens_the_bins():
     rng = np.random.default_rng(0)
-    records = ([_record("real", float(rng.normal(0, 10)), float(rng.uniform(60, 200)), i) for i in range(300)]
-               + [_record("fake", float(rng.normal(20, 30)), float(rng.uniform(100, 400)), i) for i in range(300)])
+    records = [_record("real", float(rng.normal(0, 10)), float(rng.uniform(60, 200)), i) for i in range(300)] + [
+        _record("fake", float(rng.normal(20, 30)), float(rng.uniform(100, 400)), i) for i in range(300)
+    ]
     evened = stratify(records, ("real", "fake"), seed=3)
     table = extract.bin_table(evened)
     assert all(c["real"] == c["fake"] for c in table.values())
@@ -184,21 +270,12 @@ def test_stratify_flag_writes_tables(tmp_path, sources, detector):
     assert table["real_before"].sum() + table["fake_before"].sum() >= table["real_after"].sum() * 2
 
 
-def test_cli_usage_errors(tmp_path, capsys):
-    assert extract.main([str(tmp_path / "missing"), "-o", str(tmp_path / "o")]) == 2
-    assert "not found" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_info:  # argparse: a bad --split is a usage error
-        extract.main([str(tmp_path), "-o", str(tmp_path / "o"), "--split", "0.5,0.5"])
-    assert exit_info.value.code == 2
-    assert extract.main([str(tmp_path), "-o", str(tmp_path / "o"), "--split", "0.5,0.6,0.1"]) == 2
-    assert "sum" in capsys.readouterr().err
-
-
 @pytest.mark.slow
 def test_shared_clips(shared_data, tmp_path, detector):
     out = tmp_path / "DS"
-    summary = build_dataset(find_sources(shared_data / "videos"), out, detector,
-                            ExtractConfig(fps=1, max_per_video=5), progress=False)
+    summary = build_dataset(
+        find_sources(shared_data / "videos"), out, detector, ExtractConfig(fps=1, max_per_video=5), progress=False
+    )
     m = pd.read_csv(out / "manifest.csv")
     assert summary["faces"] == len(m) and len(m) >= 40
     assert m["source_video"].nunique() == 11  # every labelled clip gave faces
@@ -229,3 +306,192 @@ def test_kill_9_then_rerun_lists_only_whole_crops(tmp_path, sources):
         assert cv2.imread(str(out / file)) is not None, f"{file} is not a whole image"
     assert len(pd.read_csv(out / "sources.csv")) == 5
     assert not any(f.startswith(".tmp-") for f in m["file"])  # temporary files are never listed
+
+
+# --- one owner of the selection; the scanner's face loop --------------------------------------
+
+
+def test_min_face_has_one_owner_the_detector_config():
+    config = ExtractConfig()
+    assert config.min_face_px == config.detector.min_face_px == 64
+    assert config.detector == DATASET_DETECTOR and config.detector.full_frame_every_s == 0.0  # every frame whole
+    assert ExtractConfig(detector=DetectorConfig(min_face_px=80)).min_face_px == 80
+    with pytest.raises(TypeError):
+        ExtractConfig(min_face_px=80)  # no second copy of the setting
+
+
+def test_faces_come_from_the_scanners_face_loop(dataset, sources, detector):
+    """Every face of the dataset is one the scanner's FaceLoop yields for the same frames, under
+    the dataset's selection, with the same track id."""
+    from pipeline.scan.face_loop import FaceLoop
+
+    out, _ = dataset
+    config = ExtractConfig(fps=4, max_per_video=8, split=(0.5, 0.25, 0.25))
+    (clip,) = [c for c in find_sources(sources) if c.source_video == "Fake/c"]
+    loop = FaceLoop(extract._sample_frames(clip, config), detector.with_config(config.detector))
+    found = [(item.frame.frame_index, face) for batch in loop for item in batch for face in item.faces]
+    by_key = {
+        (frame_index, tuple(round(v, 1) for v in face.box_xyxy)): track
+        for (frame_index, face), track in zip(found, loop.track_ids())
+    }
+    rows = pd.read_csv(out / "faces_all.csv")
+    rows = rows[rows["source_video"] == "Fake/c"]
+    assert len(rows) > 0
+    for r in rows.itertuples():
+        assert by_key[(r.frame_index, (r.x1, r.y1, r.x2, r.y2))] == r.track_id
+
+
+def test_faces_under_the_minimum_are_counted_not_kept(tmp_path, sources, detector):
+    clips = [c for c in find_sources(sources) if c.source_video == "real/a"]
+    config = ExtractConfig(fps=2, max_per_video=4, detector=dataclasses.replace(DATASET_DETECTOR, min_face_px=5000))
+    summary = build_dataset(clips, tmp_path / "DS", detector, config, progress=False)
+    row = pd.read_csv(tmp_path / "DS" / "sources.csv").iloc[0]
+    assert row["status"] == "no_face" and row["n_kept"] == 0 and summary["faces"] == 0
+    assert row["n_detected"] == row["n_small"] == row["n_frames"] > 0  # one face a frame, all too small
+
+
+class OneFaceDetector(FaceDetector):
+    """A stand-in for MTCNN: a 100 px face on every frame, plus a 30 px one and an unsure box."""
+
+    def __init__(self, config: DetectorConfig = DATASET_DETECTOR):
+        super().__init__(mtcnn=None, config=config)
+
+    def detect(self, frames_rgb):
+        return [
+            [
+                FaceBox((200.0, 100.0, 300.0, 200.0), 0.99),
+                FaceBox((10.0, 10.0, 40.0, 40.0), 0.99),
+                FaceBox((400.0, 100.0, 500.0, 200.0), 0.6),
+            ]
+            for _ in frames_rgb
+        ]
+
+
+@pytest.mark.parametrize(
+    "keep_size, crop_shape",
+    [
+        (False, (256, 256, 3)),  # the scanner's crop size
+        (True, (130, 130, 3)),  # 1.3 x the 100 px face, at source resolution
+    ],
+)
+def test_find_candidates_crops_selected_faces(keep_size, crop_shape):
+    from pipeline.faces.crop import crop_face_rgb, cut_face_rgb
+
+    rng = np.random.default_rng(0)
+    frames = [Frame(i, 10 * i, i / 2, rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)) for i in range(3)]
+    counts = extract._ClipCounts()
+    candidates = extract.find_candidates(iter(frames), OneFaceDetector(), keep_size, counts)
+    assert [c.frame_index for c in candidates] == [0, 10, 20] and {c.track_id for c in candidates} == {0}
+    assert (counts.frames, counts.detected, counts.small) == (3, 6, 3)  # the unsure box is not "detected"
+    assert all(c.crop_rgb.shape == crop_shape for c in candidates)
+    box = (200.0, 100.0, 300.0, 200.0)
+    expected = cut_face_rgb(frames[1].rgb, box) if keep_size else crop_face_rgb(frames[1].rgb, box)
+    np.testing.assert_array_equal(candidates[1].crop_rgb, expected)  # the shared crop function's pixels
+
+
+# --- crop names ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source_video, stem",
+    [
+        ("real/sub/b", "b"),  # the file stem only, not the whole path
+        ("Fake/c", "c"),
+        ("real/my clip (1)", "my_clip_1"),  # spaces and brackets made file-name safe
+        ("real/" + "x" * 100, "x" * 40),  # long stems are cut to 40 characters
+        ("real/ünïcode", "n_code"),  # non-ASCII letters are replaced
+        ("real/...", "clip"),  # nothing readable left
+        ("id-42", "id-42"),  # a manifest's source_id
+    ],
+)
+def test_crop_names_are_short_and_stable(source_video, stem):
+    digest = __import__("hashlib").sha1(source_video.encode()).hexdigest()[:8]
+    assert safe_stem(source_video) == f"{stem}_{digest}"
+    assert crop_file_name(source_video, 12, 3) == f"{stem}_{digest}_f000012_t3.jpg"
+
+
+def test_same_stem_in_two_folders_never_collides():
+    assert safe_stem("real/a") != safe_stem("fake/a")
+    assert safe_stem("real/a").startswith("a_") and safe_stem("fake/a").startswith("a_")
+
+
+def test_dataset_files_use_the_short_names(dataset):
+    out, _ = dataset
+    m = pd.read_csv(out / "manifest.csv")
+    pattern = re.compile(r"^(real|fake)/[A-Za-z0-9._-]{1,40}_[0-9a-f]{8}_f\d{6}_t\d+\.jpg$")
+    assert all(pattern.match(f) for f in m["file"]), list(m["file"][:3])
+    assert all(
+        f.split("/")[1] == crop_file_name(s, i, t)
+        for f, s, i, t in zip(m["file"], m["source_video"], m["frame_index"], m["track_id"])
+    )
+
+
+# --- splits with few source videos ---------------------------------------------------------------
+
+
+def _records_of(videos_per_label: dict[str, int], faces_per_video: int = 4) -> list[FaceRecord]:
+    out = []
+    for label, n in videos_per_label.items():
+        for v in range(n):
+            for i in range(faces_per_video):
+                out.append(
+                    FaceRecord(
+                        f"{label}/{v}_{i}.jpg",
+                        label,
+                        f"{label}/v{v}",
+                        i,
+                        0.0,
+                        0,
+                        0,
+                        10,
+                        10,
+                        0.99,
+                        0.0,
+                        100.0,
+                        50.0,
+                        "",
+                        0,
+                        "x",
+                    )
+                )
+    return out
+
+
+@pytest.mark.parametrize(
+    "videos_per_label, split, parts, warns",
+    [
+        # plenty: every part gets both labels, no warning
+        ({"real": 5, "fake": 5}, (0.8, 0.1, 0.1), {"train", "val", "test"}, []),
+        ({"real": 3, "fake": 3}, (0.8, 0.1, 0.1), {"train", "val", "test"}, []),
+        # a handful: test is left empty (said so), so that val gets one video of each label
+        ({"real": 2, "fake": 2}, (0.8, 0.1, 0.1), {"train", "val"}, ["test part is left empty"]),
+        ({"real": 4, "fake": 2}, (0.8, 0.1, 0.1), {"train", "val"}, ["labelled fake"]),
+        # no test asked for: nothing to warn about
+        ({"real": 2, "fake": 2}, (0.8, 0.2, 0.0), {"train", "val"}, []),
+        # one video a label: no val possible, and the warning says what `train` will miss
+        ({"real": 1, "fake": 1}, (0.8, 0.1, 0.1), {"train"}, ["val part holds no fake/real faces"]),
+    ],
+)
+def test_splits_of_few_sources_keep_a_validation_part_or_say_why_not(caplog, videos_per_label, split, parts, warns):
+    records = _records_of(videos_per_label)
+    with caplog.at_level(logging.WARNING, logger="pipeline.training.extract"):
+        out = assign_splits(records, split, seed=0)
+    assert {r.split for r in out} == parts
+    for name in parts:  # every part there holds both labels
+        assert {r.label for r in out if r.split == name} == {"real", "fake"}
+    assert (out_sources := pd.DataFrame([dataclasses.asdict(r) for r in out])).groupby("source_video")[
+        "split"
+    ].nunique().max() == 1  # never a video in two parts
+    assert len(out_sources) == len(records)
+    for text in warns:
+        assert text in caplog.text
+    if not warns:
+        assert "WARNING" not in caplog.text
+
+
+def test_summary_counts_per_split_without_tuple_keys(dataset):
+    _, summary = dataset
+    per_split = summary["per_split"]
+    assert set(per_split) <= {"train", "val", "test"} and "train" in per_split
+    assert all(isinstance(counts, dict) and set(counts) <= {"real", "fake"} for counts in per_split.values())
+    assert sum(n for counts in per_split.values() for n in counts.values()) == summary["faces"]

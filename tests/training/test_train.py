@@ -1,19 +1,22 @@
-"""pipeline/training/train.py: a tiny real training run, its files, the split, fine-tuning polarity."""
+"""pipeline/training/train.py: a tiny real training run, its files and spec, the split, fine-tuning polarity.
+The command line is tested in tests/cli/test_train.py."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pipeline.errors import WeightsError
 from pipeline.training.dataset import DatasetError, FaceItem, load_faces
 from pipeline.training.train import AugmentConfig, TrainConfig, split_items
 
 
-def _face_like(rng, fake: bool, size_px: int) -> np.ndarray:
+def face_like_rgb(rng, fake: bool, size_px: int) -> np.ndarray:
     """A smooth skin-toned blob; 'fake' ones carry a fine checker texture (a mesoscopic cue)."""
     yy, xx = np.mgrid[0:size_px, 0:size_px] / size_px
     blob = np.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) * 6)
@@ -24,20 +27,19 @@ def _face_like(rng, fake: bool, size_px: int) -> np.ndarray:
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    """6 'videos' per label, 4 frames each, sizes 60-140 px, with a manifest naming the videos."""
+def write_tiny_faces(root: Path, videos_per_label: int = 6, frames_per_video: int = 4, seed: int = 0) -> Path:
+    """``videos_per_label`` 'videos' per label of ``frames_per_video`` face-like images, sizes
+    60-140 px, under ``root``/real and ``root``/fake, with a manifest naming the videos; returns it."""
     from PIL import Image
 
-    root = tmp_path_factory.mktemp("tiny_faces")
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     rows = [["file", "label", "source_video"]]
     for label in ("real", "fake"):
-        (root / label).mkdir()
-        for v in range(6):
-            for k in range(4):
+        (root / label).mkdir(parents=True)
+        for v in range(videos_per_label):
+            for k in range(frames_per_video):
                 name = f"{label}/{v}_{k}.png"
-                Image.fromarray(_face_like(rng, label == "fake", int(rng.integers(60, 140)))).save(root / name)
+                Image.fromarray(face_like_rgb(rng, label == "fake", int(rng.integers(60, 140)))).save(root / name)
                 rows.append([name, label, f"{label}-{v}"])
     with open(root / "faces.csv", "w", newline="") as f:
         csv.writer(f).writerows(rows)
@@ -45,29 +47,38 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """6 'videos' per label, 4 frames each, with a manifest naming the videos."""
+    return write_tiny_faces(tmp_path_factory.mktemp("tiny_faces"))
+
+
+@pytest.fixture(scope="module")
 def tiny_run(tiny_data, tmp_path_factory):
     """Two epochs of two steps: enough to exercise every part of a run."""
-    from pipeline.training.train import main
+    from pipeline.training.train import train
 
     out = tmp_path_factory.mktemp("run") / "weights" / "tiny.h5"
-    argv = [str(tiny_data), "-o", str(out), "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "4",
-            "--val-fraction", "0.34", "--seed", "3", "-q"]
-    assert main(argv) == 0
-    return out, argv
+    config = TrainConfig(
+        data=tiny_data, output=out, epochs=2, steps_per_epoch=2, batch_size=4, val_fraction=0.34, seed=3
+    )
+    sidecar = train(config)
+    return out, config, sidecar
 
 
 def test_tiny_run_writes_weights_the_scanner_loads(tiny_run):
     from pipeline.models.meso4 import MesoScorer
     from pipeline.models.weights import sha256_file, sidecar_path
 
-    out, _ = tiny_run
+    out, _, returned = tiny_run
     scorer = MesoScorer.load(out)  # by sha256 through the sidecar
     assert scorer.spec.output == "p_fake" and scorer.spec.name == "tiny"
-    assert scorer.spec.resize_interpolation == "area"
+    # the input contract the scanner will follow: the training's resize and crop framing
+    assert (scorer.spec.resize_interpolation, scorer.spec.crop_margin, scorer.spec.input_size_px) == ("area", 1.3, 256)
+    assert scorer.spec.threshold == 0.5
     p = scorer.score_p_fake(np.zeros((2, 256, 256, 3), np.uint8))
     assert p.shape == (2,) and ((p >= 0) & (p <= 1)).all()
     sidecar = json.loads(sidecar_path(out).read_text())
-    assert sidecar["sha256"] == sha256_file(out)
+    assert sidecar == json.loads(json.dumps(returned)) and sidecar["sha256"] == sha256_file(out)
     training = sidecar["training"]
     assert training["epochs_run"] == 2 and 1 <= training["best_epoch"] <= 2
     assert training["seconds_per_epoch"] > 0
@@ -78,7 +89,7 @@ def test_tiny_run_writes_weights_the_scanner_loads(tiny_run):
 
 
 def test_tiny_run_report_and_split_have_no_leak(tiny_run):
-    out, _ = tiny_run
+    out, _, _ = tiny_run
     run_dir = out.with_name("tiny_train")
     with open(run_dir / "history.csv", newline="") as f:
         history = list(csv.DictReader(f))
@@ -99,13 +110,11 @@ def test_tiny_run_report_and_split_have_no_leak(tiny_run):
 
 def test_same_seed_same_weights(tiny_run, tmp_path):
     from pipeline.models.meso4 import build_meso4
-    from pipeline.training.train import main
+    from pipeline.training.train import train
 
-    out, argv = tiny_run
+    out, config, _ = tiny_run
     again = tmp_path / "again.h5"
-    argv = list(argv)
-    argv[argv.index("-o") + 1] = str(again)
-    assert main(argv) == 0
+    train(dataclasses.replace(config, output=again))
     first, second = build_meso4(), build_meso4()
     first.load_weights(str(out))
     second.load_weights(str(again))
@@ -165,8 +174,13 @@ def _item(video: str, label: str, split: str | None) -> FaceItem:
 
 
 def test_manifest_split_column_is_used_and_checked():
-    items = [_item("r1", "real", "train"), _item("f1", "fake", "train"), _item("r2", "real", "val"),
-             _item("f2", "fake", "val"), _item("f3", "fake", "test")]
+    items = [
+        _item("r1", "real", "train"),
+        _item("f1", "fake", "train"),
+        _item("r2", "real", "val"),
+        _item("f2", "fake", "val"),
+        _item("f3", "fake", "test"),
+    ]
     train, val, how = split_items(items, 0.2, 0)
     assert [i.source_video for i in train] == ["r1", "f1"] and [i.source_video for i in val] == ["r2", "f2"]
     assert "1 test/unsplit faces left out" in how
@@ -181,22 +195,73 @@ def test_manifest_split_column_is_used_and_checked():
     assert len(val) == 2 and {i.label for i in val} == {"real", "fake"} and "no val rows" in how
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(output=Path("w.weights.h5")), "not .weights.h5"),  # Keras 3 layout: not what the scanner reads
-    (dict(output=Path("w.keras")), "must be a .h5 file"),
-    (dict(epochs=0), "epochs must be >= 1"),
-    (dict(resize="cubic"), "resize must be one of"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(output=Path("w.weights.h5")), "not .weights.h5"),  # Keras 3 layout: not what the scanner reads
+        (dict(output=Path("w.keras")), "must be a .h5 file"),
+        (dict(epochs=0), "epochs must be >= 1"),
+        (dict(resize="cubic"), "resize must be one of"),
+        (dict(crop_margin=0.9), r"crop_margin must be in \[1, 3\]"),  # what WeightsSpec accepts, checked up front
+        (dict(val_fraction=1.0), r"val_fraction must be in \(0, 1\)"),
+    ],
+)
 def test_config_validation(overrides, message):
     fields = dict(data=Path("d"), output=Path("w.h5")) | overrides
     with pytest.raises(ValueError, match=message):
         TrainConfig(**fields)
 
 
-def test_usage_errors_exit_2(tmp_path, capsys):
-    from pipeline.training.train import main
+def test_trained_spec_records_the_input_contract_of_the_training():
+    from pipeline.training.train import trained_spec
 
-    assert main([str(tmp_path / "nowhere"), "-o", str(tmp_path / "w.h5")]) == 2
-    assert "data not found" in capsys.readouterr().err
-    assert main([str(tmp_path), "-o", str(tmp_path / "w.h5"), "--init-weights", str(tmp_path / "x.h5")]) == 2
-    assert "--init-weights not found" in capsys.readouterr().err
+    config = TrainConfig(
+        data=Path("d"), output=Path("w/mine.h5"), resize="nearest", crop_margin=1.5, license="CC-BY-4.0"
+    )
+    spec = trained_spec(config, "ab" * 32, None)
+    assert (spec.name, spec.output, spec.sha256, spec.license) == ("mine", "p_fake", "ab" * 32, "CC-BY-4.0")
+    assert (spec.input_size_px, spec.resize_interpolation, spec.crop_margin, spec.threshold) == (
+        256,
+        "nearest",
+        1.5,
+        0.5,
+    )
+    assert "from scratch" in spec.provenance
+
+
+@pytest.mark.parametrize(
+    "name, content, error, message",
+    [
+        ("missing.h5", None, FileNotFoundError, "weights file not found"),
+        ("junk.h5", b"not weights", WeightsError, "unknown weights"),  # no spec sidecar beside it
+    ],
+)
+def test_init_weights_are_resolved_like_every_command(tmp_path, name, content, error, message):
+    from pipeline.training.train import initial_model
+
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(error, match=message):
+        initial_model(tmp_path / name)
+
+
+def test_init_weights_for_another_input_size_are_refused(tmp_path):
+    from pipeline.models.weights import WeightsSpec, sha256_file, sidecar_path
+    from pipeline.training.train import initial_model
+
+    weights = tmp_path / "small.h5"
+    weights.write_bytes(b"weights of a 128 px Meso-4")
+    spec = WeightsSpec(
+        name="small", architecture="meso4", sha256=sha256_file(weights), output="p_fake", input_size_px=128
+    )
+    sidecar_path(weights).write_text(spec.to_json())
+    with pytest.raises(WeightsError, match="for 128 px inputs; training fine-tunes meso4 at 256 px"):
+        initial_model(weights)
+
+
+def test_train_stops_on_bad_data_before_tensorflow_starts(tmp_path, monkeypatch):
+    from pipeline.training import train as train_module
+
+    monkeypatch.setattr(train_module, "start_tensorflow", lambda seed: pytest.fail("TensorFlow started"))
+    with pytest.raises(DatasetError, match="data not found"):
+        train_module.train(TrainConfig(data=tmp_path / "nowhere", output=tmp_path / "w.h5"))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import gc
+import io
+import itertools
 import logging
 import math
+import os
 import re
 import subprocess
 import time
@@ -16,8 +19,8 @@ import numpy as np
 import psutil
 import pytest
 
-import pipeline.video.decode as decode
-from tests.helpers import ffmpeg, make_lavfi_clip
+from pipeline.errors import DecodeError
+from pipeline.video import decode
 from pipeline.video.decode import (
     DecodeTimeoutError,
     Frame,
@@ -26,19 +29,28 @@ from pipeline.video.decode import (
     iter_frames,
     sampling_fps,
 )
-from pipeline.errors import DecodeError
 from pipeline.video.ffmpeg_bin import ffmpeg_exe
 from pipeline.video.probe import VideoInfo, probe_video
+from tests.helpers import ffmpeg, make_lavfi_clip
 
 
 def _info(*, wh=(320, 240), rotation_deg=0, fps: float | None = 25.0, duration_s: float | None = 10.0) -> VideoInfo:
-    return VideoInfo(stream_index=0, coded_width=wh[0], coded_height=wh[1], rotation_deg=rotation_deg,
-                     fps=fps, duration_s=duration_s, start_s=0.0, codec="h264")
+    return VideoInfo(
+        stream_index=0,
+        coded_width=wh[0],
+        coded_height=wh[1],
+        rotation_deg=rotation_deg,
+        fps=fps,
+        duration_s=duration_s,
+        start_s=0.0,
+        codec="h264",
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Arithmetic (no ffmpeg)
 # --------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "info, fps, max_frames, expected",
@@ -132,14 +144,42 @@ def test_frame_validates():
 # Clip helpers
 # --------------------------------------------------------------------------------------------
 
-def _encode_rgb(frames: list[np.ndarray], path: Path, *, rate: float = 25,
-                extra: tuple[str, ...] = ("-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "10")) -> Path:
+
+def _encode_rgb(
+    frames: list[np.ndarray],
+    path: Path,
+    *,
+    rate: float = 25,
+    extra: tuple[str, ...] = ("-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "10"),
+) -> Path:
     """Encode ``uint8 (H, W, 3)`` RGB frames piped into ffmpeg."""
     h, w = frames[0].shape[:2]
     proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "rawvideo",
-         "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(rate), "-i", "pipe:", *extra, str(path)],
-        input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames), capture_output=True, timeout=120)
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{w}x{h}",
+            "-r",
+            str(rate),
+            "-i",
+            "pipe:",
+            *extra,
+            str(path),
+        ],
+        input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.decode(errors="replace"))
     return path
@@ -175,9 +215,9 @@ def _upright_marker() -> np.ndarray:
 def _assert_upright_marker(rgb: np.ndarray, wh=UPRIGHT_WH) -> None:
     w, h = wh
     assert rgb.shape == (h, w, 3)
-    band = rgb[2: h // 4 - 2, w // 3 + 2: w - 2].astype(float)
-    red = rgb[2: h // 4 - 2, 2: w // 3 - 2].astype(float)
-    rest = rgb[h // 4 + 2:].astype(float)
+    band = rgb[2 : h // 4 - 2, w // 3 + 2 : w - 2].astype(float)
+    red = rgb[2 : h // 4 - 2, 2 : w // 3 - 2].astype(float)
+    rest = rgb[h // 4 + 2 :].astype(float)
     assert band.mean() > 190, "white band not at the top"
     assert red[..., 0].mean() > 190 and red[..., 1].mean() < 70, "red block not at the top left"
     assert rest.mean() < 70, "bottom three quarters not dark"
@@ -191,7 +231,7 @@ def _ffmpeg_first_frame(path: Path, tmp_dir: Path) -> np.ndarray:
     header = re.match(rb"P6\s+(\d+)\s+(\d+)\s+255\s", data)
     assert header, data[:20]
     w, h = int(header.group(1)), int(header.group(2))
-    return np.frombuffer(data[header.end():], dtype=np.uint8).reshape(h, w, 3)
+    return np.frombuffer(data[header.end() :], dtype=np.uint8).reshape(h, w, 3)
 
 
 def _ffmpeg_children() -> set[int]:
@@ -209,8 +249,11 @@ def _ffmpeg_children() -> set[int]:
 @pytest.fixture(scope="module")
 def ramp_clip(tmp_path_factory) -> Path:
     """4 s at 25 fps, 64x48, frame i flat gray 20 + 2 i (100 frames); lossless 4:4:4."""
-    return _encode_rgb(_gray_ramp_frames(100), tmp_path_factory.mktemp("decode") / "ramp.mp4",
-                       extra=("-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0"))
+    return _encode_rgb(
+        _gray_ramp_frames(100),
+        tmp_path_factory.mktemp("decode") / "ramp.mp4",
+        extra=("-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +265,7 @@ def marker_clip(tmp_path_factory) -> Path:
 # --------------------------------------------------------------------------------------------
 # iter_frames on real clips
 # --------------------------------------------------------------------------------------------
+
 
 def test_iter_frames_samples_at_the_requested_rate(ramp_clip):
     info = probe_video(ramp_clip)
@@ -282,8 +326,13 @@ def test_iter_frames_honours_max_frames(ramp_clip):
     ],
 )
 def test_expected_sample_count_matches_iter_frames(tmp_path, duration_s, clip_fps, sample_fps):
-    clip = make_lavfi_clip(tmp_path / "clip.mp4", size="64x48", rate=clip_fps, duration_s=duration_s,
-                           extra=("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"))
+    clip = make_lavfi_clip(
+        tmp_path / "clip.mp4",
+        size="64x48",
+        rate=clip_fps,
+        duration_s=duration_s,
+        extra=("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
+    )
     info = probe_video(clip)
     delivered = len(list(iter_frames(clip, info, sample_fps=sample_fps, max_frames=1000)))
     assert expected_sample_count(info, sample_fps, 1000) == delivered
@@ -320,8 +369,7 @@ def test_iter_frames_rotated_clips_come_out_upright(tmp_path, ccw_deg, rotation_
 def test_iter_frames_scales_rotated_clip_after_rotation(tmp_path, monkeypatch):
     # a portrait clip larger than the cap: the cap applies to the upright frame
     stored = np.rot90(_upright_marker(), k=1)
-    clip = _with_display_rotation(_encode_rgb([stored] * 3, tmp_path / "s.mp4", rate=5),
-                                  tmp_path / "r.mp4", -90)
+    clip = _with_display_rotation(_encode_rgb([stored] * 3, tmp_path / "s.mp4", rate=5), tmp_path / "r.mp4", -90)
     monkeypatch.setattr(decode, "decode_size_wh", functools.partial(decode_size_wh, max_long_side_px=48))
     info = probe_video(clip)
     frames = list(iter_frames(clip, info, sample_fps=5.0, max_frames=10))
@@ -340,8 +388,23 @@ def test_iter_frames_odd_display_angle_matches_ffmpeg(marker_clip, tmp_path):
 def test_iter_frames_video_after_audio_stream(tmp_path, ramp_clip):
     # the sound is stream 0: the probe's stream index must reach the decoder
     clip = tmp_path / "audio_first.mp4"
-    ffmpeg("-f", "lavfi", "-i", "sine=duration=4", "-i", str(ramp_clip), "-map", "0:a", "-map", "1:v",
-           "-c:a", "aac", "-c:v", "copy", str(clip))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=4",
+        "-i",
+        str(ramp_clip),
+        "-map",
+        "0:a",
+        "-map",
+        "1:v",
+        "-c:a",
+        "aac",
+        "-c:v",
+        "copy",
+        str(clip),
+    )
     info = probe_video(clip)
     assert info.stream_index == 1
     frames = list(iter_frames(clip, info, sample_fps=25.0, max_frames=10))
@@ -349,8 +412,13 @@ def test_iter_frames_video_after_audio_stream(tmp_path, ramp_clip):
 
 
 def test_iter_frames_odd_size(tmp_path):
-    clip = make_lavfi_clip(tmp_path / "odd.mp4", size="321x241", duration_s=0.4, source="testsrc",
-                           extra=("-c:v", "libx264", "-pix_fmt", "yuv444p"))
+    clip = make_lavfi_clip(
+        tmp_path / "odd.mp4",
+        size="321x241",
+        duration_s=0.4,
+        source="testsrc",
+        extra=("-c:v", "libx264", "-pix_fmt", "yuv444p"),
+    )
     info = probe_video(clip)
     frames = list(iter_frames(clip, info, sample_fps=25.0, max_frames=100))
     assert len(frames) == 10
@@ -372,8 +440,11 @@ def test_iter_frames_odd_size(tmp_path):
     ],
 )
 def test_iter_frames_other_pixel_formats(tmp_path, pix_fmt):
-    clip = _encode_rgb(_gray_ramp_frames(10, step=20), tmp_path / f"{pix_fmt}.mp4",
-                       extra=("-c:v", "libx264", "-pix_fmt", pix_fmt, "-qp", "0"))
+    clip = _encode_rgb(
+        _gray_ramp_frames(10, step=20),
+        tmp_path / f"{pix_fmt}.mp4",
+        extra=("-c:v", "libx264", "-pix_fmt", pix_fmt, "-qp", "0"),
+    )
     info = probe_video(clip)
     frames = list(iter_frames(clip, info, sample_fps=25.0, max_frames=100))
     assert len(frames) == 10
@@ -386,15 +457,26 @@ def test_iter_frames_other_pixel_formats(tmp_path, pix_fmt):
 def test_iter_frames_variable_frame_rate(tmp_path):
     # 1 s at 30 fps, then 2 s at 5 fps, kept variable in the mp4
     clip = tmp_path / "vfr.mp4"
-    ffmpeg("-filter_complex",
-           "testsrc2=s=64x48:r=30:d=1[a];testsrc2=s=64x48:r=5:d=2[b];[a][b]concat=n=2:v=1[v]",
-           "-map", "[v]", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast",
-           "-pix_fmt", "yuv420p", str(clip))
+    ffmpeg(
+        "-filter_complex",
+        "testsrc2=s=64x48:r=30:d=1[a];testsrc2=s=64x48:r=5:d=2[b];[a][b]concat=n=2:v=1[v]",
+        "-map",
+        "[v]",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        str(clip),
+    )
     info = probe_video(clip)
     frames = list(iter_frames(clip, info, sample_fps=2.0, max_frames=100))
     # 3 s of pictures at 2 fps (the container's duration field is shorter than the content)
     assert 5 <= len(frames) <= 7
-    assert all(b.timestamp_s > a.timestamp_s for a, b in zip(frames, frames[1:]))
+    assert all(b.timestamp_s > a.timestamp_s for a, b in itertools.pairwise(frames))
     assert all(f.rgb.shape == (48, 64, 3) for f in frames)
 
 
@@ -408,12 +490,13 @@ def test_iter_frames_variable_frame_rate(tmp_path):
     ],
 )
 def test_iter_frames_corrupted_middle_keeps_good_frames(tmp_path, caplog, name, extra):
-    clip = make_lavfi_clip(tmp_path / name, size="160x120", duration_s=4.0,
-                           extra=("-c:v", "libx264", "-pix_fmt", "yuv420p", *extra))
+    clip = make_lavfi_clip(
+        tmp_path / name, size="160x120", duration_s=4.0, extra=("-c:v", "libx264", "-pix_fmt", "yuv420p", *extra)
+    )
     data = bytearray(clip.read_bytes())
     middle = len(data) // 2
     assert data.find(b"moov") < middle  # (mp4) only picture data is overwritten
-    data[middle: middle + 2000] = b"\xab" * 2000
+    data[middle : middle + 2000] = b"\xab" * 2000
     clip.write_bytes(bytes(data))
     info = probe_video(clip)
     with caplog.at_level(logging.WARNING, logger="pipeline.video.decode"):
@@ -486,8 +569,12 @@ def test_iter_frames_closes_its_pipes(ramp_clip, stop):
 
 
 def test_iter_frames_timeout_raises(tmp_path):
-    clip = make_lavfi_clip(tmp_path / "long.mp4", size="64x48", duration_s=30.0,
-                           extra=("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"))
+    clip = make_lavfi_clip(
+        tmp_path / "long.mp4",
+        size="64x48",
+        duration_s=30.0,
+        extra=("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
+    )
     info = probe_video(clip)
     before = _ffmpeg_children()
     started = time.monotonic()
@@ -499,8 +586,12 @@ def test_iter_frames_timeout_raises(tmp_path):
 
 
 def test_iter_frames_timeout_with_slow_consumer_keeps_frames_yielded(tmp_path):
-    clip = make_lavfi_clip(tmp_path / "long.mp4", size="64x48", duration_s=30.0,
-                           extra=("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"))
+    clip = make_lavfi_clip(
+        tmp_path / "long.mp4",
+        size="64x48",
+        duration_s=30.0,
+        extra=("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
+    )
     info = probe_video(clip)
     received = []
     with pytest.raises(DecodeTimeoutError):
@@ -517,3 +608,97 @@ def test_iter_frames_relative_name_with_colon(ramp_clip, tmp_path, monkeypatch):
     (tmp_path / "take:1.mp4").write_bytes(ramp_clip.read_bytes())
     monkeypatch.chdir(tmp_path)
     assert len(list(iter_frames("take:1.mp4", info, sample_fps=2.0, max_frames=100))) == 8
+
+
+# --------------------------------------------------------------------------------------------
+# The pieces of iter_frames
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size_wh, scaled",
+    [
+        # the clip's own upright size: no scale filter
+        ((320, 240), False),
+        # smaller than the clip (the long-side cap): area scaling to exactly that size
+        ((160, 120), True),
+    ],
+)
+def test_build_decode_command(size_wh, scaled):
+    args = decode.build_decode_command("clip:1.mp4", _info(), sample_fps=2.0, max_frames=40, size_wh=size_wh)
+    assert args[0] == ffmpeg_exe()
+    assert args[args.index("-i") + 1] == str(Path.cwd() / "clip:1.mp4")  # absolute: not a protocol
+    graph = args[args.index("-filter_complex") + 1]
+    assert "fps=fps=2.000000:round=up" in graph
+    assert ("scale=160:120:flags=area" in graph) is scaled
+    assert args[args.index("-frames:v") + 1] == "40"
+    assert args[args.index("-pix_fmt") + 1] == "rgb24" and "pipe:" in args
+    assert {"-an", "-sn", "-dn", "-nostdin"} <= set(args)
+
+
+def test_build_decode_command_keeps_non_utf8_file_names(tmp_path):
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.mp4"))  # Latin-1 bytes: not UTF-8
+    args = decode.build_decode_command(path, _info(), sample_fps=2.0, max_frames=4, size_wh=(320, 240))
+    assert args[args.index("-i") + 1] == str(path)
+
+
+@pytest.mark.parametrize(
+    "data, max_frames, expected",
+    [
+        # whole frames, fewer than the cap
+        (b"aaaabbbb", 10, [b"aaaa", b"bbbb"]),
+        # a torn last frame (ffmpeg killed mid-write) is dropped
+        (b"aaaabbbbcc", 10, [b"aaaa", b"bbbb"]),
+        # no more than max_frames, even when more come
+        (b"aaaabbbbcccc", 2, [b"aaaa", b"bbbb"]),
+        # nothing at all
+        (b"", 10, []),
+    ],
+)
+def test_frame_reader(data, max_frames, expected):
+    reader = decode._FrameReader(io.BytesIO(data), frame_bytes=4, max_frames=max_frames)
+    got = []
+    while (buf := reader.next_buffer()) is not None:
+        got.append(buf)
+    reader.join()
+    assert got == expected
+
+
+def test_frame_reader_stops_when_nobody_reads():
+    # more frames than the read-ahead queue holds, and a consumer that never comes back
+    reader = decode._FrameReader(io.BytesIO(b"x" * 40), frame_bytes=4, max_frames=10)
+    assert reader.next_buffer() == b"xxxx"
+    reader.stop()
+    reader.join(timeout_s=5)
+    assert not reader._thread.is_alive()
+
+
+def test_watchdog_kills_on_time_and_only_then():
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        quiet = decode._Watchdog(proc, None)
+        quiet.cancel()
+        watchdog = decode._Watchdog(proc, 0.05)
+        assert proc.wait(timeout=5) != 0
+        assert watchdog.timed_out.is_set() and not quiet.timed_out.is_set()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_watchdog_cancelled_never_fires():
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        watchdog = decode._Watchdog(proc, 0.2)
+        watchdog.cancel()
+        time.sleep(0.4)
+        assert proc.poll() is None and not watchdog.timed_out.is_set()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_stderr_tail_keeps_the_last_lines():
+    tail = decode._StderrTail(io.BytesIO(b"".join(b"line %d\n" % i for i in range(30)) + b"bad \xff\n"), max_lines=3)
+    tail.join()
+    assert tail.text() == "line 28\nline 29\nbad \ufffd"

@@ -42,8 +42,9 @@ def _mmapped_mib_after_second_frame(mode: str) -> int:
     # Any MALLOC_*_ variable also fixes glibc's thresholds, and Dask's nanny puts
     # MALLOC_TRIM_THRESHOLD_ into the environment of the process that starts a local cluster.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    done = subprocess.run([sys.executable, "-c", FRAME_TWICE, mode], capture_output=True, text=True, timeout=120,
-                          env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", FRAME_TWICE, mode], capture_output=True, text=True, timeout=120, env=env
+    )
     assert done.returncode == 0, done.stderr
     return int(done.stdout)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import ffmpeg, make_lavfi_clip
 from pipeline.errors import DecodeError
 from pipeline.video.probe import VideoInfo, parse_ffmpeg_info, probe_video
+from tests.helpers import ffmpeg, make_lavfi_clip
 
 # --------------------------------------------------------------------------------------------
 # Canned ``ffmpeg -i`` stderr texts (abridged from real output of the versions named)
@@ -215,8 +215,10 @@ def test_parse_ffmpeg_info(text, stream_index, wh, coded_wh, rotation_deg, fps, 
 
 def test_parse_ffmpeg_info_reads_codec_and_start():
     # an mpeg-ts starts at 1.4 s; the codec is the first word of the description
-    text = ZERO_SIZE.replace("h264, none, 0x0, 90k tbn",
-                             "h264 (High) ([27][0][0][0] / 0x001B), yuv420p(progressive), 160x120, 25 fps, 25 tbr, 90k tbn")
+    text = ZERO_SIZE.replace(
+        "h264, none, 0x0, 90k tbn",
+        "h264 (High) ([27][0][0][0] / 0x001B), yuv420p(progressive), 160x120, 25 fps, 25 tbr, 90k tbn",
+    )
     info = parse_ffmpeg_info(text)
     assert (info.codec, info.start_s, info.resolution_wh) == ("h264", 1.4, (160, 120))
 
@@ -261,8 +263,16 @@ def test_parse_error_omits_the_usage_complaint():
     ],
 )
 def test_video_info_validates(kwargs, match):
-    fields = dict(stream_index=0, coded_width=320, coded_height=240, rotation_deg=0, fps=25.0,
-                  duration_s=1.0, start_s=0.0, codec="h264")
+    fields = dict(
+        stream_index=0,
+        coded_width=320,
+        coded_height=240,
+        rotation_deg=0,
+        fps=25.0,
+        duration_s=1.0,
+        start_s=0.0,
+        codec="h264",
+    )
     with pytest.raises(ValueError, match=match):
         VideoInfo(**{**fields, **kwargs})
 
@@ -270,6 +280,7 @@ def test_video_info_validates(kwargs, match):
 # --------------------------------------------------------------------------------------------
 # probe_video on real files
 # --------------------------------------------------------------------------------------------
+
 
 def _with_display_rotation(src: Path, dst: Path, ccw_deg: float) -> Path:
     """Copy ``src`` with a display matrix of ``ccw_deg`` (counter-clockwise, as ffmpeg's option)."""
@@ -333,23 +344,58 @@ def test_probe_video_skips_attached_cover_picture(tmp_path, clip_160x120):
     cover = tmp_path / "cover.png"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x64:rate=1", "-frames:v", "1", str(cover))
     song = tmp_path / "song.mp4"
-    ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-i", str(cover), "-map", "0", "-map", "1",
-           "-c:a", "aac", "-c:v", "copy", "-disposition:v", "attached_pic", str(song))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=1",
+        "-i",
+        str(cover),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:a",
+        "aac",
+        "-c:v",
+        "copy",
+        "-disposition:v",
+        "attached_pic",
+        str(song),
+    )
     with pytest.raises(DecodeError, match="no video stream"):
         probe_video(song)
 
     # the same cover added to a real clip: the clip's stream is taken, not the 64x64 picture
     with_cover = tmp_path / "with_cover.mp4"
-    ffmpeg("-i", str(clip_160x120), "-i", str(cover), "-map", "0", "-map", "1", "-c", "copy",
-           "-disposition:v:1", "attached_pic", str(with_cover))
+    ffmpeg(
+        "-i",
+        str(clip_160x120),
+        "-i",
+        str(cover),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c",
+        "copy",
+        "-disposition:v:1",
+        "attached_pic",
+        str(with_cover),
+    )
     info = probe_video(with_cover)
     assert (info.stream_index, info.resolution_wh) == (0, (160, 120))
 
 
 def test_probe_video_odd_size(tmp_path):
     # 4:4:4 so that libx264 accepts odd dimensions
-    clip = make_lavfi_clip(tmp_path / "odd.mp4", size="321x241", duration_s=0.4, source="testsrc",
-                           extra=("-c:v", "libx264", "-pix_fmt", "yuv444p"))
+    clip = make_lavfi_clip(
+        tmp_path / "odd.mp4",
+        size="321x241",
+        duration_s=0.4,
+        source="testsrc",
+        extra=("-c:v", "libx264", "-pix_fmt", "yuv444p"),
+    )
     info = probe_video(clip)
     assert info.resolution_wh == (321, 241)
 
@@ -424,4 +470,3 @@ def test_probe_video_relative_name_with_colon(clip_160x120, tmp_path, monkeypatc
     (tmp_path / "take:1.mp4").write_bytes(clip_160x120.read_bytes())
     monkeypatch.chdir(tmp_path)
     assert probe_video("take:1.mp4").resolution_wh == (160, 120)
-

@@ -5,26 +5,24 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 
 import numpy as np
 import pytest
-from tests.helpers import REPO_ROOT, astronaut_rgb, ffmpeg
 from PIL import Image
 
+from pipeline.faces.detect import DetectorConfig
 from pipeline.scan.analyze import ScanConfig
-from pipeline.cli import serve as server
-from pipeline.web.app import WebConfig, create_app, display_name
-from pipeline.web.jobs import JobOutcome, JobQueue, QueueFullError
+from pipeline.web.app import WebConfig, create_app
+from tests.helpers import astronaut_rgb, ffmpeg
 
 API = "/api/v1/score"
 WAIT = "?wait=120"
 
 
 # --- helpers and fixtures ----------------------------------------------------------------
+
 
 def png_bytes(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
@@ -58,9 +56,9 @@ def index_only_mp4(clip_dir, tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("faststart") / "faststart.mp4"
     ffmpeg("-i", str(clip_dir / "face.mp4"), "-c", "copy", "-movflags", "+faststart", str(path))
     data, offset = path.read_bytes(), 0
-    while data[offset + 4:offset + 8] != b"mdat":
-        offset += int.from_bytes(data[offset:offset + 4], "big")
-    return data[:offset + 16]
+    while data[offset + 4 : offset + 8] != b"mdat":
+        offset += int.from_bytes(data[offset : offset + 4], "big")
+    return data[: offset + 16]
 
 
 @pytest.fixture
@@ -75,8 +73,9 @@ def make_app(detector, scorer, upload_dir):
     apps = []
 
     def make(*, config: ScanConfig | None = None, detector_=None, **web_fields):
-        app = create_app(detector_ or detector, scorer, config or ScanConfig(),
-                         WebConfig(upload_dir=str(upload_dir), **web_fields))
+        app = create_app(
+            detector_ or detector, scorer, config or ScanConfig(), WebConfig(upload_dir=str(upload_dir), **web_fields)
+        )
         apps.append(app)
         return app
 
@@ -120,90 +119,8 @@ def assert_html_error(response, status: int, fragment: str = "") -> str:
     return page
 
 
-# --- small pieces ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("filename, shown", [
-    ("clip.mp4", "clip.mp4"),
-    ("../../x.mp4", "x.mp4"),               # POSIX traversal: last component only
-    ("..\\..\\x.mp4", "x.mp4"),             # Windows traversal
-    ("/etc/passwd", "passwd"),              # absolute path
-    ("..", "upload"),                       # nothing left to show
-    ("", "upload"),
-    (None, "upload"),
-    ("a\x00b\nc.mp4", "abc.mp4"),           # control characters dropped
-    ("é" * 300 + ".mp4", "é" * 120),        # long names cut
-])
-def test_display_name_is_a_bare_name(filename, shown):
-    assert display_name(filename) == shown
-
-
-def test_job_queue_runs_in_order_and_cleans_up():
-    queue = JobQueue(max_queued=4)
-    cleaned = []
-    try:
-        ids = [queue.submit("image", f"{i}.png", lambda p, i=i: JobOutcome({"i": i}), cleanup=lambda i=i: cleaned.append(i))
-               for i in range(3)]
-        results = [queue.wait(job_id, 10) for job_id in ids]
-    finally:
-        queue.close()
-    assert [r["result"]["i"] for r in results] == [0, 1, 2]
-    assert [r["state"] for r in results] == ["done"] * 3
-    assert cleaned == [0, 1, 2]
-
-
-def test_job_queue_failure_is_a_failed_job_and_still_cleans_up():
-    queue = JobQueue()
-    cleaned = threading.Event()
-
-    def boom(progress):
-        raise RuntimeError("model exploded")
-
-    try:
-        job = queue.wait(queue.submit("video", "x.mp4", boom, cleanup=cleaned.set), 10)
-    finally:
-        queue.close()
-    assert job["state"] == "failed" and "model exploded" in job["error"] and job["result"] is None
-    assert cleaned.is_set()
-
-
-def test_job_queue_is_bounded_and_close_drops_waiting_jobs():
-    queue = JobQueue(max_queued=1)
-    gate, started = threading.Event(), threading.Event()
-    cleaned = []
-
-    def blocked(progress):
-        started.set()
-        gate.wait(10)
-        return JobOutcome({})
-
-    running = queue.submit("video", "a", blocked, cleanup=lambda: cleaned.append("a"))
-    assert started.wait(10)
-    waiting = queue.submit("video", "b", blocked, cleanup=lambda: cleaned.append("b"))
-    assert queue.snapshot(waiting)["progress"]["jobs_ahead"] == 0
-    with pytest.raises(QueueFullError):
-        queue.submit("video", "c", blocked)
-    gate.set()
-    queue.close()
-    assert sorted(cleaned) == ["a", "b"]
-    assert queue.snapshot(running)["state"] == "done"
-    assert queue.snapshot(waiting)["state"] == "failed"
-
-
-def test_job_queue_keeps_results_for_a_bounded_count_and_time():
-    queue = JobQueue(keep_jobs=2, keep_s=0.5)
-    try:
-        ids = [queue.submit("image", str(i), lambda p: JobOutcome({})) for i in range(3)]
-        for job_id in ids:
-            queue.wait(job_id, 10)
-        assert queue.snapshot(ids[0]) is None  # beyond keep_jobs, the oldest goes
-        assert queue.snapshot(ids[2])["state"] == "done"
-        time.sleep(0.6)
-        assert queue.snapshot(ids[2]) is None  # past keep_s
-    finally:
-        queue.close()
-
-
 # --- pages, health, headers ----------------------------------------------------------------
+
 
 def test_healthz(client):
     response = client.get("/healthz")
@@ -254,16 +171,19 @@ def test_no_debug_mode_and_no_traceback_on_errors(make_app):
     assert "secret internals" not in page
 
 
-@pytest.mark.parametrize("url, status, as_json", [
-    ("/api/v1/jobs/no-such-job", 404, True),              # unknown job id
-    ("/api/v1/jobs/" + "A" * 22, 404, True),               # well-formed but unknown
-    ("/api/v1/jobs/no-such-job/faces/0.jpg", 404, True),   # thumbnail of an unknown job
-    ("/jobs/no-such-job", 404, False),                     # the job page
-    ("/static/../app.py", 404, False),                     # no way out of static/
-    ("/static/%2e%2e/app.py", 404, False),
-    ("/nothing-here", 404, False),
-    ("/api/v1/nothing-here", 404, True),
-])
+@pytest.mark.parametrize(
+    "url, status, as_json",
+    [
+        ("/api/v1/jobs/no-such-job", 404, True),  # unknown job id
+        ("/api/v1/jobs/" + "A" * 22, 404, True),  # well-formed but unknown
+        ("/api/v1/jobs/no-such-job/faces/0.jpg", 404, True),  # thumbnail of an unknown job
+        ("/jobs/no-such-job", 404, False),  # the job page
+        ("/static/../app.py", 404, False),  # no way out of static/
+        ("/static/%2e%2e/app.py", 404, False),
+        ("/nothing-here", 404, False),
+        ("/api/v1/nothing-here", 404, True),
+    ],
+)
 def test_unknown_things_are_404(client, url, status, as_json):
     response = client.get(url)
     if as_json:
@@ -277,6 +197,7 @@ def test_wrong_method_is_json_405(client):
 
 
 # --- upload errors -----------------------------------------------------------------------
+
 
 def test_missing_field_is_400(client, face_png, upload_dir):
     assert_json_error(post_file(client, "face.png", face_png, field="video"), 400, "field 'file'")
@@ -308,20 +229,24 @@ def _half(data: bytes) -> bytes:
     return data[: len(data) // 2]
 
 
-@pytest.mark.parametrize("name, content, status, fragment", [
-    ("notes.mp4", "clip:notes.mp4", 415, "not an image or a video"),          # text named .mp4
-    ("truncated.mp4", "clip:truncated.mp4", 422, "moov atom not found"),    # half an mp4: no index
-    ("empty.mp4", "clip:empty.mp4", 422, "empty"),                           # zero bytes
-    ("random.png", "random", 415, "not an image or a video"),                  # noise named .png
-    ("half.png", "half-png", 422, "image cannot be decoded"),               # truncated PNG
-    ("tone.m4a", "audio", 415, "no video stream"),                           # audio only, a real container
-    ("list.mp4", "playlist", 415, "not an image or a video"),                  # HLS playlist: never given to ffmpeg
-    ("fake.mp4", "ftyp-garbage", 422, "looks like mp4/mov video"),     # mp4 signature, garbage after
-    ("cut.mp4", "index-only", 422, "no frame of this video"),                # probes fine, no frame decodes
-])
+@pytest.mark.parametrize(
+    "name, content, status, fragment",
+    [
+        ("notes.mp4", "clip:notes.mp4", 415, "not an image or a video"),  # text named .mp4
+        ("truncated.mp4", "clip:truncated.mp4", 422, "moov atom not found"),  # half an mp4: no index
+        ("empty.mp4", "clip:empty.mp4", 422, "empty"),  # zero bytes
+        ("random.png", "random", 415, "not an image or a video"),  # noise named .png
+        ("half.png", "half-png", 422, "image cannot be decoded"),  # truncated PNG
+        ("tone.m4a", "audio", 415, "no video stream"),  # audio only, a real container
+        ("list.mp4", "playlist", 415, "not an image or a video"),  # HLS playlist: never given to ffmpeg
+        ("fake.mp4", "ftyp-garbage", 422, "looks like mp4/mov video"),  # mp4 signature, garbage after
+        ("cut.mp4", "index-only", 422, "no frame of this video"),  # probes fine, no frame decodes
+    ],
+)
 @pytest.mark.parametrize("url", [API + WAIT, "/score"])
-def test_wrong_content_is_415_or_422(client, clip_dir, face_png, audio_only_m4a, index_only_mp4, upload_dir, name,
-                                     content, status, fragment, url):
+def test_wrong_content_is_415_or_422(
+    client, clip_dir, face_png, audio_only_m4a, index_only_mp4, upload_dir, name, content, status, fragment, url
+):
     if content.startswith("clip:"):
         data = (clip_dir / content.split(":", 1)[1]).read_bytes()
     else:
@@ -385,6 +310,7 @@ def test_full_queue_is_503_and_uploads_wait_on_disk_only_while_queued(make_app, 
 
 # --- scoring ------------------------------------------------------------------------------
 
+
 def test_image_with_a_face(client, face_png, upload_dir):
     response = post_file(client, "astronaut.png", face_png)
     assert response.status_code == 200
@@ -396,8 +322,14 @@ def test_image_with_a_face(client, face_png, upload_dir):
     assert result["p_fake"] < 0.5  # a real photograph
     assert result["threshold"] == 0.5 and result["model"]["name"] == "mesonet-meso4-df"
     assert "1 = fake" in result["p_fake_meaning"]
-    assert result["media"] == {**result["media"], "kind": "image", "width": 512, "height": 512, "frames_sampled": 1,
-                               "duration_s": None}
+    assert result["media"] == {
+        **result["media"],
+        "kind": "image",
+        "width": 512,
+        "height": 512,
+        "frames_sampled": 1,
+        "duration_s": None,
+    }
     assert result["media"]["faces_found"] == len(result["faces"]) >= 1
     face = result["faces"][0]
     thumbnail = client.get(face["thumbnail_url"])
@@ -439,7 +371,9 @@ def test_clip_with_a_face(client, clip_dir, upload_dir):
     assert any(t["sets_clip_p_fake"] for t in result["tracks"])  # track_max: one person's mean is the clip's
     page = client.get(job["links"]["page"]).get_data(as_text=True)
     assert 'id="chart"' in page and page.count('class="thumb"') == 3 and "Frames sampled" in page
-    data = json.loads(re.search(r'<script type="application/json" id="job-data">(.*?)</script>', page, re.DOTALL).group(1))
+    data = json.loads(
+        re.search(r'<script type="application/json" id="job-data">(.*?)</script>', page, re.DOTALL).group(1)
+    )
     assert data["result"]["p_fake"] == result["p_fake"]
     assert_empty(upload_dir)
 
@@ -480,13 +414,16 @@ def test_form_upload_redirects_to_the_job_page(client, face_png, upload_dir):
     assert_empty(upload_dir)
 
 
-@pytest.mark.parametrize("name", [
-    "../../x.png",                 # climbs out of the upload folder
-    "..\\..\\x.png",               # the same, Windows style
-    "/tmp/x.png",                  # absolute
-    "a/../../../x.png",
-    "<img src=x onerror=alert(1)>.png",  # markup in a name is shown as text
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../x.png",  # climbs out of the upload folder
+        "..\\..\\x.png",  # the same, Windows style
+        "/tmp/x.png",  # absolute
+        "a/../../../x.png",
+        "<img src=x onerror=alert(1)>.png",  # markup in a name is shown as text
+    ],
+)
 def test_file_names_never_become_paths(client, face_png, upload_dir, tmp_path, name):
     job = post_file(client, name, face_png).get_json()
     assert job["state"] == "done" and job["result"]["status"] == "ok"
@@ -537,7 +474,7 @@ def test_concurrent_uploads_never_run_the_models_at_once(make_app, detector, fac
 
 def test_scoring_failure_is_a_failed_job_with_a_message(make_app, face_png, upload_dir):
     class BrokenDetector:
-        config = ScanConfig().detector
+        config = DetectorConfig()
 
         def detect(self, frames):
             raise RuntimeError("detector broke")
@@ -547,56 +484,3 @@ def test_scoring_failure_is_a_failed_job_with_a_message(make_app, face_png, uplo
     assert job["state"] == "failed" and "detector broke" in job["error"]
     assert "Could not scan" in client.get(job["links"]["page"]).get_data(as_text=True)
     assert_empty(upload_dir)
-
-
-# --- the command ----------------------------------------------------------------------------
-
-def test_help_does_not_import_tensorflow():
-    code = ("import sys\nfrom pipeline.cli.serve import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow imported'\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert "--server {waitress,flask}" in proc.stdout and "--max-upload-mb" in proc.stdout
-
-
-def test_missing_weights_is_a_usage_error(tmp_path, capsys):
-    assert server.main(["--weights", str(tmp_path / "none.h5")], prog="serve") == 2
-    assert "weights file not found" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("server_name", ["waitress", "flask"])
-def test_main_serves_with_the_chosen_server_never_in_debug(monkeypatch, detector, scorer, meso4_df_path, server_name):
-    calls = {}
-
-    class FakeWaitress:
-        effective_host, effective_port = "127.0.0.1", "8123"
-
-        def run(self):
-            calls["waitress"] = True
-
-        def close(self):
-            calls["closed"] = True
-
-    def fake_build(app, host, port, **kwargs):
-        calls.update(app=app, host=host, port=port, **kwargs)
-        return FakeWaitress()
-
-    def fake_run(self, **kwargs):
-        calls.update(app=self, **kwargs)
-
-    monkeypatch.setattr(server, "load_models", lambda weights, config: (detector, scorer))
-    monkeypatch.setattr(server, "build_waitress_server", fake_build)
-    monkeypatch.setattr("flask.Flask.run", fake_run)
-    argv = ["--weights", str(meso4_df_path), "--port", "8123", "--server", server_name, "--max-upload-mb", "5",
-            "--threshold", "0.7"]
-    assert server.main(argv, prog="serve") == 0
-    app = calls["app"]
-    assert app.debug is False and app.config["MAX_CONTENT_LENGTH"] == 5 * 1024 * 1024
-    assert app.extensions["deepfake_scanner"].config.threshold == 0.7
-    assert not app.extensions["deepfake_scanner"].jobs.stats()["worker_alive"]  # stopped on the way out
-    if server_name == "waitress":
-        assert calls["waitress"] and calls["closed"] and calls["port"] == 8123 and calls["max_upload_bytes"] == 5 * 1024 * 1024
-    else:
-        assert calls["debug"] is False and calls["use_reloader"] is False and calls["port"] == 8123

@@ -1,0 +1,115 @@
+"""``python -m pipeline train``: train Meso-4 on labelled face crops and write weights the scanner loads.
+
+    python -m pipeline train DATA -o weights/NAME.h5 [--epochs N --batch-size N --seed N --init-weights PATH]
+
+The flags map one to one onto :class:`pipeline.training.train.TrainConfig`; the steps and the
+files written are described in :mod:`pipeline.training.train`. ``--help`` imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.cli.common import fail, start_logging
+from pipeline.faces.crop import CROP_MARGIN, DEFAULT_RESIZE, RESIZE_INTERPOLATIONS
+from pipeline.training.train import AugmentConfig, TrainConfig
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Train Meso-4 on labelled face crops (output p_fake, 1 = fake); "
+        "split by source video, never by image.",
+    )
+    p.add_argument(
+        "data",
+        metavar="DATA",
+        help="folder with real/ and fake/ subfolders, or a manifest CSV file,label[,source_video][,split]",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, metavar="WEIGHTS.h5", help="weights file to write (+ .json sidecar)"
+    )
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed, help="split, initialisation, shuffling, augmentation")
+    p.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate, help="Adam's initial rate")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=TrainConfig.val_fraction,
+        help="share of each label's faces (whole source videos) kept for validation",
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=TrainConfig.patience,
+        help="epochs without a better validation AUC before stopping",
+    )
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="default: one pass over the training faces")
+    p.add_argument("--init-weights", metavar="PATH", help="start from these Meso-4 weights (fine-tuning)")
+    p.add_argument(
+        "--resize",
+        choices=RESIZE_INTERPOLATIONS,
+        default=DEFAULT_RESIZE,
+        help=f"interpolation to 256x256, recorded in the spec (default: {DEFAULT_RESIZE})",
+    )
+    p.add_argument(
+        "--crop-margin",
+        type=float,
+        default=CROP_MARGIN,
+        metavar="RATIO",
+        help="crop side / detector box side of the training faces, recorded in the spec so the scanner "
+        f"crops the same way (default: {CROP_MARGIN:g}, the dataset builder's)",
+    )
+    p.add_argument("--no-augment", action="store_true", help="train on the faces as they are")
+    p.add_argument("--report-dir", metavar="DIR", help="history, curves and split (default: <output stem>_train/)")
+    p.add_argument("--name", help="spec name (default: the output's stem)")
+    p.add_argument("--license", default="", help="licence text for the spec")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The flags, one to one. Raises ``ValueError`` naming a bad value."""
+    return TrainConfig(
+        data=Path(args.data),
+        output=Path(args.output),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        patience=args.patience,
+        init_weights=Path(args.init_weights) if args.init_weights else None,
+        resize=args.resize,
+        crop_margin=args.crop_margin,
+        augment=None if args.no_augment else AugmentConfig(),
+        steps_per_epoch=args.steps_per_epoch,
+        report_dir=Path(args.report_dir) if args.report_dir else None,
+        name=args.name,
+        license=args.license,
+    )
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m pipeline train") -> int:
+    """Exit 0 with weights and sidecar written; 2 with a one-line message for usage errors."""
+    args = build_parser(prog).parse_args(argv)
+    start_logging(args.quiet)
+    from pipeline.errors import WeightsError
+    from pipeline.training.dataset import DatasetError
+    from pipeline.training.train import train
+
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        return fail(prog, str(exc))
+    if config.init_weights is not None and not config.init_weights.is_file():
+        return fail(prog, f"--init-weights not found: {config.init_weights}")
+    if config.output.exists() and not config.output.is_file():
+        return fail(prog, f"output {config.output} is not a file")
+    try:
+        train(config)
+    except (DatasetError, WeightsError, FileNotFoundError) as exc:
+        return fail(prog, str(exc))
+    return 0

@@ -1,0 +1,47 @@
+"""What the pages and the API show besides a job's own fields: the facts every page states
+(model, threshold, what ``p_fake`` means, the limits) and the links attached to a job."""
+
+from __future__ import annotations
+
+from flask import url_for
+
+from pipeline.web.scoring import AGGREGATION_MEANINGS, IMAGE_FORMATS, P_FAKE_MEANING
+from pipeline.web.state import scanner_state
+
+BYTES_PER_MB = 1024 * 1024
+
+
+def page_facts() -> dict:
+    """The template context of every page (a ``context_processor``): ``model_name``,
+    ``threshold``, ``p_fake_meaning``, ``aggregation`` (and its meaning) and ``limits``
+    (upload size in MB and bytes, duration in s, frames, fps, image formats, minutes kept)."""
+    state = scanner_state()
+    config, web = state.config, state.web
+    return {
+        "model_name": state.scorer.name,
+        "threshold": config.threshold,
+        "p_fake_meaning": P_FAKE_MEANING,
+        "aggregation": config.aggregation,
+        "aggregation_meaning": AGGREGATION_MEANINGS.get(config.aggregation, config.aggregation),
+        "limits": {
+            "max_upload_mb": web.max_upload_bytes / BYTES_PER_MB,
+            "max_upload_bytes": web.max_upload_bytes,
+            "max_duration_s": web.max_duration_s,
+            "max_frames": config.max_frames,
+            "fps": config.fps,
+            "image_formats": IMAGE_FORMATS,
+            "keep_minutes": web.keep_s / 60,
+        },
+    }
+
+
+def job_json(snapshot: dict) -> dict:
+    """A job snapshot (:meth:`pipeline.web.jobs.JobQueue.snapshot`) with ``links``: ``self``
+    (the API URL) and ``page`` (the HTML page). Needs a request context."""
+    return {
+        **snapshot,
+        "links": {
+            "self": url_for("scanner.api_job", job_id=snapshot["id"]),
+            "page": url_for("scanner.job_page", job_id=snapshot["id"]),
+        },
+    }
