@@ -1,6 +1,11 @@
-"""``python -m pipeline evaluate``: metrics, plots and a short report of Meso-4 weights on labelled faces.
+"""``python -m pipeline evaluate``: metrics, plots and a short report of weights on labelled faces or clips.
 
     python -m pipeline evaluate DATA --weights W -o REPORT_DIR [--positive fake|real] [--resize nearest|area|bilinear]
+    python -m pipeline evaluate CLIPS --weights W -o REPORT_DIR [--fps F --max-frames N --aggregation A]
+
+DATA of face images is evaluated face by face (:mod:`pipeline.training.evaluate`); CLIPS (``real/``
+and ``fake/`` folders of videos, or a CSV ``path,label``) go through the scanner, clip by clip
+(:mod:`pipeline.training.evaluate_clips`).
 
 The flags map one to one onto :class:`pipeline.training.evaluate.EvaluateConfig`; the work and the
 files written are described in :mod:`pipeline.training.evaluate`. ``--help`` imports no TensorFlow.
@@ -12,8 +17,17 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli.common import fail, start_logging
+from pipeline.cli.common import (
+    add_detector_arguments,
+    detector_config_from_args,
+    fail,
+    positive_float,
+    positive_int,
+    start_logging,
+)
 from pipeline.faces.crop import RESIZE_INTERPOLATIONS
+from pipeline.scan.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION
+from pipeline.scan.analyze import ScanConfig
 from pipeline.training.evaluate import POSITIVE_CLASSES, SCORE_BATCH, EvaluateConfig
 
 log = logging.getLogger(__name__)
@@ -28,8 +42,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "data",
         metavar="DATA",
-        help="folder with real/ and fake/ (or Real/ and DeepFake/) subfolders, "
-        "or a manifest CSV file,label[,source_video][,split]",
+        help="face images: a folder with real/ and fake/ (or Real/ and DeepFake/) subfolders, or a manifest "
+        "CSV file,label[,source_video][,split]; or video clips: real/ and fake/ folders of clips, or a CSV "
+        "path,label (scored by the scanner, clip by clip)",
     )
     p.add_argument(
         "-o",
@@ -55,8 +70,51 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="FAKE when p_fake >= T (default: the weights' spec)")
     p.add_argument("--split", default=None, help="only this split of a manifest with a split column (train/val/test)")
     p.add_argument("--batch-size", type=int, default=SCORE_BATCH, help="faces per model call")
+    p.add_argument("--no-download", action="store_true", help="never download default weights")
+    clips = p.add_argument_group("clips (when DATA holds video clips: the scanner's settings)")
+    defaults = ScanConfig()
+    clips.add_argument("--fps", type=positive_float, default=defaults.fps, help="frames sampled per second")
+    clips.add_argument("--max-frames", type=positive_int, default=defaults.max_frames, help="sampled frames per clip")
+    clips.add_argument(
+        "--aggregation",
+        choices=sorted(AGGREGATIONS),
+        default=DEFAULT_AGGREGATION,
+        help="how face scores become one p_fake per clip",
+    )
+    clips.add_argument("--timeout", type=positive_float, default=defaults.timeout_s, help="seconds allowed per clip")
+    clips.add_argument("--workers", type=positive_int, default=1, help="clips scored in parallel (processes)")
+    add_detector_arguments(clips)
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     return p
+
+
+def run_clips(args: argparse.Namespace) -> dict:
+    """Clip-level evaluation with the scanner's settings from the flags; the threshold resolved by
+    the one rule (flag, else the weights spec's). Raises like the scanner's set-up."""
+    from pipeline.models.factory import ModelSpec, load_models
+    from pipeline.training.evaluate_clips import evaluate_clips
+
+    spec = ModelSpec(
+        weights=args.weights,
+        download=not args.no_download,
+        detector=detector_config_from_args(args),
+        threshold=args.threshold,
+    )
+    models = load_models(spec)
+    config = ScanConfig(
+        fps=args.fps,
+        max_frames=args.max_frames,
+        threshold=models.threshold,
+        aggregation=args.aggregation,
+        timeout_s=args.timeout,
+    )
+    return evaluate_clips(
+        args.data,
+        args.report_dir,
+        models if args.workers == 1 else spec.with_weights(models.weights_path),
+        config,
+        workers=args.workers,
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> EvaluateConfig:
@@ -70,6 +128,7 @@ def config_from_args(args: argparse.Namespace) -> EvaluateConfig:
         threshold=args.threshold,
         split=args.split,
         batch_size=args.batch_size,
+        download=not args.no_download,
     )
 
 
@@ -81,7 +140,24 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate
     from pipeline.errors import WeightsError
     from pipeline.training.dataset import DatasetError
     from pipeline.training.evaluate import evaluate, summary_text
+    from pipeline.training.evaluate_clips import is_clip_data
 
+    if is_clip_data(args.data):
+        try:
+            metrics = run_clips(args)
+        except (FileNotFoundError, WeightsError, DatasetError, ValueError) as exc:
+            return fail(prog, str(exc))
+        except OSError as exc:
+            return fail(prog, f"cannot write the report to {args.report_dir}: {exc}")
+        log.info(
+            "%d clips (%d scored): ROC AUC %s, ECE %s; report in %s",
+            metrics["clips"],
+            metrics.get("n", 0),
+            metrics.get("roc_auc"),
+            metrics.get("ece"),
+            args.report_dir,
+        )
+        return 0
     try:
         config = config_from_args(args)
     except ValueError as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.cli.common import fail, start_logging
 from pipeline.faces.crop import CROP_MARGIN, DEFAULT_RESIZE, RESIZE_INTERPOLATIONS
-from pipeline.training.train import AugmentConfig, TrainConfig
+from pipeline.training.train import TRAINABLE_ARCHITECTURES, AugmentConfig, TrainConfig
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -25,7 +25,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "data",
         metavar="DATA",
-        help="folder with real/ and fake/ subfolders, or a manifest CSV file,label[,source_video][,split]",
+        help="folder with real/ and fake/ subfolders, a manifest CSV file,label[,source_video][,split], or a "
+        "mix of face sets MIX.json (sources, weights, framings: see pipeline/training/mix.py); a mix is "
+        "calibrated after training (temperature and threshold in the spec)",
     )
     p.add_argument(
         "-o", "--output", required=True, metavar="WEIGHTS.h5", help="weights file to write (+ .json sidecar)"
@@ -62,6 +64,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="crop side / detector box side of the training faces, recorded in the spec so the scanner "
         f"crops the same way (default: {CROP_MARGIN:g}, the dataset builder's)",
     )
+    p.add_argument(
+        "--architecture",
+        choices=TRAINABLE_ARCHITECTURES,
+        default=TrainConfig.architecture,
+        help="the network: Meso-4 or MesoInception-4 (MesoNet, Afchar et al. 2018)",
+    )
     p.add_argument("--no-augment", action="store_true", help="train on the faces as they are")
     p.add_argument("--report-dir", metavar="DIR", help="history, curves and split (default: <output stem>_train/)")
     p.add_argument("--name", help="spec name (default: the output's stem)")
@@ -84,6 +92,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         init_weights=Path(args.init_weights) if args.init_weights else None,
         resize=args.resize,
         crop_margin=args.crop_margin,
+        architecture=args.architecture,
         augment=None if args.no_augment else AugmentConfig(),
         steps_per_epoch=args.steps_per_epoch,
         report_dir=Path(args.report_dir) if args.report_dir else None,

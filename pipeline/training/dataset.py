@@ -73,12 +73,15 @@ class FaceItem:
         return LABEL_NAMES.index(self.label)
 
 
-def load_faces(data: str | Path) -> list[FaceItem]:
+def load_faces(data: str | Path, group_column: str = "source_video") -> list[FaceItem]:
     """Every labelled face under ``data`` (a class-folder tree or a manifest CSV), in a stable
-    order (manifest order, or sorted paths). Raises :class:`DatasetError` naming what is wrong."""
+    order (manifest order, or sorted paths). ``group_column``: the manifest column whose value
+    becomes each face's ``source_video``, the group a split keeps on one side (DFDC's
+    ``original_video`` keeps a real clip and the fakes made from it together). Raises
+    :class:`DatasetError` naming what is wrong."""
     path = Path(data)
     if path.is_file():
-        return _read_manifest(path)
+        return _read_manifest(path, group_column)
     if path.is_dir():
         # a manifest beside the class folders wins: it names source videos (and splits)
         for name in FOLDER_MANIFESTS:
@@ -114,12 +117,14 @@ def _read_class_folders(root: Path) -> list[FaceItem]:
     return items
 
 
-def _read_manifest(csv_path: Path) -> list[FaceItem]:
+def _read_manifest(csv_path: Path, group_column: str = "source_video") -> list[FaceItem]:
     base = csv_path.resolve().parent
     items = []
     with open(csv_path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = [c for c in MANIFEST_REQUIRED if c not in (reader.fieldnames or [])]
+        if group_column != "source_video" and group_column not in (reader.fieldnames or []):
+            missing.append(group_column)
         if missing:
             raise DatasetError(
                 f"{csv_path}: missing column(s) {missing}; expected file,label[,source_video][,split], "
@@ -142,7 +147,7 @@ def _read_manifest(csv_path: Path) -> list[FaceItem]:
                 FaceItem(
                     file if file.is_absolute() else base / file,
                     label,
-                    (row.get("source_video") or "").strip() or None,
+                    (row.get(group_column) or "").strip() or None,
                     split,
                 )
             )
@@ -277,9 +282,18 @@ def load_rgb(path: str | Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def load_crop_rgb(path: str | Path, size_px: int, interpolation: str) -> np.ndarray:
-    """The model input for one face image: the whole image resized to uint8 (size_px, size_px, 3)
-    RGB with the shared :func:`pipeline.faces.crop.resize_rgb`."""
+def load_crop_rgb(path: str | Path, size_px: int, interpolation: str, centre_fraction: float = 1.0) -> np.ndarray:
+    """The model input for one face image: its centre ``centre_fraction`` of the side (1: the
+    whole image; a face set framed wider than the model is re-framed this way) resized to uint8
+    (size_px, size_px, 3) RGB with the shared :func:`pipeline.faces.crop.resize_rgb`."""
     from pipeline.faces.crop import resize_rgb
 
-    return resize_rgb(load_rgb(path), size_px, interpolation)
+    rgb = load_rgb(path)
+    if centre_fraction < 1.0:
+        h, w = rgb.shape[:2]
+        side_h, side_w = max(1, round(h * centre_fraction)), max(1, round(w * centre_fraction))
+        top, left = (h - side_h) // 2, (w - side_w) // 2
+        rgb = rgb[top : top + side_h, left : left + side_w]
+    elif centre_fraction > 1.0:
+        raise ValueError(f"centre_fraction must be <= 1 (a crop cannot be widened), got {centre_fraction}")
+    return resize_rgb(rgb, size_px, interpolation)

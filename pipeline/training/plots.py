@@ -107,3 +107,36 @@ def plot_history(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_reliability(
+    series: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, n_bins: int = 10, title: str = ""
+) -> Path:
+    """Reliability diagram: for each named ``(p_fake, is_fake)`` pair, the observed fraction of
+    fakes against the mean ``p_fake`` in equal-width bins, with its expected calibration error
+    in the legend; the diagonal is perfect calibration."""
+    from pipeline.models.calibration import expected_calibration_error, reliability_bins
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfectly calibrated")
+    for label, (p_fake, is_fake) in series.items():
+        bins = reliability_bins(p_fake, is_fake, n_bins)
+        used = [k for k, c in enumerate(bins.counts) if c]
+        ece = expected_calibration_error(p_fake, is_fake, n_bins)
+        ax.plot(
+            [bins.mean_p_fake[k] for k in used],
+            [bins.fraction_fake[k] for k in used],
+            marker="o",
+            ms=4,
+            lw=1.4,
+            label=f"{label} (ECE {ece:.3f})",
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean p_fake in the bin")
+    ax.set_ylabel("fraction of fakes in the bin")
+    ax.set_title(title or "Reliability")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

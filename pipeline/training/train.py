@@ -58,6 +58,8 @@ log = logging.getLogger("pipeline.training.train")
 INPUT_SIZE_PX = 256
 # A trained model's decision threshold until someone calibrates it: the weights spec's default.
 TRAINED_THRESHOLD = 0.5
+# Networks `train` builds from scratch or fine-tunes (pipeline.models.meso4.build_model).
+TRAINABLE_ARCHITECTURES = ("meso4", "mesoinception4")
 VAL_BATCH = 64
 
 
@@ -102,6 +104,7 @@ class TrainConfig:
     init_weights: Path | None = None
     resize: str = DEFAULT_RESIZE
     crop_margin: float = CROP_MARGIN
+    architecture: str = "meso4"
     augment: AugmentConfig | None = AugmentConfig()
     steps_per_epoch: int | None = None
     report_dir: Path | None = None
@@ -111,8 +114,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_INTERPOLATIONS:
             raise ValueError(f"resize must be one of {RESIZE_INTERPOLATIONS}, got {self.resize!r}")
-        if not 1.0 <= self.crop_margin <= 3.0:  # the range WeightsSpec accepts
-            raise ValueError(f"crop_margin must be in [1, 3], got {self.crop_margin}")
+        if not 0.5 <= self.crop_margin <= 3.0:  # the range WeightsSpec accepts
+            raise ValueError(f"crop_margin must be in [0.5, 3], got {self.crop_margin}")
+        if self.architecture not in TRAINABLE_ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {TRAINABLE_ARCHITECTURES}, got {self.architecture!r}")
         if not str(self.output).endswith(".h5") or str(self.output).endswith(".weights.h5"):
             raise ValueError(f"output must be a .h5 file (Keras 2 layout, not .weights.h5), got {self.output}")
         for name in ("epochs", "batch_size", "patience"):
@@ -303,27 +308,28 @@ def balanced_class_weights(items: Sequence[FaceItem]) -> dict[int, float]:
 # -- model and weights files ---------------------------------------------------------------------
 
 
-def initial_model(init_weights: str | Path | None):
-    """Meso-4 that outputs ``p_fake``: fresh (seeded), or loaded from ``init_weights`` with the
-    last layer negated when that file outputs P(real) (sigmoid(-z) = 1 - sigmoid(z)).
+def initial_model(init_weights: str | Path | None, architecture: str = "meso4"):
+    """The network that outputs ``p_fake``: fresh (seeded), or loaded from ``init_weights`` with
+    the last layer negated when that file outputs P(real) (sigmoid(-z) = 1 - sigmoid(z)).
 
-    The file and its spec are resolved as every command resolves weights
-    (:func:`pipeline.models.factory.resolve_model`, never downloading) and loaded as the scorer
-    loads them (:func:`pipeline.models.meso4.load_weights_into`). Returns ``(model, spec or
-    None)``. Raises ``FileNotFoundError`` or :class:`pipeline.errors.WeightsError` (unknown
-    file, another architecture or input size, or not loadable as Meso-4)."""
+    ``architecture``: ``meso4`` or ``mesoinception4``. The file and its spec are resolved as
+    every command resolves weights (:func:`pipeline.models.factory.resolve_model`, never
+    downloading) and loaded as the scorer loads them
+    (:func:`pipeline.models.meso4.load_weights_into`). Returns ``(model, spec or None)``. Raises
+    ``FileNotFoundError`` or :class:`pipeline.errors.WeightsError` (unknown file, another
+    architecture or input size, or not loadable)."""
     from pipeline.errors import WeightsError
     from pipeline.models.factory import ModelSpec, resolve_model
-    from pipeline.models.meso4 import build_meso4, load_weights_into
+    from pipeline.models.meso4 import build_model, load_weights_into
 
-    model = build_meso4(INPUT_SIZE_PX)
+    model = build_model(architecture, INPUT_SIZE_PX)
     if init_weights is None:
         return model, None
     weights_path, spec = resolve_model(ModelSpec(weights=init_weights, download=False))
-    if (spec.architecture, spec.input_size_px) != ("meso4", INPUT_SIZE_PX):
+    if (spec.architecture, spec.input_size_px) != (architecture, INPUT_SIZE_PX):
         raise WeightsError(
             f"{weights_path} holds {spec.architecture} weights for {spec.input_size_px} px inputs; "
-            f"training fine-tunes meso4 at {INPUT_SIZE_PX} px"
+            f"training fine-tunes {architecture} at {INPUT_SIZE_PX} px"
         )
     load_weights_into(model, spec.architecture, weights_path)
     if spec.output == "p_real":
@@ -365,8 +371,19 @@ class _Monitor:
     """After each epoch: score the validation faces, log, keep the best weights by ROC AUC,
     checkpoint them, and stop after ``patience`` epochs without improvement."""
 
-    def __init__(self, model, val_ds, val_items: Sequence[FaceItem], output: Path, patience: int):
+    def __init__(
+        self,
+        model,
+        val_ds,
+        val_items: Sequence[FaceItem],
+        output: Path,
+        patience: int,
+        groups: Sequence[str] | None = None,
+    ):
         self.model = model
+        # the face set of each validation face (a training mix): the best epoch is the one with
+        # the best mean of the per-set AUCs, so no set is drowned by a larger one
+        self.groups = None if groups is None or len(set(groups)) < 2 else np.asarray(groups)
         self.val_ds = val_ds
         self.val_items = list(val_items)
         self.val_y = np.array([i.y for i in val_items], dtype=np.float64)
@@ -404,6 +421,12 @@ class _Monitor:
         val_loss = float(-np.mean(self.val_y * np.log(p) + (1 - self.val_y) * np.log(1 - p)))
         val_accuracy = float(np.mean((p_fake >= 0.5) == (self.val_y == 1)))
         val_auc = roc_auc(self.val_y.astype(int), p_fake)
+        per_group = {}
+        if self.groups is not None:
+            for name in dict.fromkeys(self.groups.tolist()):
+                mask = self.groups == name
+                per_group[f"val_auc_{name}"] = roc_auc(self.val_y[mask].astype(int), p_fake[mask])
+            val_auc = float(np.nanmean(list(per_group.values())))
         _, video_labels, video_p = video_means(self.val_items, p_fake)
         video_auc = roc_auc([int(lab == "fake") for lab in video_labels], video_p) if video_labels else float("nan")
         lr = float(np.asarray(self.model.optimizer.learning_rate))
@@ -415,6 +438,7 @@ class _Monitor:
             "val_accuracy": val_accuracy,
             "val_auc": val_auc,
             "val_video_auc": video_auc,
+            **per_group,
             "learning_rate": lr,
             "train_s": round(train_s, 1),
             "val_s": round(time.monotonic() - started, 1),
@@ -443,6 +467,8 @@ class _Monitor:
             train_s,
             " *best*" if improved else ("; early stop" if self.model.stop_training else ""),
         )
+        if per_group:
+            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in per_group.items()))
 
 
 def write_history(run_dir: Path, rows: Sequence[dict]) -> dict[str, str]:
@@ -554,7 +580,7 @@ def trained_spec(config: TrainConfig, sha256: str, init_spec: WeightsSpec | None
     init_text = f", fine-tuned from {init_spec.name} ({init_spec.sha256[:16]}...)" if init_spec else ", from scratch"
     return WeightsSpec(
         name=config.spec_name,
-        architecture="meso4",
+        architecture=config.architecture,
         sha256=sha256,
         output="p_fake",
         input_size_px=INPUT_SIZE_PX,
@@ -624,7 +650,12 @@ def train(config: TrainConfig) -> dict:
     Raises :class:`pipeline.training.dataset.DatasetError` (bad data or split, before TensorFlow
     starts), ``FileNotFoundError``/:class:`pipeline.errors.WeightsError` (``init_weights``)."""
     from pipeline.training.evaluate import summarize_scores
+    from pipeline.training.mix import is_mix_file
 
+    if is_mix_file(config.data):  # several face sets: pipeline.training.train_mix
+        from pipeline.training.train_mix import train_mix
+
+        return train_mix(config)
     started = time.monotonic()
     # 1. data and split: data errors surface before TensorFlow starts
     split = split_items(load_faces(config.data), config.val_fraction, config.seed)
@@ -634,7 +665,7 @@ def train(config: TrainConfig) -> dict:
     config.run_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(config.run_dir / "split.csv", {"train": train_items, "val": val_items})
     # 2. fit, keeping the best epoch
-    model, init_spec = initial_model(config.init_weights)
+    model, init_spec = initial_model(config.init_weights, config.architecture)
     fit = fit_model(model, config, train_items, val_items)
     # 3. the weights, their spec sidecar and the report
     save_weights_h5(model, config.output)
