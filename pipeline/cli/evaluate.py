@@ -71,6 +71,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="only this split of a manifest with a split column (train/val/test)")
     p.add_argument("--batch-size", type=int, default=SCORE_BATCH, help="faces per model call")
     p.add_argument("--no-download", action="store_true", help="never download default weights")
+    p.add_argument(
+        "--faces-crop-margin",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help="framing of the face images (crop side / detector box side: 1.3 extract_faces.py, 1.11 MesoNet's, "
+        "0.93 DFDC's); each is centre-cropped to the weights' framing. Default: scored whole",
+    )
     clips = p.add_argument_group("clips (when DATA holds video clips: the scanner's settings)")
     defaults = ScanConfig()
     clips.add_argument("--fps", type=positive_float, default=defaults.fps, help="frames sampled per second")
@@ -129,6 +137,7 @@ def config_from_args(args: argparse.Namespace) -> EvaluateConfig:
         split=args.split,
         batch_size=args.batch_size,
         download=not args.no_download,
+        faces_crop_margin=args.faces_crop_margin,
     )
 
 

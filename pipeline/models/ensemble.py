@@ -155,3 +155,30 @@ class EnsembleScorer:
         if len(self.members) == 1:
             return per_member[0]
         return sigmoid(logit(per_member).mean(axis=0))
+
+
+def weights_bundle(path: str | Path) -> tuple[str, dict[str, bytes]]:
+    """Every file a weights path needs, as ``(main file name, {file name: bytes})``, to be
+    written side by side into one folder elsewhere (a Dask worker): the file and its sidecar,
+    or for an ensemble the ensemble file (rewritten to name its members by bare file names)
+    and each member with its sidecar."""
+    from pipeline.models.weights import sidecar_path
+
+    path = Path(path)
+
+    def with_sidecar(file: Path, name: str) -> dict[str, bytes]:
+        files = {name: file.read_bytes()}
+        if sidecar_path(file).is_file():
+            files[name + ".json"] = sidecar_path(file).read_bytes()
+        return files
+
+    if not is_ensemble_file(path):
+        return path.name, with_sidecar(path, path.name)
+    raw, members = read_ensemble(path)
+    files: dict[str, bytes] = {}
+    for k, (entry, member) in enumerate(zip(raw["members"], members)):
+        name = f"member{k}_{member.weights.name}"
+        files.update(with_sidecar(member.weights, name))
+        entry["weights"] = name
+    files[path.name] = json.dumps(raw).encode()
+    return path.name, files

@@ -188,7 +188,8 @@ def cache_dir() -> Path:
 def resolve_weights(explicit: str | Path | None = None, *, download: bool = True) -> Path:
     """The weights file to use, decided in this one place.
 
-    1. ``explicit`` (``--weights``): must exist.
+    1. ``explicit`` (``--weights``): a file, or a model's *name* (:func:`weights_by_name`:
+       ``meso4_scanner_v1``, ``mesonet-meso4-df``, ...), so older models stay selectable.
     2. ``weights/`` of this repository: the project's own default, ``REPO_DEFAULT_NAME``.
     3. MesoNet's DF weights (``DEFAULT_WEIGHTS_NAME``) in the cache directory (see :func:`cache_dir`).
     4. when ``download``: fetch the MesoNet DF file into the cache, sha256-verified.
@@ -196,9 +197,11 @@ def resolve_weights(explicit: str | Path | None = None, *, download: bool = True
     """
     if explicit is not None:
         path = Path(explicit).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"weights file not found: {path}")
-        return path
+        if path.is_file():
+            return path
+        if "/" not in str(explicit) and "\\" not in str(explicit):
+            return weights_by_name(str(explicit), download=download)
+        raise FileNotFoundError(f"weights file not found: {path}")
     tried = []
     for candidate in (REPO_WEIGHTS_DIR / REPO_DEFAULT_NAME, cache_dir() / "weights" / DEFAULT_WEIGHTS_NAME):
         if candidate.is_file():
@@ -211,6 +214,36 @@ def resolve_weights(explicit: str | Path | None = None, *, download: bool = True
         except (OSError, WeightsError) as exc:
             tried.append(f"{DEFAULT_DOWNLOAD.url} ({exc})")
     raise FileNotFoundError("no Meso-4 weights found; tried: " + "; ".join(tried) + ". Pass --weights PATH.")
+
+
+def model_names() -> list[str]:
+    """Every model selectable by name: the project's files in ``weights/`` (``NAME.h5`` with a
+    sidecar, ``NAME.ensemble.json``) and the known MesoNet files (by their spec name)."""
+    own = [p.name[: -len(".h5")] for p in REPO_WEIGHTS_DIR.glob("*.h5") if sidecar_path(p).is_file()]
+    own += [p.name[: -len(".ensemble.json")] for p in REPO_WEIGHTS_DIR.glob("*.ensemble.json")]
+    return sorted(own) + sorted(spec.name for spec in KNOWN_WEIGHTS.values())
+
+
+def weights_by_name(name: str, *, download: bool = True) -> Path:
+    """The file of a model named ``name``: ``weights/NAME.h5`` or ``weights/NAME.ensemble.json``
+    of this repository, or a known MesoNet file by its spec name (``mesonet-meso4-df``, ...)
+    found in the cache or, when ``download``, fetched into it (sha256-verified). Raises
+    ``FileNotFoundError`` listing the names there are."""
+    for candidate in (REPO_WEIGHTS_DIR / f"{name}.h5", REPO_WEIGHTS_DIR / f"{name}.ensemble.json"):
+        if candidate.is_file():
+            return candidate
+    known = next((spec for spec in KNOWN_WEIGHTS.values() if spec.name == name), None)
+    if known is not None and known.url:
+        target = cache_dir() / "weights" / known.url.rsplit("/", 1)[-1]
+        if target.is_file() and sha256_file(target) == known.sha256:
+            return target
+        if download:
+            try:
+                return fetch_weights(known.url, target, known.sha256)
+            except (OSError, WeightsError) as exc:
+                raise FileNotFoundError(f"model {name}: not in {target.parent} and the download failed: {exc}") from exc
+        raise FileNotFoundError(f"model {name}: not in {target.parent} (downloads are off)")
+    raise FileNotFoundError(f"weights file or model name not found: {name}; models: {', '.join(model_names())}")
 
 
 def fetch_weights(url: str, target: str | Path, sha256: str, *, timeout_s: float = 60.0) -> Path:

@@ -17,7 +17,6 @@ from distributed import Client, LocalCluster, get_worker, wait
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from pipeline.models.factory import LoadedModels, ModelSpec, load_models, worker_spec
-from pipeline.models.weights import sidecar_path
 from pipeline.scan.analyze import ScanConfig, VideoResult, error_row, score_video_safe
 from pipeline.scan.records import display_path
 
@@ -35,7 +34,8 @@ class ModelsPlugin(WorkerPlugin):
 
     ``spec``: pinned to one file (:func:`pipeline.models.factory.worker_spec`). The weights
     travel inside the plugin (a Meso-4 file is 156 KB), so workers need no copy of them; the
-    spec sidecar travels with them when there is one. Each worker loads ``spec`` re-pinned to
+    spec sidecar travels with them when there is one, and an ensemble travels with its members
+    (:func:`pipeline.models.ensemble.weights_bundle`). Each worker loads ``spec`` re-pinned to
     its own copy. Raises ``ValueError`` for a spec not pinned to a file.
     """
 
@@ -44,21 +44,18 @@ class ModelsPlugin(WorkerPlugin):
     def __init__(self, spec: ModelSpec, config: ScanConfig):
         if spec.weights is None:
             raise ValueError("ModelsPlugin needs a spec pinned to a weights file (see worker_spec)")
-        weights_path = Path(spec.weights)
+        from pipeline.models.ensemble import weights_bundle
+
         self.spec = spec
-        self.weights_name = weights_path.name
-        self.weights_bytes = weights_path.read_bytes()
-        sidecar = sidecar_path(weights_path)
-        self.sidecar_text = sidecar.read_text() if sidecar.is_file() else None
+        self.weights_name, self.files = weights_bundle(spec.weights)
         self.config = config
         self._dir: str | None = None
 
     def setup(self, worker) -> None:
         self._dir = tempfile.mkdtemp(prefix="deepfake-scanner-weights-")
+        for name, content in self.files.items():
+            (Path(self._dir) / name).write_bytes(content)
         path = Path(self._dir) / self.weights_name
-        path.write_bytes(self.weights_bytes)
-        if self.sidecar_text is not None:
-            sidecar_path(path).write_text(self.sidecar_text)
         loaded = load_models(self.spec.with_weights(path))
         setattr(worker, _WORKER_ATTR, (loaded.detector, loaded.scorer, self.config))
         log.info("worker %s: models loaded", getattr(worker, "address", "?"))

@@ -65,7 +65,11 @@ class EvaluateConfig:
     """One evaluation, flag for flag. ``weights`` ``None``: the scanner's default weights (see
     :func:`pipeline.models.weights.resolve_weights`; ``download`` allows its last step, fetching
     MesoNet's file). ``resize``/``threshold`` ``None``: the weights' spec. ``split``: only that
-    split of a manifest. ``batch_size``: faces decoded and scored per step."""
+    split of a manifest. ``batch_size``: faces decoded and scored per step. ``faces_crop_margin``:
+    the framing of the face images (crop side / MTCNN box side: 1.3 for ``extract_faces.py``,
+    about 1.11 for MesoNet's faces, 0.93 for DFDC's release); each is centre-cropped to the
+    weights spec's ``crop_margin`` before scoring, so the model sees faces framed as it was
+    trained. ``None``: the images are scored whole."""
 
     data: Path
     report_dir: Path
@@ -76,8 +80,11 @@ class EvaluateConfig:
     split: str | None = None
     batch_size: int = SCORE_BATCH
     download: bool = True
+    faces_crop_margin: float | None = None
 
     def __post_init__(self) -> None:
+        if self.faces_crop_margin is not None and not 0.5 <= self.faces_crop_margin <= 3.0:
+            raise ValueError(f"faces_crop_margin must be in [0.5, 3], got {self.faces_crop_margin}")
         if self.positive not in POSITIVE_CLASSES:
             raise ValueError(f"positive must be one of {POSITIVE_CLASSES}, got {self.positive!r}")
         if self.resize is not None and self.resize not in RESIZE_INTERPOLATIONS:
@@ -104,13 +111,18 @@ class ScoreRow(CsvRow):
 
 
 def score_faces(
-    scorer, items: Sequence[FaceItem], interpolation: str, *, batch_size: int = SCORE_BATCH
+    scorer,
+    items: Sequence[FaceItem],
+    interpolation: str,
+    *,
+    batch_size: int = SCORE_BATCH,
+    centre_fraction: float = 1.0,
 ) -> tuple[list[FaceItem], np.ndarray, list[tuple[FaceItem, str]]]:
     """Score every face with ``scorer`` (a :class:`pipeline.models.meso4.MesoScorer`).
 
     Returns ``(scored_items, p_fake, skipped)``: ``p_fake`` float64 (N,) aligned with
     ``scored_items``; an unreadable image is logged and listed in ``skipped`` with the reason,
-    and the rest go on.
+    and the rest go on. ``centre_fraction``: the centre part of each image scored (re-framing).
     """
     size = scorer.spec.input_size_px
     scored: list[FaceItem] = []
@@ -118,7 +130,8 @@ def score_faces(
     outputs: list[np.ndarray] = []
     started = time.monotonic()
     for start in range(0, len(items), batch_size):
-        batch_items, crops = load_crops(items[start : start + batch_size], size, interpolation, skipped)
+        chunk = items[start : start + batch_size]
+        batch_items, crops = load_crops(chunk, size, interpolation, skipped, centre_fraction)
         if crops:
             outputs.append(scorer.score_p_fake(np.stack(crops)))
             scored.extend(batch_items)
@@ -130,14 +143,18 @@ def score_faces(
 
 
 def load_crops(
-    items: Sequence[FaceItem], size_px: int, interpolation: str, skipped: list[tuple[FaceItem, str]]
+    items: Sequence[FaceItem],
+    size_px: int,
+    interpolation: str,
+    skipped: list[tuple[FaceItem, str]],
+    centre_fraction: float = 1.0,
 ) -> tuple[list[FaceItem], list[np.ndarray]]:
     """``(readable items, their uint8 (size_px, size_px, 3) RGB inputs)``; an unreadable image
     (missing, truncated, not an image) is logged and appended to ``skipped`` with the reason."""
     loaded, crops = [], []
     for item in items:
         try:
-            crops.append(load_crop_rgb(item.source_path, size_px, interpolation))
+            crops.append(load_crop_rgb(item.source_path, size_px, interpolation, centre_fraction))
         except (OSError, ValueError) as exc:
             log.warning("skipped %s: %s", item.source_path, exc)
             skipped.append((item, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
@@ -176,8 +193,12 @@ def metrics_block(labels: Sequence[str], p_fake: np.ndarray, *, positive: str = 
 def summarize_scores(
     items: Sequence[FaceItem], p_fake: np.ndarray, *, positive: str = "fake", threshold: float = 0.5
 ) -> dict:
-    """Image-level metrics, plus ``video`` (mean p_fake per source video) when videos are known."""
+    """Image-level metrics with the expected calibration error of ``p_fake`` (``ece``, 10 bins),
+    plus ``video`` (mean p_fake per source video) when videos are known."""
+    from pipeline.models.calibration import expected_calibration_error
+
     out = metrics_block([i.label for i in items], p_fake, positive=positive, threshold=threshold)
+    out["ece"] = expected_calibration_error(p_fake, [i.label == "fake" for i in items]) if len(items) else None
     names, labels, means = video_means(items, p_fake)
     if names:
         out["video"] = metrics_block(labels, means, positive=positive, threshold=threshold)
@@ -271,6 +292,9 @@ def write_plots(report_dir: Path, items: Sequence[FaceItem], p_fake: np.ndarray,
     files["score_histogram"] = plots.plot_score_histograms(
         p_fake, is_fake, report_dir / "score_histogram.png", threshold=threshold
     )
+    files["reliability"] = plots.plot_reliability(
+        {"faces": (p_fake, is_fake)}, report_dir / "reliability.png", title="Faces: reliability"
+    )
     return {k: v.name for k, v in files.items()}
 
 
@@ -285,7 +309,7 @@ def format_metric(value) -> str:
 
 def write_report_md(path: Path, metrics: dict, plots_written: dict[str, str]) -> Path:
     """``report.md``: what was evaluated, a table of faces (and videos) metrics, the plots."""
-    rows = ["tp", "tn", "fp", "fn", "accuracy", "precision", "recall", "f1", "roc_auc", "eer"]
+    rows = ["tp", "tn", "fp", "fn", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"]
     video = metrics.get("video")
     lines = [
         "# Evaluation report",
@@ -304,10 +328,15 @@ def write_report_md(path: Path, metrics: dict, plots_written: dict[str, str]) ->
     ]
     for key in rows:
         lines.append(
-            f"| {key} | {format_metric(metrics[key])} |" + (f" {format_metric(video[key])} |" if video else "")
+            f"| {key} | {format_metric(metrics[key])} |" + (f" {format_metric(video.get(key))} |" if video else "")
         )
     lines += ["", "ROC AUC and EER come from the continuous scores; the other figures from the threshold.", ""]
-    titles = {"confusion_matrix": "Confusion matrix", "roc": "ROC", "score_histogram": "Scores per class"}
+    titles = {
+        "confusion_matrix": "Confusion matrix",
+        "roc": "ROC",
+        "score_histogram": "Scores per class",
+        "reliability": "Reliability (calibration)",
+    }
     for key, name in plots_written.items():
         lines += [f"## {titles.get(key, key)}", "", f"![{titles.get(key, key)}]({name})", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -415,7 +444,10 @@ def evaluate(config: EvaluateConfig, scorer=None) -> dict:
     threshold = resolve_threshold(config.threshold, scorer.spec)
     log.info("evaluating %s on %d faces of %s (resize %s)", scorer.name, len(items), config.data, interpolation)
     # 3. score, 4. measure, 5. write
-    scored, p_fake, skipped = score_faces(scorer, items, interpolation, batch_size=config.batch_size)
+    fraction = 1.0 if config.faces_crop_margin is None else min(1.0, scorer.spec.crop_margin / config.faces_crop_margin)
+    scored, p_fake, skipped = score_faces(
+        scorer, items, interpolation, batch_size=config.batch_size, centre_fraction=fraction
+    )
     if not scored:
         raise DatasetError(f"no readable image in {config.data} ({len(skipped)} skipped)")
     metrics = summarize_scores(scored, p_fake, positive=config.positive, threshold=threshold)

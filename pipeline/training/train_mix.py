@@ -200,17 +200,10 @@ def _trained_spec(config: TrainConfig, mix: MixSpec, sha256: str, init_spec, cal
     )
 
 
-def train_mix(config: TrainConfig) -> dict:
-    """Run one mixed training (module docstring) and write weights, sidecar and report.
-    Returns the sidecar's content. Raises :class:`DatasetError` before TensorFlow starts when a
-    source is missing, empty or cannot be split."""
-    import keras
-
-    from pipeline.models.calibration import apply_temperature
-    from pipeline.training import plots
-    from pipeline.training.evaluate import summarize_scores
-
-    started = time.monotonic()
+def prepare_mix(config: TrainConfig) -> tuple[MixSpec, list[SourceSplit]]:
+    """Read and split the mix, start TensorFlow, write one split manifest per source. Raises
+    :class:`DatasetError` before TensorFlow starts when a source is missing, empty or cannot
+    be split."""
     mix = MixSpec.from_json(config.data)
     splits = split_mix(mix, config.val_fraction, config.seed)
     start_tensorflow(config.seed)
@@ -226,6 +219,14 @@ def train_mix(config: TrainConfig) -> dict:
             summarize(split.val),
         )
         write_manifest(config.run_dir / f"split_{split.source.name}.csv", {"train": split.train, "val": split.val})
+    return mix, splits
+
+
+def fit_mix(config: TrainConfig, mix: MixSpec, splits: Sequence[SourceSplit]):
+    """Build (or load) the network and fit it on the mix; returns ``(model holding the best
+    epoch's weights, the monitor with the history and best validation scores, init spec,
+    steps per epoch)``."""
+    import keras
 
     model, init_spec = initial_model(config.init_weights, config.architecture)
     n_train = sum(len(s.train) for s in splits)
@@ -254,22 +255,13 @@ def train_mix(config: TrainConfig) -> dict:
         shuffle=False,
     )
     model.set_weights(monitor.best_weights)
+    return model, monitor, init_spec, steps
 
-    y_val = np.array([i.y for i in val_items])
-    calibration = calibrate(monitor.best_p_fake, y_val)
-    p_cal = apply_temperature(monitor.best_p_fake, calibration.temperature)
-    save_weights_h5(model, config.output)
-    spec = _trained_spec(config, mix, sha256_file(config.output), init_spec, calibration)
-    pooled = summarize_scores(val_items, p_cal, positive="fake", threshold=calibration.threshold)
-    sources = per_source_metrics(splits, monitor.best_p_fake, p_cal, calibration.threshold)
-    files = write_history(config.run_dir, monitor.rows)
-    files["reliability"] = plots.plot_reliability(
-        {"uncalibrated": (monitor.best_p_fake, y_val), f"T = {calibration.temperature:g}": (p_cal, y_val)},
-        config.run_dir / "reliability.png",
-    ).name
-    sidecar = json.loads(spec.to_json())
-    seconds_per_epoch = round(float(np.mean([r["train_s"] for r in monitor.rows])), 1)
-    sidecar["training"] = {
+
+def training_section(config, mix, splits, init_spec, monitor, steps, calibration, metrics, files, seconds) -> dict:
+    """The ``training`` section of the sidecar: data and mix, split per source, start, settings,
+    calibration, epochs, timings, validation metrics pooled and per source, report files."""
+    return {
         "data": str(config.data),
         "mix": mix.to_json(),
         "split": {
@@ -298,23 +290,56 @@ def train_mix(config: TrainConfig) -> dict:
         "calibration": dataclasses.asdict(calibration),
         "epochs_run": len(monitor.rows),
         "best_epoch": monitor.best_epoch,
-        "seconds_per_epoch": seconds_per_epoch,
-        "seconds_total": round(time.monotonic() - started, 1),
+        "seconds_per_epoch": round(float(np.mean([r["train_s"] for r in monitor.rows])), 1),
+        "seconds_total": round(seconds, 1),
         "cpu_count": os.cpu_count(),
-        "val_metrics": _clean(pooled),
-        "val_metrics_per_source": _clean(sources),
+        "val_metrics": _clean(metrics["pooled"]),
+        "val_metrics_per_source": _clean(metrics["per_source"]),
         "report": {k: relpath_posix(config.run_dir / v, config.output.parent) for k, v in files.items()},
     }
+
+
+def train_mix(config: TrainConfig) -> dict:
+    """Run one mixed training (module docstring) and write weights, sidecar and report.
+    Returns the sidecar's content. Raises :class:`DatasetError` before TensorFlow starts when a
+    source is missing, empty or cannot be split."""
+    from pipeline.models.calibration import apply_temperature
+    from pipeline.training import plots
+    from pipeline.training.evaluate import summarize_scores
+
+    started = time.monotonic()
+    mix, splits = prepare_mix(config)
+    model, monitor, init_spec, steps = fit_mix(config, mix, splits)
+    # calibrate on the pooled validation faces, then write weights, spec and report
+    val_items = [item for s in splits for item in s.val]
+    y_val = np.array([i.y for i in val_items])
+    calibration = calibrate(monitor.best_p_fake, y_val)
+    p_cal = apply_temperature(monitor.best_p_fake, calibration.temperature)
+    save_weights_h5(model, config.output)
+    spec = _trained_spec(config, mix, sha256_file(config.output), init_spec, calibration)
+    metrics = {
+        "pooled": summarize_scores(val_items, p_cal, positive="fake", threshold=calibration.threshold),
+        "per_source": per_source_metrics(splits, monitor.best_p_fake, p_cal, calibration.threshold),
+    }
+    files = write_history(config.run_dir, monitor.rows)
+    files["reliability"] = plots.plot_reliability(
+        {"uncalibrated": (monitor.best_p_fake, y_val), f"T = {calibration.temperature:g}": (p_cal, y_val)},
+        config.run_dir / "reliability.png",
+    ).name
+    sidecar = json.loads(spec.to_json())
+    sidecar["training"] = training_section(
+        config, mix, splits, init_spec, monitor, steps, calibration, metrics, files, time.monotonic() - started
+    )
     sidecar_path(config.output).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     log.info(
         "wrote %s: best epoch %d of %d, %.0f s/epoch, T %.3f, threshold %.3f; validation AUC %s",
         config.output,
         monitor.best_epoch,
         len(monitor.rows),
-        seconds_per_epoch,
+        sidecar["training"]["seconds_per_epoch"],
         calibration.temperature,
         calibration.threshold,
-        {k: round(v["roc_auc"], 4) for k, v in sources.items()},
+        {k: round(v["roc_auc"], 4) for k, v in metrics["per_source"].items()},
     )
     return sidecar
 

@@ -77,6 +77,9 @@ def test_flags_map_one_to_one_onto_the_config():
             "val",
             "--batch-size",
             "8",
+            "--no-download",
+            "--faces-crop-margin",
+            "1.11",
         ]
     )
     assert config_from_args(args) == EvaluateConfig(
@@ -88,6 +91,8 @@ def test_flags_map_one_to_one_onto_the_config():
         threshold=0.4,
         split="val",
         batch_size=8,
+        download=False,
+        faces_crop_margin=1.11,
     )
     defaults = config_from_args(build_parser("evaluate").parse_args(["d.csv", "-o", "r"]))
     assert defaults == EvaluateConfig(data=Path("d.csv"), report_dir=Path("r"))  # None: the weights' spec decides

@@ -406,3 +406,25 @@ def test_fetch_weights_failure_leaves_nothing(tmp_path, server_url, unreachable_
         assert excinfo.value.code == 404
     assert not target.exists()
     assert _leftovers(target.parent) == []
+
+
+def test_models_are_selectable_by_name(tmp_path, monkeypatch, shared_data):
+    from pipeline.models.weights import model_names, resolve_weights
+
+    weights.REPO_WEIGHTS_DIR.mkdir()  # the autouse fixture points it at an empty folder
+    own = weights.REPO_WEIGHTS_DIR / "meso4_scanner_v1.h5"
+    own.write_bytes(PAYLOAD)
+    sidecar_path(own).write_text(_spec(name="meso4_scanner_v1").to_json())
+    assert resolve_weights("meso4_scanner_v1") == own
+    assert "meso4_scanner_v1" in model_names() and "mesonet-meso4-df" in model_names()
+    # a known MesoNet file by name: from the cache when it is there (sha256-checked), never downloaded here
+    monkeypatch.setenv("DEEPFAKE_SCANNER_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="downloads are off"):
+        resolve_weights("mesonet-mesoinception4-df", download=False)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "MesoInception_DF.h5").write_bytes(
+        (shared_data / "weights" / "mesonet" / "MesoInception_DF.h5").read_bytes()
+    )
+    assert resolve_weights("mesonet-mesoinception4-df", download=False).name == "MesoInception_DF.h5"
+    with pytest.raises(FileNotFoundError, match="models: .*meso4_scanner_v1"):
+        resolve_weights("no_such_model")

@@ -238,6 +238,29 @@ def test_the_plugin_carries_a_pinned_spec_and_its_weights(meso4_df_path, tmp_pat
     spec = worker_spec(ModelSpec(weights=meso4_df_path), workers=2)
     plugin = ModelsPlugin(spec, ScanConfig())
     assert plugin.spec is spec and plugin.spec.intra_op_threads >= 1 and plugin.spec.download is False
-    assert plugin.weights_bytes == meso4_df_path.read_bytes() and plugin.sidecar_text is None
+    assert plugin.files == {meso4_df_path.name: meso4_df_path.read_bytes()}  # no sidecar: known by sha256
     with pytest.raises(ValueError, match="pinned"):
         ModelsPlugin(ModelSpec(), ScanConfig())
+
+
+def test_an_ensemble_travels_with_its_members(meso4_df_path, tmp_path):
+    """A worker gets the ensemble file naming its members by bare names, and every member."""
+    import json
+
+    from pipeline.models.ensemble import weights_bundle
+    from pipeline.models.weights import spec_for_weights
+
+    ensemble = tmp_path / "pair.ensemble.json"
+    ensemble.write_text(
+        json.dumps({"members": [{"weights": str(meso4_df_path)}, {"weights": str(meso4_df_path), "temperature": 2.0}]})
+    )
+    main, files = weights_bundle(ensemble)
+    worker_dir = tmp_path / "worker"
+    worker_dir.mkdir()
+    for name, content in files.items():
+        (worker_dir / name).write_bytes(content)
+    assert main == "pair.ensemble.json" and len(files) == 3
+    # the worker's copy resolves on its own: members found beside it, same contract
+    assert spec_for_weights(worker_dir / main).name == "pair"
+    assert spec_for_weights(worker_dir / main).crop_margin == spec_for_weights(ensemble).crop_margin
+    assert json.loads(files[main])["members"][1] == {"weights": "member1_Meso4_DF.h5", "temperature": 2.0}
