@@ -76,21 +76,32 @@ def clip_faces(path: str, detector, config: ScanConfig, margins: set[tuple[float
     }
 
 
-def clip_p_fake(scorer, faces: dict) -> float | None:
+SCORING = defaultdict(lambda: [0.0, 0])  # model name -> [seconds, crops]
+
+
+def timed_scores(name: str, scorer, crops: np.ndarray) -> np.ndarray:
+    started = time.perf_counter()
+    p = scorer.score_p_fake(crops)
+    SCORING[name][0] += time.perf_counter() - started
+    SCORING[name][1] += len(crops)
+    return p
+
+
+def clip_p_fake(name: str, scorer, faces: dict) -> float | None:
     key = (scorer.spec.crop_margin, scorer.spec.resize_interpolation)
     if not faces["tracks"]:
         return None
-    p = scorer.score_p_fake(faces["crops"][key])
+    p = timed_scores(name, scorer, faces["crops"][key])
     return float(aggregate("track_max", p.tolist(), faces["tracks"], faces["sizes"]))
 
 
-def face_scores(scorer, items, data_margin: float) -> np.ndarray:
+def face_scores(name: str, scorer, items, data_margin: float) -> np.ndarray:
     fraction = min(1.0, scorer.spec.crop_margin / data_margin)
     out = []
     for start in range(0, len(items), 256):
         chunk = items[start : start + 256]
         crops = np.stack([load_crop_rgb(i.source_path, 256, scorer.spec.resize_interpolation, fraction) for i in chunk])
-        out.append(scorer.score_p_fake(crops))
+        out.append(timed_scores(name, scorer, crops))
     return np.concatenate(out)
 
 
@@ -138,8 +149,8 @@ def main(argv=None) -> int:
     mesonet = select_split(load_faces(REPO / "weights" / "meso4_scanner_v1_train" / "split.csv"), "val")
     dfdc = select_split(load_faces(args.dfdc_split), "val")
     for name, scorer in scorers.items():
-        results[name]["mesonet_faces"] = face_block(mesonet, face_scores(scorer, mesonet, MESONET_MARGIN))
-        results[name]["dfdc_faces"] = face_block(dfdc, face_scores(scorer, dfdc, DFDC_MARGIN))
+        results[name]["mesonet_faces"] = face_block(mesonet, face_scores(name, scorer, mesonet, MESONET_MARGIN))
+        results[name]["dfdc_faces"] = face_block(dfdc, face_scores(name, scorer, dfdc, DFDC_MARGIN))
         print(f"{name}: faces done ({time.monotonic() - started:.0f} s)", flush=True)
 
     # clips: detection once per clip, every model on the same faces
@@ -153,7 +164,7 @@ def main(argv=None) -> int:
     for path in [*ffpp, *labelled, *unlabeled, *samples]:
         faces = clip_faces(path, detector, config, margins)
         for name, scorer in scorers.items():
-            clip_p[name][path] = clip_p_fake(scorer, faces)
+            clip_p[name][path] = clip_p_fake(name, scorer, faces)
     print(f"clips done ({time.monotonic() - started:.0f} s)", flush=True)
 
     for name in scorers:
@@ -185,6 +196,8 @@ def main(argv=None) -> int:
         }
         results[name]["samples"] = {Path(k).name: (None if p[k] is None else round(p[k], 3)) for k in samples}
         results[name]["threshold"] = t
+        seconds, crops = SCORING[name]
+        results[name]["scoring_ms_per_face"] = round(1000.0 * seconds / max(1, crops), 3)
         results[name]["spec"] = {
             "crop_margin": scorers[name].spec.crop_margin,
             "temperature": scorers[name].spec.temperature,

@@ -70,6 +70,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         default=TrainConfig.architecture,
         help="the network: Meso-4 or MesoInception-4 (MesoNet, Afchar et al. 2018)",
     )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        metavar="MIN",
+        help="time budget: no epoch starts that would end past it; the best epoch so far is kept, "
+        "calibrated and written as after early stopping",
+    )
     p.add_argument("--no-augment", action="store_true", help="train on the faces as they are")
     p.add_argument("--report-dir", metavar="DIR", help="history, curves and split (default: <output stem>_train/)")
     p.add_argument("--name", help="spec name (default: the output's stem)")
@@ -93,6 +101,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         resize=args.resize,
         crop_margin=args.crop_margin,
         architecture=args.architecture,
+        max_minutes=args.max_minutes,
         augment=None if args.no_augment else AugmentConfig(),
         steps_per_epoch=args.steps_per_epoch,
         report_dir=Path(args.report_dir) if args.report_dir else None,

@@ -110,6 +110,7 @@ class TrainConfig:
     report_dir: Path | None = None
     name: str | None = None
     license: str = ""
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_INTERPOLATIONS:
@@ -125,6 +126,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
         if not self.learning_rate > 0 or not 0 < self.final_learning_rate_ratio <= 1:
@@ -379,8 +382,12 @@ class _Monitor:
         output: Path,
         patience: int,
         groups: Sequence[str] | None = None,
+        max_minutes: float | None = None,
     ):
         self.model = model
+        # a time budget: no epoch starts once it is spent (the run then ends as after early
+        # stopping: best weights kept, spec and report written)
+        self.deadline_s = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
         # the face set of each validation face (a training mix): the best epoch is the one with
         # the best mean of the per-set AUCs, so no set is drowned by a larger one
         self.groups = None if groups is None or len(set(groups)) < 2 else np.asarray(groups)
@@ -454,6 +461,9 @@ class _Monitor:
             self.wait += 1
             if self.wait >= self.patience:
                 self.model.stop_training = True
+        if self.deadline_s is not None and time.monotonic() + row["train_s"] + row["val_s"] > self.deadline_s:
+            self.model.stop_training = True  # the next epoch would end past the time budget
+            log.info("time budget: stopping after epoch %d", epoch + 1)
         log.info(
             "epoch %d: loss %.4f acc %.3f | val loss %.4f acc %.3f AUC %.4f video AUC %.4f | lr %.2e | %.0f s%s",
             epoch + 1,
@@ -558,7 +568,7 @@ def fit_model(model, config: TrainConfig, train_items: Sequence[FaceItem], val_i
         config.learning_rate, decay_steps=steps * config.epochs, alpha=config.final_learning_rate_ratio
     )
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", metrics=["accuracy"])
-    monitor = _Monitor(model, val_ds, val_items, config.output, config.patience)
+    monitor = _Monitor(model, val_ds, val_items, config.output, config.patience, max_minutes=config.max_minutes)
     log.info(
         "training %d epochs of %d steps (batch %d) on %d faces; %d validation faces",
         config.epochs,

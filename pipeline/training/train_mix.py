@@ -237,7 +237,8 @@ def fit_mix(config: TrainConfig, mix: MixSpec, splits: Sequence[SourceSplit]):
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", metrics=["accuracy"])
     val_items = [item for s in splits for item in s.val]
     groups = [s.source.name for s in splits for _ in s.val]
-    monitor = _Monitor(model, make_mix_val(splits, mix, config), val_items, config.output, config.patience, groups)
+    val_ds = make_mix_val(splits, mix, config)
+    monitor = _Monitor(model, val_ds, val_items, config.output, config.patience, groups, config.max_minutes)
     log.info(
         "training %s, %d epochs of %d steps (batch %d); %d validation faces",
         config.architecture,

@@ -202,7 +202,9 @@ def test_manifest_split_column_is_used_and_checked():
         (dict(output=Path("w.keras")), "must be a .h5 file"),
         (dict(epochs=0), "epochs must be >= 1"),
         (dict(resize="cubic"), "resize must be one of"),
-        (dict(crop_margin=0.9), r"crop_margin must be in \[1, 3\]"),  # what WeightsSpec accepts, checked up front
+        (dict(crop_margin=0.4), r"crop_margin must be in \[0.5, 3\]"),  # what WeightsSpec accepts, checked up front
+        (dict(architecture="ensemble"), "architecture must be one of"),  # an ensemble is not trained as one network
+        (dict(max_minutes=0), "max_minutes must be > 0"),  # a time budget of nothing
         (dict(val_fraction=1.0), r"val_fraction must be in \(0, 1\)"),
     ],
 )
@@ -265,3 +267,15 @@ def test_train_stops_on_bad_data_before_tensorflow_starts(tmp_path, monkeypatch)
     monkeypatch.setattr(train_module, "start_tensorflow", lambda seed: pytest.fail("TensorFlow started"))
     with pytest.raises(DatasetError, match="data not found"):
         train_module.train(TrainConfig(data=tmp_path / "nowhere", output=tmp_path / "w.h5"))
+
+
+def test_a_spent_time_budget_ends_the_run_like_early_stopping(tiny_data, tmp_path):
+    from pipeline.training.train import train
+
+    out = tmp_path / "budget.h5"
+    config = TrainConfig(
+        data=tiny_data, output=out, epochs=5, steps_per_epoch=1, batch_size=4, val_fraction=0.34, max_minutes=1e-4
+    )  # spent before the first epoch ends
+    sidecar = train(config)
+    assert sidecar["training"]["epochs_run"] == 1  # no second epoch started
+    assert out.is_file() and sidecar["training"]["best_epoch"] == 1
