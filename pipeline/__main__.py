@@ -12,7 +12,7 @@ import sys
 COMMANDS = {
     "score": ("pipeline.cli.score", "score video clips into a CSV of p_fake per clip"),
     "extract": ("pipeline.cli.extract", "build a face dataset from labelled clips (same as extract_faces.py)"),
-    "evaluate": ("pipeline.cli.evaluate", "metrics and plots of Meso-4 weights on labelled face crops"),
+    "evaluate": ("pipeline.cli.evaluate", "metrics and plots of weights on labelled face crops or clips"),
     "train": ("pipeline.cli.train", "train Meso-4 on labelled face crops"),
     "serve": ("pipeline.cli.serve", "web application: upload a clip or an image, see the verdict"),
 }

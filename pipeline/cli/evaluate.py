@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
-        description="Metrics, plots and a report of Meso-4 weights on labelled face crops "
-        "(p_fake, 1 = fake; FAKE when p_fake >= threshold).",
+        description="Metrics, plots and a report of weights on labelled face crops, or on labelled video clips "
+        "run through the scanner (p_fake, 1 = fake; FAKE when p_fake >= threshold).",
     )
     p.add_argument(
         "data",

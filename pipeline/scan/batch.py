@@ -197,6 +197,8 @@ def run_batch(
     faces_path = Path(faces_csv) if faces_csv else None
     if progress is None:
         progress = sys.stderr.isatty()
+    if not overwrite:
+        check_resume_settings(output_csv, model_name(models), config.aggregation)
     with CsvSink(output_csv, VideoRow.columns(), resume=not overwrite) as sink:
         todo, total, skipped = _clips_to_do(paths, output_csv, faces_path, overwrite)
         results = _results(todo, models, config, engine=engine, workers=workers, address=address, progress=progress)
@@ -204,6 +206,35 @@ def run_batch(
         with faces_sink if faces_sink is not None else contextlib.nullcontext():
             counts = _write_results(results, sink, faces_sink, total=total, progress=progress)
     return BatchSummary(dict(counts), skipped)
+
+
+class ResumeMismatchError(ValueError):
+    """An output being resumed holds rows made with another model or aggregation."""
+
+
+def model_name(models: ModelSpec | LoadedModels) -> str:
+    """The spec name of the model a run uses (what its rows' ``model`` column will say)."""
+    if isinstance(models, LoadedModels):
+        return models.scorer.name
+    from pipeline.models.factory import resolve_model
+
+    return resolve_model(models)[1].name
+
+
+def check_resume_settings(output_csv: Path, model: str, aggregation: str) -> None:
+    """Refuse to resume ``output_csv`` when its rows were scored with another model or
+    aggregation: one CSV must never mix two models' numbers. Raises
+    :class:`ResumeMismatchError` naming both and the way out (``--overwrite`` or another output)."""
+    from pipeline.scan.sink import read_column_values
+
+    found = {(m, a) for m, a in read_column_values(output_csv, ("model", "aggregation")) if m}
+    other = sorted(found - {(model, aggregation)})
+    if other:
+        shown = ", ".join(f"model {m} / aggregation {a}" for m, a in other)
+        raise ResumeMismatchError(
+            f"{output_csv} holds rows scored with {shown}; this run uses model {model} / aggregation "
+            f"{aggregation}: pass --overwrite to start afresh, or write to another output"
+        )
 
 
 def _clips_to_do(

@@ -11,7 +11,7 @@ import fcntl
 import io
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pipeline.atomic import atomic_path
@@ -87,6 +87,24 @@ def read_done_keys(path: str | Path, key: str, columns: list[str]) -> set[str]:
             raise ValueError(f"{path} is not an output of this tool (no {key!r} column); use --overwrite")
         width = len(reader.fieldnames)
         return {unescape_cell(row[key]) for row in reader if len(row) == width and None not in row.values()}
+
+
+def read_column_values(path: str | Path, columns: Sequence[str]) -> set[tuple[str, ...]]:
+    """The distinct values of ``columns`` (as tuples) over the complete rows of an existing CSV
+    written by :class:`CsvSink`; empty when the file is missing, empty or lacks a column."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return set()
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not set(columns) <= set(reader.fieldnames):
+            return set()
+        width = len(reader.fieldnames)
+        return {
+            tuple(unescape_cell(row[c]) for c in columns)
+            for row in reader
+            if len(row) == width and None not in row.values()
+        }
 
 
 def keep_rows_with_keys(path: str | Path, keys: set[str], key_column: int = 0) -> int:

@@ -87,12 +87,18 @@ def evaluate_clips(data: str | Path, report_dir: str | Path, models, config: Sca
     or a ``ModelSpec``) and ``config`` (its threshold resolved), write the report into
     ``report_dir`` and return the metrics written to ``metrics.json``. Raises
     :class:`DatasetError` (no clips), ``OSError`` (report folder)."""
-    from pipeline.scan.batch import run_batch
+    from pipeline.scan.batch import ResumeMismatchError, check_resume_settings, model_name, run_batch
     from pipeline.training.evaluate import metrics_block
 
     clips = find_clips(data)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
+    overwrite = False
+    try:  # a report folder is resumed only with the same model and aggregation
+        check_resume_settings(report_dir / "clips.csv", model_name(models), config.aggregation)
+    except ResumeMismatchError as exc:
+        log.warning("%s; scoring every clip afresh", str(exc).split(": pass --overwrite")[0])
+        overwrite = True
     run_batch(
         [c.path for c in clips],
         report_dir / "clips.csv",
@@ -100,6 +106,7 @@ def evaluate_clips(data: str | Path, report_dir: str | Path, models, config: Sca
         models=models,
         faces_csv=report_dir / "faces.csv",
         workers=workers,
+        overwrite=overwrite,
     )
     rows = _read_rows(report_dir / "clips.csv", clips)
     scored = rows[rows["p_fake"].notna()]
@@ -183,6 +190,7 @@ def _write_plots(report_dir: Path, labels: list[str], p_fake: np.ndarray, metric
         report_dir / "score_histogram.png",
         threshold=metrics["threshold"],
         title="Clips: p_fake per class",
+        unit="clips",
     ).name
     matrix = np.array([[metrics["tn"], metrics["fp"]], [metrics["fn"], metrics["tp"]]])
     files["confusion_matrix"] = plots.plot_confusion_matrix(

@@ -75,7 +75,13 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path: s
 
 
 def plot_score_histograms(
-    p_fake: np.ndarray, is_fake: np.ndarray, path: str | Path, *, threshold: float = 0.5, title: str = ""
+    p_fake: np.ndarray,
+    is_fake: np.ndarray,
+    path: str | Path,
+    *,
+    threshold: float = 0.5,
+    title: str = "",
+    unit: str = "faces",
 ) -> Path:
     """Histograms of ``p_fake`` for real and for fake faces on shared bins, with the threshold."""
     plt = _pyplot()
@@ -87,7 +93,8 @@ def plot_score_histograms(
     ax.hist(p_fake[is_fake], bins=bins, alpha=0.6, color="tab:red", label=f"fake (n={int(is_fake.sum())})")
     ax.axvline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:g}")
     ax.set_xlabel("p_fake (1 = fake)")
-    ax.set_ylabel("faces")
+    ax.set_ylabel(unit)
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_title(title or "Scores per class")
     ax.legend(fontsize=8)
     return _save(fig, path)

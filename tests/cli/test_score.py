@@ -258,3 +258,22 @@ def test_the_weights_threshold_labels_unless_the_flag_is_given(clip_dir, tmp_pat
     assert spec_row["p_fake"] == flag_row["p_fake"] == row["p_fake"]  # same model, same bits
     assert spec_row["label"] != row["label"]  # the sidecar's threshold
     assert flag_row["label"] == row["label"]  # the explicit flag wins
+
+
+def test_resuming_an_output_of_another_model_is_a_usage_error(tmp_path, capsys, meso4_df_path, reuse_models):
+    from pipeline.scan.records import VideoRow
+    from pipeline.scan.sink import CsvSink
+
+    out = tmp_path / "scores.csv"
+    with CsvSink(out, VideoRow.columns(), resume=False) as sink:
+        sink.write(
+            VideoRow(
+                video_path="old.mp4", status="no_face", aggregation="track_max", model="meso4_scanner_v1", elapsed_s=0.1
+            )
+        )
+    clip = tmp_path / "empty.mp4"
+    clip.write_bytes(b"")
+    assert cli.main([str(clip), "-o", str(out), "--weights", str(meso4_df_path), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "holds rows scored with model meso4_scanner_v1" in err and "--overwrite" in err
+    assert cli.main([str(clip), "-o", str(out), "--weights", str(meso4_df_path), "-q", "--overwrite"]) == 0

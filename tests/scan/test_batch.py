@@ -125,3 +125,22 @@ def test_a_clip_that_keeps_killing_workers_becomes_an_error_row():
     assert [(r.video_path, r.status) for r in rows] == [("deadly.mp4", "error")]
     assert "worker process died" in rows[0].error
     assert list(queue.retry) == ["unlucky.mp4"] and "deadly.mp4" not in queue.attempts
+
+
+def test_resuming_with_another_model_or_aggregation_is_refused(tmp_path):
+    from pipeline.scan.batch import ResumeMismatchError, check_resume_settings
+    from pipeline.scan.records import VideoRow
+    from pipeline.scan.sink import CsvSink
+
+    out = tmp_path / "scores.csv"
+    with CsvSink(out, VideoRow.columns(), resume=False) as sink:
+        sink.write(
+            VideoRow(
+                video_path="a.mp4", status="decode_error", aggregation="track_max", model="m1", elapsed_s=0.1, error="x"
+            )
+        )
+    check_resume_settings(out, "m1", "track_max")  # the same settings: resumed
+    check_resume_settings(tmp_path / "missing.csv", "m2", "mean")  # nothing to resume
+    for model, aggregation in (("m2", "track_max"), ("m1", "mean")):
+        with pytest.raises(ResumeMismatchError, match="holds rows scored with model m1 / aggregation track_max"):
+            check_resume_settings(out, model, aggregation)

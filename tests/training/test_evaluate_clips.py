@@ -72,6 +72,11 @@ def test_clip_evaluation_writes_the_report(clip_folder, tmp_path, meso4_df_path,
         == 0
     )
     assert json.loads((report / "metrics.json").read_text())["threshold"] == 0.9
+    # another model into the same folder: scored afresh, never mixed with the first model's rows
+    other = meso4_df_path.parent / "MesoInception_DF.h5"
+    assert main([str(clip_folder), "-o", str(report), "--weights", str(other), "--max-frames", "4", "-q"]) == 0
+    rows = pd.read_csv(report / "clips.csv", keep_default_na=False)
+    assert set(rows["model"]) == {"mesonet-mesoinception4-df"} and len(rows) == 4
 
 
 def test_clip_data_is_told_apart_from_faces(clip_folder, shared_data, tmp_path):
