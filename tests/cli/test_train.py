@@ -79,7 +79,7 @@ def test_flags_map_one_to_one_onto_the_config():
         (["{tmp}/nowhere", "-o", "{tmp}/w.h5"], "data not found"),
         (["{tmp}", "-o", "{tmp}/w.h5", "--init-weights", "{tmp}/x.h5"], "--init-weights not found"),
         (["{tmp}", "-o", "{tmp}/w.weights.h5"], "not .weights.h5"),
-        (["{tmp}", "-o", "{tmp}/w.h5", "--crop-margin", "4"], "crop_margin must be in [1, 3]"),
+        (["{tmp}", "-o", "{tmp}/w.h5", "--crop-margin", "4"], "crop_margin must be in [0.5, 3]"),
         (["{tmp}", "-o", "{tmp}/w.h5", "--val-fraction", "0"], "val_fraction must be in (0, 1)"),
         (["{tmp}", "-o", "{tmp}/dir.h5"], "is not a file"),  # an existing folder named like the output
     ],
