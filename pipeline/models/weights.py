@@ -28,8 +28,9 @@ OUTPUT_MEANINGS = ("p_real", "p_fake")
 ARCHITECTURES = ("meso4", "mesoinception4", "ensemble")
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 CACHE_ENV_VAR = "DEEPFAKE_SCANNER_CACHE"
-# The project's own default model, in weights/ of the repository (see weights/MODEL_CARD.md).
-REPO_DEFAULT_NAME = "meso4_scanner_v1.h5"
+# The project's own default model, in weights/ of the repository, chosen by the cross-dataset table
+# of weights/MODEL_CARD.md (meso4_scanner_v1 and the MesoNet files stay selectable by name).
+REPO_DEFAULT_NAME = "meso4_mix_v2.h5"
 # The fallback: MesoNet's DF weights, found in the cache or downloaded into it.
 DEFAULT_WEIGHTS_NAME = "Meso4_DF.h5"
 MESONET_LICENSE = "Apache-2.0 (DariusAf/MesoNet)"

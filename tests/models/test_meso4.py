@@ -98,13 +98,14 @@ def test_unknown_weights_without_sidecar(tmp_path):
 
 
 def test_the_default_weights_are_the_projects_own_model():
-    """Without --weights the scanner finds weights/meso4_scanner_v1.h5: its sidecar says p_fake,
+    """Without --weights the scanner finds weights/meso4_mix_v2.h5: its sidecar says p_fake,
     and it loads and scores by layer order like the MesoNet files."""
     from pipeline.models.weights import REPO_DEFAULT_NAME, resolve_weights
 
     path = resolve_weights(download=False)
     assert path.name == REPO_DEFAULT_NAME
     scorer = MesoScorer.load(path)
-    assert scorer.spec.output == "p_fake" and scorer.name == "meso4_scanner_v1"
+    assert scorer.spec.output == "p_fake" and scorer.name == "meso4_mix_v2"
+    assert scorer.spec.crop_margin == 0.93 and scorer.spec.temperature != 1.0  # framing and calibration in its spec
     p = scorer.score_p_fake(np.zeros((2, 256, 256, 3), np.uint8))
     assert p.shape == (2,) and ((p >= 0) & (p <= 1)).all()
