@@ -26,7 +26,6 @@ this instead of the one-set training when DATA is a mix file:
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import logging
 import os
@@ -182,21 +181,18 @@ def per_source_metrics(splits: Sequence[SourceSplit], p_raw: np.ndarray, p_cal: 
 
 
 def _trained_spec(config: TrainConfig, mix: MixSpec, sha256: str, init_spec, calibration: Calibration) -> WeightsSpec:
-    init_text = f", fine-tuned from {init_spec.name} ({init_spec.sha256[:16]}...)" if init_spec else ", from scratch"
+    """The one-set training's spec (:func:`pipeline.training.train.trained_spec`) with the mix's
+    framing, the fitted calibration and the mix named in the provenance."""
+    from pipeline.training.train import trained_spec
+
+    spec = trained_spec(config, sha256, init_spec)
     sources = ", ".join(f"{s.name} {w:.0%}" for s, w in zip(mix.sources, mix.weights.values()))
-    return WeightsSpec(
-        name=config.spec_name,
-        architecture=config.architecture,
-        sha256=sha256,
-        output="p_fake",
-        input_size_px=INPUT_SIZE_PX,
-        resize_interpolation=config.resize,
+    return dataclasses.replace(
+        spec,
         crop_margin=mix.crop_margin,
         temperature=calibration.temperature,
         threshold=calibration.threshold,
-        provenance=f"trained with `python -m pipeline train` on the mix {config.data} ({sources}){init_text}, "
-        f"{datetime.date.today().isoformat()}; see the training section",
-        license=config.license,
+        provenance=spec.provenance.replace(f"on {config.data}", f"on the mix {config.data} ({sources})"),
     )
 
 

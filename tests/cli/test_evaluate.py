@@ -16,24 +16,9 @@ import pytest
 
 from pipeline.cli.evaluate import build_parser, config_from_args, main
 from pipeline.training.evaluate import EvaluateConfig
-from tests.training.test_evaluate import KNOWN_SET, write_known_set
+from tests.training.test_evaluate import KNOWN_SET, REQUIRED_KEYS, write_known_set
 
 REPO = Path(__file__).resolve().parents[2]
-REQUIRED_KEYS = (
-    "n",
-    "positive",
-    "threshold",
-    "tp",
-    "tn",
-    "fp",
-    "fn",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "roc_auc",
-    "eer",
-)
 
 
 @pytest.fixture()
