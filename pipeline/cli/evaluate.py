@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate
     from pipeline.errors import WeightsError
     from pipeline.training.dataset import DatasetError
     from pipeline.training.evaluate import evaluate, summary_text
+    from pipeline.training.evaluate import format_metric
     from pipeline.training.evaluate_clips import is_clip_data
 
     if is_clip_data(args.data):
@@ -162,8 +163,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate
             "%d clips (%d scored): ROC AUC %s, ECE %s; report in %s",
             metrics["clips"],
             metrics.get("n", 0),
-            metrics.get("roc_auc"),
-            metrics.get("ece"),
+            format_metric(metrics.get("roc_auc")),
+            format_metric(metrics.get("ece")),
             args.report_dir,
         )
         return 0

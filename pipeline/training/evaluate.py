@@ -353,13 +353,16 @@ def summary_text(metrics: dict) -> str:
     )
 
 
-def _json_safe(value):
+def json_safe(value):
+    """``value`` with non-finite floats as ``None`` and NumPy scalars as Python numbers, for JSON."""
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -381,7 +384,7 @@ def write_report(
     if skipped:
         write_skipped_csv(report_dir / "skipped.csv", skipped, base)
     metrics = {**metrics, "plots": write_plots(report_dir, items, p_fake, metrics)}
-    (report_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", encoding="utf-8")
+    (report_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
     write_report_md(report_dir / "report.md", metrics, metrics["plots"])
     return metrics
 

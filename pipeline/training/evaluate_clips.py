@@ -88,7 +88,7 @@ def evaluate_clips(data: str | Path, report_dir: str | Path, models, config: Sca
     ``report_dir`` and return the metrics written to ``metrics.json``. Raises
     :class:`DatasetError` (no clips), ``OSError`` (report folder)."""
     from pipeline.scan.batch import ResumeMismatchError, check_resume_settings, model_name, run_batch
-    from pipeline.training.evaluate import metrics_block
+    from pipeline.training.evaluate import json_safe, metrics_block
 
     clips = find_clips(data)
     report_dir = Path(report_dir)
@@ -120,7 +120,7 @@ def evaluate_clips(data: str | Path, report_dir: str | Path, models, config: Sca
     out["predicted"] = np.where(out["p_fake"].isna(), "", verdict)
     out.to_csv(report_dir / "scores.csv", index=False)
     metrics["plots"] = _write_plots(report_dir, labels, p_fake, metrics) if len(scored) else {}
-    (report_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", encoding="utf-8")
+    (report_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
     _write_report_md(report_dir / "report.md", metrics)
     return metrics
 
@@ -227,15 +227,3 @@ def _write_report_md(path: Path, metrics: dict) -> None:
     for key, name in metrics.get("plots", {}).items():
         lines += ["", f"## {key}", "", f"![{key}]({name})"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, (np.floating, np.integer)):
-        return _json_safe(value.item())
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value

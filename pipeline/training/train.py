@@ -255,6 +255,27 @@ def augment_face(image, seed, config: AugmentConfig):
     return image
 
 
+def decoded_faces(items: Sequence[FaceItem], interpolation: str, centre_fraction: float = 1.0):
+    """``tf.data`` of ``(uint8 (S, S, 3), y float32)`` per face: decoded, re-framed to the centre
+    ``centre_fraction`` of the side (1: whole) and resized with the scanner's ``resize_rgb``, in
+    parallel. Shared by the one-set and the mixed training; callers cache it."""
+    import tensorflow as tf
+
+    paths = [str(item.source_path) for item in items]
+    labels = np.array([item.y for item in items], dtype=np.float32)
+
+    def decode(path):
+        name = path.decode() if isinstance(path, bytes) else str(path)
+        return load_crop_rgb(name, INPUT_SIZE_PX, interpolation, centre_fraction)
+
+    def load(path, y):
+        rgb = tf.numpy_function(decode, [path], tf.uint8, stateful=False)
+        rgb.set_shape((INPUT_SIZE_PX, INPUT_SIZE_PX, 3))
+        return rgb, y
+
+    return tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def make_dataset(
     items: Sequence[FaceItem],
     *,
@@ -271,19 +292,7 @@ def make_dataset(
     import tensorflow as tf
 
     autotune = tf.data.AUTOTUNE
-    paths = [str(item.source_path) for item in items]
-    labels = np.array([item.y for item in items], dtype=np.float32)
-
-    def decode(path):
-        rgb = load_crop_rgb(path.decode() if isinstance(path, bytes) else str(path), INPUT_SIZE_PX, interpolation)
-        return rgb
-
-    def load(path, y):
-        rgb = tf.numpy_function(decode, [path], tf.uint8, stateful=False)
-        rgb.set_shape((INPUT_SIZE_PX, INPUT_SIZE_PX, 3))
-        return rgb, y
-
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=autotune).cache()
+    ds = decoded_faces(items, interpolation).cache()
     if not training:
         return ds.map(lambda rgb, y: (tf.cast(rgb, tf.float32) / 255.0, y)).batch(batch_size).prefetch(autotune)
     weights = class_weights or {0: 1.0, 1: 1.0}

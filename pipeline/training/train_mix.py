@@ -36,15 +36,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.models.weights import WeightsSpec, sha256_file, sidecar_path
-from pipeline.training.dataset import DatasetError, FaceItem, relpath_posix, summarize, write_manifest
+from pipeline.training.dataset import DatasetError, relpath_posix, summarize, write_manifest
 from pipeline.training.mix import MixSpec, SourceSplit, split_mix
 from pipeline.training.train import (
-    INPUT_SIZE_PX,
     VAL_BATCH,
     TrainConfig,
     _clean,
     _Monitor,
     augment_face,
+    decoded_faces,
     initial_model,
     save_weights_h5,
     start_tensorflow,
@@ -55,27 +55,6 @@ log = logging.getLogger(__name__)
 
 # Thresholds considered on validation: never so low or high that one class is always called.
 THRESHOLD_RANGE = (0.05, 0.95)
-
-
-def _decoded(items: Sequence[FaceItem], centre_fraction: float, interpolation: str):
-    """``(uint8 (S, S, 3), y float32)`` per face, decoded and re-framed once."""
-    import tensorflow as tf
-
-    from pipeline.training.dataset import load_crop_rgb
-
-    paths = [str(item.source_path) for item in items]
-    labels = np.array([item.y for item in items], dtype=np.float32)
-
-    def decode(path):
-        name = path.decode() if isinstance(path, bytes) else str(path)
-        return load_crop_rgb(name, INPUT_SIZE_PX, interpolation, centre_fraction)
-
-    def load(path, y):
-        rgb = tf.numpy_function(decode, [path], tf.uint8, stateful=False)
-        rgb.set_shape((INPUT_SIZE_PX, INPUT_SIZE_PX, 3))
-        return rgb, y
-
-    return tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def make_mix_dataset(splits: Sequence[SourceSplit], mix: MixSpec, config: TrainConfig):
@@ -90,7 +69,7 @@ def make_mix_dataset(splits: Sequence[SourceSplit], mix: MixSpec, config: TrainC
             items = [item for item in split.train if item.y == y]
             if not items:
                 raise DatasetError(f"source {split.source.name} has no {'fake' if y else 'real'} training faces")
-            ds = _decoded(items, fraction, config.resize).cache()
+            ds = decoded_faces(items, config.resize, fraction).cache()
             ds = ds.shuffle(len(items), seed=config.seed + 2 * k + y, reshuffle_each_iteration=True).repeat()
             parts.append(ds)
             weights.append(mix.weights[split.source.name] / 2.0)
@@ -114,7 +93,7 @@ def make_mix_val(splits: Sequence[SourceSplit], mix: MixSpec, config: TrainConfi
 
     ds = None
     for split in splits:
-        part = _decoded(split.val, mix.crop_fraction(split.source), config.resize)
+        part = decoded_faces(split.val, config.resize, mix.crop_fraction(split.source))
         ds = part if ds is None else ds.concatenate(part)
     ds = ds.cache().map(lambda rgb, y: (tf.cast(rgb, tf.float32) / 255.0, y))
     return ds.batch(VAL_BATCH).prefetch(tf.data.AUTOTUNE)
