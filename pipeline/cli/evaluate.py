@@ -148,8 +148,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate
     start_logging(args.quiet)
     from pipeline.errors import WeightsError
     from pipeline.training.dataset import DatasetError
-    from pipeline.training.evaluate import evaluate, summary_text
-    from pipeline.training.evaluate import format_metric
+    from pipeline.training.evaluate import evaluate, format_metric, summary_text
     from pipeline.training.evaluate_clips import is_clip_data
 
     if is_clip_data(args.data):
