@@ -18,7 +18,7 @@ from pipeline.models.meso4 import SCORE_BATCH_SIZE, MesoScorer
 from pipeline.scan.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION, aggregate
 from pipeline.scan.face_loop import FaceLoop, FrameFaces, add_elapsed, batched  # noqa: F401 (batched: public here too)
 from pipeline.scan.records import FaceRow, VideoRow, display_path, label_for
-from pipeline.video.decode import DecodeTimeoutError, Frame, iter_frames, sampling_fps
+from pipeline.video.decode import DecodeTimeoutError, Frame, iter_frames, sampling_fps, will_tone_map
 from pipeline.video.probe import VideoInfo, probe_video
 
 log = logging.getLogger(__name__)
@@ -255,21 +255,51 @@ def score_video(
     n_frames, faces = analyze_faces(
         frames, detector, scorer, keep_crops=keep_crops, on_frames=on_frames, timings=timings
     )
-    row = verdict_row(
-        video_path,
-        faces,
-        config,
-        model=scorer.name,
-        n_frames=n_frames,
-        started_s=started,
+    media = media_columns(info, sample_fps, n_frames=n_frames, max_frames=config.max_frames)
+    if not media["reached_end"]:
+        log.warning(
+            "%s: only the first %.0f s were sampled: the container gives no duration and it could not be "
+            "measured (raise --max-frames to cover more)",
+            path,
+            media["covered_s"],
+        )
+    row = verdict_row(video_path, faces, config, model=scorer.name, n_frames=n_frames, started_s=started, **media)
+    return VideoResult(row, tuple(faces))
+
+
+def coverage(info: VideoInfo, sample_fps: float, *, n_frames: int, max_frames: int) -> tuple[float, bool]:
+    """(``covered_s``, ``reached_end``): the seconds of the clip that ``n_frames`` samples at
+    ``sample_fps`` span (each sample stands for one sampling interval, capped at the duration),
+    and whether they reached its end. With a known duration the end is reached when the
+    samples span it (to within half an interval); without one, only when the decoder ran out
+    of frames before the ``max_frames`` cap.
+    """
+    span_s = n_frames / sample_fps if sample_fps > 0 else 0.0
+    if info.duration_s:
+        return round(min(span_s, info.duration_s), 3), span_s >= info.duration_s - 0.5 / sample_fps
+    return round(span_s, 3), n_frames < max_frames
+
+
+def media_columns(info: VideoInfo, sample_fps: float, *, n_frames: int, max_frames: int, **extra) -> dict:
+    """The :class:`VideoRow` fields that describe the clip and how it was sampled (displayed
+    size, stream, pixel shape, colour, duration and coverage); ``extra`` adds or overrides."""
+    covered_s, reached_end = coverage(info, sample_fps, n_frames=n_frames, max_frames=max_frames)
+    return dict(
         duration_s=info.duration_s,
         fps=info.fps,
         width=info.width,
         height=info.height,
         rotation_deg=info.rotation_deg,
         sample_fps=round(sample_fps, 4),
+        stream_index=info.stream_index,
+        sample_aspect_ratio=info.sar_text,
+        color_transfer=info.color_transfer,
+        tone_mapped=will_tone_map(info),
+        duration_source=info.duration_source,
+        covered_s=covered_s,
+        reached_end=reached_end,
+        **extra,
     )
-    return VideoResult(row, tuple(faces))
 
 
 def error_row(video_path: str, status: str, error: str, elapsed_s: float, config: ScanConfig, model: str) -> VideoRow:

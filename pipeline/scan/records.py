@@ -30,9 +30,20 @@ class CsvRow:
 class VideoRow(CsvRow):
     """One clip's verdict. ``p_fake`` (1 = fake) and ``label`` are set only when ``status`` is ok.
 
-    ``n_frames``: sampled frames decoded; ``n_faces``: faces scored; ``duration_s``/``fps``/
-    ``width``/``height``: from the container, width/height upright; ``elapsed_s``: wall time
-    spent on this clip; ``error``: why, when not ok.
+    ``n_frames``: sampled frames decoded; ``n_faces``: faces scored; ``duration_s``/``fps``:
+    from the container; ``width``/``height``: the displayed size (square pixels, upright),
+    which is what faces were found in; ``stream_index``: the video stream scored (of several,
+    the default one, else the largest); ``sample_aspect_ratio``: the stored pixels' shape
+    ("2:1" anamorphic, "1:1" square); ``color_transfer``: ffmpeg's name of the transfer
+    characteristic ("arib-std-b67" HLG, "smpte2084" PQ, "bt709", "" unstated);
+    ``tone_mapped``: for HDR clips, whether frames were converted to SDR BT.709 (empty for
+    SDR); ``duration_source``: where ``duration_s`` came from ("container", "stream_tag",
+    "packets" when measured, "" unknown); ``covered_s``: seconds of the clip the samples
+    span; ``reached_end``: whether sampling reached the clip's end (False: only the first
+    ``covered_s`` seconds were looked at); ``rotation_guess_deg``: clockwise turn applied to
+    frames of a clip with no rotation tag whose faces were only found sideways or upside down
+    (empty when upright); ``elapsed_s``: wall time spent on this clip; ``error``: why, when
+    not ok.
     """
 
     video_path: str
@@ -48,6 +59,14 @@ class VideoRow(CsvRow):
     height: int | None = None
     rotation_deg: int | None = None
     sample_fps: float | None = None
+    stream_index: int | None = None
+    sample_aspect_ratio: str = ""
+    color_transfer: str = ""
+    tone_mapped: bool | None = None
+    duration_source: str = ""
+    covered_s: float | None = None
+    reached_end: bool | None = None
+    rotation_guess_deg: int | None = None
     aggregation: str = ""
     model: str = ""
     elapsed_s: float = 0.0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
+import subprocess
 
 FFMPEG_ENV_VAR = "DEEPFAKE_SCANNER_FFMPEG"
 
@@ -29,3 +31,21 @@ def ffmpeg_exe() -> str:
     except ImportError as exc:  # pragma: no cover - install_requires has it
         raise FileNotFoundError("no ffmpeg found: not on PATH and the imageio-ffmpeg package is not installed") from exc
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_filters() -> frozenset[str]:
+    """Names of the filters the ffmpeg of :func:`ffmpeg_exe` has (``ffmpeg -filters``); empty
+    when it cannot be asked. Builds differ: ``zscale`` needs libzimg, ``libplacebo`` Vulkan."""
+    try:
+        proc = subprocess.run(
+            [ffmpeg_exe(), "-hide_banner", "-nostdin", "-filters"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    text = proc.stdout.decode("utf-8", errors="replace")
+    return frozenset(re.findall(r"^\s*[.A-Z|]{2,3}\s+(\w+)\s", text, flags=re.MULTILINE))

@@ -2,14 +2,24 @@
 
 ``ffmpeg -i FILE`` prints the container and stream description to stderr and exits with
 "At least one output file must be specified". That text is stable across ffmpeg 4 to 9 for
-the fields read here: duration, the first real video stream (attached cover pictures are
-skipped), its coded size, frame rate and rotation (the ``rotate`` tag of old muxers and the
-display matrix side data of new ones).
+the fields read here: duration, every video stream (attached cover pictures are never
+chosen), its coded size, sample aspect ratio, pixel format and colour description, frame
+rate, disposition and rotation (the ``rotate`` tag of old muxers and the display matrix side
+data of new ones).
+
+Which stream: the one marked default (the largest by pixels among several so marked), else
+the largest by pixels, first on ties (ffmpeg's own rule for ``-map`` by default).
+
+When the container gives no duration (Matroska/WebM from pipes, browser MediaRecorder, live
+captures), the stream's ``DURATION`` tag is read, else one fast pass over the packets (no
+decoding) measures it: see :func:`measure_duration_s`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
 import re
 import stat
@@ -18,6 +28,8 @@ from pathlib import Path
 
 from pipeline.errors import DecodeError, NoVideoStreamError
 from pipeline.video.ffmpeg_bin import ffmpeg_exe
+
+log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 60.0
 # Input options for every ffmpeg run on a user's file: local files only, so a playlist (HLS,
@@ -35,15 +47,35 @@ _FPS_RE = re.compile(r"(\d+(?:\.\d+)?)(k?) fps")
 _TBR_RE = re.compile(r"(\d+(?:\.\d+)?)(k?) tbr")
 _DISPLAYMATRIX_RE = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees", re.IGNORECASE)
 _ROTATE_TAG_RE = re.compile(r"^\s*rotate\s*:\s*(-?\d+(?:\.\d+)?)\s*$")
+_SAR_RE = re.compile(r"\[SAR (\d+):(\d+) DAR \d+:\d+\]")
+# "yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67, progressive)": pixel format, then in brackets
+# the range, the colour space/primaries/transfer (one name when all three agree), field order.
+_PIX_FMT_RE = re.compile(r"(?:^|, )(\w+)(?:\(([^)]*)\))?(?=, \d{1,6}x\d{1,6})")
+_STREAM_DURATION_TAG_RE = re.compile(r"^\s*DURATION(?:-\w+)?\s*:\s*(\d+):(\d+):(\d+(?:\.\d+)?)\s*$")
+# Names ffmpeg prints once when colour space, primaries and transfer agree.
+_SAME_COLOUR_NAMES = frozenset({"bt709", "smpte170m", "smpte240m", "unknown"})
+# Transfer characteristics of HDR video: PQ (SMPTE ST 2084, HDR10, Dolby Vision) and HLG (ARIB STD-B67).
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+# A sample aspect ratio outside this range is taken as damage, not as a display shape.
+_SAR_RANGE = (0.2, 5.0)
+MEASURE_TIMEOUT_S = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
     """What a clip is, as far as its container says.
 
-    ``width``/``height`` are the upright (displayed) size: the size of the frames the decoder
-    delivers, after rotation metadata is applied. ``coded_width``/``coded_height`` are the
-    stored size. ``rotation_deg`` is clockwise, one of 0, 90, 180, 270.
+    ``width``/``height`` are the displayed size: the size of the frames the decoder delivers,
+    stretched to square pixels by the sample aspect ratio, then turned by the rotation metadata.
+    ``coded_width``/``coded_height`` are the stored size. ``sample_aspect_ratio`` is the
+    stored pixels' shape as (num, den), 1:1 for square pixels (anamorphic 640x720 at 2:1
+    displays as 1280x720; PAL 720x576 at 64:45 as 1024x576). ``rotation_deg`` is clockwise,
+    one of 0, 90, 180, 270. ``color_space``/``color_primaries``/``color_transfer`` are
+    ffmpeg's names ("" when the stream does not say); HLG is ``arib-std-b67``, PQ
+    ``smpte2084``. ``stream_index`` is the chosen video stream's index in the container,
+    ``n_video_streams`` how many it has (cover pictures not counted). ``duration_source``
+    says where ``duration_s`` came from: ``container``, ``stream_tag``, ``packets`` (measured
+    by :func:`measure_duration_s`) or ``""`` (unknown).
     """
 
     stream_index: int
@@ -54,24 +86,74 @@ class VideoInfo:
     duration_s: float | None
     start_s: float
     codec: str
+    sample_aspect_ratio: tuple[int, int] = (1, 1)
+    pix_fmt: str = ""
+    color_space: str = ""
+    color_primaries: str = ""
+    color_transfer: str = ""
+    n_video_streams: int = 1
+    duration_source: str = ""
 
     def __post_init__(self) -> None:
         if self.coded_width <= 0 or self.coded_height <= 0:
             raise ValueError(f"frame size must be positive, got {self.coded_width}x{self.coded_height}")
         if self.rotation_deg not in (0, 90, 180, 270):
             raise ValueError(f"rotation_deg must be 0, 90, 180 or 270, got {self.rotation_deg}")
+        num, den = self.sample_aspect_ratio
+        if num <= 0 or den <= 0:
+            raise ValueError(f"sample_aspect_ratio must be positive, got {num}:{den}")
+        if not self.duration_source and self.duration_s is not None:
+            object.__setattr__(self, "duration_source", "container")
+
+    @property
+    def display_coded_wh(self) -> tuple[int, int]:
+        """The stored frame stretched to square pixels, before rotation (ffmpeg's
+        ``scale=iw*sar:ih``, rounded to whole pixels)."""
+        num, den = self.sample_aspect_ratio
+        if num == den:
+            return self.coded_width, self.coded_height
+        return max(1, round(self.coded_width * num / den)), self.coded_height
+
+    @property
+    def upright_coded_wh(self) -> tuple[int, int]:
+        """The stored frame turned upright (what ffmpeg delivers before any scaling)."""
+        if self.rotation_deg in (90, 270):
+            return self.coded_height, self.coded_width
+        return self.coded_width, self.coded_height
 
     @property
     def width(self) -> int:
-        return self.coded_height if self.rotation_deg in (90, 270) else self.coded_width
+        w, h = self.display_coded_wh
+        return h if self.rotation_deg in (90, 270) else w
 
     @property
     def height(self) -> int:
-        return self.coded_width if self.rotation_deg in (90, 270) else self.coded_height
+        w, h = self.display_coded_wh
+        return w if self.rotation_deg in (90, 270) else h
 
     @property
     def resolution_wh(self) -> tuple[int, int]:
         return (self.width, self.height)
+
+    @property
+    def sar_text(self) -> str:
+        """The sample aspect ratio as ffmpeg writes it, e.g. ``"2:1"``."""
+        return f"{self.sample_aspect_ratio[0]}:{self.sample_aspect_ratio[1]}"
+
+    @property
+    def is_hdr(self) -> bool:
+        """True for PQ and HLG video (:data:`HDR_TRANSFERS`)."""
+        return self.color_transfer in HDR_TRANSFERS
+
+
+@dataclasses.dataclass(frozen=True)
+class _StreamCandidate:
+    info: VideoInfo
+    is_default: bool
+
+    @property
+    def n_pixels(self) -> int:
+        return self.info.coded_width * self.info.coded_height
 
 
 def _rate(match: re.Match | None) -> float | None:
@@ -81,10 +163,83 @@ def _rate(match: re.Match | None) -> float | None:
     return value if value > 0 else None
 
 
-def parse_ffmpeg_info(stderr_text: str) -> VideoInfo:
-    """Parse the stderr of ``ffmpeg -i FILE`` into a :class:`VideoInfo`.
+def _parse_colour(description: str) -> tuple[str, str, str, str]:
+    """(pix_fmt, color_space, color_primaries, color_transfer) from a video stream's
+    description; empty strings for what it does not say."""
+    m = _PIX_FMT_RE.search(description)
+    if m is None:
+        return "", "", "", ""
+    pix_fmt, details = m.group(1), m.group(2) or ""
+    for part in (p.strip() for p in details.split(",")):
+        names = part.split("/")
+        if len(names) == 1 and part in _SAME_COLOUR_NAMES:
+            names = [part] * 3
+        if len(names) == 3:
+            space, primaries, transfer = ("" if n == "unknown" else n for n in names)
+            return pix_fmt, space, primaries, transfer
+    return pix_fmt, "", "", ""
 
-    Raises :class:`DecodeError` when the text names no decodable video stream.
+
+def _parse_sar(description: str) -> tuple[int, int]:
+    """The sample aspect ratio in lowest terms; 1:1 when absent, unknown (0:1) or absurd."""
+    m = _SAR_RE.search(description)
+    if m is None:
+        return 1, 1
+    num, den = int(m.group(1)), int(m.group(2))
+    if num <= 0 or den <= 0 or not _SAR_RANGE[0] <= num / den <= _SAR_RANGE[1]:
+        return 1, 1
+    g = math.gcd(num, den)
+    return num // g, den // g
+
+
+def _stream_block(lines: list[str], i: int) -> list[str]:
+    """The indented lines (metadata, side data) of the stream described on line ``i``."""
+    block = []
+    for line in lines[i + 1 :]:
+        if _STREAM_RE.match(line) or not line.startswith("    "):
+            break
+        block.append(line)
+    return block
+
+
+def _parse_rotation(block: list[str]) -> int:
+    rotation_deg = 0.0
+    for line in block:
+        tag = _ROTATE_TAG_RE.match(line)
+        if tag:  # old muxers: clockwise degrees
+            rotation_deg = float(tag.group(1)) % 360
+        matrix = _DISPLAYMATRIX_RE.search(line)
+        if matrix:  # display matrix: counter-clockwise degrees
+            rotation_deg = -float(matrix.group(1)) % 360
+    # ffmpeg turns frames only for angles within 1 degree of a right angle; other angles
+    # are drawn rotated inside the stored size, so the frame size stays as stored.
+    right_angle = round(rotation_deg / 90) * 90
+    return right_angle % 360 if abs(rotation_deg - right_angle) <= 1.0 else 0
+
+
+def _parse_stream_duration(block: list[str]) -> float | None:
+    """The stream's ``DURATION`` tag (Matroska muxers write one per track), in seconds."""
+    for line in block:
+        m = _STREAM_DURATION_TAG_RE.match(line)
+        if m:
+            value = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+            return value if value > 0 else None
+    return None
+
+
+def choose_stream(candidates: list[_StreamCandidate]) -> _StreamCandidate:
+    """The stream marked default (the largest by pixels if several are), else the largest by
+    pixels; the first on ties. ``candidates`` must not be empty."""
+    pool = [c for c in candidates if c.is_default] or candidates
+    return max(pool, key=lambda c: c.n_pixels)  # max keeps the first of equals
+
+
+def parse_ffmpeg_info(stderr_text: str) -> VideoInfo:
+    """Parse the stderr of ``ffmpeg -i FILE`` into a :class:`VideoInfo` of the chosen video
+    stream (:func:`choose_stream`; attached pictures never).
+
+    Raises :class:`DecodeError` when the input is a still image and
+    :class:`NoVideoStreamError` when the text names no decodable video stream.
     """
     lines = stderr_text.splitlines()
     for line in lines:
@@ -105,7 +260,9 @@ def parse_ffmpeg_info(stderr_text: str) -> VideoInfo:
             if s:
                 start_s = float(s.group(1))
             break
+    duration_s = duration_s if duration_s and duration_s > 0 else None
 
+    candidates: list[_StreamCandidate] = []
     for i, line in enumerate(lines):
         m = _STREAM_RE.match(line)
         if not m or m.group(2) != "Video" or "attached pic" in line:
@@ -114,34 +271,30 @@ def parse_ffmpeg_info(stderr_text: str) -> VideoInfo:
         size = _SIZE_RE.search(description)
         if size is None or int(size.group(1)) == 0 or int(size.group(2)) == 0:
             continue
-        # The stream's indented block (metadata, side data) runs until the next stream.
-        rotation_deg = 0
-        for block_line in lines[i + 1 :]:
-            if _STREAM_RE.match(block_line) or not block_line.startswith("    "):
-                break
-            tag = _ROTATE_TAG_RE.match(block_line)
-            if tag:  # old muxers: clockwise degrees
-                rotation_deg = float(tag.group(1)) % 360
-            matrix = _DISPLAYMATRIX_RE.search(block_line)
-            if matrix:  # display matrix: counter-clockwise degrees
-                rotation_deg = -float(matrix.group(1)) % 360
-        # ffmpeg turns frames only for angles within 1 degree of a right angle; other angles
-        # are drawn rotated inside the stored size, so the frame size stays as stored.
-        right_angle = round(rotation_deg / 90) * 90
-        rotation_deg = right_angle % 360 if abs(rotation_deg - right_angle) <= 1.0 else 0
-        fps = _rate(_FPS_RE.search(description)) or _rate(_TBR_RE.search(description))
-        return VideoInfo(
+        block = _stream_block(lines, i)
+        stream_duration_s = None if duration_s else _parse_stream_duration(block)
+        pix_fmt, color_space, color_primaries, color_transfer = _parse_colour(description)
+        info = VideoInfo(
             stream_index=int(m.group(1)),
             coded_width=int(size.group(1)),
             coded_height=int(size.group(2)),
-            rotation_deg=rotation_deg,
-            fps=fps,
-            duration_s=duration_s if duration_s and duration_s > 0 else None,
+            rotation_deg=_parse_rotation(block),
+            fps=_rate(_FPS_RE.search(description)) or _rate(_TBR_RE.search(description)),
+            duration_s=duration_s or stream_duration_s,
             start_s=start_s,
             codec=description.split(",")[0].split()[0] if description else "",
+            sample_aspect_ratio=_parse_sar(description),
+            pix_fmt=pix_fmt,
+            color_space=color_space,
+            color_primaries=color_primaries,
+            color_transfer=color_transfer,
+            duration_source="container" if duration_s else ("stream_tag" if stream_duration_s else ""),
         )
-    tail = summarize_ffmpeg_errors(stderr_text)
-    raise NoVideoStreamError(f"no video stream found{': ' + tail if tail else ''}")
+        candidates.append(_StreamCandidate(info, "(default)" in description))
+    if not candidates:
+        tail = summarize_ffmpeg_errors(stderr_text)
+        raise NoVideoStreamError(f"no video stream found{': ' + tail if tail else ''}")
+    return dataclasses.replace(choose_stream(candidates).info, n_video_streams=len(candidates))
 
 
 def summarize_ffmpeg_errors(stderr_text: str, max_lines: int = 3) -> str:
@@ -193,4 +346,55 @@ def probe_video(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> VideoIn
     if "Input #0" not in text:
         tail = summarize_ffmpeg_errors(text)
         raise DecodeError(f"not a readable video: {tail or 'ffmpeg could not open it'}")
-    return parse_ffmpeg_info(text)
+    info = parse_ffmpeg_info(text)
+    if info.duration_s is None:
+        measured_s = measure_duration_s(path, info, timeout_s=min(timeout_s, MEASURE_TIMEOUT_S))
+        if measured_s is not None:
+            info = dataclasses.replace(info, duration_s=measured_s, duration_source="packets")
+    return info
+
+
+_PROGRESS_RE = re.compile(r"^(out_time_us|frame)=(\d+)\s*$", re.MULTILINE)
+
+
+def measure_duration_s(path: str | Path, info: VideoInfo, timeout_s: float = MEASURE_TIMEOUT_S) -> float | None:
+    """The length of the chosen video stream, in seconds, measured by one pass over its packets
+    (``ffmpeg -map 0:N -c copy -f null -``: demuxing only, no decoding; an 82-second Matroska
+    file takes about 0.05 s). The end is the later of the last packet's time and the frame
+    count at the stream's rate. ``None`` (with a warning) when the pass fails, times out or
+    reads no packet: the caller then cannot know how much of the clip it covers.
+    """
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        *INPUT_OPTIONS,
+        "-i",
+        os.path.abspath(path),
+        "-map",
+        f"0:{info.stream_index}",
+        "-c",
+        "copy",
+        "-f",
+        "null",
+        "-progress",
+        "pipe:1",
+        "-",
+    ]
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        log.warning("%s: no duration in the container, and measuring it took more than %g s", path, timeout_s)
+        return None
+    values: dict[str, int] = {}
+    for key, value in _PROGRESS_RE.findall(proc.stdout.decode("ascii", errors="replace")):
+        values[key] = int(value)  # the last progress block wins
+    end_s = values.get("out_time_us", 0) / 1e6
+    if info.fps and values.get("frame"):
+        end_s = max(end_s, values["frame"] / info.fps)
+    if proc.returncode != 0 or end_s <= 0:
+        tail = summarize_ffmpeg_errors(proc.stderr.decode("utf-8", errors="replace"))
+        log.warning("%s: no duration in the container, and it could not be measured: %s", path, tail or "no packets")
+        return None
+    return round(end_s, 3)
