@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHARED_DATA, make_face_clip, make_lavfi_clip
+from tests.helpers import SHARED_CASES, SHARED_DATA, make_face_clip, make_lavfi_clip
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +19,17 @@ def shared_data() -> Path:
             pytest.fail(message + " (required when CI is set)")
         pytest.skip(message)
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_cases() -> Path:
+    """``../shared/cases``: clips reproducing reported problems. Missing: fail under CI, skip elsewhere."""
+    if not (SHARED_CASES / "README.md").is_file():
+        message = f"field cases folder {SHARED_CASES} is missing"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (required when CI is set)")
+        pytest.skip(message)
+    return SHARED_CASES
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +51,14 @@ def scorer(meso4_df_path):
     from pipeline.models.meso4 import MesoScorer
 
     return MesoScorer.load(meso4_df_path)
+
+
+@pytest.fixture(scope="session")
+def default_scorer():
+    """The scorer of the repository's default weights (what ``score`` uses with no ``--weights``), built once."""
+    from pipeline.models.factory import ModelSpec, load_scorer, resolve_model
+
+    return load_scorer(resolve_model(ModelSpec())[0])
 
 
 @pytest.fixture(scope="session")

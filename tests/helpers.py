@@ -10,6 +10,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_CASES = REPO_ROOT.parent / "shared" / "cases"
 MESONET_DIR = SHARED_DATA / "weights" / "mesonet"
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipeline.errors import DecodeError
-from pipeline.video.probe import VideoInfo, parse_ffmpeg_info, probe_video
+from pipeline.video.ffmpeg_bin import ffmpeg_exe
+from pipeline.video.probe import VideoInfo, measure_duration_s, parse_ffmpeg_info, probe_video
 from tests.helpers import ffmpeg, make_lavfi_clip
 
 # --------------------------------------------------------------------------------------------
@@ -470,3 +473,167 @@ def test_probe_video_relative_name_with_colon(clip_160x120, tmp_path, monkeypatc
     (tmp_path / "take:1.mp4").write_bytes(clip_160x120.read_bytes())
     monkeypatch.chdir(tmp_path)
     assert probe_video("take:1.mp4").resolution_wh == (160, 120)
+
+
+# --------------------------------------------------------------------------------------------
+# What the viewer sees: pixel shape, colour, which stream, duration from the stream's tag
+# --------------------------------------------------------------------------------------------
+
+_MP4_HEADER = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mp4':
+  Duration: 00:00:04.00, start: 0.000000, bitrate: 870 kb/s
+"""
+
+
+def _video_line(index: int, description: str, disposition: str = "(default)") -> str:
+    return f"  Stream #0:{index}[0x{index + 1}](und): Video: {description} {disposition}\n    Metadata:\n"
+
+
+@pytest.mark.parametrize(
+    "coded, sar, display_wh, sar_text",
+    [
+        # anamorphic: 640x720 stored at 2:1 shows as 1280x720
+        ("640x720", "2:1", (1280, 720), "2:1"),
+        # DVD PAL widescreen and 4:3
+        ("720x576", "64:45", (1024, 576), "64:45"),
+        ("720x576", "16:15", (768, 576), "16:15"),
+        # DVD NTSC widescreen and 4:3 (853.3 rounds to 853)
+        ("720x480", "32:27", (853, 480), "32:27"),
+        ("720x480", "8:9", (640, 480), "8:9"),
+        # HDV
+        ("1440x1080", "4:3", (1920, 1080), "4:3"),
+        # square pixels, and the unknown 0:1 some muxers write: as stored
+        ("1280x720", "1:1", (1280, 720), "1:1"),
+        ("1280x720", "0:1", (1280, 720), "1:1"),
+        # damage, not a display shape: ignored
+        ("1280x720", "100:1", (1280, 720), "1:1"),
+        # not in lowest terms
+        ("640x720", "4:2", (1280, 720), "2:1"),
+    ],
+)
+def test_parse_ffmpeg_info_sample_aspect_ratio(coded, sar, display_wh, sar_text):
+    w, h = coded.split("x")
+    description = f"h264 (High) (avc1 / 0x31637661), yuv420p(progressive), {coded} [SAR {sar} DAR 16:9], 25 fps, 25 tbr"
+    info = parse_ffmpeg_info(_MP4_HEADER + _video_line(0, description))
+    assert info.resolution_wh == display_wh
+    assert (info.coded_width, info.coded_height) == (int(w), int(h))
+    assert info.sar_text == sar_text
+
+
+def test_parse_ffmpeg_info_sample_aspect_ratio_with_rotation():
+    # a portrait phone clip with non-square pixels: stretch the stored width, then turn
+    description = "h264 (High), yuv420p(progressive), 640x720 [SAR 2:1 DAR 16:9], 25 fps, 25 tbr"
+    text = (
+        _MP4_HEADER + _video_line(0, description) + "    Side data:\n      displaymatrix: rotation of -90.00 degrees\n"
+    )
+    info = parse_ffmpeg_info(text)
+    assert info.rotation_deg == 90
+    assert info.resolution_wh == (720, 1280)
+    assert info.upright_coded_wh == (720, 640)
+
+
+@pytest.mark.parametrize(
+    "pixel_format, pix_fmt, transfer, primaries, is_hdr",
+    [
+        # HLG from a phone: 10-bit, BT.2020
+        ("yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67, progressive)", "yuv420p10le", "arib-std-b67", "bt2020", True),
+        # PQ (HDR10)
+        ("yuv420p10le(tv, bt2020nc/bt2020/smpte2084)", "yuv420p10le", "smpte2084", "bt2020", True),
+        # all three BT.709: ffmpeg prints the name once
+        ("yuv420p(tv, bt709, progressive)", "yuv420p", "bt709", "bt709", False),
+        # partly unknown: unknown is ""
+        ("yuv420p(tv, bt470bg/unknown/unknown, progressive)", "yuv420p", "", "", False),
+        # nothing said
+        ("yuv420p(progressive)", "yuv420p", "", "", False),
+        ("yuv420p", "yuv420p", "", "", False),
+    ],
+)
+def test_parse_ffmpeg_info_colour(pixel_format, pix_fmt, transfer, primaries, is_hdr):
+    description = f"hevc (Main 10) (hvc1 / 0x31637668), {pixel_format}, 1280x720, 560 kb/s, 25 fps, 25 tbr"
+    info = parse_ffmpeg_info(_MP4_HEADER + _video_line(0, description))
+    assert (info.pix_fmt, info.color_transfer, info.color_primaries) == (pix_fmt, transfer, primaries)
+    assert info.is_hdr is is_hdr
+    assert info.resolution_wh == (1280, 720)
+
+
+_PREVIEW = "h264 (High), yuv420p(progressive), 160x90 [SAR 1:1 DAR 16:9], 1 fps, 1 tbr"
+_MAIN = "h264 (High), yuv420p(progressive), 1280x720, 25 fps, 25 tbr"
+_ANGLE = "h264 (High), yuv420p(progressive), 1920x1080, 25 fps, 25 tbr"
+
+
+@pytest.mark.parametrize(
+    "streams, chosen",
+    [
+        # a preview track first, the film marked default: the film
+        ([(_PREVIEW, ""), (_MAIN, "(default)")], 1),
+        # the film first and default
+        ([(_MAIN, "(default)"), (_PREVIEW, "")], 0),
+        # no default anywhere: the largest by pixels
+        ([(_PREVIEW, ""), (_MAIN, "")], 1),
+        ([(_MAIN, ""), (_ANGLE, ""), (_PREVIEW, "")], 1),
+        # every stream default (Matroska's flag defaults to on): the largest of them
+        ([(_PREVIEW, "(default)"), (_MAIN, "(default)")], 1),
+        # the default one wins over a larger one that is not
+        ([(_ANGLE, ""), (_MAIN, "(default)")], 1),
+        # equal sizes: the first
+        ([(_MAIN, ""), (_MAIN, "")], 0),
+        # cover art marked default is never the video
+        ([(_ANGLE, "(default) (attached pic)"), (_MAIN, "")], 1),
+    ],
+)
+def test_parse_ffmpeg_info_chooses_the_stream(streams, chosen):
+    text = _MP4_HEADER + "".join(_video_line(i, d, disp) for i, (d, disp) in enumerate(streams))
+    info = parse_ffmpeg_info(text)
+    assert info.stream_index == chosen
+    assert info.n_video_streams == sum("attached pic" not in disp for _, disp in streams)
+
+
+def test_parse_ffmpeg_info_duration_from_the_stream_tag():
+    # mkvmerge writes no segment duration in some modes but a DURATION tag per track
+    text = (
+        "Input #0, matroska,webm, from 'x.mkv':\n"
+        "  Duration: N/A, start: 0.000000, bitrate: N/A\n"
+        "  Stream #0:0: Video: h264 (High), yuv420p(progressive), 640x360, 25 fps, 25 tbr, 1k tbn\n"
+        "    Metadata:\n"
+        "      DURATION        : 00:01:22.040000000\n"
+    )
+    info = parse_ffmpeg_info(text)
+    assert info.duration_s == pytest.approx(82.04)
+    assert info.duration_source == "stream_tag"
+
+
+def test_probe_video_measures_a_missing_duration(tmp_path):
+    # Matroska written live to a pipe never writes its duration
+    path = tmp_path / "live.mkv"
+    with open(path, "wb") as out:
+        subprocess.run(
+            [
+                ffmpeg_exe(),
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=160x120:rate=25",
+                "-t",
+                "7",
+                "-c:v",
+                "libx264",
+                "-f",
+                "matroska",
+                "-live",  # as a live capture or MediaRecorder writes it: no duration, no index
+                "1",
+                "pipe:1",
+            ],
+            stdout=out,
+            check=True,
+            timeout=60,
+        )
+    text = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True).stderr.decode()
+    assert "Duration: N/A" in text
+    info = probe_video(path)
+    assert info.duration_s == pytest.approx(7.0, abs=0.05)
+    assert info.duration_source == "packets"
+
+    # when it cannot be measured either, the duration stays unknown (the scan says so in its row)
+    assert measure_duration_s(path, dataclasses.replace(info, stream_index=5)) is None
