@@ -1,4 +1,5 @@
-"""Find the video files under the inputs a user names."""
+"""Find the video files under the inputs a user names: files with a video extension, and
+animated images (GIF, WebP, APNG with more than one frame: see :mod:`pipeline.video.animated`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from pipeline.video.animated import is_animated_image, is_animated_image_name
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +73,30 @@ def _walk_sorted(root: str, seen_dirs: set[tuple[int, int]]) -> Iterator[str]:
             yield from _walk_sorted(entry.path, seen_dirs)
         elif is_file and is_video_name(entry.name):
             yield entry.path
+        elif is_file and is_animated_image_name(entry.name) and _is_animated_file(entry.path):
+            yield entry.path
         elif not is_dir and not is_file and is_video_name(entry.name):
             # Broken symlink or unreadable entry with a video name: report it rather than lose it.
             yield entry.path
+
+
+def _is_animated_file(path: str) -> bool:
+    """:func:`is_animated_image`, with a file that cannot be opened skipped with a warning
+    (an image name, unlike a video name, most likely holds a still photo)."""
+    try:
+        return is_animated_image(path)
+    except OSError as exc:
+        log.warning("skipping %s: %s", path, exc.strerror or exc)
+        return False
 
 
 def iter_videos(inputs: Iterable[str | Path]) -> Iterator[str]:
     """Video paths under ``inputs``, lazily, in a stable order (names sorted at each level).
 
     A file named directly is taken whatever its extension; folders are walked recursively and
-    only files with a video extension are kept. Each path is yielded once.
+    only files with a video extension are kept, and ``.gif``, ``.webp``, ``.png`` and ``.apng``
+    files that hold more than one frame (animated images are clips; their header is read to
+    tell, see :mod:`pipeline.video.animated`). Each path is yielded once.
     """
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()

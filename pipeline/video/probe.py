@@ -27,6 +27,7 @@ import subprocess
 from pathlib import Path
 
 from pipeline.errors import DecodeError, NoVideoStreamError
+from pipeline.video.animated import is_animated_image
 from pipeline.video.ffmpeg_bin import ffmpeg_exe
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ INPUT_OPTIONS = ("-protocol_whitelist", "file")
 _INPUT_RE = re.compile(r"^Input #0, ([\w,]+), from ")
 # Demuxers of single still images: a photo renamed .mp4 is not a video.
 _IMAGE_FORMATS = ("image2", "image2pipe")
+# Demuxers of image formats that may hold an animation (a clip) or a single frame (a still image).
+_ANIMATABLE_FORMATS = ("gif", "webp_anim", "apng")
 _DURATION_RE = re.compile(r"Duration:\s*(N/A|(\d+):(\d+):(\d+(?:\.\d+)?))")
 _START_RE = re.compile(r"start:\s*(-?\d+(?:\.\d+)?)")
 _STREAM_RE = re.compile(r"^\s*Stream #\d+:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (\w+): (.*)$")
@@ -75,7 +78,8 @@ class VideoInfo:
     ``smpte2084``. ``stream_index`` is the chosen video stream's index in the container,
     ``n_video_streams`` how many it has (cover pictures not counted). ``duration_source``
     says where ``duration_s`` came from: ``container``, ``stream_tag``, ``packets`` (measured
-    by :func:`measure_duration_s`) or ``""`` (unknown).
+    by :func:`measure_duration_s`) or ``""`` (unknown). ``format_name`` is the
+    demuxer ffmpeg chose (``mov,mp4,m4a,3gp,3g2,mj2``, ``matroska,webm``, ``gif``).
     """
 
     stream_index: int
@@ -93,6 +97,7 @@ class VideoInfo:
     color_transfer: str = ""
     n_video_streams: int = 1
     duration_source: str = ""
+    format_name: str = ""
 
     def __post_init__(self) -> None:
         if self.coded_width <= 0 or self.coded_height <= 0:
@@ -242,6 +247,7 @@ def parse_ffmpeg_info(stderr_text: str) -> VideoInfo:
     :class:`NoVideoStreamError` when the text names no decodable video stream.
     """
     lines = stderr_text.splitlines()
+    format_name = ""
     for line in lines:
         m = _INPUT_RE.match(line)
         if m:
@@ -294,7 +300,7 @@ def parse_ffmpeg_info(stderr_text: str) -> VideoInfo:
     if not candidates:
         tail = summarize_ffmpeg_errors(stderr_text)
         raise NoVideoStreamError(f"no video stream found{': ' + tail if tail else ''}")
-    return dataclasses.replace(choose_stream(candidates).info, n_video_streams=len(candidates))
+    return dataclasses.replace(choose_stream(candidates).info, n_video_streams=len(candidates), format_name=format_name)
 
 
 def summarize_ffmpeg_errors(stderr_text: str, max_lines: int = 3) -> str:
@@ -347,6 +353,9 @@ def probe_video(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> VideoIn
         tail = summarize_ffmpeg_errors(text)
         raise DecodeError(f"not a readable video: {tail or 'ffmpeg could not open it'}")
     info = parse_ffmpeg_info(text)
+    if info.format_name in _ANIMATABLE_FORMATS and not is_animated_image(path):
+        # one rule with the web app: an image file is a clip only when it has more than one frame
+        raise DecodeError(f"a still image ({info.format_name.removesuffix('_anim')}), not a video")
     if info.duration_s is None:
         measured_s = measure_duration_s(path, info, timeout_s=min(timeout_s, MEASURE_TIMEOUT_S))
         if measured_s is not None:

@@ -2,9 +2,15 @@
 
 Uploads are identified by content, never by name: images by Pillow (a fixed list of formats),
 videos by the signature of a known container and then by ffmpeg itself (probe, then one decoded
-frame). Only a file that starts like a video container is ever handed to ffmpeg: ffmpeg also
-reads playlists and concat scripts (plain text that names other files or URLs), which an upload
-must never get to open.
+frame). Only a file that starts like a video container, or that Pillow has read as an animated
+GIF, WebP or APNG, is ever handed to ffmpeg: ffmpeg also reads playlists and concat scripts
+(plain text that names other files or URLs), which an upload must never get to open.
+
+An image with more than one frame is a clip (:mod:`pipeline.video.animated`): it is checked and
+scored as a video (probe, duration cap, sampled frames), with one frame it is a still image.
+The duration cap holds for clips whose container states no length (Matroska/WebM written to a
+pipe, browser MediaRecorder, live captures): the probe measures them, and one whose length
+cannot be measured is refused while a cap is set.
 
 Scoring reuses the scanner: :func:`pipeline.scan.analyze.score_video_safe` for clips, and for images
 the same detect -> crop -> Meso-4 -> aggregate steps on a single frame (:func:`score_image`).
@@ -30,6 +36,8 @@ from pipeline.scan.analyze import (
     score_video_safe,
     verdict_row,
 )
+from pipeline.scan.records import VideoRow
+from pipeline.video.animated import is_animated
 from pipeline.video.decode import (
     MAX_DECODE_LONG_SIDE_PX,
     Frame,
@@ -49,6 +57,8 @@ MAX_IMAGE_PIXELS = 50_000_000
 # lose the texture Meso-4 reads (README: a real face at 60 px scored 0.4-0.7).
 SMALL_FACE_PX = 100
 SNIFF_BYTES = 512
+# How an animated image is named in messages and in the result ("container"), by Pillow format.
+ANIMATED_CONTAINERS = {"GIF": "animated GIF", "WEBP": "animated WebP", "PNG": "animated PNG (APNG)"}
 
 P_FAKE_MEANING = "probability that the face is manipulated, from 0 = real to 1 = fake"
 AGGREGATION_MEANINGS = {
@@ -70,7 +80,9 @@ class UploadRejected(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class CheckedUpload:
-    """An upload that passed the checks: ``kind`` is "image" or "video"; ``info`` for videos."""
+    """An upload that passed the checks: ``kind`` is "image" or "video" (animated images are
+    videos); ``container``: the image format or video container, as shown to people (e.g.
+    "JPEG", "MP4/MOV", "animated GIF"); ``info`` for videos."""
 
     kind: str
     container: str
@@ -105,33 +117,56 @@ def check_upload(
 ) -> CheckedUpload:
     """Decide by content whether ``path`` is an image or a video the app can score.
 
-    Raises :class:`UploadRejected`. Images are fully decoded once here (a truncated JPEG fails
-    now, not in the queue); videos are probed and their first sampled frame decoded.
+    Raises :class:`UploadRejected`. Still images are fully decoded once here (a truncated JPEG
+    fails now, not in the queue); videos and animated images (GIF, WebP, APNG with more than one
+    frame) are probed and their first sampled frame decoded. ``max_duration_s`` (seconds, or
+    ``None`` for no cap) refuses longer clips with 422, and, while set, clips whose length cannot
+    be known (no duration in the container and none measurable from its packets).
     """
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
     if not head:
         raise UploadRejected(422, "The file is empty (0 bytes).")
-    image_format = _sniff_image(path)
-    if image_format is not None:
-        load_image_rgb(path)
-        return CheckedUpload("image", image_format)
-    container = sniff_video_container(head)
+    sniffed = _sniff_image(path)
+    if sniffed is not None:
+        image_format, animated = sniffed
+        if not animated:
+            load_image_rgb(path)
+            return CheckedUpload("image", image_format)
+        container = ANIMATED_CONTAINERS[image_format]
+    else:
+        container = sniff_video_container(head)
     if container is None:
         raise UploadRejected(
             415,
             "This is not an image or a video this app reads (files are recognised by "
-            f"their content, not their name). Images: {', '.join(IMAGE_FORMATS)}; videos: "
-            "MP4, MOV, MKV, WebM, AVI, FLV, OGG, WMV, MPEG, MPEG-TS.",
+            f"their content, not their name). Images: {', '.join(IMAGE_FORMATS)} (animated GIF, "
+            "WebP and PNG are clips); videos: MP4, MOV, MKV, WebM, AVI, FLV, OGG, WMV, MPEG, MPEG-TS.",
         )
+    info = _probe_upload(path, container, probe_timeout_s)
+    _check_duration(info, container, max_duration_s)
+    _check_first_frame(path, info, config, probe_timeout_s)
+    return CheckedUpload("video", container, info)
+
+
+def _probe_upload(path: Path, container: str, timeout_s: float) -> VideoInfo:
+    """:func:`probe_video`, its failures turned into :class:`UploadRejected` (415 for a container
+    with no video in it, 422 for a broken one or one too slow to read)."""
     try:
-        info = probe_video(path, timeout_s=probe_timeout_s)
+        return probe_video(path, timeout_s=timeout_s)
     except DecodeError as exc:
         # A readable container with no video in it (audio only) is the wrong kind of media;
         # anything else is a video file that is broken.
         detail = redact_path(str(exc), path)
         if isinstance(exc, NoVideoStreamError):
             raise UploadRejected(415, f"This {container} file holds no video stream (audio only?): {detail}.") from exc
+        if container == ANIMATED_CONTAINERS["WEBP"]:
+            # ffmpeg before 8 has no animated WebP decoder and takes the file for a still image
+            raise UploadRejected(
+                422,
+                "This animated WebP cannot be played by this server's ffmpeg (animated WebP needs "
+                f"FFmpeg 8 or newer). ffmpeg says: {detail}.",
+            ) from exc
         raise UploadRejected(
             422,
             f"This file looks like {container} video but it cannot be read; it may be "
@@ -141,24 +176,64 @@ def check_upload(
         raise UploadRejected(
             422, f"This file looks like {container} video but reading it took too long: {exc}."
         ) from exc
-    if max_duration_s is not None and info.duration_s is not None and info.duration_s > max_duration_s:
+
+
+def _check_duration(info: VideoInfo, container: str, max_duration_s: float | None) -> None:
+    """Refuse (422) a clip longer than ``max_duration_s`` seconds, or, while a cap is set, one
+    whose length is unknown: such a clip could be of any length, and an hour-long upload would
+    hold the one worker that every other upload waits for."""
+    if max_duration_s is None:
+        return
+    cap = f"this server takes clips up to {max_duration_s:g} s"
+    if info.duration_s is None:
         raise UploadRejected(
-            422, f"The clip is {info.duration_s:.0f} s long; this server takes clips up to {max_duration_s:.0f} s."
+            422,
+            f"The length of this clip cannot be told: its {container} container states no duration "
+            f"and counting its frames failed, so it cannot be checked against the limit ({cap}). "
+            "Saving it again with a duration (for example `ffmpeg -i IN -c copy OUT.mkv`) may help.",
         )
-    _check_first_frame(path, info, config, probe_timeout_s)
-    return CheckedUpload("video", container, info)
+    if info.duration_s > max_duration_s:
+        measured = " (measured: the container states no duration)" if info.duration_source == "packets" else ""
+        raise UploadRejected(
+            422, f"The clip is {_length_text(info.duration_s, max_duration_s)} s long{measured}; {cap}."
+        )
 
 
-def _sniff_image(path: Path) -> str | None:
+def _length_text(duration_s: float, cap_s: float) -> str:
+    """``duration_s`` in whole seconds, or to a tenth where whole seconds would read like the cap
+    (a 60.4 s clip is "60.4 s long" next to a 60 s cap, not "60 s long")."""
+    whole = f"{duration_s:.0f}"
+    return f"{duration_s:.1f}" if whole == f"{cap_s:g}" else whole
+
+
+def _sniff_image(path: Path) -> tuple[str, bool] | None:
+    """(Pillow's format name, whether it is animated: :func:`pipeline.video.animated.is_animated`),
+    or ``None`` when ``path`` is not an image of :data:`IMAGE_FORMATS`. An animated image larger
+    than ``MAX_IMAGE_PIXELS`` is refused (422) here: ffmpeg would decode every frame at full size."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path, formats=IMAGE_FORMATS) as im:
-            return im.format
+            try:
+                animated = is_animated(im)
+            except (OSError, ValueError, SyntaxError, EOFError):
+                animated = False  # frames past the first are damaged: the still check decides
+            if animated:
+                _check_image_pixels(im.width, im.height)
+            return im.format, animated
     except (UnidentifiedImageError, Image.DecompressionBombError):
         return None
     except OSError:
         return None
+
+
+def _check_image_pixels(width: int, height: int) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise UploadRejected(
+            422,
+            f"The image is {width}x{height}; this server takes images up to "
+            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels.",
+        )
 
 
 def load_image_rgb(path: Path) -> np.ndarray:
@@ -168,12 +243,7 @@ def load_image_rgb(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path, formats=IMAGE_FORMATS) as im:
-            if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise UploadRejected(
-                    422,
-                    f"The image is {im.width}x{im.height}; this server takes images up to "
-                    f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels.",
-                )
+            _check_image_pixels(im.width, im.height)
             im.load()
             upright = ImageOps.exif_transpose(im).convert("RGB")
     except UploadRejected:
@@ -280,13 +350,37 @@ def _num(value: float | None, digits: int) -> float | None:
     return round(float(value), digits)
 
 
+def _partial_coverage_note(row: VideoRow) -> str:
+    """Why only part of a clip was looked at (a row whose ``reached_end`` is False)."""
+    if row.duration_s is None:
+        return (
+            f"Only the first {row.covered_s:.0f} s of this clip were looked at: the file states no length "
+            f"and it could not be measured, so sampling stopped at the cap of {row.n_frames} frames."
+        )
+    return (
+        f"Only the first {row.covered_s:.0f} s of this {row.duration_s:.0f} s clip were looked at: "
+        "decoding stopped early (the rest may be damaged)."
+    )
+
+
 def build_result(
-    result: VideoResult, *, kind: str, config: ScanConfig, scorer, job_id: str, max_thumbnails: int
+    result: VideoResult,
+    *,
+    kind: str,
+    config: ScanConfig,
+    scorer,
+    job_id: str,
+    max_thumbnails: int,
+    container: str = "",
 ) -> tuple[dict, tuple[bytes, ...]]:
     """The JSON-ready facts of a scored upload and the JPEG thumbnails of its worst faces.
 
     ``faces`` are sorted worst first (highest ``p_fake``); the first ``max_thumbnails`` carry a
-    ``thumbnail_url`` served from memory by job id and index. Nothing here names a file on disk.
+    ``thumbnail_url`` served from memory by job id and index. ``media`` carries the row's facts
+    about the file (``container``: the checked format, e.g. "animated GIF"; for clips also the
+    stream scored, pixel shape, transfer, tone mapping, where the duration came from, and
+    ``covered_s``/``reached_end``: how much of the clip the samples span; ``null`` where a fact
+    does not apply, as for still images). Nothing here names a file on disk.
     """
     row = result.row
     faces = sorted(result.faces, key=lambda f: (-f.p_fake, f.timestamp_s, f.track_id))
@@ -331,6 +425,8 @@ def build_result(
             f"The faces are small (under {SMALL_FACE_PX} px): Meso-4 sees little texture in them "
             "and its scores drift towards the middle. Trust this verdict less."
         )
+    if row.reached_end is False and row.covered_s is not None:
+        notes.append(_partial_coverage_note(row))
     spec = scorer.spec
     payload = {
         "status": row.status,
@@ -345,13 +441,22 @@ def build_result(
         },
         "media": {
             "kind": kind,
+            "container": container or None,
             "duration_s": _num(row.duration_s, 3),
+            "duration_source": row.duration_source or None,
             "width": row.width,
             "height": row.height,
             "fps": _num(row.fps, 3),
             "rotation_deg": row.rotation_deg,
+            "rotation_guess_deg": row.rotation_guess_deg,
+            "stream_index": row.stream_index,
+            "sample_aspect_ratio": row.sample_aspect_ratio or None,
+            "color_transfer": row.color_transfer or None,
+            "tone_mapped": row.tone_mapped,
             "sample_fps": _num(row.sample_fps, 4),
             "frames_sampled": row.n_frames,
+            "covered_s": _num(row.covered_s, 3),
+            "reached_end": row.reached_end,
             "faces_found": row.n_faces,
             "tracks": row.n_tracks,
         },

@@ -113,6 +113,7 @@ def _queue_scoring_job(state: ScannerState, path: Path, checked: CheckedUpload, 
             scorer=state.scorer,
             job_id=progress.job_id,
             max_thumbnails=state.web.max_thumbnails,
+            container=checked.container,
         )
         return JobOutcome(payload, thumbnails)
 

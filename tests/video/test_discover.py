@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from pipeline.video import discover
+from pipeline.video.animated import is_animated_image, is_animated_image_name
 from pipeline.video.discover import is_video_name, iter_videos, missing_inputs
 
 
@@ -134,3 +137,99 @@ def test_missing_inputs(tmp_path):
         tmp_path / "dangling.mp4",  # a dangling link exists as a name: reported later, per clip
     ]
     assert missing_inputs(inputs) == [str(tmp_path / "gone.mp4"), str(tmp_path / "no" / "such" / "dir")]
+
+
+# --- animated images are clips (pipeline/video/animated.py) ----------------------------------
+
+
+def write_image(path: Path, n_frames: int, image_format: str | None = None) -> Path:
+    """A small image of ``n_frames`` frames (an animation when more than one), 0.2 s each."""
+    frames = [Image.fromarray(np.full((24, 32, 3), 40 * i, np.uint8)) for i in range(n_frames)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if n_frames == 1:
+        frames[0].save(path, format=image_format)
+    else:
+        frames[0].save(path, format=image_format, save_all=True, append_images=frames[1:], duration=200, loop=0)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, n_frames, image_format, expected",
+    [
+        ("a.gif", 3, "GIF", True),  # animated GIF
+        ("a.webp", 3, "WEBP", True),  # animated WebP
+        ("a.png", 3, "PNG", True),  # APNG, named as PNGs usually are
+        ("a.apng", 3, "PNG", True),  # APNG under its own extension
+        ("s.gif", 1, "GIF", False),  # one frame: a still image
+        ("s.webp", 1, "WEBP", False),
+        ("s.png", 1, "PNG", False),
+        ("s.jpg", 1, "JPEG", False),  # a format that cannot be animated
+        ("p.tiff", 3, "TIFF", False),  # multi-page TIFF: pages of a document, not an animation
+    ],
+)
+def test_is_animated_image(tmp_path, name, n_frames, image_format, expected):
+    assert is_animated_image(write_image(tmp_path / name, n_frames, image_format)) is expected
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",  # empty
+        b"GIF89a",  # a GIF header and nothing else
+        b"this is text named like an image",
+    ],
+)
+def test_is_animated_image_on_files_that_are_no_image(tmp_path, content):
+    path = tmp_path / "x.gif"
+    path.write_bytes(content)
+    assert is_animated_image(path) is False
+
+
+def test_is_animated_image_raises_os_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        is_animated_image(tmp_path / "missing.gif")
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("a.gif", True), ("A.GIF", True), ("a.WebP", True), ("a.png", True), ("a.apng", True), ("a.jpg", False)],
+)
+def test_is_animated_image_name(name, expected):
+    assert is_animated_image_name(name) is expected
+
+
+def test_walk_finds_animated_images_and_skips_still_ones(tmp_path):
+    touch(tmp_path, "clip.mp4", "notes.txt")
+    write_image(tmp_path / "anim.gif", 3)
+    write_image(tmp_path / "sub" / "anim.webp", 3)
+    write_image(tmp_path / "sub" / "anim.png", 3)
+    write_image(tmp_path / "Anim.APNG", 3, "PNG")
+    write_image(tmp_path / "still.gif", 1)
+    write_image(tmp_path / "sub" / "still.webp", 1)
+    write_image(tmp_path / "sub" / "photo.png", 1)
+    write_image(tmp_path / "photo.jpg", 1)
+    (tmp_path / "noise.gif").write_bytes(bytes(range(256)))  # not an image at all
+    found = relative(iter_videos([tmp_path]), tmp_path)
+    # a folder of still photos gives no rows; every animation is a clip
+    assert found == ["Anim.APNG", "anim.gif", "clip.mp4", "sub/anim.png", "sub/anim.webp"]
+
+
+def test_still_image_named_directly_is_still_taken(tmp_path):
+    # a named file is the user's choice: the scanner reports a still image as a decode_error row
+    path = write_image(tmp_path / "still.gif", 1)
+    assert list(iter_videos([path])) == [str(path)]
+
+
+def test_unreadable_image_is_skipped_with_a_warning(tmp_path, monkeypatch, caplog):
+    write_image(tmp_path / "a.gif", 3)
+    write_image(tmp_path / "locked.gif", 3)
+    real = discover.is_animated_image
+
+    def is_animated_or_denied(path):
+        if path.endswith("locked.gif"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(discover, "is_animated_image", is_animated_or_denied)
+    assert relative(iter_videos([tmp_path]), tmp_path) == ["a.gif"]
+    assert "locked.gif" in caplog.text and "Permission denied" in caplog.text

@@ -637,3 +637,19 @@ def test_probe_video_measures_a_missing_duration(tmp_path):
 
     # when it cannot be measured either, the duration stays unknown (the scan says so in its row)
     assert measure_duration_s(path, dataclasses.replace(info, stream_index=5)) is None
+
+
+def test_probe_video_image_files_are_clips_only_when_animated(tmp_path):
+    """One rule with the web app: a GIF/WebP/APNG of several frames is a clip, of one a still."""
+    from PIL import Image
+
+    frames = [Image.fromarray(np.full((48, 64, 3), 40 * i, dtype=np.uint8)) for i in range(4)]
+    frames[0].save(tmp_path / "still.gif")
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=200, loop=0)
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], duration=200, loop=0)
+    with pytest.raises(DecodeError, match=r"a still image \(gif\)"):
+        probe_video(tmp_path / "still.gif")
+    for name in ("anim.gif", "anim.webp"):
+        info = probe_video(tmp_path / name)
+        assert info.resolution_wh == (64, 48)
+        assert info.duration_s == pytest.approx(0.8, abs=0.01)
