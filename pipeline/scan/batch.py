@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipeline.models.factory import LoadedModels, ModelSpec, load_models, worker_spec
 from pipeline.scan.analyze import ScanConfig, VideoResult, score_video_safe
+from pipeline.scan.provenance import PROVENANCE_COLUMNS, RunSettings, run_settings
 from pipeline.scan.records import FaceRow, VideoRow, display_path
 from pipeline.scan.sink import CsvSink, keep_rows_with_keys, read_done_keys
 
@@ -197,43 +198,51 @@ def run_batch(
     faces_path = Path(faces_csv) if faces_csv else None
     if progress is None:
         progress = sys.stderr.isatty()
+    settings = run_settings(models, config)
     if not overwrite:
-        check_resume_settings(output_csv, model_name(models), config.aggregation)
+        check_resume_settings(output_csv, settings)
     with CsvSink(output_csv, VideoRow.columns(), resume=not overwrite) as sink:
         todo, total, skipped = _clips_to_do(paths, output_csv, faces_path, overwrite)
         results = _results(todo, models, config, engine=engine, workers=workers, address=address, progress=progress)
         faces_sink = CsvSink(faces_path, FaceRow.columns(), resume=not overwrite) if faces_path is not None else None
         with faces_sink if faces_sink is not None else contextlib.nullcontext():
-            counts = _write_results(results, sink, faces_sink, total=total, progress=progress)
+            counts = _write_results(results, sink, faces_sink, total=total, progress=progress, stamp=settings.columns())
     return BatchSummary(dict(counts), skipped)
 
 
 class ResumeMismatchError(ValueError):
-    """An output being resumed holds rows made with another model or aggregation."""
+    """An output being resumed holds rows made another way (model, threshold, aggregation,
+    sampling or detector settings, tool version), or by an older version that did not record how."""
 
 
-def model_name(models: ModelSpec | LoadedModels) -> str:
-    """The spec name of the model a run uses (what its rows' ``model`` column will say)."""
-    if isinstance(models, LoadedModels):
-        return models.scorer.name
-    from pipeline.models.factory import resolve_model
+def check_resume_settings(output_csv: Path, settings: RunSettings) -> None:
+    """Refuse to resume ``output_csv`` unless every complete row in it was made with
+    ``settings``: one CSV must never mix numbers made two ways. Raises
+    :class:`ResumeMismatchError` with one line naming the differences (``threshold 0.5 ->
+    0.477; fps 1 -> 2``) and the way out (``--overwrite`` or another output). A CSV with rows
+    from an older version, which lacks the provenance columns, cannot be checked and is refused
+    the same way. A missing or empty output has nothing to resume."""
+    from pipeline.scan.sink import read_column_values, read_header
 
-    return resolve_model(models)[1].name
-
-
-def check_resume_settings(output_csv: Path, model: str, aggregation: str) -> None:
-    """Refuse to resume ``output_csv`` when its rows were scored with another model or
-    aggregation: one CSV must never mix two models' numbers. Raises
-    :class:`ResumeMismatchError` naming both and the way out (``--overwrite`` or another output)."""
-    from pipeline.scan.sink import read_column_values
-
-    found = {(m, a) for m, a in read_column_values(output_csv, ("model", "aggregation")) if m}
-    other = sorted(found - {(model, aggregation)})
-    if other:
-        shown = ", ".join(f"model {m} / aggregation {a}" for m, a in other)
+    header = read_header(output_csv)
+    if not header:
+        return
+    missing = [c for c in PROVENANCE_COLUMNS if c not in header]
+    if missing:
         raise ResumeMismatchError(
-            f"{output_csv} holds rows scored with {shown}; this run uses model {model} / aggregation "
-            f"{aggregation}: pass --overwrite to start afresh, or write to another output"
+            f"{output_csv} was written by an older version of the scanner and does not record how its rows were "
+            f"made ({', '.join(missing)} missing), so they cannot be checked against this run: pass --overwrite "
+            "to rescore, or write to another output"
+        )
+    found: list[str] = []
+    for values in sorted(read_column_values(output_csv, PROVENANCE_COLUMNS)):
+        for difference in settings.differences(dict(zip(PROVENANCE_COLUMNS, values))):
+            if difference not in found:
+                found.append(difference)
+    if found:
+        raise ResumeMismatchError(
+            f"{output_csv} holds rows made with other settings ({'; '.join(found)}): pass --overwrite "
+            "to rescore, or write to another output"
         )
 
 
@@ -278,9 +287,16 @@ def _results(
 
 
 def _write_results(
-    results: Iterable[VideoResult], sink: CsvSink, faces_sink: CsvSink | None, *, total: int | None, progress: bool
+    results: Iterable[VideoResult],
+    sink: CsvSink,
+    faces_sink: CsvSink | None,
+    *,
+    total: int | None,
+    progress: bool,
+    stamp: dict | None = None,
 ) -> collections.Counter:
-    """Write each result's row (and face rows) as it comes; return the count per status."""
+    """Write each result's row (and face rows) as it comes, with the ``stamp`` fields (the run's
+    provenance columns) set on every clip row; return the count per status."""
     from tqdm import tqdm
 
     counts: collections.Counter = collections.Counter()
@@ -288,7 +304,7 @@ def _write_results(
         for result in results:
             if faces_sink is not None:
                 faces_sink.write_many(result.face_rows())
-            sink.write(result.row)
+            sink.write(dataclasses.replace(result.row, **stamp) if stamp else result.row)
             counts[result.row.status] += 1
             bar.update(1)
             bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(counts.items())))

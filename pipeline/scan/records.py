@@ -42,8 +42,10 @@ class VideoRow(CsvRow):
     span; ``reached_end``: whether sampling reached the clip's end (False: only the first
     ``covered_s`` seconds were looked at); ``rotation_guess_deg``: clockwise turn applied to
     frames of a clip with no rotation tag whose faces were only found sideways or upside down
-    (empty when upright); ``elapsed_s``: wall time spent on this clip; ``error``: why, when
-    not ok.
+    (empty when upright); ``aggregation``, ``model``, ``model_sha256``, ``threshold``,
+    ``scan_settings`` (sampling and detector settings), ``tool_version``: what made the row
+    (:mod:`pipeline.scan.provenance`; a batch stamps every row); ``elapsed_s``: wall time spent
+    on this clip; ``error``: why, when not ok.
     """
 
     video_path: str
@@ -69,6 +71,10 @@ class VideoRow(CsvRow):
     rotation_guess_deg: int | None = None
     aggregation: str = ""
     model: str = ""
+    model_sha256: str = ""
+    threshold: float | None = None
+    scan_settings: str = ""
+    tool_version: str = ""
     elapsed_s: float = 0.0
     error: str = ""
 

@@ -76,6 +76,15 @@ def _trim_torn_tail(path: Path) -> None:
         log.warning("%s: dropped a torn last row left by an interrupted run", path)
 
 
+def read_header(path: str | Path) -> list[str]:
+    """The column names of an existing CSV; empty when the file is missing or empty."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        return next(csv.reader(f), [])
+
+
 def read_done_keys(path: str | Path, key: str, columns: list[str]) -> set[str]:
     """Values of ``key`` in the complete rows of an existing CSV written by :class:`CsvSink`."""
     path = Path(path)

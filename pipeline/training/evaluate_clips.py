@@ -87,15 +87,16 @@ def evaluate_clips(data: str | Path, report_dir: str | Path, models, config: Sca
     or a ``ModelSpec``) and ``config`` (its threshold resolved), write the report into
     ``report_dir`` and return the metrics written to ``metrics.json``. Raises
     :class:`DatasetError` (no clips), ``OSError`` (report folder)."""
-    from pipeline.scan.batch import ResumeMismatchError, check_resume_settings, model_name, run_batch
+    from pipeline.scan.batch import ResumeMismatchError, check_resume_settings, run_batch
+    from pipeline.scan.provenance import run_settings
     from pipeline.training.evaluate import json_safe, metrics_block
 
     clips = find_clips(data)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     overwrite = False
-    try:  # a report folder is resumed only with the same model and aggregation
-        check_resume_settings(report_dir / "clips.csv", model_name(models), config.aggregation)
+    try:  # a report folder is resumed only when made the same way (model, threshold, sampling, ...)
+        check_resume_settings(report_dir / "clips.csv", run_settings(models, config))
     except ResumeMismatchError as exc:
         log.warning("%s; scoring every clip afresh", str(exc).split(": pass --overwrite")[0])
         overwrite = True

@@ -275,5 +275,45 @@ def test_resuming_an_output_of_another_model_is_a_usage_error(tmp_path, capsys, 
     clip.write_bytes(b"")
     assert cli.main([str(clip), "-o", str(out), "--weights", str(meso4_df_path), "-q"]) == 2
     err = capsys.readouterr().err
-    assert "holds rows scored with model meso4_scanner_v1" in err and "--overwrite" in err
+    assert "model meso4_scanner_v1 -> mesonet-meso4-df" in err and "--overwrite" in err
     assert cli.main([str(clip), "-o", str(out), "--weights", str(meso4_df_path), "-q", "--overwrite"]) == 0
+
+
+def test_every_row_records_what_made_it(batch_dir, tmp_path, meso4_df_path, models):
+    import pipeline
+    from pipeline.models.weights import sha256_file
+
+    out = tmp_path / "scores.csv"
+    assert cli.main([str(batch_dir), "-o", str(out), "--weights", str(meso4_df_path), "--threshold", "0.6", "-q"]) == 0
+    for row in _read(out):  # every status, errors included
+        assert row["model"] == "mesonet-meso4-df"
+        assert row["model_sha256"] == sha256_file(meso4_df_path)
+        assert float(row["threshold"]) == 0.6
+        assert row["scan_settings"].startswith("fps=1;max_frames=40;detect_long_side_px=480;")
+        assert row["tool_version"] == pipeline.__version__
+
+
+@pytest.mark.parametrize(
+    "changed, named",
+    [
+        (["--threshold", "0.7"], "threshold 0.6 -> 0.7"),
+        (["--fps", "2"], "fps 1 -> 2"),
+        (["--max-frames", "10"], "max_frames 40 -> 10"),
+        (["--min-face", "60"], "min_face_px 40 -> 60"),
+        (["--aggregation", "mean"], "aggregation track_max -> mean"),
+    ],
+)
+def test_rerun_with_other_settings_stops_naming_them(
+    batch_dir, tmp_path, meso4_df_path, models, capsys, changed, named
+):
+    out = tmp_path / "scores.csv"
+    args = [str(batch_dir), "-o", str(out), "--weights", str(meso4_df_path), "--threshold", "0.6", "-q"]
+    assert cli.main(args) == 0
+    first = out.read_text()
+    capsys.readouterr()
+    assert cli.main(args + changed) == 2
+    err = capsys.readouterr().err.strip()
+    assert named in err and "--overwrite" in err and len(err.splitlines()) == 1
+    assert out.read_text() == first  # nothing mixed in
+    assert cli.main(args + changed + ["--overwrite"]) == 0
+    assert len(_read(out)) == 3

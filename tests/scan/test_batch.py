@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -127,20 +128,62 @@ def test_a_clip_that_keeps_killing_workers_becomes_an_error_row():
     assert list(queue.retry) == ["unlucky.mp4"] and "deadly.mp4" not in queue.attempts
 
 
-def test_resuming_with_another_model_or_aggregation_is_refused(tmp_path):
-    from pipeline.scan.batch import ResumeMismatchError, check_resume_settings
+def _settings(**overrides):
+    from pipeline.scan.provenance import RunSettings
+
+    values = dict(
+        model="m1",
+        model_sha256="a" * 64,
+        threshold=0.5,
+        aggregation="track_max",
+        scan_settings="fps=1;max_frames=40;detect_long_side_px=480",
+        tool_version="0.2.0",
+    )
+    return RunSettings(**{**values, **overrides})
+
+
+def _write_stamped(out, settings):
     from pipeline.scan.records import VideoRow
     from pipeline.scan.sink import CsvSink
 
-    out = tmp_path / "scores.csv"
+    row = VideoRow(video_path="a.mp4", status="decode_error", elapsed_s=0.1, error="x")
     with CsvSink(out, VideoRow.columns(), resume=False) as sink:
-        sink.write(
-            VideoRow(
-                video_path="a.mp4", status="decode_error", aggregation="track_max", model="m1", elapsed_s=0.1, error="x"
-            )
-        )
-    check_resume_settings(out, "m1", "track_max")  # the same settings: resumed
-    check_resume_settings(tmp_path / "missing.csv", "m2", "mean")  # nothing to resume
-    for model, aggregation in (("m2", "track_max"), ("m1", "mean")):
-        with pytest.raises(ResumeMismatchError, match="holds rows scored with model m1 / aggregation track_max"):
-            check_resume_settings(out, model, aggregation)
+        sink.write(dataclasses.replace(row, **settings.columns()))
+
+
+@pytest.mark.parametrize(
+    "overrides, named",
+    [
+        (dict(model="m2"), "model m1 -> m2"),
+        (dict(model_sha256="b" * 64), "model_sha256 " + "a" * 64 + " -> " + "b" * 64),
+        (dict(threshold=0.477), "threshold 0.5 -> 0.477"),
+        (dict(aggregation="mean"), "aggregation track_max -> mean"),
+        (dict(scan_settings="fps=2;max_frames=40;detect_long_side_px=480"), "fps 1 -> 2"),
+        (dict(scan_settings="fps=1;max_frames=40;detect_long_side_px=640"), "detect_long_side_px 480 -> 640"),
+        (dict(tool_version="0.3.0"), "tool_version 0.2.0 -> 0.3.0"),
+    ],
+)
+def test_resuming_with_other_settings_is_refused_naming_the_difference(tmp_path, overrides, named):
+    from pipeline.scan.batch import ResumeMismatchError, check_resume_settings
+
+    out = tmp_path / "scores.csv"
+    _write_stamped(out, _settings())
+    check_resume_settings(out, _settings())  # the same settings: resumed
+    check_resume_settings(tmp_path / "missing.csv", _settings(**overrides))  # nothing to resume
+    with pytest.raises(ResumeMismatchError) as excinfo:
+        check_resume_settings(out, _settings(**overrides))
+    message = str(excinfo.value)
+    assert named in message and "--overwrite" in message and "\n" not in message
+
+
+def test_resuming_rows_of_an_older_version_is_refused(tmp_path):
+    from pipeline.scan.batch import ResumeMismatchError, check_resume_settings
+
+    out = tmp_path / "scores.csv"
+    out.write_text(
+        "video_path,status,p_fake,label,aggregation,model,elapsed_s,error\na.mp4,ok,0.9,FAKE,track_max,m1,1,\n"
+    )
+    with pytest.raises(
+        ResumeMismatchError, match="older version.*model_sha256, threshold, scan_settings, tool_version"
+    ):
+        check_resume_settings(out, _settings())
