@@ -18,7 +18,24 @@ from pipeline.models.meso4 import SCORE_BATCH_SIZE, MesoScorer
 from pipeline.scan.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION, aggregate
 from pipeline.scan.face_loop import FaceLoop, FrameFaces, add_elapsed, batched  # noqa: F401 (batched: public here too)
 from pipeline.scan.records import FaceRow, VideoRow, display_path, label_for
-from pipeline.video.decode import DecodeTimeoutError, Frame, iter_frames, sampling_fps, will_tone_map
+from pipeline.scan.rotation import (
+    ProbeFrameKeeper,
+    choose_rotation,
+    needs_probe,
+    probe_rotations,
+    probe_sample_indices,
+    turn_frames,
+    upright_probe,
+)
+from pipeline.video.decode import (
+    DecodeTimeoutError,
+    Frame,
+    expected_sample_count,
+    iter_frames,
+    sampling_fps,
+    will_tone_map,
+)
+from pipeline.video.hashing import BackgroundSha256
 from pipeline.video.probe import VideoInfo, probe_video
 
 log = logging.getLogger(__name__)
@@ -62,7 +79,10 @@ class ScanConfig:
 class ScoredFace:
     """One face found and scored: where (sampled frame, full-resolution ``xyxy`` pixels), which
     person (``track_id``), MTCNN's ``det_confidence`` and Meso-4's ``p_fake`` (1 = fake);
-    ``crop_rgb`` (uint8, the model's input size square, RGB) only when asked for."""
+    ``crop_rgb`` (uint8, the model's input size square, RGB) only when asked for;
+    ``landmarks_xy``: MTCNN's five points (full-resolution pixels, ``FaceBox`` order; ``()`` when
+    the detector gave none), which say whether the face is upright
+    (:func:`pipeline.scan.rotation.looks_upright`)."""
 
     sample_index: int
     frame_index: int
@@ -72,6 +92,7 @@ class ScoredFace:
     det_confidence: float
     p_fake: float
     crop_rgb: np.ndarray | None = None
+    landmarks_xy: tuple[tuple[float, float], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +157,17 @@ class _CropScorer:
     def scored_faces(self, track_ids: Sequence[int]) -> list[ScoredFace]:
         """Every face scored, in the order added, with its track id (one per face)."""
         return [
-            ScoredFace(sample_index, frame_index, timestamp_s, track_id, tuple(face.box_xyxy), face.confidence, p, crop)
+            ScoredFace(
+                sample_index,
+                frame_index,
+                timestamp_s,
+                track_id,
+                tuple(face.box_xyxy),
+                face.confidence,
+                p,
+                crop,
+                face.landmarks_xy,
+            )
             for ((sample_index, frame_index, timestamp_s), face, p, crop), track_id in zip(self._scored, track_ids)
         ]
 
@@ -203,6 +234,7 @@ def verdict_row(
     values outside their range.
     """
     p_fake, label, status = None, "", "no_face"
+    face_stats = {}
     if faces:
         status = "ok"
         p_fake = aggregate(
@@ -212,6 +244,12 @@ def verdict_row(
             [max(f.box_xyxy[2] - f.box_xyxy[0], f.box_xyxy[3] - f.box_xyxy[1]) for f in faces],
         )
         label = label_for(p_fake, config.threshold)
+        worst = max(faces, key=lambda f: f.p_fake)  # the first of equals: the earliest
+        face_stats = dict(
+            max_face_p_fake=worst.p_fake,
+            most_suspicious_timestamp_s=round(worst.timestamp_s, 4),
+            n_faces_over_threshold=sum(f.p_fake >= config.threshold for f in faces),
+        )
     return VideoRow(
         video_path=video_path,
         status=status,
@@ -220,8 +258,10 @@ def verdict_row(
         n_frames=n_frames,
         n_faces=len(faces),
         n_tracks=len({f.track_id for f in faces}),
+        **face_stats,
         aggregation=config.aggregation,
         model=model,
+        threshold=config.threshold,
         elapsed_s=round(time.perf_counter() - started_s, 3),
         **media,
     )
@@ -240,7 +280,20 @@ def score_video(
 ) -> VideoResult:
     """Score one clip. Raises :class:`DecodeError`, :class:`DecodeTimeoutError` or others;
     :func:`score_video_safe` turns those into a row with a status. ``timings``: as in
-    :func:`analyze_faces`, plus ``probe_s``."""
+    :func:`analyze_faces`, plus ``probe_s``, and for clips whose faces were not all upright
+    ``rotation_probe_s`` (searching a few frames turned) and, when a turn was taken,
+    ``rotation_rescan_s`` (the second pass, whose detection and scoring also add to
+    ``detect_s``, ``crop_s`` and ``score_s``).
+
+    Sideways faces (:mod:`pipeline.scan.rotation`): a few sampled frames are kept while the
+    clip streams past; unless the upright pass found an upright-looking face on each of them,
+    they are searched turned by 90, 180 and 270 degrees, and when a turn finds upright faces
+    (:func:`pipeline.scan.rotation.choose_rotation`) the clip is decoded again and scored with
+    every frame turned so. The row then records ``rotation_guess_deg`` (the clockwise turn);
+    ``width``/``height`` stay the decoded frame's, while the faces' boxes are in the turned
+    frame's pixels. ``on_frames`` is not called during that second pass (progress has already
+    counted every frame once).
+    """
     started = time.perf_counter()
     video_path = display_path(path)
     deadline_s = config.timeout_s
@@ -250,12 +303,39 @@ def score_video(
     sample_fps = sampling_fps(info, config.fps, config.max_frames)
     if on_info is not None:
         on_info(info, sample_fps)
-    remaining = None if deadline_s is None else max(1.0, deadline_s - (time.perf_counter() - started))
-    frames = iter_frames(path, info, sample_fps=sample_fps, max_frames=config.max_frames, timeout_s=remaining)
-    n_frames, faces = analyze_faces(
-        frames, detector, scorer, keep_crops=keep_crops, on_frames=on_frames, timings=timings
+
+    def decode() -> Iterator[Frame]:
+        remaining = None if deadline_s is None else max(1.0, deadline_s - (time.perf_counter() - started))
+        return iter_frames(path, info, sample_fps=sample_fps, max_frames=config.max_frames, timeout_s=remaining)
+
+    keeper = ProbeFrameKeeper(
+        probe_sample_indices(expected_sample_count(info, sample_fps, config.max_frames)),
+        detector.config.detect_long_side_px,
     )
-    media = media_columns(info, sample_fps, n_frames=n_frames, max_frames=config.max_frames)
+    n_frames, faces = analyze_faces(
+        keeper.keep_from(decode()), detector, scorer, keep_crops=keep_crops, on_frames=on_frames, timings=timings
+    )
+    extra = {}
+    rotation_deg = _rotation_to_try(path, keeper, faces, detector, timings)
+    if rotation_deg is not None:
+        rescan_started = time.perf_counter()
+        turned_n_frames, turned_faces = analyze_faces(
+            turn_frames(decode(), rotation_deg), detector, scorer, keep_crops=keep_crops, timings=timings
+        )
+        if timings is not None:
+            add_elapsed(timings, "rotation_rescan_s", rescan_started)
+        if turned_faces:
+            log.warning(
+                "%s: faces are upright only with the frames turned %d degrees clockwise, and no rotation tag "
+                "says so: scored turned (rotation_guess_deg); face boxes are in the turned frame's pixels",
+                path,
+                rotation_deg,
+            )
+            n_frames, faces = turned_n_frames, turned_faces
+            extra["rotation_guess_deg"] = rotation_deg
+        else:
+            log.info("%s: a few frames turned %d degrees showed faces, the whole clip did not", path, rotation_deg)
+    media = media_columns(info, sample_fps, n_frames=n_frames, max_frames=config.max_frames, **extra)
     if not media["reached_end"]:
         log.warning(
             "%s: only the first %.0f s were sampled: the container gives no duration and it could not be "
@@ -265,6 +345,28 @@ def score_video(
         )
     row = verdict_row(video_path, faces, config, model=scorer.name, n_frames=n_frames, started_s=started, **media)
     return VideoResult(row, tuple(faces))
+
+
+def _rotation_to_try(
+    path: str | Path,
+    keeper: ProbeFrameKeeper,
+    faces: Sequence[ScoredFace],
+    detector: FaceDetector,
+    timings: dict[str, float] | None,
+) -> int | None:
+    """The clockwise turn at which to score the clip again, or ``None``: nothing to try when
+    the upright pass saw an upright-looking face on every probe frame (no detector call), else
+    the probe frames are searched turned (:func:`pipeline.scan.rotation.choose_rotation`)."""
+    probe_frames = keeper.frames
+    upright = upright_probe(faces, [f.sample_index for f in probe_frames])
+    if not needs_probe(upright):
+        return None
+    started = time.perf_counter()
+    probes = [upright, *probe_rotations(probe_frames, detector, upright_hits=upright.n_hits)]
+    if timings is not None:
+        add_elapsed(timings, "rotation_probe_s", started)
+    log.debug("%s: rotation probe: %s", path, probes)
+    return choose_rotation(probes)
 
 
 def coverage(info: VideoInfo, sample_fps: float, *, n_frames: int, max_frames: int) -> tuple[float, bool]:
@@ -310,6 +412,7 @@ def error_row(video_path: str, status: str, error: str, elapsed_s: float, config
         status=status,
         aggregation=config.aggregation,
         model=model,
+        threshold=config.threshold,
         elapsed_s=round(elapsed_s, 3),
         error=one_line,
     )
@@ -328,8 +431,10 @@ def score_video_safe(
     are not readable video, ``timeout`` past the time budget, ``error`` for anything else.
     """
     started = time.perf_counter()
+    hasher = BackgroundSha256(path)  # reads the file while it is decoded
     try:
-        return score_video(path, detector, scorer, config, **kwargs)
+        result = score_video(path, detector, scorer, config, **kwargs)
+        return dataclasses.replace(result, row=dataclasses.replace(result.row, file_sha256=hasher.hexdigest()))
     except DecodeError as exc:
         status, message = "decode_error", str(exc)
     except (DecodeTimeoutError, TimeoutError) as exc:
@@ -343,4 +448,4 @@ def score_video_safe(
         status, message = "error", f"{type(exc).__name__}: {exc}"
     log.warning("%s: %s: %s", path, status, message)
     row = error_row(display_path(path), status, message, time.perf_counter() - started, config, scorer.name)
-    return VideoResult(row)
+    return VideoResult(dataclasses.replace(row, file_sha256=hasher.hexdigest()))

@@ -12,6 +12,7 @@ import collections
 import concurrent.futures as cf
 import contextlib
 import dataclasses
+import functools
 import logging
 import multiprocessing
 import os
@@ -21,6 +22,13 @@ from pathlib import Path
 
 from pipeline.models.factory import LoadedModels, ModelSpec, load_models, worker_spec
 from pipeline.scan.analyze import ScanConfig, VideoResult, score_video_safe
+from pipeline.scan.jsonl import (
+    JsonlSink,
+    is_jsonl,
+    read_jsonl_column_values,
+    read_jsonl_done_keys,
+    read_jsonl_header,
+)
 from pipeline.scan.provenance import PROVENANCE_COLUMNS, RunSettings, run_settings
 from pipeline.scan.records import FaceRow, VideoRow, display_path
 from pipeline.scan.sink import CsvSink, keep_rows_with_keys, read_done_keys
@@ -177,8 +185,12 @@ def run_batch(
     progress: bool | None = None,
     engine: str = "local",
     address: str | None = None,
+    nest_faces: bool = False,
 ) -> BatchSummary:
     """Score ``paths`` into ``output_csv``, one row per clip, flushed as each clip finishes.
+
+    The output's format follows its extension: CSV, or JSON Lines for ``.jsonl``/``.ndjson``
+    (:mod:`pipeline.scan.jsonl`; ``nest_faces`` puts each clip's faces in its object).
 
     ``models``: a :class:`LoadedModels` (used as is in this process) or a :class:`ModelSpec`
     (loaded here with :func:`pipeline.models.factory.load_models` when scored in this process).
@@ -201,7 +213,8 @@ def run_batch(
     settings = run_settings(models, config)
     if not overwrite:
         check_resume_settings(output_csv, settings)
-    with CsvSink(output_csv, VideoRow.columns(), resume=not overwrite) as sink:
+    sink_type = functools.partial(JsonlSink, faces=nest_faces) if is_jsonl(output_csv) else CsvSink
+    with sink_type(output_csv, VideoRow.columns(), resume=not overwrite) as sink:
         todo, total, skipped = _clips_to_do(paths, output_csv, faces_path, overwrite)
         results = _results(todo, models, config, engine=engine, workers=workers, address=address, progress=progress)
         faces_sink = CsvSink(faces_path, FaceRow.columns(), resume=not overwrite) if faces_path is not None else None
@@ -222,9 +235,10 @@ def check_resume_settings(output_csv: Path, settings: RunSettings) -> None:
     0.477; fps 1 -> 2``) and the way out (``--overwrite`` or another output). A CSV with rows
     from an older version, which lacks the provenance columns, cannot be checked and is refused
     the same way. A missing or empty output has nothing to resume."""
-    from pipeline.scan.sink import read_column_values, read_header
+    from pipeline.scan import sink
 
-    header = read_header(output_csv)
+    jsonl = is_jsonl(output_csv)
+    header = read_jsonl_header(output_csv) if jsonl else sink.read_header(output_csv)
     if not header:
         return
     missing = [c for c in PROVENANCE_COLUMNS if c not in header]
@@ -235,7 +249,8 @@ def check_resume_settings(output_csv: Path, settings: RunSettings) -> None:
             "to rescore, or write to another output"
         )
     found: list[str] = []
-    for values in sorted(read_column_values(output_csv, PROVENANCE_COLUMNS)):
+    read_values = read_jsonl_column_values if jsonl else sink.read_column_values
+    for values in sorted(read_values(output_csv, PROVENANCE_COLUMNS)):
         for difference in settings.differences(dict(zip(PROVENANCE_COLUMNS, values))):
             if difference not in found:
                 found.append(difference)
@@ -252,7 +267,12 @@ def _clips_to_do(
     """(clips not yet in ``output_csv``, their number if ``paths`` is a list, clips done).
 
     Resuming also drops the face rows of clips whose row never made it to ``output_csv``."""
-    done = set() if overwrite else read_done_keys(output_csv, "video_path", VideoRow.columns())
+    if overwrite:
+        done = set()
+    elif is_jsonl(output_csv):
+        done = read_jsonl_done_keys(output_csv, "video_path")
+    else:
+        done = read_done_keys(output_csv, "video_path", VideoRow.columns())
     if faces_path is not None and not overwrite:
         dropped = keep_rows_with_keys(faces_path, done)
         if dropped:
@@ -304,7 +324,11 @@ def _write_results(
         for result in results:
             if faces_sink is not None:
                 faces_sink.write_many(result.face_rows())
-            sink.write(dataclasses.replace(result.row, **stamp) if stamp else result.row)
+            row = dataclasses.replace(result.row, **stamp) if stamp else result.row
+            if isinstance(sink, JsonlSink):
+                sink.write(row, faces=result.face_rows())
+            else:
+                sink.write(row)
             counts[result.row.status] += 1
             bar.update(1)
             bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(counts.items())))

@@ -30,7 +30,11 @@ class CsvRow:
 class VideoRow(CsvRow):
     """One clip's verdict. ``p_fake`` (1 = fake) and ``label`` are set only when ``status`` is ok.
 
-    ``n_frames``: sampled frames decoded; ``n_faces``: faces scored; ``duration_s``/``fps``:
+    ``n_frames``: sampled frames decoded; ``n_faces``: faces scored; ``max_face_p_fake``: the
+    highest ``p_fake`` of one face, at ``most_suspicious_timestamp_s`` (seconds into the clip);
+    ``n_faces_over_threshold``: faces at or above ``threshold`` (these three only when ok);
+    ``file_sha256``: the sha256 of the file's bytes (empty when it could not be read);
+    ``duration_s``/``fps``:
     from the container; ``width``/``height``: the displayed size (square pixels, upright),
     which is what faces were found in; ``stream_index``: the video stream scored (of several,
     the default one, else the largest); ``sample_aspect_ratio``: the stored pixels' shape
@@ -41,7 +45,8 @@ class VideoRow(CsvRow):
     "packets" when measured, "" unknown); ``covered_s``: seconds of the clip the samples
     span; ``reached_end``: whether sampling reached the clip's end (False: only the first
     ``covered_s`` seconds were looked at); ``rotation_guess_deg``: clockwise turn applied to
-    frames of a clip with no rotation tag whose faces were only found sideways or upside down
+    frames of a clip with no rotation tag whose faces were upright only when turned (sideways or
+    upside down)
     (empty when upright); ``aggregation``, ``model``, ``model_sha256``, ``threshold``,
     ``scan_settings`` (sampling and detector settings), ``tool_version``: what made the row
     (:mod:`pipeline.scan.provenance`; a batch stamps every row); ``elapsed_s``: wall time spent
@@ -55,6 +60,9 @@ class VideoRow(CsvRow):
     n_frames: int = 0
     n_faces: int = 0
     n_tracks: int = 0
+    max_face_p_fake: float | None = None
+    most_suspicious_timestamp_s: float | None = None
+    n_faces_over_threshold: int | None = None
     duration_s: float | None = None
     fps: float | None = None
     width: int | None = None
@@ -75,6 +83,7 @@ class VideoRow(CsvRow):
     threshold: float | None = None
     scan_settings: str = ""
     tool_version: str = ""
+    file_sha256: str = ""
     elapsed_s: float = 0.0
     error: str = ""
 

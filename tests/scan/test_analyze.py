@@ -113,3 +113,42 @@ def test_following_faces_on_dense_sampling_keeps_the_verdict(shared_data, detect
     assert followed.label == searched.label
     assert followed.p_fake == pytest.approx(searched.p_fake, abs=0.05)
     assert abs(followed.n_faces - searched.n_faces) <= 0.1 * searched.n_faces
+
+
+def test_row_names_the_worst_face_and_counts_faces_over_threshold():
+    import time
+
+    from pipeline.scan.analyze import ScanConfig, ScoredFace, verdict_row
+
+    def face(t, p, track=0):
+        return ScoredFace(0, 0, t, track, (0.0, 0.0, 100.0, 100.0), 0.99, p)
+
+    faces = [face(0.0, 0.2), face(1.0, 0.9), face(2.0, 0.9, track=1), face(3.0, 0.6)]
+    row = verdict_row("a.mp4", faces, ScanConfig(threshold=0.6), model="m", n_frames=4, started_s=time.perf_counter())
+    assert row.max_face_p_fake == 0.9
+    assert row.most_suspicious_timestamp_s == 1.0  # the earliest of equals
+    assert row.n_faces_over_threshold == 3  # at or above the threshold
+    assert row.threshold == 0.6
+    empty = verdict_row("b.mp4", [], ScanConfig(), model="m", n_frames=4, started_s=time.perf_counter())
+    assert (empty.max_face_p_fake, empty.most_suspicious_timestamp_s, empty.n_faces_over_threshold) == (
+        None,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize("name", ["face.mp4", "truncated.mp4", "empty.mp4"])
+def test_every_row_carries_the_file_sha256(clip_dir, detector, scorer, name):
+    import hashlib
+
+    from pipeline.scan.analyze import score_video_safe
+
+    row = score_video_safe(clip_dir / name, detector, scorer).row
+    assert row.file_sha256 == hashlib.sha256((clip_dir / name).read_bytes()).hexdigest()
+
+
+def test_a_missing_file_has_no_sha256(tmp_path, detector, scorer):
+    from pipeline.scan.analyze import score_video_safe
+
+    row = score_video_safe(tmp_path / "gone.mp4", detector, scorer).row
+    assert (row.status, row.file_sha256) == ("error", "")

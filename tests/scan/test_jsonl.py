@@ -1,0 +1,97 @@
+"""pipeline/scan/jsonl.py and the batch's JSON Lines output: same fields, resume, torn tail, nested faces."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.scan.jsonl import JsonlSink, is_jsonl, read_jsonl_done_keys, read_objects, row_object
+from pipeline.scan.records import FaceRow, VideoRow
+
+
+def _row(name: str, **fields) -> VideoRow:
+    return VideoRow(video_path=name, status="no_face", elapsed_s=0.5, **fields)
+
+
+@pytest.mark.parametrize("name, expected", [("a.jsonl", True), ("A.JSONL", True), ("a.ndjson", True), ("a.csv", False)])
+def test_is_jsonl(name, expected):
+    assert is_jsonl(name) is expected
+
+
+def test_row_object_has_every_field_in_json_types():
+    row = VideoRow(video_path='a "b"\n<c>.mp4', status="ok", p_fake=0.1234567, label="REAL", reached_end=True)
+    obj = json.loads(json.dumps(row_object(row)))
+    assert list(obj) == VideoRow.columns()
+    assert obj["p_fake"] == 0.123457 and obj["reached_end"] is True and obj["fps"] is None
+    assert obj["video_path"] == 'a "b"\n<c>.mp4'  # no spreadsheet escape in JSON
+
+
+def test_sink_appends_resumes_and_cuts_a_torn_line(tmp_path):
+    out = tmp_path / "scores.jsonl"
+    with JsonlSink(out, VideoRow.columns(), resume=False) as sink:
+        sink.write(_row("a.mp4"))
+        sink.write(_row("b.mp4"))
+    with open(out, "a") as f:  # a run killed mid-line
+        f.write('{"video_path": "c.mp4", "sta')
+    assert read_jsonl_done_keys(out, "video_path") == {"a.mp4", "b.mp4"}
+    with JsonlSink(out, VideoRow.columns(), resume=True) as sink:
+        sink.write(_row("c.mp4"))
+    lines = out.read_text().splitlines()
+    assert [json.loads(line)["video_path"] for line in lines] == ["a.mp4", "b.mp4", "c.mp4"]
+
+
+def test_sink_refuses_a_file_with_other_fields(tmp_path):
+    out = tmp_path / "scores.jsonl"
+    out.write_text('{"video_path": "a.mp4", "status": "ok"}\n')
+    with pytest.raises(ValueError, match="has fields"), JsonlSink(out, VideoRow.columns(), resume=True):
+        pass
+    out.write_text("not json\n")
+    with pytest.raises(ValueError, match="not JSON"):
+        read_objects(out)
+
+
+def test_sink_nests_faces_when_asked(tmp_path):
+    out = tmp_path / "scores.jsonl"
+    face = FaceRow("a.mp4", 3, 0.12, 1, 1.0, 2.0, 30.0, 40.0, 0.99, 0.7)
+    with JsonlSink(out, VideoRow.columns(), resume=False, faces=True) as sink:
+        sink.write(_row("a.mp4"), faces=[face])
+    (obj,) = read_objects(out)
+    assert obj["faces"] == [
+        dict(
+            frame_index=3,
+            timestamp_s=0.12,
+            track_id=1,
+            x1=1.0,
+            y1=2.0,
+            x2=30.0,
+            y2=40.0,
+            det_confidence=0.99,
+            p_fake=0.7,
+        )
+    ]
+
+
+def test_batch_writes_jsonl_resumes_it_and_checks_its_settings(tmp_path, clip_dir, detector, scorer):
+    from pipeline.models.factory import LoadedModels
+    from pipeline.scan.analyze import ScanConfig
+    from pipeline.scan.batch import ResumeMismatchError, run_batch
+
+    models = LoadedModels(detector, scorer, scorer.weights_path, 0.5)
+    paths = [str(clip_dir / "face.mp4"), str(clip_dir / "noface.mp4"), str(clip_dir / "empty.mp4")]
+    out = tmp_path / "scores.jsonl"
+    summary = run_batch(paths, out, config=ScanConfig(), models=models, progress=False, nest_faces=True)
+    assert summary.scored == 3
+    objects = {o["video_path"]: o for o in read_objects(out)}
+    face = objects[str(clip_dir / "face.mp4")]
+    assert face["status"] == "ok" and len(face["faces"]) == face["n_faces"] > 0
+    assert face["max_face_p_fake"] == max(f["p_fake"] for f in face["faces"])
+    assert objects[str(clip_dir / "empty.mp4")]["status"] == "decode_error"
+    assert all(o["threshold"] == 0.5 and o["model"] == scorer.name for o in objects.values())
+
+    first = out.read_bytes()
+    again = run_batch(paths, out, config=ScanConfig(), models=models, progress=False, nest_faces=True)
+    assert (again.scored, again.skipped) == (0, 3)
+    assert out.read_bytes() == first
+    with pytest.raises(ResumeMismatchError, match="threshold 0.5 -> 0.6"):
+        run_batch(paths, out, config=ScanConfig(threshold=0.6), models=models, progress=False)
