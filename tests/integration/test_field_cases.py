@@ -70,3 +70,13 @@ def test_no_duration_case(shared_cases, detector, default_scorer):
     assert row.n_frames == with_duration.n_frames == 40
     assert row.n_faces == with_duration.n_faces > 0
     assert row.p_fake == pytest.approx(with_duration.p_fake, abs=1e-6)  # the very same frames
+
+
+def test_a_shared_clip_with_non_square_pixels_is_scored_square(shared_data):
+    """``liveportrait_driving_d9.mp4`` is stored 512x480 at SAR 15:16: a player shows it 480x480
+    (the only one of the 30 shared clips whose row changed with display-shape decoding)."""
+    from pipeline.video.probe import probe_video
+
+    info = probe_video(shared_data / "videos" / "unlabeled" / "liveportrait_driving_d9.mp4")
+    assert (info.coded_width, info.coded_height, info.sar_text) == (512, 480, "15:16")
+    assert info.resolution_wh == (480, 480)
