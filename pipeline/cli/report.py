@@ -1,0 +1,142 @@
+"""``python -m pipeline report``: one self-contained HTML page of a batch's scores.
+
+    python -m pipeline report SCORES -o report.html [--evidence-dir DIR] [--faces-csv FACES] [--threshold T]
+
+SCORES is the scanner's CSV or JSON Lines (by extension). The page opens from disk with no
+network: counts, a histogram of p_fake with the threshold, a sortable, filterable, paginated
+table of clips (worst first) and, for flagged clips, their evidence images and score over time
+per person. The flags map one to one onto :class:`pipeline.training.report.ReportConfig`; see
+:mod:`pipeline.training.report` for what the page holds. Imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from pipeline.cli.common import fail, start_logging
+from pipeline.training.report import ReportConfig, ReportError, write_report
+
+log = logging.getLogger(__name__)
+
+
+def _one_line(message: str) -> str:
+    """An error message printable on one line whatever the file names in it hold (newlines,
+    bytes that are not UTF-8)."""
+    text = message.replace("\r", "\\r").replace("\n", "\\n")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _fraction(text: str) -> float:
+    """A threshold: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A count: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    defaults = ReportConfig(Path("scores.csv"), Path("report.html"))
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="One self-contained HTML report (opens from disk, no network) of a scores file: counts, a "
+        "p_fake histogram with the threshold, a sortable and filterable table of clips (worst first), and the "
+        "evidence of flagged clips. p_fake: 1 = fake.",
+    )
+    p.add_argument("scores", metavar="SCORES", help="the scanner's scores file: .csv or .jsonl")
+    p.add_argument("-o", "--output", required=True, metavar="HTML", help="the page to write, e.g. report.html")
+    p.add_argument(
+        "--evidence-dir",
+        metavar="DIR",
+        help="the scan's --evidence-dir (read through its evidence.csv): images of flagged clips are embedded",
+    )
+    p.add_argument("--faces-csv", metavar="FACES", help="the scan's --faces-csv: score over time per person")
+    p.add_argument(
+        "--threshold",
+        type=_fraction,
+        default=None,
+        help=f"used only when SCORES records no threshold (older CSVs; default then {0.5:g})",
+    )
+    p.add_argument(
+        "--evidence-clips",
+        type=_count,
+        default=defaults.evidence_clips,
+        metavar="N",
+        help="flagged (FAKE) clips shown with evidence, worst first (default: %(default)s)",
+    )
+    p.add_argument(
+        "--images-per-clip",
+        type=_count,
+        default=defaults.images_per_clip,
+        metavar="K",
+        help="images embedded per clip: the boxed frame, then crops by p_fake (default: %(default)s)",
+    )
+    p.add_argument(
+        "--evidence-budget-mb",
+        type=float,
+        default=defaults.evidence_budget_bytes / 1e6,
+        metavar="MB",
+        help="JPEG megabytes embedded in all, so the page stays quick to open (default: %(default)g)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ReportConfig:
+    """The flags, one to one. Raises ``ValueError`` naming a bad value."""
+    if args.evidence_budget_mb < 0:
+        raise ValueError(f"--evidence-budget-mb must be >= 0, got {args.evidence_budget_mb:g}")
+    return ReportConfig(
+        scores_path=Path(args.scores),
+        output_path=Path(args.output),
+        evidence_dir=Path(args.evidence_dir) if args.evidence_dir else None,
+        faces_csv=Path(args.faces_csv) if args.faces_csv else None,
+        threshold=args.threshold,
+        evidence_clips=args.evidence_clips,
+        images_per_clip=args.images_per_clip,
+        evidence_budget_bytes=int(args.evidence_budget_mb * 1e6),
+    )
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m pipeline report") -> int:
+    """Exit 0 with the page written; 2 with a one-line message for bad input (missing or
+    unreadable scores, faces or evidence, not a scores file) or an unwritable output."""
+    args = build_parser(prog).parse_args(argv)
+    start_logging(args.quiet)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        return fail(prog, str(exc))
+    if config.output_path.is_dir():
+        return fail(prog, _one_line(f"output {config.output_path} is a folder; give a file name such as report.html"))
+    try:
+        summary = write_report(config)
+    except ReportError as exc:
+        return fail(prog, _one_line(str(exc)))
+    except OSError as exc:
+        return fail(prog, _one_line(f"cannot write {config.output_path}: {exc.strerror or exc}"))
+    log.info(
+        "%s: %d clips, %d flagged with evidence (%d images, %.1f MB embedded), %.1f MB",
+        summary.output_path,
+        summary.n_clips,
+        summary.evidence_clips,
+        summary.embedded_images,
+        summary.embedded_bytes / 1e6,
+        summary.size_bytes / 1e6,
+    )
+    return 0
