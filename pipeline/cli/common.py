@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """``--help`` with each option's default, except where there is none to show (``None``,
-    ``False`` of a switch): those options say in words what happens without them."""
+    ``False`` of a switch, an empty string): those options say in words what happens without them."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False:
+        if action.default is None or action.default is False or action.default == "":
             return action.help
         return super()._get_help_string(action)
 
@@ -89,21 +89,36 @@ DETECTOR_FLAGS: tuple[DetectorFlag, ...] = (
         "detect_long_side_px",
         positive_int,
         "long side in pixels of the copy of each frame MTCNN looks at",
+        metavar="PIXELS",
     ),
     DetectorFlag(
-        "--pyramid-scale", "pyramid_scale", float, "ratio between MTCNN's pyramid levels (lower: faster, fewer levels)"
+        "--pyramid-scale",
+        "pyramid_scale",
+        float,
+        "ratio between MTCNN's pyramid levels, in (0, 1) (lower: faster, fewer levels)",
+        metavar="RATIO",
     ),
     DetectorFlag(
         "--full-frame-every",
         "full_frame_every_s",
         non_negative_float,
-        "search whole frames at most this often and in between only around the faces found last "
+        "search whole frames at most this often (seconds of video) and in between only around the faces found last "
         "(matters when samples are closer than this); 0: every frame whole",
         metavar="SECONDS",
     ),
-    DetectorFlag("--min-confidence", "min_confidence", probability, "MTCNN confidence below which a face is ignored"),
     DetectorFlag(
-        "--min-face", "min_face_px", positive_int, "faces smaller than this (pixels, full resolution) are ignored"
+        "--min-confidence",
+        "min_confidence",
+        probability,
+        "MTCNN confidence, in (0, 1), below which a face is ignored",
+        metavar="P",
+    ),
+    DetectorFlag(
+        "--min-face",
+        "min_face_px",
+        positive_int,
+        "faces smaller than this (pixels, full resolution) are ignored",
+        metavar="PIXELS",
     ),
 )
 
@@ -157,7 +172,9 @@ def add_model_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGrou
     parser.add_argument(
         "--weights",
         default=None,
-        help="Meso-4 weights file; default: weights/ in the repo, then the cache, then download",
+        metavar="FILE_OR_NAME",
+        help="Meso-4 weights: a file (.h5, .ensemble.json) or a model name such as meso4_mix_v2 or "
+        "mesonet-meso4-df; default: weights/ in the repo, then the cache, then download",
     )
     parser.add_argument("--no-download", action="store_true", help="never download default weights")
 
@@ -177,18 +194,22 @@ def add_scan_arguments(parser: argparse.ArgumentParser, *, timeout_default: floa
     defaults = ScanConfig()
     add_model_arguments(parser.add_argument_group("model"))
     scan = parser.add_argument_group("scan")
-    scan.add_argument("--fps", type=positive_float, default=defaults.fps, help="frames sampled per second of video")
+    scan.add_argument(
+        "--fps", type=positive_float, default=defaults.fps, metavar="FPS", help="frames sampled per second of video"
+    )
     scan.add_argument(
         "--max-frames",
         type=positive_int,
         default=defaults.max_frames,
+        metavar="FRAMES",
         help="sampled frames per clip at most (long clips are sampled evenly)",
     )
     scan.add_argument(
         "--threshold",
         type=probability,
         default=None,
-        help="label FAKE when p_fake >= threshold; default: the weights' own threshold "
+        metavar="P",
+        help="label FAKE when p_fake >= threshold, in (0, 1); default: the weights' own threshold "
         "(0.5 unless their spec says otherwise)",
     )
     scan.add_argument(
@@ -197,7 +218,7 @@ def add_scan_arguments(parser: argparse.ArgumentParser, *, timeout_default: floa
         default=DEFAULT_AGGREGATION,
         help="how face scores become one p_fake per clip",
     )
-    scan.add_argument("--timeout", type=positive_float, default=timeout_default, help=timeout_help)
+    scan.add_argument("--timeout", type=positive_float, default=timeout_default, metavar="SECONDS", help=timeout_help)
     add_detector_arguments(parser.add_argument_group("face detection"))
 
 
@@ -244,6 +265,44 @@ def resolve_scan_settings(args: argparse.Namespace) -> tuple[ModelSpec, ScanConf
     weights_path, weights_spec = resolve_model(spec)
     config = scan_config_from_args(args, resolve_threshold(args.threshold, weights_spec))
     return spec.with_weights(weights_path), config
+
+
+# --- names, extras, errors and logging -------------------------------------------------------
+
+
+def program_name(default: str, installed_as: Sequence[str] = ()) -> str:
+    """The command name for usage lines, as the user typed it: the basename of ``sys.argv[0]``
+    when it is one of ``installed_as`` (a console script such as ``deepfake-scan``, or a script
+    such as ``score_videos.py``), else ``default``. Anything else in ``sys.argv[0]`` (pytest, a
+    ``-c`` string, ``__main__.py`` of ``python -m``) gives ``default``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name in installed_as else default
+
+
+def missing_extra(modules: Sequence[str], extra: str, needed_for: str) -> str | None:
+    """A one-line ``pip install`` hint when one of ``modules`` (top-level import names) of the
+    optional ``extra`` of setup.cfg is not installed, else ``None``. Checked with
+    ``importlib.util.find_spec``, so nothing is imported."""
+    import importlib.util
+
+    absent = []
+    for module in modules:
+        try:
+            if importlib.util.find_spec(module) is None:
+                absent.append(module)
+        except (ImportError, ValueError):  # a module set to None in sys.modules, or a broken one
+            absent.append(module)
+    if not absent:
+        return None
+    return f"{needed_for} needs {', '.join(absent)} (the [{extra}] extra): pip install -e '.[{extra}]'"
+
+
+def logging_above_progress():
+    """A context in which log lines are printed above tqdm's progress bars (through
+    ``tqdm.write``) instead of through them; use it around a batch that shows a bar."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm()
 
 
 # --- errors and logging -------------------------------------------------------------------------

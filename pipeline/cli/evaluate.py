@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 from pipeline.cli.common import (
+    DefaultsHelpFormatter,
     add_detector_arguments,
     detector_config_from_args,
     fail,
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
+        formatter_class=DefaultsHelpFormatter,
         description="Metrics, plots and a report of weights on labelled face crops, or on labelled video clips "
         "run through the scanner (p_fake, 1 = fake; FAKE when p_fake >= threshold).",
     )
@@ -54,22 +56,32 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         metavar="REPORT_DIR",
         help="folder for metrics.json, scores.csv, plots and report.md",
     )
-    p.add_argument("--weights", metavar="PATH", help="Meso-4 weights (default: the scanner's default model)")
+    p.add_argument(
+        "--weights",
+        metavar="FILE_OR_NAME",
+        help="Meso-4 weights file or model name; default: the scanner's default model",
+    )
     p.add_argument(
         "--positive",
         choices=POSITIVE_CLASSES,
         default="fake",
-        help="positive class for TP/precision/recall/F1 (default: fake)",
+        help="positive class for TP/precision/recall/F1",
     )
     p.add_argument(
         "--resize",
         choices=RESIZE_INTERPOLATIONS,
         default=None,
-        help="interpolation to the model's input size (default: the weights' spec)",
+        help="interpolation to the model's input size in pixels; default: the weights' spec",
     )
-    p.add_argument("--threshold", type=float, default=None, help="FAKE when p_fake >= T (default: the weights' spec)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="P",
+        help="FAKE when p_fake >= P, in (0, 1); default: the weights' spec",
+    )
     p.add_argument("--split", default=None, help="only this split of a manifest with a split column (train/val/test)")
-    p.add_argument("--batch-size", type=int, default=SCORE_BATCH, help="faces per model call")
+    p.add_argument("--batch-size", type=int, default=SCORE_BATCH, metavar="FACES", help="faces per model call")
     p.add_argument("--no-download", action="store_true", help="never download default weights")
     p.add_argument(
         "--faces-crop-margin",
@@ -81,16 +93,28 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     clips = p.add_argument_group("clips (when DATA holds video clips: the scanner's settings)")
     defaults = ScanConfig()
-    clips.add_argument("--fps", type=positive_float, default=defaults.fps, help="frames sampled per second")
-    clips.add_argument("--max-frames", type=positive_int, default=defaults.max_frames, help="sampled frames per clip")
+    clips.add_argument(
+        "--fps", type=positive_float, default=defaults.fps, metavar="FPS", help="frames sampled per second of video"
+    )
+    clips.add_argument(
+        "--max-frames",
+        type=positive_int,
+        default=defaults.max_frames,
+        metavar="FRAMES",
+        help="sampled frames per clip at most",
+    )
     clips.add_argument(
         "--aggregation",
         choices=sorted(AGGREGATIONS),
         default=DEFAULT_AGGREGATION,
         help="how face scores become one p_fake per clip",
     )
-    clips.add_argument("--timeout", type=positive_float, default=defaults.timeout_s, help="seconds allowed per clip")
-    clips.add_argument("--workers", type=positive_int, default=1, help="clips scored in parallel (processes)")
+    clips.add_argument(
+        "--timeout", type=positive_float, default=defaults.timeout_s, metavar="SECONDS", help="seconds allowed per clip"
+    )
+    clips.add_argument(
+        "--workers", type=positive_int, default=1, metavar="N", help="clips scored in parallel, one process each"
+    )
     add_detector_arguments(clips)
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     return p

@@ -13,7 +13,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli.common import add_detector_arguments, detector_config_from_args, fail, start_logging
+from pipeline.cli.common import (
+    DefaultsHelpFormatter,
+    add_detector_arguments,
+    detector_config_from_args,
+    fail,
+    logging_above_progress,
+    program_name,
+    start_logging,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,38 +44,48 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     d = ExtractConfig()
     p = argparse.ArgumentParser(
         prog=prog,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         description="Build a labelled face dataset from clips, cropped as the scanner crops them.",
     )
     p.add_argument(
         "sources", help="folder with one subfolder per label (real/, fake/), or a CSV path,label[,source_id]"
     )
-    p.add_argument("-o", "--output", required=True, help="dataset folder (resumed if it exists)")
-    p.add_argument("--fps", type=float, default=d.fps, help="frames sampled per second of each clip")
-    p.add_argument("--max-per-video", type=int, default=d.max_per_video, help="faces kept per clip at most")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="dataset folder (resumed if it exists)")
+    p.add_argument("--fps", type=float, default=d.fps, metavar="FPS", help="frames sampled per second of each clip")
+    p.add_argument(
+        "--max-per-video", type=int, default=d.max_per_video, metavar="FACES", help="faces kept per clip at most"
+    )
     p.add_argument(
         "--stratify",
         action="store_true",
         help="even out the pose and resolution bins across classes (and print their table)",
     )
-    p.add_argument("--split", type=fractions, default=d.split, help="train,val,test fractions by source video")
+    p.add_argument(
+        "--split",
+        type=fractions,
+        default=",".join(f"{x:g}" for x in d.split),  # a string default goes through ``type`` too
+        metavar="TRAIN,VAL,TEST",
+        help="fractions of the source videos per split",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the split and the stratification")
-    p.add_argument("--keep-size", action="store_true", help="keep the native crop size instead of 256x256")
+    p.add_argument("--keep-size", action="store_true", help="keep the native crop size instead of 256x256 pixels")
     add_detector_arguments(p, d.detector, flags=["--min-face"])
     p.add_argument(
         "--min-sharpness",
         type=float,
         default=d.min_sharpness,
-        help="skip crops whose Laplacian variance is below this (blurred)",
+        metavar="VARIANCE",
+        help="skip crops whose Laplacian variance (grey levels squared) is below this (blurred)",
     )
     p.add_argument(
         "--dedup",
         type=float,
         default=d.dedup_max_diff,
-        help="skip a crop within this mean grey-level difference of the previous one of the same person",
+        metavar="GREY_LEVELS",
+        help="skip a crop within this mean grey-level difference (0-255) of the previous one of the same person",
     )
     p.add_argument("--labels", default=",".join(d.labels), help="labels (subfolders) to take")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     return p
 
 
@@ -130,7 +148,11 @@ def format_summary(summary: dict, labels: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None, prog: str = "extract_faces.py") -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Build the dataset. Exit 0 with the summary printed; 2 with a one-line message for usage
+    errors (missing sources, no labelled clips, a locked or unwritable output). ``prog``: the
+    command name in messages (``None``: ``extract_faces.py``)."""
+    prog = prog or program_name("extract_faces.py", ("extract_faces.py",))
     args = build_parser(prog).parse_args(argv)
     start_logging(args.quiet)
     from pipeline.training.extract import build_dataset, find_sources
@@ -147,7 +169,8 @@ def main(argv: list[str] | None = None, prog: str = "extract_faces.py") -> int:
 
     detector = load_detector(config.detector)
     try:
-        summary = build_dataset(clips, args.output, detector, config)
+        with logging_above_progress():  # a warning mid-build is printed above the bar, not through it
+            summary = build_dataset(clips, args.output, detector, config)
     except (OutputLockedError, OSError) as exc:
         return fail(prog, str(exc))
     if config.stratify:

@@ -8,9 +8,11 @@ scan, detector and model flags are declared once in :mod:`pipeline.cli.common` (
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +20,10 @@ from pipeline.cli.common import (
     DefaultsHelpFormatter,
     add_scan_arguments,
     fail,
+    logging_above_progress,
+    missing_extra,
     positive_int,
+    program_name,
     resolve_scan_settings,
     start_logging,
 )
@@ -39,19 +44,24 @@ def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
         formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="a clip, or a folder walked recursively for video files")
-    p.add_argument("-o", "--output", required=True, help="output CSV (resumed if it exists, unless --overwrite)")
-    p.add_argument("--faces-csv", default=None, help="also write one row per scored face here")
-    p.add_argument("--workers", type=positive_int, default=1, help="clips scored in parallel (processes)")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="CSV", help="output CSV (resumed if it exists, unless --overwrite)"
+    )
+    p.add_argument("--faces-csv", default=None, metavar="CSV", help="also write one row per scored face here")
+    p.add_argument(
+        "--workers", type=positive_int, default=1, metavar="N", help="clips scored in parallel, one process each"
+    )
     p.add_argument("--overwrite", action="store_true", help="start the output afresh instead of resuming")
     p.add_argument(
         "--engine",
         choices=("local", "dask"),
         default="local",
-        help="local: this machine; dask: a Dask cluster (pip install -e .[dask])",
+        help="local: this machine; dask: a Dask cluster (pip install -e '.[dask]')",
     )
     p.add_argument(
         "--address",
         default=None,
+        metavar="URL",
         help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --engine dask); without it a local "
         "cluster of --workers processes is started",
     )
@@ -88,27 +98,60 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     if args.address and args.engine != "dask":
         return "--address needs --engine dask"
     if args.engine == "dask":
-        import importlib.util
-
-        if importlib.util.find_spec("distributed") is None:
-            return "--engine dask needs Dask: pip install -e .[dask]"
+        return missing_extra(("dask", "distributed"), "dask", "--engine dask")
     return None
 
 
-def main(argv: list[str] | None = None, prog: str = "score_videos.py") -> int:
-    """Run the scan. Exit 0 when the batch ran (failed clips are rows with a status); 2 with a
-    one-line message for usage errors (missing input, unwritable output, bad weights)."""
+# how the scorer is started, for its usage line: the console script, or the script itself
+PROGRAM_NAMES = ("score-videos", "score_videos.py")
+EXIT_NO_VIDEOS = 1
+EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C (128 + SIGINT)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the scan. Exit 0 when the batch ran (failed clips are rows with a status); 1 with a
+    warning when the inputs hold no video file (before TensorFlow is loaded); 2 with a one-line
+    message for usage errors (missing input, unwritable output, bad weights, output locked,
+    Dask missing); 130 on Ctrl-C (the rows written so far stay; rerun to resume).
+
+    ``prog``: the command name in messages; ``None`` takes it from ``sys.argv[0]``
+    (:data:`PROGRAM_NAMES`), else ``score_videos.py``."""
+    prog = prog or program_name("score_videos.py", PROGRAM_NAMES)
     args = build_parser(prog).parse_args(argv)
     start_logging(args.quiet)
     if problem := usage_problem(args):
         return fail(prog, problem)
+    try:
+        return _score(args, prog)
+    except KeyboardInterrupt:
+        log.warning("interrupted: the rows written so far are in %s; run the same command again to resume", args.output)
+        return EXIT_INTERRUPTED
+
+
+def _first_video_or_none(inputs: list[str]) -> Iterator[str] | None:
+    """The video paths under ``inputs`` as a lazy iterator, or ``None`` when there is none.
+    Only the first path is looked for here; the rest of the walk happens as the batch goes."""
+    from pipeline.video.discover import iter_videos
+
+    paths = iter_videos(inputs)
+    first = next(paths, None)
+    return None if first is None else itertools.chain([first], paths)
+
+
+def _score(args: argparse.Namespace, prog: str) -> int:
+    """Settle the weights and settings (usage errors first), look for a first clip, then load the
+    models and run the batch; ``main``'s exit statuses."""
     from pipeline.errors import OutputLockedError, WeightsError
     from pipeline.models.factory import load_models
 
     try:
-        spec, config = resolve_scan_settings(args)
+        spec, config = resolve_scan_settings(args)  # no TensorFlow yet: files and their specs only
     except (FileNotFoundError, WeightsError, ValueError) as exc:
         return fail(prog, str(exc))
+    paths = _first_video_or_none(args.inputs)
+    if paths is None:
+        log.warning("no video files under %s", ", ".join(args.inputs))
+        return EXIT_NO_VIDEOS
     models = spec
     if args.engine == "local" and args.workers <= 1:
         try:
@@ -116,7 +159,8 @@ def main(argv: list[str] | None = None, prog: str = "score_videos.py") -> int:
         except WeightsError as exc:
             return fail(prog, str(exc))
     try:
-        summary = _run(args, models, config)
+        with logging_above_progress():  # a warning mid-batch is printed above the bar, not through it
+            summary = _run(args, models, config, paths)
     except (OutputLockedError, ValueError, OSError) as exc:
         return fail(prog, str(exc))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items())) or "nothing new"
@@ -124,18 +168,20 @@ def main(argv: list[str] | None = None, prog: str = "score_videos.py") -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, models: ModelSpec | LoadedModels, config: ScanConfig) -> BatchSummary:
-    """The batch itself: :func:`pipeline.scan.batch.run_batch` over the clips under the inputs."""
+def _run(
+    args: argparse.Namespace, models: ModelSpec | LoadedModels, config: ScanConfig, paths: Iterator[str]
+) -> BatchSummary:
+    """The batch itself: :func:`pipeline.scan.batch.run_batch` over ``paths``, the clips under
+    the inputs (listed first for the local engine, so the bar shows a total)."""
     from pipeline.scan.batch import run_batch
-    from pipeline.video.discover import iter_videos
 
     if args.engine == "dask":
-        paths = iter_videos(args.inputs)  # walked lazily: a million paths never sit in memory twice
+        batch: Iterable[str] = paths  # walked lazily: a million paths never sit in memory twice
     else:
-        paths = list(iter_videos(args.inputs))
-        log.info("%d video files under %s", len(paths), ", ".join(args.inputs))
+        batch = list(paths)
+        log.info("%d video files under %s", len(batch), ", ".join(args.inputs))
     return run_batch(
-        paths,
+        batch,
         args.output,
         config=config,
         models=models,

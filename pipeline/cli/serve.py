@@ -19,6 +19,7 @@ from pipeline.cli.common import (
     DefaultsHelpFormatter,
     add_scan_arguments,
     fail,
+    missing_extra,
     positive_float,
     positive_int,
     resolve_scan_settings,
@@ -53,19 +54,41 @@ def build_parser(prog: str = "python -m pipeline serve") -> argparse.ArgumentPar
         formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    p.add_argument("--port", type=_port, default=8000, help="port to listen on")
+    p.add_argument("--port", type=_port, default=8000, help="TCP port to listen on (0: any free one)")
     p.add_argument(
         "--server",
         choices=SERVERS,
         default="waitress",
         help="waitress: production WSGI server; flask: Flask's development server (never debug mode)",
     )
-    p.add_argument("--threads", type=positive_int, default=4, help="waitress threads serving requests")
-    p.add_argument("--max-upload-mb", type=positive_float, default=200.0, help="largest upload (413 beyond)")
-    p.add_argument("--max-duration", type=positive_float, default=600.0, help="longest clip in seconds (422 beyond)")
-    p.add_argument("--queue-size", type=positive_int, default=8, help="uploads waiting to be scored (503 beyond)")
-    p.add_argument("--keep-jobs", type=positive_int, default=100, help="finished results kept in memory")
-    p.add_argument("--keep-minutes", type=positive_float, default=60.0, help="how long results are kept")
+    p.add_argument("--threads", type=positive_int, default=4, metavar="N", help="waitress threads serving requests")
+    p.add_argument(
+        "--max-upload-mb", type=positive_float, default=200.0, metavar="MB", help="largest upload in MiB (413 beyond)"
+    )
+    p.add_argument(
+        "--max-duration",
+        type=positive_float,
+        default=600.0,
+        metavar="SECONDS",
+        help="longest clip in seconds (422 beyond)",
+    )
+    p.add_argument(
+        "--queue-size",
+        type=positive_int,
+        default=8,
+        metavar="UPLOADS",
+        help="uploads waiting to be scored (503 beyond)",
+    )
+    p.add_argument(
+        "--keep-jobs", type=positive_int, default=100, metavar="RESULTS", help="finished results kept in memory"
+    )
+    p.add_argument(
+        "--keep-minutes",
+        type=positive_float,
+        default=60.0,
+        metavar="MINUTES",
+        help="how long results are kept, in minutes",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     add_scan_arguments(p, timeout_default=300.0, timeout_help="seconds allowed per upload")
     return p
@@ -102,9 +125,13 @@ def web_config_from_args(args: argparse.Namespace) -> WebConfig:
 
 def main(argv: list[str] | None = None, prog: str = "python -m pipeline serve") -> int:
     """Load the models, build the app, serve until interrupted. 0 on a clean stop; 2 with a
-    one-line message for usage errors (missing or unknown weights, port in use)."""
+    one-line message for usage errors (missing or unknown weights, port in use, the [web] extra
+    not installed: a ``pip install`` hint)."""
     args = build_parser(prog).parse_args(argv)
     start_logging(args.quiet)
+    needed = ("flask", "waitress") if args.server == "waitress" else ("flask",)
+    if hint := missing_extra(needed, "web", f"serving with --server {args.server}"):
+        return fail(prog, hint)
     from pipeline.errors import WeightsError
     from pipeline.web.app import create_app
 

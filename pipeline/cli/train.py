@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.cli.common import fail, start_logging
+from pipeline.cli.common import DefaultsHelpFormatter, fail, start_logging
 from pipeline.faces.crop import CROP_MARGIN, DEFAULT_RESIZE, RESIZE_INTERPOLATIONS
 from pipeline.training.train import TRAINABLE_ARCHITECTURES, AugmentConfig, TrainConfig
 
@@ -19,6 +19,7 @@ from pipeline.training.train import TRAINABLE_ARCHITECTURES, AugmentConfig, Trai
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
+        formatter_class=DefaultsHelpFormatter,
         description="Train Meso-4 on labelled face crops (output p_fake, 1 = fake); "
         "split by source video, never by image.",
     )
@@ -32,8 +33,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "-o", "--output", required=True, metavar="WEIGHTS.h5", help="weights file to write (+ .json sidecar)"
     )
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="passes over the training faces at most")
+    p.add_argument(
+        "--batch-size", type=int, default=TrainConfig.batch_size, metavar="FACES", help="faces per training step"
+    )
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="split, initialisation, shuffling, augmentation")
     p.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate, help="Adam's initial rate")
     p.add_argument(
@@ -46,15 +49,22 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--patience",
         type=int,
         default=TrainConfig.patience,
+        metavar="EPOCHS",
         help="epochs without a better validation AUC before stopping",
     )
-    p.add_argument("--steps-per-epoch", type=int, default=None, help="default: one pass over the training faces")
+    p.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="batches per epoch; default: one pass over the training faces",
+    )
     p.add_argument("--init-weights", metavar="PATH", help="start from these Meso-4 weights (fine-tuning)")
     p.add_argument(
         "--resize",
         choices=RESIZE_INTERPOLATIONS,
         default=DEFAULT_RESIZE,
-        help=f"interpolation to 256x256, recorded in the spec (default: {DEFAULT_RESIZE})",
+        help="interpolation to 256x256 pixels, recorded in the spec",
     )
     p.add_argument(
         "--crop-margin",
@@ -62,7 +72,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         default=CROP_MARGIN,
         metavar="RATIO",
         help="crop side / detector box side of the training faces, recorded in the spec so the scanner "
-        f"crops the same way (default: {CROP_MARGIN:g}, the dataset builder's)",
+        "crops the same way (the default is the dataset builder's)",
     )
     p.add_argument(
         "--architecture",
@@ -74,14 +84,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--max-minutes",
         type=float,
         default=None,
-        metavar="MIN",
-        help="time budget: no epoch starts that would end past it; the best epoch so far is kept, "
+        metavar="MINUTES",
+        help="time budget in minutes: no epoch starts that would end past it; the best epoch so far is kept, "
         "calibrated and written as after early stopping",
     )
     p.add_argument("--no-augment", action="store_true", help="train on the faces as they are")
     p.add_argument("--report-dir", metavar="DIR", help="history, curves and split (default: <output stem>_train/)")
     p.add_argument("--name", help="spec name (default: the output's stem)")
-    p.add_argument("--license", default="", help="licence text for the spec")
+    p.add_argument("--license", default="", help="licence text for the spec (default: none)")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     return p
 

@@ -131,6 +131,11 @@ KNOWN_WEIGHTS: dict[str, WeightsSpec] = {
 DEFAULT_DOWNLOAD = next(s for s in KNOWN_WEIGHTS.values() if s.name == "mesonet-meso4-df")
 
 
+def known_weights_text() -> str:
+    """The files recognised by sha256 alone, for messages: ``Meso4_DF.h5, Meso4_F2F.h5, ...``."""
+    return ", ".join(spec.url.rsplit("/", 1)[-1] if spec.url else spec.name for spec in KNOWN_WEIGHTS.values())
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -162,8 +167,9 @@ def spec_for_weights(weights_path: str | Path) -> WeightsSpec:
     sidecar = sidecar_path(path)
     if not sidecar.is_file():
         raise WeightsError(
-            f"unknown weights {path} (sha256 {digest[:16]}...): not a known MesoNet file and no "
-            f"spec sidecar {sidecar.name} beside it; the sidecar says what the output means"
+            f"unknown weights {path} (sha256 {digest[:16]}...): not one of MesoNet's files this project "
+            f"knows by sha256 ({known_weights_text()}) and no spec sidecar {sidecar.name} beside it; the "
+            "sidecar says what the output means (see pipeline/models/weights.py)"
         )
     try:
         fields = json.loads(sidecar.read_text())
@@ -194,12 +200,20 @@ def resolve_weights(explicit: str | Path | None = None, *, download: bool = True
     2. ``weights/`` of this repository: the project's own default, ``REPO_DEFAULT_NAME``.
     3. MesoNet's DF weights (``DEFAULT_WEIGHTS_NAME``) in the cache directory (see :func:`cache_dir`).
     4. when ``download``: fetch the MesoNet DF file into the cache, sha256-verified.
-    Raises ``FileNotFoundError`` listing every place tried.
+    Raises ``FileNotFoundError`` listing every place tried; for an ``explicit`` directory, one
+    saying so and naming the weights files in it.
     """
     if explicit is not None:
         path = Path(explicit).expanduser()
         if path.is_file():
             return path
+        if path.is_dir():
+            files = sorted(p.name for p in path.iterdir() if p.name.endswith((".h5", ".ensemble.json")))
+            inside = f"; weights files in it: {', '.join(files)}" if files else ""
+            raise FileNotFoundError(
+                f"--weights {path} is a directory: give one weights file (.h5 or .ensemble.json) or a model "
+                f"name{inside}"
+            )
         if "/" not in str(explicit) and "\\" not in str(explicit):
             return weights_by_name(str(explicit), download=download)
         raise FileNotFoundError(f"weights file not found: {path}")

@@ -149,7 +149,9 @@ class CsvSink:
 
     ``resume=True`` keeps existing rows (after trimming a torn tail) and appends; otherwise the
     file is replaced. An exclusive ``flock`` on ``<path>.lock`` stops a second run writing the
-    same file (:class:`OutputLockedError`).
+    same file (:class:`OutputLockedError`); the lock file exists only while the sink is open
+    (removed on leaving the ``with`` block, by an exception or Ctrl-C too; a ``kill -9`` leaves
+    an unlocked one behind, which the next run takes and removes).
     """
 
     def __init__(self, path: str | Path, columns: list[str], *, resume: bool, lock: bool = True):
@@ -157,24 +159,23 @@ class CsvSink:
         self.columns = columns
         self._resume = resume
         self._lock_wanted = lock
-        self._lock_file = None
+        self._lock_fd: int | None = None
         self._file = None
 
     def __enter__(self) -> CsvSink:
         if self._lock_wanted:
-            lock_path = Path(str(self.path) + ".lock")
-            self._lock_file = open(lock_path, "a")
-            try:
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                self._lock_file.close()
-                raise OutputLockedError(f"{self.path} is being written by another run") from exc
+            self._lock_fd = acquire_lock(self.lock_path, self.path)
         try:
             self._open()
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
+
+    @property
+    def lock_path(self) -> Path:
+        """``<path>.lock``: held (``flock``) while the sink is open, removed when it closes."""
+        return Path(str(self.path) + ".lock")
 
     def _open(self) -> None:
         exists = self.path.exists() and self.path.stat().st_size > 0
@@ -228,10 +229,68 @@ class CsvSink:
             log.error("%s: could not cut back a partial row: %s", self.path, exc)
 
     def __exit__(self, *exc) -> None:
-        if self._file is not None:
-            self._file.close()
+        try:
+            if self._file is not None:
+                self._file.close()
+        finally:
             self._file = None
-        if self._lock_file is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
-            self._lock_file = None
+            if self._lock_fd is not None:
+                release_lock(self.lock_path, self._lock_fd)
+                self._lock_fd = None
+
+
+# A lock file is only ever unlinked by the process holding its flock, so after locking, the path
+# either still names the inode locked (ours, for as long as we hold it) or a holder removed it
+# between our open and our flock; then we try again with whatever the path names now.
+_LOCK_ATTEMPTS = 100
+
+
+def acquire_lock(lock_path: Path, what: Path) -> int:
+    """Take the exclusive ``flock`` of ``lock_path`` (created if missing) without waiting and
+    return its file descriptor. Raises :class:`OutputLockedError` naming ``what`` when another
+    open sink (in any process) holds it.
+
+    After the lock is taken the path is checked to still name the inode locked: a run that
+    finishes unlinks its lock file while holding it (:func:`release_lock`), so a process that
+    opened the old file just before could otherwise lock an orphan inode while a third process
+    locks a new file at the same path. On a mismatch the attempt is repeated."""
+    for _ in range(_LOCK_ATTEMPTS):
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            raise OutputLockedError(f"{what} is being written by another run") from exc
+        except BaseException:
+            os.close(fd)
+            raise
+        if _names_inode(lock_path, fd):
+            return fd
+        os.close(fd)  # the holder removed this file while we waited: lock the current one
+    raise OutputLockedError(f"{what}: could not take its lock {lock_path} (it keeps being replaced)")
+
+
+def release_lock(lock_path: Path, fd: int) -> None:
+    """Remove ``lock_path`` while still holding its lock (so no run can hold the old inode while
+    another creates the new one unnoticed; see :func:`acquire_lock`), then unlock and close
+    ``fd``. A lock file already removed or replaced by someone else is left alone."""
+    try:
+        if _names_inode(lock_path, fd):
+            lock_path.unlink()
+    except OSError as exc:
+        log.warning("could not remove the lock file %s: %s", lock_path, exc.strerror or exc)
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def _names_inode(path: Path, fd: int) -> bool:
+    """Whether ``path`` currently names the file open as ``fd``."""
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)

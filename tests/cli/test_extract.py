@@ -135,6 +135,7 @@ def test_main_builds_a_dataset_warns_about_few_clips_and_prints_a_table(
     for part in ("train", "val"):  # `train` can run on it: both labels in both parts
         assert set(manifest.loc[manifest["split"] == part, "label"]) == {"real", "fake"}
     assert (manifest["face_size_px"] >= 64).all()
+    assert not list(out.glob("*.lock"))  # sources.csv's lock does not outlive the build
 
 
 def test_stratify_prints_the_bin_table(few_sources, tmp_path, capsys, reuse_models):

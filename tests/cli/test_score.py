@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import logging
+import os
 import subprocess
 import sys
 
@@ -317,3 +319,141 @@ def test_rerun_with_other_settings_stops_naming_them(
     assert out.read_text() == first  # nothing mixed in
     assert cli.main(args + changed + ["--overwrite"]) == 0
     assert len(_read(out)) == 3
+
+
+# --- the command line as people use it (issue #16, section 6) -----------------------------------
+
+# What TensorFlow's native side prints while it loads; none of it may reach the terminal.
+TF_START_UP_LINES = (
+    "absl::InitializeLog()",  # absl's notice before its first line
+    "cpu_feature_guard",  # "I0000 ... cpu_feature_guard.cc:227] This TensorFlow binary is optimized ..."
+    "This TensorFlow binary is optimized",
+    "To enable the following instructions",  # the notice's second line
+    "oneDNN custom operations",
+)
+
+
+@pytest.mark.parametrize(
+    "flags, tf_log_level",
+    [
+        (["-q"], None),  # quiet, TensorFlow's level left to the command line
+        ([], "0"),  # not quiet, and TensorFlow told to print everything
+    ],
+)
+def test_no_tensorflow_start_up_lines_reach_the_terminal(clip_dir, tmp_path, meso4_df_path, flags, tf_log_level):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if tf_log_level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = tf_log_level
+    out = tmp_path / "out.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "score", str(clip_dir / "noface.mp4"), "-o", str(out)]
+        + ["--weights", str(meso4_df_path), *flags],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [r["status"] for r in _read(out)] == ["no_face"]  # TensorFlow did load and run
+    for line in TF_START_UP_LINES:
+        assert line not in proc.stderr
+    if "-q" in flags:
+        assert proc.stderr == ""
+    else:  # our own INFO lines are still there
+        assert "wrote" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # no lock file left
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        [],  # an empty folder
+        ["notes.txt", "sub/readme.md"],  # only files that are not videos
+    ],
+)
+def test_inputs_without_videos_warn_and_exit_1_before_tensorflow(tmp_path, meso4_df_path, files):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in files:
+        (inputs / name).parent.mkdir(parents=True, exist_ok=True)
+        (inputs / name).write_text("not a video")
+    out = tmp_path / "out.csv"
+    code = (
+        "import sys, time\nfrom pipeline.cli import score as cli\nstarted = time.monotonic()\n"
+        f"rc = cli.main([{str(inputs)!r}, '-o', {str(out)!r}, '--weights', {str(meso4_df_path)!r}])\n"
+        "print(rc, round(time.monotonic() - started, 2), 'tensorflow' in sys.modules or 'keras' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    rc, seconds, tensorflow_loaded = proc.stdout.split()
+    assert rc == "1" and tensorflow_loaded == "False"
+    assert float(seconds) < 5.0
+    assert f"no video files under {inputs}" in proc.stderr and "WARNING" in proc.stderr
+    assert not out.exists() and not (tmp_path / "out.csv.lock").exists()
+
+
+def test_no_lock_file_outlives_a_run(batch_dir, tmp_path, meso4_df_path, models):
+    out, faces = tmp_path / "scores.csv", tmp_path / "faces.csv"
+    rc = cli.main([str(batch_dir), "-o", str(out), "--faces-csv", str(faces), "--weights", str(meso4_df_path), "-q"])
+    assert rc == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces.csv", "in", "scores.csv"]
+
+
+def test_ctrl_c_exits_130_keeps_the_rows_and_removes_the_locks(
+    batch_dir, tmp_path, meso4_df_path, models, monkeypatch, caplog
+):
+    from pipeline.scan import batch
+
+    real_write = batch.CsvSink.write_many
+    written = []
+
+    def write_then_interrupt(self, rows):
+        real_write(self, rows)
+        if self.path.name == "scores.csv":
+            written.append(1)
+            raise KeyboardInterrupt  # Ctrl-C after the first clip's row
+
+    monkeypatch.setattr(batch.CsvSink, "write_many", write_then_interrupt)
+    out, faces = tmp_path / "scores.csv", tmp_path / "faces.csv"
+    rc = cli.main([str(batch_dir), "-o", str(out), "--faces-csv", str(faces), "--weights", str(meso4_df_path), "-q"])
+    assert rc == cli.EXIT_INTERRUPTED == 130
+    assert written == [1] and len(_read(out)) == 1  # the row written before Ctrl-C stays
+    assert "interrupted" in caplog.text and "run the same command again to resume" in caplog.text
+    assert not list(tmp_path.glob("*.lock"))
+
+
+def test_warnings_during_the_batch_go_above_the_progress_bar(batch_dir, tmp_path, monkeypatch):
+    from tqdm.contrib.logging import _TqdmLoggingHandler
+
+    from pipeline.scan.batch import BatchSummary
+
+    seen = []
+
+    def fake_run(args, models, config, paths):
+        seen.append([type(h) for h in logging.getLogger().handlers])
+        return BatchSummary({}, 0)
+
+    monkeypatch.setattr(cli, "_run", fake_run)
+    monkeypatch.setattr(cli, "resolve_scan_settings", lambda args: (None, None))
+    monkeypatch.setattr(logging.getLogger(), "handlers", [logging.StreamHandler(sys.stderr)])
+    assert cli.main([str(batch_dir), "-o", str(tmp_path / "o.csv"), "--workers", "2", "-q"]) == 0
+    assert len(seen) == 1
+    assert _TqdmLoggingHandler in seen[0] and logging.StreamHandler not in seen[0]  # during the batch
+    assert [type(h) for h in logging.getLogger().handlers] == [logging.StreamHandler]  # put back after
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        "distributed",  # dask installed without its [distributed] part
+        "dask",  # no Dask at all
+    ],
+)
+def test_engine_dask_without_dask_is_a_pip_hint(batch_dir, tmp_path, monkeypatch, capsys, hidden):
+    monkeypatch.setitem(sys.modules, hidden, None)  # import of it fails, find_spec finds nothing
+    rc = cli.main([str(batch_dir), "-o", str(tmp_path / "o.csv"), "--engine", "dask"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert f"needs {hidden}" in err and "pip install -e '.[dask]'" in err

@@ -148,3 +148,20 @@ def test_without_the_flag_the_weights_threshold_is_used(fake_servers, serve_load
     assert server.main(["--weights", str(weights)], prog="serve") == 0
     assert fake_servers["app"].extensions["deepfake_scanner"].config.threshold == 0.7
     assert serve_loaded[0][1].threshold == 0.7
+
+
+@pytest.mark.parametrize(
+    "server_name, hidden",
+    [
+        ("waitress", "waitress"),  # the default server's package missing
+        ("waitress", "flask"),  # the app's package missing
+        ("flask", "flask"),
+    ],
+)
+def test_a_missing_web_extra_is_a_one_line_pip_hint(monkeypatch, capsys, server_name, hidden):
+    monkeypatch.setitem(sys.modules, hidden, None)  # import of it fails, find_spec finds nothing
+    monkeypatch.setattr(server, "load_models", lambda spec: pytest.fail("models loaded before the check"))
+    assert server.main(["--server", server_name]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert f"needs {hidden}" in err and "pip install -e '.[web]'" in err

@@ -428,3 +428,32 @@ def test_models_are_selectable_by_name(tmp_path, monkeypatch, shared_data):
     assert resolve_weights("mesonet-mesoinception4-df", download=False).name == "MesoInception_DF.h5"
     with pytest.raises(FileNotFoundError, match="models: .*meso4_scanner_v1"):
         resolve_weights("no_such_model")
+
+
+def test_unknown_weights_name_the_files_that_are_supported(tmp_path):
+    path = tmp_path / "Meso4_custom.h5"
+    path.write_bytes(b"not MesoNet's")
+    with pytest.raises(WeightsError) as excinfo:
+        spec_for_weights(path)
+    message = str(excinfo.value)
+    for known in ("Meso4_DF.h5", "Meso4_F2F.h5", "MesoInception_DF.h5", "MesoInception_F2F.h5"):
+        assert known in message
+    assert "Meso4_custom.h5.json" in message  # and the way to make it known
+
+
+@pytest.mark.parametrize(
+    "files, listed",
+    [
+        (["Meso4_DF.h5", "b.ensemble.json", "notes.txt"], "weights files in it: Meso4_DF.h5, b.ensemble.json"),
+        ([], ""),  # an empty folder lists nothing
+    ],
+)
+def test_a_directory_given_as_weights_says_it_is_one(tmp_path, files, listed):
+    folder = tmp_path / "mesonet"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match=r"is a directory: give one weights file") as excinfo:
+        resolve_weights(str(folder))
+    assert listed in str(excinfo.value)
+    assert "notes.txt" not in str(excinfo.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import os
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import OutputLockedError
+from pipeline.scan import sink as sink_module
 from pipeline.scan.sink import CsvSink, read_done_keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -269,3 +271,87 @@ def test_formula_cells_are_escaped_reversibly(text, cell):
 
     assert escape_cell(text) == cell
     assert unescape_cell(cell) == text
+
+
+# --- the lock file lives only as long as the run ------------------------------------------------
+
+
+class Interrupted(Exception):
+    """Stands in for an error raised inside the ``with`` block."""
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        None,  # normal end
+        Interrupted,  # an error inside the block
+        KeyboardInterrupt,  # Ctrl-C
+    ],
+)
+def test_the_lock_file_is_removed_when_the_sink_closes(tmp_path, ending):
+    path = tmp_path / "out.csv"
+    lock = tmp_path / "out.csv.lock"
+    with pytest.raises(ending) if ending else contextlib.nullcontext():
+        with CsvSink(path, COLUMNS, resume=False) as sink:
+            assert lock.is_file()  # held while writing
+            sink.write(Row("a.mp4", 0.5, 1))
+            if ending:
+                raise ending()
+    assert not lock.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_a_failed_enter_removes_the_lock_file(tmp_path):
+    path = tmp_path / "out.csv"
+    path.write_text("other\nx\n")
+    with pytest.raises(ValueError, match="has columns"):
+        with CsvSink(path, COLUMNS, resume=True):
+            pass
+    assert not (tmp_path / "out.csv.lock").exists()
+
+
+def test_a_refused_sink_leaves_the_holders_lock_file(tmp_path):
+    path = tmp_path / "out.csv"
+    lock = tmp_path / "out.csv.lock"
+    with CsvSink(path, COLUMNS, resume=False):
+        held = os.stat(lock)
+        with pytest.raises(OutputLockedError):
+            with CsvSink(path, COLUMNS, resume=True):
+                pass
+        assert os.path.samestat(os.stat(lock), held)  # the refused one removed nothing
+    assert not lock.exists()
+
+
+def test_a_stale_lock_file_left_by_a_kill_is_taken_and_removed(tmp_path):
+    path = tmp_path / "out.csv"
+    lock = tmp_path / "out.csv.lock"
+    lock.touch()  # what kill -9 leaves: a file nobody holds
+    write_rows(path, [Row("a.mp4", 0.5, 1)], resume=True)
+    assert read_rows(path)[1][0] == "a.mp4"
+    assert not lock.exists()
+
+
+def test_a_lock_file_removed_between_open_and_flock_is_locked_afresh(tmp_path, monkeypatch):
+    # The race the removal opens: run B opens out.csv.lock, run A (the holder) finishes and
+    # unlinks it, B's flock then succeeds on the orphan inode. B must notice and lock the file
+    # that the path names now, or a third run could lock a new file and write alongside B.
+    path = tmp_path / "out.csv"
+    lock = tmp_path / "out.csv.lock"
+    real_flock = sink_module.fcntl.flock
+    orphaned: list[int] = []
+
+    def flock_after_the_holder_left(fd, operation):
+        if operation & sink_module.fcntl.LOCK_EX and not orphaned:
+            orphaned.append(os.fstat(fd).st_ino)
+            lock.unlink()  # the holder finishes right now
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(sink_module.fcntl, "flock", flock_after_the_holder_left)
+    with CsvSink(path, COLUMNS, resume=False) as sink:
+        assert orphaned, "the race was not staged"
+        held = os.fstat(sink._lock_fd)
+        assert os.path.samestat(os.stat(lock), held)  # locked the file the path names
+        with pytest.raises(OutputLockedError):  # so a third run is refused
+            with CsvSink(path, COLUMNS, resume=True):
+                pass
+    assert not lock.exists()
