@@ -45,9 +45,19 @@ def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="a clip, or a folder walked recursively for video files")
     p.add_argument(
-        "-o", "--output", required=True, metavar="CSV", help="output CSV (resumed if it exists, unless --overwrite)"
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="output: CSV, or JSON Lines (one object per clip) when it ends in .jsonl; resumed if it exists, "
+        "unless --overwrite",
     )
     p.add_argument("--faces-csv", default=None, metavar="CSV", help="also write one row per scored face here")
+    p.add_argument(
+        "--nest-faces",
+        action="store_true",
+        help="with a .jsonl output: put each clip's faces (the --faces-csv columns) in its object",
+    )
     p.add_argument(
         "--workers", type=positive_int, default=1, metavar="N", help="clips scored in parallel, one process each"
     )
@@ -85,6 +95,7 @@ def _check_writable(path: str, what: str) -> str | None:
 def usage_problem(args: argparse.Namespace) -> str | None:
     """The first usage error of ``args`` that needs no model (missing input, unwritable output,
     flags that do not go together, Dask missing), or ``None``."""
+    from pipeline.scan.jsonl import is_jsonl
     from pipeline.video.discover import missing_inputs
 
     missing = missing_inputs(args.inputs)
@@ -95,6 +106,8 @@ def usage_problem(args: argparse.Namespace) -> str | None:
             return problem
     if args.faces_csv and Path(args.faces_csv).resolve() == Path(args.output).resolve():
         return "--faces-csv must differ from --output"
+    if args.nest_faces and not is_jsonl(args.output):
+        return "--nest-faces needs a JSON Lines output (-o NAME.jsonl)"
     if args.address and args.engine != "dask":
         return "--address needs --engine dask"
     if args.engine == "dask":
@@ -190,6 +203,7 @@ def _run(
         overwrite=args.overwrite,
         engine=args.engine,
         address=args.address,
+        nest_faces=args.nest_faces,
     )
 
 

@@ -457,3 +457,25 @@ def test_engine_dask_without_dask_is_a_pip_hint(batch_dir, tmp_path, monkeypatch
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err
     assert f"needs {hidden}" in err and "pip install -e '.[dask]'" in err
+
+
+def test_jsonl_output_by_extension_with_nested_faces(batch_dir, tmp_path, meso4_df_path, models):
+    import json
+
+    out = tmp_path / "scores.jsonl"
+    args = [str(batch_dir), "-o", str(out), "--weights", str(meso4_df_path), "--nest-faces", "-q"]
+    assert cli.main(args) == 0
+    objects = {cli.Path(o["video_path"]).name: o for o in map(json.loads, out.read_text().splitlines())}
+    assert set(objects) == {"face.MP4", "noface.mp4", "broken.mp4"}
+    face = objects["face.MP4"]
+    assert list(face)[:-1] == VideoRow.columns() and list(face)[-1] == "faces"
+    assert len(face["faces"]) == face["n_faces"] > 0 and face["p_fake"] is not None
+    first = out.read_text()
+    assert cli.main(args) == 0  # resumed: nothing new
+    assert out.read_text() == first
+
+
+def test_nest_faces_needs_a_jsonl_output(batch_dir, tmp_path, meso4_df_path, capsys):
+    args = [str(batch_dir), "-o", str(tmp_path / "s.csv"), "--weights", str(meso4_df_path), "--nest-faces"]
+    assert cli.main(args) == 2
+    assert "--nest-faces needs a JSON Lines output" in capsys.readouterr().err
