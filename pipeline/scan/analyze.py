@@ -325,11 +325,17 @@ def score_video(
         if timings is not None:
             add_elapsed(timings, "rotation_rescan_s", rescan_started)
         if turned_faces:
+            tag = (
+                f"after the rotation tag's {info.rotation_deg} degrees were applied (the tag looks wrong)"
+                if info.rotation_deg
+                else "and no rotation tag says so"
+            )
             log.warning(
-                "%s: faces are upright only with the frames turned %d degrees clockwise, and no rotation tag "
-                "says so: scored turned (rotation_guess_deg); face boxes are in the turned frame's pixels",
+                "%s: faces are upright only with the frames turned %d degrees clockwise, %s: scored turned "
+                "(rotation_guess_deg); face boxes are in the turned frame's pixels",
                 path,
                 rotation_deg,
+                tag,
             )
             n_frames, faces = turned_n_frames, turned_faces
             extra["rotation_guess_deg"] = rotation_deg
@@ -372,14 +378,16 @@ def _rotation_to_try(
 def coverage(info: VideoInfo, sample_fps: float, *, n_frames: int, max_frames: int) -> tuple[float, bool]:
     """(``covered_s``, ``reached_end``): the seconds of the clip that ``n_frames`` samples at
     ``sample_fps`` span (each sample stands for one sampling interval, capped at the duration),
-    and whether they reached its end. With a known duration the end is reached when the
-    samples span it (to within half an interval); without one, only when the decoder ran out
-    of frames before the ``max_frames`` cap.
+    and whether they reached its end: the decoder ran out of frames before the ``max_frames``
+    cap (the video ended, also when it is shorter than the container's duration, e.g. audio
+    that runs on), or the samples span the known duration (to within half an interval). Only
+    a clip of unknown duration that hit the cap has not reached its end.
     """
     span_s = n_frames / sample_fps if sample_fps > 0 else 0.0
+    ran_out = n_frames < max_frames
     if info.duration_s:
-        return round(min(span_s, info.duration_s), 3), span_s >= info.duration_s - 0.5 / sample_fps
-    return round(span_s, 3), n_frames < max_frames
+        return round(min(span_s, info.duration_s), 3), ran_out or span_s >= info.duration_s - 0.5 / sample_fps
+    return round(span_s, 3), ran_out
 
 
 def media_columns(info: VideoInfo, sample_fps: float, *, n_frames: int, max_frames: int, **extra) -> dict:

@@ -152,3 +152,26 @@ def test_a_missing_file_has_no_sha256(tmp_path, detector, scorer):
 
     row = score_video_safe(tmp_path / "gone.mp4", detector, scorer).row
     assert (row.status, row.file_sha256) == ("error", "")
+
+
+@pytest.mark.parametrize(
+    "duration_s, n_frames, max_frames, expected",
+    [
+        # the video ended before the cap: the end was reached, also when the container's duration
+        # is longer (audio that runs on after the video)
+        (12.0, 4, 40, (4.0, True)),
+        (None, 7, 40, (7.0, True)),
+        # the samples span the known duration
+        (82.0, 40, 40, (82.0, True)),
+        # unknown duration and the cap was hit: only the first 40 s were looked at
+        (None, 40, 40, (40.0, False)),
+    ],
+)
+def test_coverage(duration_s, n_frames, max_frames, expected):
+    from pipeline.scan.analyze import coverage
+    from pipeline.video.probe import VideoInfo
+
+    info = VideoInfo(0, 320, 240, 0, 25.0, duration_s, 0.0, "h264")
+    rate = min(1.0, max_frames / duration_s) if duration_s else 1.0
+    covered_s, reached_end = coverage(info, rate, n_frames=n_frames, max_frames=max_frames)
+    assert (covered_s, reached_end) == (pytest.approx(expected[0], abs=0.01), expected[1])

@@ -653,3 +653,56 @@ def test_probe_video_image_files_are_clips_only_when_animated(tmp_path):
         info = probe_video(tmp_path / name)
         assert info.resolution_wh == (64, 48)
         assert info.duration_s == pytest.approx(0.8, abs=0.01)
+
+
+def _two_stream_mp4(tmp_path: Path, first: Path, second: Path, dispositions: tuple[str, str], name: str) -> Path:
+    out = tmp_path / name
+    ffmpeg(
+        "-i",
+        str(first),
+        "-i",
+        str(second),
+        "-map",
+        "0:v",
+        "-map",
+        "1:v",
+        "-c",
+        "copy",
+        "-disposition:v:0",
+        dispositions[0],
+        "-disposition:v:1",
+        dispositions[1],
+        str(out),
+    )
+    return out
+
+
+def test_a_one_frame_stream_marked_default_is_never_the_clip(tmp_path, clip_160x120):
+    # cover art stored as a one-frame MJPEG track: the MP4 muxer drops its attached-picture flag
+    cover = tmp_path / "cover.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-frames:v", "1", "-c:v", "mjpeg", str(cover))
+    out = _two_stream_mp4(tmp_path, cover, clip_160x120, ("default", "0"), "cover_default.mp4")
+    text = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(out)], capture_output=True).stderr.decode()
+    assert "attached pic" not in text and "(default)" in text  # the container alone would pick the cover
+    info = probe_video(out)
+    assert (info.stream_index, info.resolution_wh, info.n_video_streams) == (1, (160, 120), 2)
+
+
+def test_a_small_stream_marked_default_is_scored_with_a_warning(tmp_path, clip_160x120, caplog):
+    large = make_lavfi_clip(tmp_path / "large.mp4", size="640x480", duration_s=1.0)
+    out = _two_stream_mp4(tmp_path, clip_160x120, large, ("default", "0"), "preview_default.mp4")
+    with caplog.at_level("WARNING"):
+        info = probe_video(out)
+    assert (info.stream_index, info.resolution_wh) == (0, (160, 120))
+    assert "scoring video stream 0 (160x120, marked default); the file also has stream 1 (640x480)" in caplog.text
+
+
+def test_audio_with_only_a_cover_picture_says_so():
+    text = (
+        "Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'song.m4a':\n"
+        "  Duration: 00:00:04.00, start: 0.000000, bitrate: 128 kb/s\n"
+        "  Stream #0:0[0x1](und): Audio: aac (LC), 44100 Hz, stereo, fltp, 128 kb/s (default)\n"
+        "  Stream #0:1[0x0]: Video: mjpeg (Baseline), yuvj420p(pc), 600x338, 90k tbr, 90k tbn (attached pic)\n"
+    )
+    with pytest.raises(DecodeError, match="only a still cover picture"):
+        parse_ffmpeg_info(text)
