@@ -54,6 +54,13 @@ def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
     )
     p.add_argument("--faces-csv", default=None, metavar="CSV", help="also write one row per scored face here")
     p.add_argument(
+        "--evidence-dir",
+        default=None,
+        metavar="DIR",
+        help="write each ok clip's most suspicious face crops (with a Grad-CAM saliency overlay) and its worst "
+        "frame with the faces boxed here as JPEG, indexed in DIR/evidence.csv",
+    )
+    p.add_argument(
         "--nest-faces",
         action="store_true",
         help="with a .jsonl output: put each clip's faces (the --faces-csv columns) in its object",
@@ -204,6 +211,7 @@ def _run(
         engine=args.engine,
         address=args.address,
         nest_faces=args.nest_faces,
+        evidence_dir=args.evidence_dir,
     )
 
 

@@ -54,17 +54,32 @@ class BatchSummary:
 _WORKER_STATE: dict = {}
 
 
-def _init_worker(spec: ModelSpec, config: ScanConfig) -> None:
-    """Pool initializer: the models of ``spec`` (pinned to a file, threads set), once per process."""
+def _init_worker(spec: ModelSpec, config: ScanConfig, keep_crops: bool = False) -> None:
+    """Pool initializer: the models of ``spec`` (pinned to a file, threads set), once per process.
+    ``keep_crops``: results carry the crops evidence needs (:func:`score_for_batch`)."""
     models = load_models(spec)
     _WORKER_STATE["detector"] = models.detector
     _WORKER_STATE["scorer"] = models.scorer
     _WORKER_STATE["config"] = config
+    _WORKER_STATE["keep_crops"] = keep_crops
 
 
 def _score_in_worker(path: str) -> VideoResult:
     s = _WORKER_STATE
-    return score_video_safe(path, s["detector"], s["scorer"], s["config"])
+    return score_for_batch(path, s["detector"], s["scorer"], s["config"], keep_crops=s.get("keep_crops", False))
+
+
+def score_for_batch(
+    path: str, detector, scorer, config: ScanConfig, *, keep_crops: bool = False, **kwargs
+) -> VideoResult:
+    """:func:`score_video_safe`; with ``keep_crops``, the crops of only the few faces evidence
+    shows are kept (:func:`pipeline.scan.evidence.prune_crops`), dropped from the rest where the
+    clip was scored, before the result crosses a process boundary (a face's crop is 196 KB)."""
+    if not keep_crops:
+        return score_video_safe(path, detector, scorer, config, **kwargs)
+    from pipeline.scan.evidence import prune_crops
+
+    return prune_crops(score_video_safe(path, detector, scorer, config, keep_crops=True, **kwargs))
 
 
 # A clip in flight when a worker process dies is retried this many times in a fresh pool;
@@ -97,7 +112,7 @@ class _ClipQueue:
         return path
 
 
-def _results_in_pool(paths: Iterable[str], spec: ModelSpec, config: ScanConfig, workers: int):
+def _results_in_pool(paths: Iterable[str], spec: ModelSpec, config: ScanConfig, workers: int, keep_crops: bool = False):
     """Yield results from ``workers`` processes, keeping a bounded window of clips in flight.
 
     ``spec``: pinned to a file with threads set (:func:`pipeline.models.factory.worker_spec`);
@@ -108,7 +123,8 @@ def _results_in_pool(paths: Iterable[str], spec: ModelSpec, config: ScanConfig, 
     ctx = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
     queue = _ClipQueue(paths)
     while queue.has_more():
-        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, config)) as pool:
+        initargs = (spec, config, keep_crops)
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs) as pool:
             lost = yield from _drain_pool(pool, queue, config, workers)
             if lost:
                 yield from _retry_or_give_up(lost, queue, config)
@@ -186,6 +202,7 @@ def run_batch(
     engine: str = "local",
     address: str | None = None,
     nest_faces: bool = False,
+    evidence_dir: str | Path | None = None,
 ) -> BatchSummary:
     """Score ``paths`` into ``output_csv``, one row per clip, flushed as each clip finishes.
 
@@ -203,6 +220,13 @@ def run_batch(
     a list (progress shows a total). Raises ``ValueError`` for an unknown engine,
     :class:`pipeline.errors.OutputLockedError` when another run writes ``output_csv``, and
     ``FileNotFoundError``/``WeightsError`` for weights that cannot be found or loaded.
+
+    ``evidence_dir``: when set, every ``ok`` clip's most suspicious face crops with saliency and
+    its worst frame with the faces boxed are written there, indexed in ``evidence.csv``
+    (:mod:`pipeline.scan.evidence`), by this process right after the clip's row. Clips are then
+    scored with ``keep_crops`` (pruned to the few shown where they are scored), and this process
+    holds a scorer for the saliency maps (the one it scores with, or one loaded here when worker
+    processes or Dask score). A clip whose evidence cannot be written keeps its row (a warning).
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -216,10 +240,28 @@ def run_batch(
     sink_type = functools.partial(JsonlSink, faces=nest_faces) if is_jsonl(output_csv) else CsvSink
     with sink_type(output_csv, VideoRow.columns(), resume=not overwrite) as sink:
         todo, total, skipped = _clips_to_do(paths, output_csv, faces_path, overwrite)
-        results = _results(todo, models, config, engine=engine, workers=workers, address=address, progress=progress)
+        evidence = None
+        if evidence_dir is not None:
+            models, evidence = _evidence_sink(evidence_dir, models, config, engine, workers, resume=not overwrite)
+            todo = evidence.remember_paths(todo)
+        results = _results(
+            todo,
+            models,
+            config,
+            engine=engine,
+            workers=workers,
+            address=address,
+            progress=progress,
+            keep_crops=evidence is not None,
+        )
         faces_sink = CsvSink(faces_path, FaceRow.columns(), resume=not overwrite) if faces_path is not None else None
-        with faces_sink if faces_sink is not None else contextlib.nullcontext():
-            counts = _write_results(results, sink, faces_sink, total=total, progress=progress, stamp=settings.columns())
+        with (
+            faces_sink if faces_sink is not None else contextlib.nullcontext(),
+            evidence if evidence is not None else contextlib.nullcontext(),
+        ):
+            counts = _write_results(
+                results, sink, faces_sink, total=total, progress=progress, stamp=settings.columns(), evidence=evidence
+            )
     return BatchSummary(dict(counts), skipped)
 
 
@@ -285,6 +327,26 @@ def _clips_to_do(
     return (p for p in paths if display_path(p) not in done), None, len(done)
 
 
+def _evidence_sink(
+    evidence_dir: str | Path,
+    models: ModelSpec | LoadedModels,
+    config: ScanConfig,
+    engine: str,
+    workers: int,
+    *,
+    resume: bool,
+):
+    """(the models to score with, the :class:`pipeline.scan.evidence.EvidenceSink`). The sink
+    needs a scorer in this process: the one this process scores with (``models`` loaded here
+    once when it is a spec and clips are scored here), else one loaded without a detector."""
+    from pipeline.scan.evidence import EvidenceSink
+
+    if not isinstance(models, LoadedModels) and engine == "local" and workers <= 1:
+        models = load_models(models)
+    scorer = models.scorer if isinstance(models, LoadedModels) else load_models(models, with_detector=False).scorer
+    return models, EvidenceSink(evidence_dir, scorer, config, resume=resume)
+
+
 def _results(
     todo: Iterable[str],
     models: ModelSpec | LoadedModels,
@@ -294,16 +356,18 @@ def _results(
     workers: int,
     address: str | None,
     progress: bool,
+    keep_crops: bool = False,
 ) -> Iterable[VideoResult]:
-    """One result per clip of ``todo`` from the chosen engine (lazily, as clips finish)."""
+    """One result per clip of ``todo`` from the chosen engine (lazily, as clips finish);
+    ``keep_crops``: with the crops evidence needs (:func:`score_for_batch`)."""
     if engine == "dask":
         from pipeline.scan.dask_engine import results_on_dask
 
-        return results_on_dask(todo, models, config, address=address, workers=workers)
+        return results_on_dask(todo, models, config, address=address, workers=workers, keep_crops=keep_crops)
     if workers > 1:
-        return _results_in_pool(todo, worker_spec(models, workers), config, workers)
+        return _results_in_pool(todo, worker_spec(models, workers), config, workers, keep_crops)
     loaded = models if isinstance(models, LoadedModels) else load_models(models)
-    return (_score_here(p, loaded.detector, loaded.scorer, config, progress) for p in todo)
+    return (_score_here(p, loaded.detector, loaded.scorer, config, progress, keep_crops) for p in todo)
 
 
 def _write_results(
@@ -314,9 +378,12 @@ def _write_results(
     total: int | None,
     progress: bool,
     stamp: dict | None = None,
+    evidence=None,
 ) -> collections.Counter:
     """Write each result's row (and face rows) as it comes, with the ``stamp`` fields (the run's
-    provenance columns) set on every clip row; return the count per status."""
+    provenance columns) set on every clip row; return the count per status. ``evidence``: a
+    :class:`pipeline.scan.evidence.EvidenceSink` that writes each clip's evidence right after
+    its row; a failure there is logged as a warning and the row stays."""
     from tqdm import tqdm
 
     counts: collections.Counter = collections.Counter()
@@ -329,17 +396,29 @@ def _write_results(
                 sink.write(row, faces=result.face_rows())
             else:
                 sink.write(row)
+            if evidence is not None:
+                _write_evidence(evidence, result)
             counts[result.row.status] += 1
             bar.update(1)
             bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     return counts
 
 
+def _write_evidence(evidence, result: VideoResult) -> None:
+    """One clip's evidence; a failure costs that clip's evidence only (its row is written)."""
+    try:
+        evidence.write(result)
+    except Exception as exc:  # noqa: BLE001 - evidence is an extra: the batch and the row go on
+        log.warning("%s: evidence not written: %s: %s", result.row.video_path, type(exc).__name__, exc)
+
+
 # Clips with more sampled frames than this get a second progress bar over frames.
 FRAME_BAR_MIN_FRAMES = 60
 
 
-def _score_here(path: str, detector, scorer, config: ScanConfig, progress: bool) -> VideoResult:
+def _score_here(
+    path: str, detector, scorer, config: ScanConfig, progress: bool, keep_crops: bool = False
+) -> VideoResult:
     """One clip in this process, with a progress bar over its frames when it is long."""
     from tqdm import tqdm
 
@@ -354,11 +433,12 @@ def _score_here(path: str, detector, scorer, config: ScanConfig, progress: bool)
             bar = tqdm(total=total, unit="frame", leave=False, position=1, desc=os.path.basename(path))
 
     try:
-        return score_video_safe(
+        return score_for_batch(
             path,
             detector,
             scorer,
             config,
+            keep_crops=keep_crops,
             on_info=on_info,
             on_frames=lambda n: bar.update(n) if bar is not None else None,
         )

@@ -17,7 +17,7 @@ from distributed import Client, LocalCluster, get_worker, wait
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from pipeline.models.factory import LoadedModels, ModelSpec, load_models, worker_spec
-from pipeline.scan.analyze import ScanConfig, VideoResult, error_row, score_video_safe
+from pipeline.scan.analyze import ScanConfig, VideoResult, error_row
 from pipeline.scan.records import display_path
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,13 @@ class ModelsPlugin(WorkerPlugin):
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def score_on_worker(path: str) -> VideoResult:
-    """The task: score one clip with the worker's models (errors become a row, as locally)."""
+def score_on_worker(path: str, keep_crops: bool = False) -> VideoResult:
+    """The task: score one clip with the worker's models (errors become a row, as locally);
+    ``keep_crops``: with the few crops evidence shows (:func:`pipeline.scan.batch.score_for_batch`)."""
+    from pipeline.scan.batch import score_for_batch
+
     detector, scorer, config = getattr(get_worker(), _WORKER_ATTR)
-    return score_video_safe(path, detector, scorer, config)
+    return score_for_batch(path, detector, scorer, config, keep_crops=keep_crops)
 
 
 def results_on_dask(
@@ -79,6 +82,7 @@ def results_on_dask(
     address: str | None = None,
     workers: int = 1,
     window: int | None = None,
+    keep_crops: bool = False,
 ) -> Iterator[VideoResult]:
     """Yield one result per path, as they complete, from a Dask cluster.
 
@@ -89,6 +93,7 @@ def results_on_dask(
     worker with its share of the cores as TensorFlow threads. At most ``window`` clips are in
     flight (default: 4 per worker thread), so the input is consumed lazily. A clip whose task
     kills workers repeatedly (Dask's ``allowed-failures``) ends as an ``error`` row.
+    ``keep_crops``: results carry the crops evidence needs, pruned on the worker.
     """
     cluster = None
     if address is None:
@@ -107,14 +112,16 @@ def results_on_dask(
         log.info(
             "dask: %d worker threads at %s, %d clips in flight at most", total_threads, client.scheduler.address, window
         )
-        yield from _stream(client, iter(paths), config, window)
+        yield from _stream(client, iter(paths), config, window, keep_crops)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _stream(client: Client, paths: Iterator[str], config: ScanConfig, window: int) -> Iterator[VideoResult]:
+def _stream(
+    client: Client, paths: Iterator[str], config: ScanConfig, window: int, keep_crops: bool = False
+) -> Iterator[VideoResult]:
     pending: dict = {}
 
     def fill() -> None:
@@ -123,7 +130,7 @@ def _stream(client: Client, paths: Iterator[str], config: ScanConfig, window: in
             if path is None:
                 return
             # a fresh key per submission: a resumed run never reuses a stale result
-            future = client.submit(score_on_worker, path, key=f"score-clip-{uuid.uuid4().hex}", pure=False)
+            future = client.submit(score_on_worker, path, keep_crops, key=f"score-clip-{uuid.uuid4().hex}", pure=False)
             pending[future] = path
 
     fill()

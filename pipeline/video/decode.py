@@ -364,3 +364,35 @@ def expected_sample_count(info: VideoInfo, sample_fps: float, max_frames: int) -
     if not info.duration_s:
         return max_frames
     return max(1, min(max_frames, math.ceil(info.duration_s * sample_fps - 1e-9)))
+
+
+def decode_sampled_frame(
+    path: str | Path,
+    info: VideoInfo,
+    *,
+    sample_fps: float,
+    sample_index: int,
+    timeout_s: float | None = 60.0,
+) -> Frame:
+    """The sampled frame ``sample_index`` of a scan at ``sample_fps`` (its ``timestamp_s`` is
+    ``sample_index / sample_fps``), decoded again: the same pixels :func:`iter_frames` gave the
+    scan (display shape, rotation, HDR tone mapping, size cap), because it is the same ffmpeg
+    command stopped after ``sample_index + 1`` samples; the earlier samples are read and
+    dropped one at a time. Costs one decode of the clip up to that sample (an input seek would
+    be cheaper but can land on a neighbouring frame, and evidence must show the frame the
+    boxes were found in). Raises :class:`DecodeError` when the clip has no such sample,
+    :class:`DecodeTimeoutError` past ``timeout_s``, ``ValueError`` for a negative index.
+    """
+    if sample_index < 0:
+        raise ValueError(f"sample_index must be >= 0, got {sample_index}")
+    last = None
+    frames = iter_frames(path, info, sample_fps=sample_fps, max_frames=sample_index + 1, timeout_s=timeout_s)
+    try:
+        for frame in frames:
+            last = frame
+    finally:
+        frames.close()
+    if last is None or last.sample_index != sample_index:
+        got = 0 if last is None else last.sample_index + 1
+        raise DecodeError(f"{path}: no sample {sample_index} at {sample_fps:g} fps (the clip gave {got})")
+    return last

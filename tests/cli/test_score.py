@@ -479,3 +479,16 @@ def test_nest_faces_needs_a_jsonl_output(batch_dir, tmp_path, meso4_df_path, cap
     args = [str(batch_dir), "-o", str(tmp_path / "s.csv"), "--weights", str(meso4_df_path), "--nest-faces"]
     assert cli.main(args) == 2
     assert "--nest-faces needs a JSON Lines output" in capsys.readouterr().err
+
+
+def test_evidence_dir_from_the_command_line(batch_dir, tmp_path, meso4_df_path, models):
+    out, evidence = tmp_path / "scores.csv", tmp_path / "evidence"
+    assert (
+        cli.main([str(batch_dir), "-o", str(out), "--weights", str(meso4_df_path), "--evidence-dir", str(evidence)])
+        == 0
+    )
+    index = _read(evidence / "evidence.csv")
+    face_path = next(r["video_path"] for r in _read(out) if r["status"] == "ok")
+    assert {r["video_path"] for r in index} == {face_path}  # no evidence for clips without a score
+    assert {r["kind"] for r in index} == {"crop", "frame"}
+    assert all((evidence / r["file"]).is_file() for r in index)
