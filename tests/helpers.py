@@ -113,3 +113,23 @@ def make_face_clip(
         ffmpeg("-display_rotation", str(-rotate_display_deg), "-i", str(tmp), "-c", "copy", str(path))
         tmp.unlink()
     return path
+
+
+class StubScorer:
+    """Meso-4 stand-in for tests of our own logic: ``p_fake`` = mean pixel / 255 of each 32x32
+    crop; records the size of each batch it scores in ``batches``."""
+
+    class spec:
+        crop_margin = 1.3
+        input_size_px = 32
+        resize_interpolation = "area"
+
+    name = "stub"
+
+    def __init__(self):
+        self.batches: list[int] = []
+
+    def score_p_fake(self, crops: np.ndarray) -> np.ndarray:
+        assert crops.shape[1:] == (32, 32, 3) and crops.dtype == np.uint8
+        self.batches.append(len(crops))
+        return crops.reshape(len(crops), -1).mean(axis=1) / 255.0

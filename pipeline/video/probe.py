@@ -405,31 +405,41 @@ def _choose_moving_stream(path: str | Path, candidates: list[_StreamCandidate], 
     return dataclasses.replace(chosen.info, n_video_streams=len(candidates))
 
 
-def count_video_packets(path: str | Path, timeout_s: float = MEASURE_TIMEOUT_S) -> dict[int, int]:
-    """Packets per video stream index, from one pass over the file without decoding (ffmpeg's
-    verbose end-of-run statistics; 0.05 s for a 4-s clip). Empty when the pass fails or times
-    out: the caller then keeps the container's word."""
+def _demux_pass(
+    path: str | Path, stream: str, global_args: tuple[str, ...], output_args: tuple[str, ...], timeout_s: float
+) -> subprocess.CompletedProcess | None:
+    """One pass over the packets of the ``stream`` map (``0:v``, ``0:3``) without decoding
+    (``-c copy -f null -``); ``None`` past ``timeout_s``."""
     cmd = [
         ffmpeg_exe(),
         "-hide_banner",
         "-nostdin",
         "-nostats",
-        "-v",
-        "verbose",
+        *global_args,
         *INPUT_OPTIONS,
         "-i",
         os.path.abspath(path),
         "-map",
-        "0:v",
+        stream,
         "-c",
         "copy",
         "-f",
         "null",
+        *output_args,
         "-",
     ]
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False)
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
+        return None
+
+
+def count_video_packets(path: str | Path, timeout_s: float = MEASURE_TIMEOUT_S) -> dict[int, int]:
+    """Packets per video stream index, from one pass over the file without decoding (ffmpeg's
+    verbose end-of-run statistics; 0.05 s for a 4-s clip). Empty when the pass fails or times
+    out: the caller then keeps the container's word."""
+    proc = _demux_pass(path, "0:v", ("-v", "verbose"), (), timeout_s)
+    if proc is None:
         return {}
     text = proc.stderr.decode("utf-8", errors="replace")
     return {int(i): int(n) for i, n in _PACKETS_READ_RE.findall(text)}
@@ -445,27 +455,8 @@ def measure_duration_s(path: str | Path, info: VideoInfo, timeout_s: float = MEA
     count at the stream's rate. ``None`` (with a warning) when the pass fails, times out or
     reads no packet: the caller then cannot know how much of the clip it covers.
     """
-    cmd = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-nostdin",
-        "-nostats",
-        *INPUT_OPTIONS,
-        "-i",
-        os.path.abspath(path),
-        "-map",
-        f"0:{info.stream_index}",
-        "-c",
-        "copy",
-        "-f",
-        "null",
-        "-progress",
-        "pipe:1",
-        "-",
-    ]
-    try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
+    proc = _demux_pass(path, f"0:{info.stream_index}", (), ("-progress", "pipe:1"), timeout_s)
+    if proc is None:
         log.warning("%s: no duration in the container, and measuring it took more than %g s", path, timeout_s)
         return None
     values: dict[str, int] = {}

@@ -12,6 +12,7 @@ from pipeline.models.meso4 import SCORE_BATCH_SIZE
 from pipeline.scan.analyze import ScanConfig, ScoredFace, analyze_faces, verdict_row
 from pipeline.scan.face_loop import FaceLoop, FrameFaces, batched
 from pipeline.video.decode import Frame
+from tests.helpers import StubScorer
 
 
 def face(x1, y1, x2, y2, confidence=0.99) -> FaceBox:
@@ -35,25 +36,6 @@ class PeopleDetector(FaceDetector):
             people = [face(10 + 120 * k + shift, 50, 110 + 120 * k + shift, 150) for k in range(self.people)]
             out.append(people + [face(0, 300, 100, 400, 0.5), face(600, 0, 620, 20)])
         return out
-
-
-class StubScorer:
-    """Meso-4 stand-in: p_fake = mean pixel / 255 of each crop; records its batch sizes."""
-
-    class spec:
-        crop_margin = 1.3
-        input_size_px = 32
-        resize_interpolation = "area"
-
-    name = "stub"
-
-    def __init__(self):
-        self.batches: list[int] = []
-
-    def score_p_fake(self, crops: np.ndarray) -> np.ndarray:
-        assert crops.shape[1:] == (32, 32, 3) and crops.dtype == np.uint8
-        self.batches.append(len(crops))
-        return crops.reshape(len(crops), -1).mean(axis=1) / 255.0
 
 
 def frames(n: int) -> list[Frame]:

@@ -31,7 +31,7 @@ from pipeline.scan.rotation import (
 from pipeline.video.decode import Frame
 from pipeline.video.ffmpeg_bin import ffmpeg_exe
 from pipeline.video.probe import probe_video
-from tests.helpers import ffmpeg, make_lavfi_clip
+from tests.helpers import StubScorer, ffmpeg, make_lavfi_clip
 
 # An upright face's five landmarks (left eye, right eye, nose, mouth left, mouth right), pixels.
 UPRIGHT_LANDMARKS = ((40.0, 40.0), (60.0, 40.0), (50.0, 50.0), (42.0, 62.0), (58.0, 62.0))
@@ -355,20 +355,6 @@ def test_probe_rotations_selects_faces_in_decoded_pixels():
     kept = [ProbeFrame(i, marked_rgb((270, 480), turned_cw_deg=180), 0.375) for i in range(3)]
     assert probe_rotations(kept, BandDetector(DetectorConfig(min_face_px=280)), [180])[0].n_hits == 3
     assert probe_rotations(kept, BandDetector(DetectorConfig(min_face_px=300)), [180])[0].n_hits == 0
-
-
-class StubScorer:
-    """Meso-4 stand-in: p_fake = mean pixel / 255 of each crop."""
-
-    class spec:
-        crop_margin = 1.3
-        input_size_px = 32
-        resize_interpolation = "area"
-
-    name = "stub"
-
-    def score_p_fake(self, crops: np.ndarray) -> np.ndarray:
-        return crops.reshape(len(crops), -1).mean(axis=1) / 255.0
 
 
 @pytest.fixture(scope="module")
