@@ -6,15 +6,18 @@ Routes (people / scripts), in :mod:`pipeline.web.routes`:
   job page); ``GET /jobs/<id>``: progress, then the verdict, chart and faces.
 - ``POST /api/v1/score`` (multipart field ``file``, optional ``?wait=S``): 202 with the job, or
   200 when it finished within ``S`` seconds; ``GET /api/v1/jobs/<id>``: the job;
-  ``GET /api/v1/jobs/<id>/faces/<n>.jpg``: a face crop, from memory; ``GET /healthz``.
+  ``GET /api/v1/jobs/<id>/faces/<n>.jpg``: a face crop, from memory; ``.../saliency/<n>.jpg``:
+  the same crop with its Grad-CAM map; ``.../frame.jpg``: the worst face's frame, every face
+  boxed and scored; ``GET /healthz``.
 
 The models are built once by the caller and passed to :func:`create_app`; one worker thread
 runs every scoring job (:mod:`pipeline.web.jobs`). Uploads (:mod:`pipeline.web.uploads`) are
 written under a random name in a private folder (mode 0700), checked by content, and deleted
 when their job ends, whatever happens. The user's file name is only ever shown (escaped), never
-used as a path, and nothing uploaded is served back by path: face crops are JPEGs held by the
-job in memory. Errors (:mod:`pipeline.web.errors`) are JSON for scripts and a page for people;
-every response carries the headers of :mod:`pipeline.web.security`.
+used as a path, and nothing uploaded is served back by path: face crops, overlays and the
+frame are JPEGs held by the job in memory and dropped with it. Errors (:mod:`pipeline.web.errors`)
+are JSON for scripts and a page for people; every response carries the headers of
+:mod:`pipeline.web.security`.
 """
 
 from __future__ import annotations

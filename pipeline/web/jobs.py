@@ -31,10 +31,13 @@ class QueueFullError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class JobOutcome:
-    """What a task returns: a JSON-ready ``result`` and the JPEG thumbnails it refers to by index."""
+    """What a task returns: a JSON-ready ``result`` and the JPEGs it refers to: face thumbnails
+    and their saliency overlays by index, and the boxed frame of the worst face."""
 
     result: dict
     thumbnails_jpeg: tuple[bytes, ...] = ()
+    saliency_jpeg: tuple[bytes, ...] = ()
+    frame_jpeg: bytes | None = None
 
 
 class JobProgress:
@@ -84,6 +87,8 @@ class Job:
     finished_s: float | None = None
     result: dict | None = None
     thumbnails_jpeg: tuple[bytes, ...] = ()
+    saliency_jpeg: tuple[bytes, ...] = ()
+    frame_jpeg: bytes | None = None
     error: str = ""
     task: Callable[[JobProgress], JobOutcome] | None = dataclasses.field(default=None, repr=False)
     cleanup: Callable[[], None] | None = dataclasses.field(default=None, repr=False)
@@ -166,12 +171,30 @@ class JobQueue:
             return self._snapshot(job)
 
     def thumbnail(self, job_id: str, index: int) -> bytes | None:
+        """Face thumbnail ``index`` of a finished job (JPEG), or ``None``."""
+        return self._image(job_id, "thumbnails_jpeg", index)
+
+    def saliency(self, job_id: str, index: int) -> bytes | None:
+        """The saliency overlay of face thumbnail ``index`` (JPEG), or ``None``."""
+        return self._image(job_id, "saliency_jpeg", index)
+
+    def frame(self, job_id: str) -> bytes | None:
+        """The boxed frame of the job's worst face (JPEG), or ``None``."""
+        return self._image(job_id, "frame_jpeg")
+
+    def _image(self, job_id: str, field: str, index: int | None = None) -> bytes | None:
+        """A JPEG the job holds in ``field`` (by ``index`` for a tuple); ``None`` when the job is
+        unknown, expired or has no such image. Expired jobs are pruned first, so their images
+        go with their results."""
         with self._lock:
             self._prune(time.time())
             job = self._jobs.get(job_id)
-            if job is None or not 0 <= index < len(job.thumbnails_jpeg):
+            if job is None:
                 return None
-            return job.thumbnails_jpeg[index]
+            held = getattr(job, field)
+            if index is None:
+                return held
+            return held[index] if 0 <= index < len(held) else None
 
     def wait(self, job_id: str, timeout_s: float) -> dict | None:
         """Block until the job has finished or ``timeout_s`` passed; its snapshot then."""
@@ -242,6 +265,7 @@ class JobQueue:
             if outcome is not None:
                 job.state, job.stage = "done", "done"
                 job.result, job.thumbnails_jpeg = outcome.result, outcome.thumbnails_jpeg
+                job.saliency_jpeg, job.frame_jpeg = outcome.saliency_jpeg, outcome.frame_jpeg
             else:
                 job.state, job.stage, job.error = "failed", "failed", " ".join(error.split())[:500]
             job.task = None

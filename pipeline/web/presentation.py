@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import url_for
 
-from pipeline.web.scoring import AGGREGATION_MEANINGS, IMAGE_FORMATS, P_FAKE_MEANING
+from pipeline.web.scoring import AGGREGATION_MEANINGS, IMAGE_FORMATS, P_FAKE_MEANING, threshold_text
 from pipeline.web.state import scanner_state
 
 BYTES_PER_MB = 1024 * 1024
@@ -13,13 +13,15 @@ BYTES_PER_MB = 1024 * 1024
 
 def page_facts() -> dict:
     """The template context of every page (a ``context_processor``): ``model_name``,
-    ``threshold``, ``p_fake_meaning``, ``aggregation`` (and its meaning) and ``limits``
-    (upload size in MB and bytes, duration in s, frames, fps, image formats, minutes kept)."""
+    ``threshold`` (and ``threshold_text``: as many digits as it has, e.g. 0.477),
+    ``p_fake_meaning``, ``aggregation`` (and its meaning) and ``limits`` (upload size in MB and
+    bytes, duration in s, frames, fps, image formats, minutes kept)."""
     state = scanner_state()
     config, web = state.config, state.web
     return {
         "model_name": state.scorer.name,
         "threshold": config.threshold,
+        "threshold_text": threshold_text(config.threshold),
         "p_fake_meaning": P_FAKE_MEANING,
         "aggregation": config.aggregation,
         "aggregation_meaning": AGGREGATION_MEANINGS.get(config.aggregation, config.aggregation),

@@ -3,7 +3,9 @@
 People: ``GET /`` (upload page), ``POST /score`` (the form: 303 to the job page),
 ``GET /jobs/<id>`` (progress, then the verdict). Scripts: ``POST /api/v1/score`` (202 with the
 job, or 200 when it finished within ``?wait=S`` seconds), ``GET /api/v1/jobs/<id>``,
-``GET /api/v1/jobs/<id>/faces/<n>.jpg`` (a face crop, from memory), ``GET /healthz``.
+``GET /api/v1/jobs/<id>/faces/<n>.jpg`` (a face crop, from memory), ``.../saliency/<n>.jpg``
+(the same crop with its Grad-CAM map), ``.../frame.jpg`` (the worst face's frame, boxed),
+``GET /healthz``.
 Routes never touch a model: they queue jobs and read snapshots.
 """
 
@@ -80,9 +82,27 @@ def api_job(job_id: str):
 
 @bp.get("/api/v1/jobs/<job_id>/faces/<int:index>.jpg")
 def api_face(job_id: str, index: int) -> Response:
-    jpeg = scanner_state().jobs.thumbnail(job_id, index)
+    return jpeg_response(scanner_state().jobs.thumbnail(job_id, index), "No such face thumbnail.")
+
+
+@bp.get("/api/v1/jobs/<job_id>/saliency/<int:index>.jpg")
+def api_saliency(job_id: str, index: int) -> Response:
+    """Face ``index`` with its Grad-CAM map over it (where the model saw "fake")."""
+    return jpeg_response(scanner_state().jobs.saliency(job_id, index), "No such saliency overlay.")
+
+
+@bp.get("/api/v1/jobs/<job_id>/frame.jpg")
+def api_frame(job_id: str) -> Response:
+    """The frame of the most suspicious face, every face in it boxed and scored."""
+    return jpeg_response(scanner_state().jobs.frame(job_id), "No frame for this job.")
+
+
+def jpeg_response(jpeg: bytes | None, missing: str) -> Response:
+    """A JPEG a job holds in memory, cacheable by this browser only (an hour: the default
+    ``--keep-minutes``); 404 with ``missing`` when there is none (unknown or expired job, bad
+    index, or an image the job could not make)."""
     if jpeg is None:
-        raise NotFound("No such face thumbnail.")
+        raise NotFound(missing)
     response = current_app.response_class(jpeg, mimetype="image/jpeg")
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

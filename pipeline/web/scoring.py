@@ -14,6 +14,12 @@ cannot be measured is refused while a cap is set.
 
 Scoring reuses the scanner: :func:`pipeline.scan.analyze.score_video_safe` for clips, and for images
 the same detect -> crop -> Meso-4 -> aggregate steps on a single frame (:func:`score_image`).
+
+The evidence a job page shows is the batch's (:mod:`pipeline.scan.evidence`): Grad-CAM overlays of
+the face thumbnails and the frame of the most suspicious face with every face in it boxed and
+scored (:func:`gather_evidence`, while the upload is still on disk). :func:`build_result` turns it
+all into the JSON payload, with the reasons to trust the verdict less said in words (``notes``)
+and the model described for people (:func:`model_summary`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import dataclasses
 import io
 import logging
 import math
+import re
 import time
 from pathlib import Path
 
@@ -54,8 +61,25 @@ IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 # A 50 MP photo is 150 MB of RGB; beyond that an "image" is more likely a decompression bomb.
 MAX_IMAGE_PIXELS = 50_000_000
 # Faces below this size (longer box side, source pixels) are enlarged to the 256 px crop and
-# lose the texture Meso-4 reads (README: a real face at 60 px scored 0.4-0.7).
+# lose the texture Meso-4 reads (README: a real face at 60 px scored 0.4-0.7, at 120 px
+# 0.01-0.13): 100 px sits between the two, on the careful side. The note looks at the median
+# face of the largest person, the one the verdict mostly rests on.
 SMALL_FACE_PX = 100
+# Fewer faces than this and one odd frame decides the verdict: it is the number of faces a
+# person needs before track_max lets them decide a clip on their own
+# (pipeline.scan.aggregate.MIN_TRACK_FACES).
+FEW_FACES = 3
+# A p_fake this close to the threshold is a coin toss: the verdict rests on the score's second
+# digit (README: the portrait sample scores 0.481 against the threshold 0.477). 0.05, a
+# twentieth of the scale, is a judgement, not a measurement.
+NEAR_THRESHOLD = 0.05
+# People "disagree" when one is at or above the threshold and another at least this far below
+# it: well outside the near-threshold band, so the second person reads clearly real.
+TRACKS_DISAGREE_MARGIN = 0.2
+# The boxed frame is sent to phones too: its long side is shrunk to this (1080p -> 1280x720),
+# after the boxes are drawn, so their lines and labels shrink with it and stay in proportion.
+FRAME_MAX_LONG_SIDE_PX = 1280
+JPEG_QUALITY = 90
 SNIFF_BYTES = 512
 # How an animated image is named in messages and in the result ("container"), by Pillow format.
 ANIMATED_CONTAINERS = {"GIF": "animated GIF", "WEBP": "animated WebP", "PNG": "animated PNG (APNG)"}
@@ -331,17 +355,195 @@ def redact_path(text: str, path: Path) -> str:
     return text
 
 
+# --- evidence: the frame, the saliency overlays --------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WorstFrame:
+    """The sampled frame of the most suspicious face as the page shows it: ``rgb`` uint8
+    (H, W, 3) with every face found in it boxed and scored (long side at most
+    :data:`FRAME_MAX_LONG_SIDE_PX`), ``sample_index`` and ``timestamp_s`` (seconds into the clip,
+    0 for an image) of that sample, ``n_faces`` boxed."""
+
+    rgb: np.ndarray
+    sample_index: int
+    timestamp_s: float
+    n_faces: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """What :func:`gather_evidence` adds to a scored upload: ``saliency`` float32 (N, S, S) in
+    [0, 1], one Grad-CAM map per face of :func:`shown_faces` (``None`` when it could not be
+    made), ``frame`` (``None`` for no face, or when it could not be decoded again) and
+    ``elapsed_s``, the wall time it took."""
+
+    saliency: np.ndarray | None = None
+    frame: WorstFrame | None = None
+    elapsed_s: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultImages:
+    """The JPEGs a finished job serves from memory, by index into ``faces`` of its result:
+    ``faces_jpeg`` (the crops as the model saw them), ``saliency_jpeg`` (the same crops with
+    their Grad-CAM map over them; empty when there is none) and ``frame_jpeg``."""
+
+    faces_jpeg: tuple[bytes, ...] = ()
+    saliency_jpeg: tuple[bytes, ...] = ()
+    frame_jpeg: bytes | None = None
+
+
 def _face_px(face: ScoredFace) -> float:
     x1, y1, x2, y2 = face.box_xyxy
     return max(x2 - x1, y2 - y1)
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+def worst_first(faces) -> list[ScoredFace]:
+    """``faces`` sorted as the page lists them: highest ``p_fake`` first, then earlier, then by track."""
+    return sorted(faces, key=lambda f: (-f.p_fake, f.timestamp_s, f.track_id))
+
+
+def shown_faces(faces, max_thumbnails: int) -> list[ScoredFace]:
+    """The faces that get a thumbnail: the first ``max_thumbnails`` of :func:`worst_first`, up to
+    the first one scored without a crop (the web app always keeps crops)."""
+    shown = []
+    for face in worst_first(faces)[:max_thumbnails]:
+        if face.crop_rgb is None:
+            break
+        shown.append(face)
+    return shown
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """uint8 (H, W, 3) RGB -> JPEG bytes."""
     from PIL import Image
 
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def boxed_frame(frame_rgb: np.ndarray, faces, worst: ScoredFace, threshold: float) -> WorstFrame:
+    """``frame_rgb`` (uint8 (H, W, 3), the sample ``worst`` was found in, as the scan saw it)
+    with every face of that sample boxed by :func:`pipeline.scan.evidence.draw_faces` (red at or
+    above ``threshold``, green below), then shrunk to :data:`FRAME_MAX_LONG_SIDE_PX`. Boxes are
+    labelled with the page's person numbers (track 0 is person 1)."""
+    import cv2
+
+    from pipeline.scan.evidence import draw_faces
+
+    in_frame = [f for f in faces if f.sample_index == worst.sample_index]
+    numbered = [dataclasses.replace(f, track_id=f.track_id + 1, crop_rgb=None) for f in in_frame]
+    rgb = draw_faces(frame_rgb, numbered, threshold)
+    long_side = max(rgb.shape[:2])
+    if long_side > FRAME_MAX_LONG_SIDE_PX:
+        scale = FRAME_MAX_LONG_SIDE_PX / long_side
+        size_wh = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        rgb = cv2.resize(rgb, size_wh, interpolation=cv2.INTER_AREA)
+    return WorstFrame(rgb, worst.sample_index, worst.timestamp_s, len(in_frame))
+
+
+def decode_worst_frame(path: Path, checked: CheckedUpload, result: VideoResult, face: ScoredFace, config: ScanConfig):
+    """The frame ``face`` was found in, as the scan saw it: uint8 (H, W, 3) RGB. An image is
+    read again; a clip's sample is decoded again with
+    :func:`pipeline.video.decode.decode_sampled_frame` from the probe the upload check made, and
+    turned as the scan turned it (``rotation_guess_deg``). Raises :class:`DecodeError`,
+    ``TimeoutError``, ``ValueError`` (the sample decodes at another time than the face's: the
+    sampling differs) or :class:`UploadRejected`."""
+    from pipeline.scan.rotation import rotate_cw
+    from pipeline.video.decode import decode_sampled_frame
+
+    if checked.kind == "image":
+        return load_image_rgb(path)
+    sample_fps = sampling_fps(checked.info, config.fps, config.max_frames)
+    frame = decode_sampled_frame(
+        path, checked.info, sample_fps=sample_fps, sample_index=face.sample_index, timeout_s=config.timeout_s or 60.0
+    )
+    if abs(frame.timestamp_s - face.timestamp_s) > 1e-6:
+        raise ValueError(
+            f"sample {face.sample_index} decodes at {frame.timestamp_s:.3f} s, "
+            f"the face was found at {face.timestamp_s:.3f} s"
+        )
+    turn = result.row.rotation_guess_deg
+    return rotate_cw(frame.rgb, turn) if turn else frame.rgb
+
+
+def gather_evidence(
+    path: Path, checked: CheckedUpload, result: VideoResult, scorer, config: ScanConfig, *, max_thumbnails: int
+) -> Evidence:
+    """The evidence of a scored upload, made while ``path`` is still on disk: Grad-CAM maps
+    (:func:`pipeline.models.saliency.saliency_maps`) of the faces :func:`shown_faces` picks, and
+    the frame of the worst face of a track the aggregation counts
+    (:func:`pipeline.scan.evidence.select_evidence_faces`, as the batch picks it), boxed
+    (:func:`boxed_frame`). Evidence is an extra: what fails is logged and left out, the verdict
+    still stands. Nothing for a result that is not ok."""
+    from pipeline.models.saliency import saliency_maps
+    from pipeline.scan.evidence import select_evidence_faces
+
+    started = time.perf_counter()
+    if result.row.status != "ok" or not result.faces:
+        return Evidence()
+    shown = shown_faces(result.faces, max_thumbnails)
+    saliency = None
+    if shown:
+        try:
+            saliency = saliency_maps(scorer, np.stack([f.crop_rgb for f in shown]))
+        except Exception:  # an extra: whatever TensorFlow raises, the verdict is still shown
+            log.exception("%s: saliency maps failed", result.row.video_path)
+    worst = select_evidence_faces(result.faces, config.aggregation, max_crops_per_track=1)[0]
+    frame = None
+    try:
+        frame_rgb = decode_worst_frame(path, checked, result, worst, config)
+        frame = boxed_frame(frame_rgb, result.faces, worst, config.threshold)
+    except (DecodeError, TimeoutError, ValueError, OSError, UploadRejected) as exc:
+        detail = redact_path(str(exc), path)
+        log.warning("%s: the frame at %.2f s: %s", result.row.video_path, worst.timestamp_s, detail)
+    return Evidence(saliency, frame, round(time.perf_counter() - started, 3))
+
+
+# --- the result as the page and the API show it --------------------------------------------
+
+ARCHITECTURE_NAMES = {"meso4": "Meso-4", "mesoinception4": "MesoInception-4", "ensemble": "An ensemble of models"}
+# Face sets as a mix's provenance names them ("on the mix X (dfdc 50%, ffpp 30%, mesonet 20%)",
+# pipeline.training.train_mix), as people know them.
+SOURCE_NAMES = {"dfdc": "DFDC", "ffpp": "FaceForensics++", "mesonet": "MesoNet faces"}
+# What MesoNet's own files were trained on, as their provenance says it.
+MESONET_SETS = {"Deepfake set": "MesoNet's Deepfake set", "Face2Face": "Face2Face"}
+MIX_SOURCES_PATTERN = re.compile(r"\(([\w.-]+ \d+%(?:, [\w.-]+ \d+%)*)\)")
+
+
+def threshold_text(threshold: float) -> str:
+    """The threshold with as many digits as it has, at least two: 0.50, 0.477."""
+    return f"{threshold:.2f}" if round(threshold, 2) == threshold else f"{threshold:.3f}"
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def model_summary(spec, name: str, threshold: float) -> str:
+    """One line about the model for people, from its weights spec
+    (:class:`pipeline.models.weights.WeightsSpec`: architecture, provenance, license): what it
+    is, who trained it on what, its name, and where it says FAKE. E.g. "Meso-4 trained by this
+    project on DFDC, FaceForensics++ and MesoNet faces (meso4_mix_v2); says FAKE at p_fake ≥
+    0.477". The provenance's developer text (commands, paths, dates) is never copied; no backticks."""
+    from pipeline.models.weights import MESONET_LICENSE
+
+    provenance = spec.provenance or ""
+    what = ARCHITECTURE_NAMES.get(spec.architecture, spec.architecture)
+    if spec.license == MESONET_LICENSE:
+        sets = [shown for key, shown in MESONET_SETS.items() if key in provenance]
+        origin = "published with MesoNet (Afchar et al. 2018)" + (f", trained on {_and(sets)}" if sets else "")
+    elif "pipeline train" in provenance:
+        mix = MIX_SOURCES_PATTERN.search(provenance)
+        names = [part.rsplit(" ", 1)[0] for part in mix.group(1).split(", ")] if mix else []
+        sets = [SOURCE_NAMES.get(n, n) for n in names]
+        origin = "trained by this project" + (f" on {_and(sets)}" if sets else "")
+    else:
+        origin = ""
+    line = f"{what} {origin}".strip() + f" ({name}); says FAKE at p_fake ≥ {threshold_text(threshold)}"
+    return line.replace("`", "")
 
 
 def _num(value: float | None, digits: int) -> float | None:
@@ -363,6 +565,82 @@ def _partial_coverage_note(row: VideoRow) -> str:
     )
 
 
+def uncertainty_notes(row: VideoRow, faces, tracks: list[dict], *, kind: str, config: ScanConfig) -> list[dict]:
+    """The reasons to trust this verdict less, each ``{"kind": ..., "text": a plain sentence}``,
+    the most direct first.
+
+    - ``near_threshold``: ``p_fake`` within :data:`NEAR_THRESHOLD` of the threshold;
+    - ``tracks_disagree``: among the people the aggregation counts
+      (:func:`pipeline.scan.evidence.counted_track_ids`), one at or above the threshold and another
+      at least :data:`TRACKS_DISAGREE_MARGIN` below it (by their mean ``p_fake``);
+    - ``few_faces``: fewer than :data:`FEW_FACES` faces scored;
+    - ``small_faces``: the largest person's median face under :data:`SMALL_FACE_PX`;
+    - ``hdr_not_tone_mapped``: an HDR clip whose frames could not be turned into SDR;
+    - ``rotation_guessed``: faces found only with the frames turned (``rotation_guess_deg``);
+    - ``partial_coverage``: sampling stopped before the clip's end (``reached_end`` False).
+
+    ``tracks``: the payload's per-person summaries. The first four need an ok row.
+    """
+    from pipeline.scan.evidence import counted_track_ids
+
+    notes: list[dict] = []
+    threshold = config.threshold
+
+    def note(kind_: str, text: str) -> None:
+        notes.append({"kind": kind_, "text": text})
+
+    if row.status == "ok" and faces:
+        if abs(row.p_fake - threshold) < NEAR_THRESHOLD:
+            note(
+                "near_threshold",
+                f"p_fake {row.p_fake:.3f} is within {NEAR_THRESHOLD:.2f} of the threshold {threshold_text(threshold)}: "
+                "this verdict could go either way.",
+            )
+        counted = counted_track_ids(faces, config.aggregation)
+        means = {t["track_id"]: t["mean_p_fake"] for t in tracks if t["track_id"] in counted}
+        high = max(means, key=means.get)
+        low = min(means, key=means.get)
+        if means[high] >= threshold and means[low] <= threshold - TRACKS_DISAGREE_MARGIN:
+            if kind == "image":
+                text = f"The faces disagree: one scores {means[high]:.2f}, another {means[low]:.2f}."
+            else:
+                text = (
+                    f"The people disagree: person {high + 1} scores {means[high]:.2f} and person {low + 1} "
+                    f"{means[low]:.2f}, well below the threshold."
+                )
+            rule = "the most suspicious one" if config.aggregation == "track_max" else "all of them together"
+            note("tracks_disagree", f"{text} The verdict follows {rule}; look at each face below.")
+        if len(faces) < FEW_FACES:
+            scored = f"{len(faces)} face was" if len(faces) == 1 else f"{len(faces)} faces were"
+            where = "in this image" if kind == "image" else "in the whole clip"
+            note(
+                "few_faces",
+                f"Only {scored} scored {where}: one unusual face can decide the verdict either way.",
+            )
+        largest_px = max(t["median_face_px"] for t in tracks)
+        if largest_px < SMALL_FACE_PX:
+            note(
+                "small_faces",
+                f"The faces are small (about {largest_px:.0f} px, under {SMALL_FACE_PX} px): Meso-4 sees little "
+                "texture in them and its scores drift towards the middle. Trust this verdict less.",
+            )
+    if row.tone_mapped is False:
+        note(
+            "hdr_not_tone_mapped",
+            f"This clip is HDR ({row.color_transfer or 'unknown transfer'}) and could not be converted to "
+            "ordinary colours, so the faces were scored in washed-out colours the model was not trained on.",
+        )
+    if row.rotation_guess_deg:
+        note(
+            "rotation_guessed",
+            f"The faces were found only with the frames turned {row.rotation_guess_deg}°: the file seems to lie "
+            "on its side with no rotation tag (or a wrong one). If that turn is wrong, so is this verdict.",
+        )
+    if row.reached_end is False and row.covered_s is not None:
+        note("partial_coverage", _partial_coverage_note(row))
+    return notes
+
+
 def build_result(
     result: VideoResult,
     *,
@@ -372,19 +650,34 @@ def build_result(
     job_id: str,
     max_thumbnails: int,
     container: str = "",
-) -> tuple[dict, tuple[bytes, ...]]:
-    """The JSON-ready facts of a scored upload and the JPEG thumbnails of its worst faces.
+    evidence: Evidence | None = None,
+) -> tuple[dict, ResultImages]:
+    """The JSON-ready facts of a scored upload and the JPEGs it refers to (:class:`ResultImages`).
 
-    ``faces`` are sorted worst first (highest ``p_fake``); the first ``max_thumbnails`` carry a
-    ``thumbnail_url`` served from memory by job id and index. ``media`` carries the row's facts
-    about the file (``container``: the checked format, e.g. "animated GIF"; for clips also the
-    stream scored, pixel shape, transfer, tone mapping, where the duration came from, and
+    ``faces`` are sorted worst first (:func:`worst_first`); the first ``max_thumbnails`` carry a
+    ``thumbnail_url`` and, when ``evidence`` holds their Grad-CAM maps, a ``saliency_url``, served
+    from memory by job id and index. ``frame``: the boxed frame of the worst face (URL, time,
+    sample, size, faces boxed), or ``null``. ``media`` carries the row's facts about the file
+    (``container``: the checked format, e.g. "animated GIF"; for clips also the stream scored,
+    pixel shape, transfer, tone mapping, where the duration came from, and
     ``covered_s``/``reached_end``: how much of the clip the samples span; ``null`` where a fact
-    does not apply, as for still images). Nothing here names a file on disk.
+    does not apply, as for still images). ``notes``: :func:`uncertainty_notes`. ``model.summary``:
+    :func:`model_summary`. Nothing here names a file on disk. Raises ``ValueError`` when
+    ``evidence.saliency`` has another count than the faces shown.
     """
+    from pipeline.models.saliency import overlay_saliency
+
+    evidence = evidence or Evidence()
     row = result.row
-    faces = sorted(result.faces, key=lambda f: (-f.p_fake, f.timestamp_s, f.track_id))
-    thumbnails = tuple(encode_jpeg(f.crop_rgb) for f in faces[:max_thumbnails] if f.crop_rgb is not None)
+    faces = worst_first(result.faces)
+    shown = shown_faces(result.faces, max_thumbnails)
+    thumbnails = tuple(encode_jpeg(f.crop_rgb) for f in shown)
+    overlays: tuple[bytes, ...] = ()
+    if evidence.saliency is not None:
+        if len(evidence.saliency) != len(shown):
+            raise ValueError(f"{len(evidence.saliency)} saliency maps for {len(shown)} faces shown")
+        overlays = tuple(encode_jpeg(overlay_saliency(f.crop_rgb, m)) for f, m in zip(shown, evidence.saliency))
+    base = f"/api/v1/jobs/{job_id}"
     face_items = []
     for i, f in enumerate(faces):
         face_items.append(
@@ -397,7 +690,8 @@ def build_result(
                 "box_xyxy": [round(v, 1) for v in f.box_xyxy],
                 "face_px": round(_face_px(f), 1),
                 "det_confidence": _num(f.det_confidence, 4),
-                "thumbnail_url": f"/api/v1/jobs/{job_id}/faces/{i}.jpg" if i < len(thumbnails) else None,
+                "thumbnail_url": f"{base}/faces/{i}.jpg" if i < len(thumbnails) else None,
+                "saliency_url": f"{base}/saliency/{i}.jpg" if i < len(overlays) else None,
             }
         )
     tracks = []
@@ -419,14 +713,8 @@ def build_result(
         for track in tracks:
             own = [f.p_fake for f in faces if f.track_id == track["track_id"]]
             track["sets_clip_p_fake"] = bool(abs(float(np.mean(own)) - row.p_fake) < 1e-9)
-    notes = []
-    if tracks and max(t["median_face_px"] for t in tracks) < SMALL_FACE_PX:
-        notes.append(
-            f"The faces are small (under {SMALL_FACE_PX} px): Meso-4 sees little texture in them "
-            "and its scores drift towards the middle. Trust this verdict less."
-        )
-    if row.reached_end is False and row.covered_s is not None:
-        notes.append(_partial_coverage_note(row))
+    frame = evidence.frame
+    frame_jpeg = encode_jpeg(frame.rgb) if frame is not None else None
     spec = scorer.spec
     payload = {
         "status": row.status,
@@ -434,7 +722,12 @@ def build_result(
         "p_fake_meaning": P_FAKE_MEANING,
         "label": row.label or None,
         "threshold": config.threshold,
-        "model": {"name": scorer.name, "provenance": spec.provenance, "license": spec.license},
+        "model": {
+            "name": scorer.name,
+            "summary": model_summary(spec, scorer.name, config.threshold),
+            "provenance": spec.provenance,
+            "license": spec.license,
+        },
         "aggregation": {
             "name": config.aggregation,
             "meaning": AGGREGATION_MEANINGS.get(config.aggregation, config.aggregation),
@@ -461,9 +754,20 @@ def build_result(
             "tracks": row.n_tracks,
         },
         "processing_s": row.elapsed_s,
+        "evidence_s": evidence.elapsed_s,
         "error": row.error or None,
-        "notes": notes,
+        "notes": uncertainty_notes(row, faces, tracks, kind=kind, config=config),
+        "frame": None
+        if frame is None
+        else {
+            "url": f"{base}/frame.jpg",
+            "timestamp_s": _num(frame.timestamp_s, 3),
+            "sample_index": frame.sample_index,
+            "width": int(frame.rgb.shape[1]),
+            "height": int(frame.rgb.shape[0]),
+            "n_faces": frame.n_faces,
+        },
         "tracks": tracks,
         "faces": face_items,
     }
-    return payload, thumbnails
+    return payload, ResultImages(thumbnails, overlays, frame_jpeg)

@@ -19,7 +19,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
 from pipeline.web.jobs import JobOutcome, JobProgress, QueueFullError
-from pipeline.web.scoring import CheckedUpload, build_result, check_upload, score_upload
+from pipeline.web.scoring import CheckedUpload, build_result, check_upload, gather_evidence, score_upload
 from pipeline.web.state import ScannerState, scanner_state
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,11 @@ def _queue_scoring_job(state: ScannerState, path: Path, checked: CheckedUpload, 
 
     def task(progress: JobProgress) -> JobOutcome:
         result = score_upload(path, checked, state.detector, state.scorer, state.config, progress, name=name)
-        payload, thumbnails = build_result(
+        progress.set_stage("drawing the evidence")
+        evidence = gather_evidence(
+            path, checked, result, state.scorer, state.config, max_thumbnails=state.web.max_thumbnails
+        )
+        payload, images = build_result(
             result,
             kind=checked.kind,
             config=state.config,
@@ -114,8 +118,9 @@ def _queue_scoring_job(state: ScannerState, path: Path, checked: CheckedUpload, 
             job_id=progress.job_id,
             max_thumbnails=state.web.max_thumbnails,
             container=checked.container,
+            evidence=evidence,
         )
-        return JobOutcome(payload, thumbnails)
+        return JobOutcome(payload, images.faces_jpeg, images.saliency_jpeg, images.frame_jpeg)
 
     try:
         return state.jobs.submit(checked.kind, name, task, cleanup=lambda: unlink_upload(path), received_s=received_s)

@@ -26,6 +26,9 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 VERDICT_TIMEOUT_MS = 180_000
+PHONE = {"width": 390, "height": 844}
+# The smallest text a chart may draw, in CSS pixels: below this, labels are hard to read on a phone.
+MIN_LABEL_PX = 10
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -59,10 +62,9 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
-    """A page that may talk to 127.0.0.1 only; collects blocked requests and console errors."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
+def guarded_page(context):
+    """A new page of ``context`` that may talk to 127.0.0.1 only; collects blocked requests
+    (``page.blocked``) and console errors (``page.errors``)."""
     page = context.new_page()
     page.blocked = []
     page.errors = []
@@ -77,7 +79,22 @@ def page(browser):
     page.route("**/*", guard)
     page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
     page.on("pageerror", lambda error: page.errors.append(str(error)))
-    yield page
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    """A desktop page (1200x900) that may talk to 127.0.0.1 only."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    yield guarded_page(context)
+    context.close()
+
+
+@pytest.fixture
+def phone_page(browser):
+    """A phone (390x844 CSS pixels at 3x, touch, mobile viewport rules) that may talk to 127.0.0.1 only."""
+    context = browser.new_context(viewport=PHONE, device_scale_factor=3, is_mobile=True, has_touch=True)
+    yield guarded_page(context)
     context.close()
 
 
@@ -110,10 +127,103 @@ def test_clip_upload_shows_verdict_chart_and_faces(page, live_server, clip_dir, 
     )
     scores = [float(s) for s in page.locator(".face .pill").all_inner_texts()]
     assert scores == sorted(scores, reverse=True)
+    # the evidence: the frame boxed, as big as decoded (1280x720)
+    page.wait_for_function(
+        "() => { const i = document.getElementById('frame'); return i.complete && i.naturalWidth === 1280; }"
+    )
+    # overlays appear beside the plain crops when asked for, and load only then
+    assert not page.locator("img.overlay").first.is_visible()
+    page.click("label[for=saliency-toggle]")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('img.overlay')).every(i => i.complete && i.naturalWidth === 256)"
+    )
+    assert page.locator("img.overlay").count() == 3 and page.locator("img.thumb").first.is_visible()
+    # a face's time marks its point on the chart, and a point marks its face
+    page.click('.time-link[data-face="1"]')
+    assert selected_faces(page) == {"dots": ["1"], "figures": ["1"]}
+    assert page.eval_on_selector("#chart circle.selected", "c => getComputedStyle(c).r") == "8px"
+    page.click('#chart circle.series-dot[data-face="2"]')
+    assert selected_faces(page) == {"dots": ["2"], "figures": ["2"]}
+    # the frame's time marks the faces of that frame
+    page.click("#frame-card .time-link")
+    assert len(selected_faces(page)["dots"]) == 1
     facts = page.inner_text(".facts")
     assert "1280 × 720" in facts and "3.0 s" in facts and "frames sampled\n3" in facts.lower()
     page.screenshot(path=str(tmp_path / "result.png"), full_page=True)
     assert (tmp_path / "result.png").stat().st_size > 10_000
+    assert page.blocked == [] and page.errors == []
+    assert list(upload_dir.iterdir()) == []
+
+
+def selected_faces(page) -> dict:
+    """Which chart points and thumbnails are marked selected, by face index."""
+    return page.evaluate(
+        """() => ({
+            dots: Array.from(document.querySelectorAll('#chart circle.selected')).map(c => c.dataset.face),
+            figures: Array.from(document.querySelectorAll('.face.selected')).map(f => f.dataset.face),
+        })"""
+    )
+
+
+def sideways_overflow_px(page) -> int:
+    """How far the page scrolls sideways (0: it fits the viewport's width)."""
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+# the on-screen size of every text of the SVGs matching a selector, in CSS pixels
+SVG_TEXT_SIZES_JS = """sel => Array.from(document.querySelectorAll(sel)).flatMap(svg => {
+    const k = svg.getScreenCTM().a;
+    return Array.from(svg.querySelectorAll('text')).map(t => parseFloat(getComputedStyle(t).fontSize) * k);
+})"""
+# pairs of the chart's texts whose boxes on screen overlap, as "text / text"
+OVERLAPPING_LABELS_JS = """() => {
+    const boxes = Array.from(document.querySelectorAll('#chart svg text'))
+        .map(t => [t.textContent, t.getBoundingClientRect()]);
+    const overlaps = [];
+    boxes.forEach(([a, p], i) => boxes.slice(i + 1).forEach(([b, q]) => {
+        if (p.left < q.right && q.left < p.right && p.top < q.bottom && q.top < p.bottom) overlaps.push(a + ' / ' + b);
+    }));
+    return overlaps;
+}"""
+
+
+def test_job_page_fits_a_phone(phone_page, live_server, clip_dir, tmp_path):
+    page = phone_page
+    base_url, upload_dir = live_server
+    page.goto(base_url + "/")
+    assert sideways_overflow_px(page) == 0
+    upload(page, base_url, clip_dir / "face.mp4")
+    page.wait_for_selector("#verdict", timeout=VERDICT_TIMEOUT_MS)
+    page.wait_for_selector("#chart svg.chart-svg")
+    page.wait_for_function(
+        "() => { const i = document.getElementById('frame'); return i.complete && i.naturalWidth > 0; }"
+    )
+    assert page.evaluate("window.innerWidth") == PHONE["width"]
+    assert sideways_overflow_px(page) == 0
+    # chart and gauge labels are readable: at least MIN_LABEL_PX on screen, none over another
+    chart_px = page.evaluate(SVG_TEXT_SIZES_JS, "#chart svg")
+    gauge_px = page.evaluate(SVG_TEXT_SIZES_JS, "svg.gauge")
+    assert len(chart_px) > 8 and min(chart_px) >= MIN_LABEL_PX, chart_px
+    assert len(gauge_px) == 3 and min(gauge_px) >= MIN_LABEL_PX, gauge_px
+    assert page.locator("#chart text.tick-x").count() >= 2
+    assert page.evaluate(OVERLAPPING_LABELS_JS) == []
+    # the people table fits, or scrolls inside its own box
+    box = page.eval_on_selector(
+        "#tracks-box",
+        "b => ({right: b.getBoundingClientRect().right, fits: b.scrollWidth <= b.clientWidth,"
+        " overflow: getComputedStyle(b).overflowX})",
+    )
+    assert box["right"] <= PHONE["width"] and (box["fits"] or box["overflow"] in ("auto", "scroll")), box
+    assert page.eval_on_selector("#frame", "i => i.getBoundingClientRect().width") <= PHONE["width"]
+    # overlays beside the crops still fit; a tapped time marks its point
+    page.tap("label[for=saliency-toggle]")
+    page.tap('.time-link[data-face="0"]')
+    assert selected_faces(page) == {"dots": ["0"], "figures": ["0"]}
+    assert sideways_overflow_px(page) == 0
+    shot = tmp_path / "phone.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    assert Image.open(shot).width == PHONE["width"] * 3  # the whole page, no wider than the phone
     assert page.blocked == [] and page.errors == []
     assert list(upload_dir.iterdir()) == []
 

@@ -23,14 +23,24 @@ class _NamedScorer:
 
 
 @pytest.fixture
-def modelless_app(tmp_path):
+def make_modelless_app(tmp_path):
+    """Build apps whose models are stand-ins (no TensorFlow), uploads in ``tmp_path / "uploads"``,
+    threshold 0.7, 1 MB upload cap unless ``web_fields`` say otherwise; workers stopped afterwards."""
+    apps = []
+
+    def make(**web_fields):
+        web = {"upload_dir": str(tmp_path / "uploads"), "max_upload_bytes": 1024 * 1024, **web_fields}
+        app = create_app(_UnusedDetector(), _NamedScorer(), ScanConfig(threshold=0.7), WebConfig(**web))
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["deepfake_scanner"].close()
+
+
+@pytest.fixture
+def modelless_app(make_modelless_app):
     """An app whose models are stand-ins (no TensorFlow), uploads in ``tmp_path / "uploads"``,
     1 MB upload cap; its worker is stopped afterwards."""
-    app = create_app(
-        _UnusedDetector(),
-        _NamedScorer(),
-        ScanConfig(threshold=0.7),
-        WebConfig(upload_dir=str(tmp_path / "uploads"), max_upload_bytes=1024 * 1024),
-    )
-    yield app
-    app.extensions["deepfake_scanner"].close()
+    return make_modelless_app()

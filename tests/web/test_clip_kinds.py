@@ -23,6 +23,7 @@ from pipeline.web import scoring
 from pipeline.web.app import WebConfig, create_app
 from pipeline.web.scoring import UploadRejected, build_result, check_upload
 from tests.helpers import astronaut_rgb
+from tests.web.fakes import FakeScorer
 
 API_WAIT = "/api/v1/score?wait=120"
 REFERENCE_CLIP = "videos/real/ffpp_original_634.mp4"  # under ../shared/data
@@ -177,19 +178,15 @@ def test_unmeasurable_clip_is_422_through_the_api(make_app, monkeypatch, webm_wi
     assert "no duration" in message and "up to 60 s" in message
 
 
-class _NamedScorer:
-    name = "stand-in"
-    spec = dataclasses.make_dataclass("Spec", ["provenance", "license"])("test", "none")
-
-
 def test_partial_coverage_is_a_note_in_the_result():
     # the row of a clip whose length stayed unknown and whose samples hit the frame cap
     row = VideoRow("x.webm", "no_face", n_frames=40, duration_s=None, covered_s=40.0, reached_end=False, sample_fps=1.0)
     payload, _ = build_result(
-        VideoResult(row), kind="video", config=ScanConfig(), scorer=_NamedScorer(), job_id="j", max_thumbnails=0
+        VideoResult(row), kind="video", config=ScanConfig(), scorer=FakeScorer(), job_id="j", max_thumbnails=0
     )
     assert payload["media"]["reached_end"] is False and payload["media"]["covered_s"] == 40.0
-    assert any("first 40 s" in note and "no length" in note for note in payload["notes"])
+    assert any("first 40 s" in note["text"] and "no length" in note["text"] for note in payload["notes"])
+    assert [note["kind"] for note in payload["notes"]] == ["partial_coverage"]
 
 
 def test_case_without_duration_is_held_to_the_cap_and_scored_whole(make_app, shared_cases):

@@ -1,11 +1,23 @@
-"""pipeline/web/routes.py: the URL map (a contract), ``?wait=`` parsing, and routes that need no model."""
+"""pipeline/web/routes.py: the URL map (a contract), ``?wait=`` parsing, and routes that need no
+model: the job page and the evidence images of results built from stand-in faces."""
 
 from __future__ import annotations
 
+import io
+import re
+import time
+
+import numpy as np
 import pytest
+from PIL import Image
 from werkzeug.exceptions import BadRequest
 
+from pipeline.scan.analyze import ScanConfig
+from pipeline.web.jobs import JobOutcome
 from pipeline.web.routes import wait_seconds
+from pipeline.web.scoring import Evidence, boxed_frame, build_result
+from pipeline.web.security import CONTENT_SECURITY_POLICY
+from tests.web.fakes import CROP_PX, FakeScorer, face, ok_result
 
 # every route, with the methods it answers (HEAD and OPTIONS are Flask's own)
 ROUTES = {
@@ -15,6 +27,8 @@ ROUTES = {
     "/api/v1/score": {"POST"},
     "/api/v1/jobs/<job_id>": {"GET"},
     "/api/v1/jobs/<job_id>/faces/<int:index>.jpg": {"GET"},
+    "/api/v1/jobs/<job_id>/saliency/<int:index>.jpg": {"GET"},
+    "/api/v1/jobs/<job_id>/frame.jpg": {"GET"},
     "/healthz": {"GET"},
     "/static/<path:filename>": {"GET"},
 }
@@ -86,3 +100,113 @@ def test_job_page_of_a_failed_job(modelless_app):
     text = page.get_data(as_text=True)
     assert "Could not scan" in text and "decoder gave up" in text
     assert "&lt;b&gt;clip&lt;/b&gt;.mp4" in text and "<b>clip</b>" not in text  # the name is escaped
+
+
+# --- the evidence of a finished job: its images and its page -------------------------------
+
+
+def two_people_task(*, with_evidence: bool = True, threshold: float = 0.7):
+    """A job task returning what the worker would for a clip of two people (person 1 at 0.9 in
+    four samples, person 2 at 0.1 in four): with ``with_evidence``, saliency maps and the boxed
+    frame of a 1920x1080 sample, else none."""
+
+    def task(progress) -> JobOutcome:
+        faces = [face(i, 0, 0.9) for i in range(4)] + [face(i, 1, 0.1) for i in range(4)]
+        result = ok_result(faces, 0.9, threshold=threshold)
+        evidence = Evidence()
+        if with_evidence:
+            frame_rgb = np.full((1080, 1920, 3), 60, np.uint8)
+            maps = np.linspace(0, 1, CROP_PX * CROP_PX, dtype=np.float32).reshape(CROP_PX, CROP_PX)
+            evidence = Evidence(np.stack([maps] * 8), boxed_frame(frame_rgb, faces, faces[0], threshold), 0.1)
+        payload, images = build_result(
+            result,
+            kind="video",
+            config=ScanConfig(threshold=threshold),
+            scorer=FakeScorer(),
+            job_id=progress.job_id,
+            max_thumbnails=48,
+            evidence=evidence,
+        )
+        return JobOutcome(payload, images.faces_jpeg, images.saliency_jpeg, images.frame_jpeg)
+
+    return task
+
+
+def finished(app, task) -> str:
+    state = app.extensions["deepfake_scanner"]
+    job_id = state.jobs.submit("video", "two.mp4", task)
+    assert state.jobs.wait(job_id, 10)["state"] == "done"
+    return job_id
+
+
+def jpeg_size(response) -> tuple[int, int]:
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert response.headers["Cache-Control"] == "private, max-age=3600"
+    assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    return Image.open(io.BytesIO(response.data)).size
+
+
+def test_evidence_images_are_served_per_job_from_memory(modelless_app):
+    client = modelless_app.test_client()
+    job_id = finished(modelless_app, two_people_task())
+    bare_id = finished(modelless_app, two_people_task(with_evidence=False))
+    result = client.get(f"/api/v1/jobs/{job_id}").get_json()["result"]
+    assert result["frame"]["url"] == f"/api/v1/jobs/{job_id}/frame.jpg"
+    assert jpeg_size(client.get(result["frame"]["url"])) == (1280, 720)  # shrunk from 1920x1080 for phones
+    assert all(jpeg_size(client.get(f["saliency_url"])) == (CROP_PX, CROP_PX) for f in result["faces"])
+    assert jpeg_size(client.get(f"/api/v1/jobs/{job_id}/faces/7.jpg")) == (CROP_PX, CROP_PX)
+    # another job's images are its own: this one has no frame or overlays, and no index reaches beyond
+    bare = client.get(f"/api/v1/jobs/{bare_id}").get_json()["result"]
+    assert bare["frame"] is None and {f["saliency_url"] for f in bare["faces"]} == {None}
+    for url in (
+        f"/api/v1/jobs/{bare_id}/frame.jpg",
+        f"/api/v1/jobs/{bare_id}/saliency/0.jpg",
+        f"/api/v1/jobs/{job_id}/saliency/8.jpg",
+        f"/api/v1/jobs/{job_id[:-1]}x/frame.jpg",
+        "/api/v1/jobs/nosuchjob/saliency/0.jpg",
+    ):
+        response = client.get(url)
+        assert response.status_code == 404 and response.mimetype == "application/json", url
+
+
+def test_evidence_images_expire_with_their_job(make_modelless_app):
+    app = make_modelless_app(keep_s=0.3)
+    client = app.test_client()
+    job_id = finished(app, two_people_task())
+    assert client.get(f"/api/v1/jobs/{job_id}/frame.jpg").status_code == 200
+    time.sleep(0.5)
+    for url in (f"/api/v1/jobs/{job_id}/frame.jpg", f"/api/v1/jobs/{job_id}/saliency/0.jpg"):
+        assert client.get(url).status_code == 404
+
+
+def test_job_page_shows_the_evidence_and_the_caveats(modelless_app):
+    client = modelless_app.test_client()
+    job_id = finished(modelless_app, two_people_task())
+    response = client.get(f"/jobs/{job_id}")
+    page = response.get_data(as_text=True)
+    verdict = page[page.index('id="verdict"') : page.index("</section>", page.index('id="verdict"'))]
+    # the caveats are in words next to the verdict
+    assert 'data-kind="tracks_disagree"' in verdict and "person 1 scores 0.90 and person 2 0.10" in verdict
+    # the model line is for people: no backticks, no command, no path
+    model_line = re.search(r'<dd id="model-line">(.*?)</dd>', verdict, re.DOTALL).group(1)
+    assert model_line.startswith("Meso-4 trained by this project on DFDC, FaceForensics++ and MesoNet faces")
+    assert "`" not in model_line and "python -m" not in model_line and "/work" not in model_line
+    # the boxed frame, and its time pointing at the chart
+    assert f'<img id="frame" src="/api/v1/jobs/{job_id}/frame.jpg" width="1280" height="720"' in page
+    assert 'class="time-link" data-sample="0"' in page
+    # every thumbnail: its overlay (hidden until the box is ticked) and its time pointing at the chart
+    assert page.count('class="thumb"') == page.count('class="overlay"') == 8
+    assert 'id="saliency-toggle"' in page and 'loading="lazy"' in page
+    assert all(f'class="time-link" data-face="{i}"' in page for i in range(8))
+    assert '<div class="table-scroll" id="tracks-box">' in page
+    # still nothing the content security policy would block: no inline script or style
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", page) == ['<script type="application/json" id="job-data">']
+    assert " style=" not in page
+    assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+
+
+def test_job_page_without_evidence_still_shows_the_verdict(modelless_app):
+    job_id = finished(modelless_app, two_people_task(with_evidence=False))
+    page = modelless_app.test_client().get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert 'id="verdict-label">FAKE<' in page and 'id="frame"' not in page and 'class="overlay"' not in page
+    assert 'id="saliency-toggle"' not in page and page.count('class="thumb"') == 8

@@ -335,6 +335,17 @@ def test_image_with_a_face(client, face_png, upload_dir):
     thumbnail = client.get(face["thumbnail_url"])
     assert thumbnail.status_code == 200 and thumbnail.mimetype == "image/jpeg"
     assert Image.open(io.BytesIO(thumbnail.data)).size == (256, 256)
+    # the evidence: Grad-CAM over the crop, and the image itself with the face boxed
+    overlay = client.get(face["saliency_url"])
+    assert overlay.status_code == 200 and Image.open(io.BytesIO(overlay.data)).size == (256, 256)
+    assert overlay.data != thumbnail.data
+    assert result["frame"] == {**result["frame"], "width": 512, "height": 512, "timestamp_s": 0.0}
+    frame = client.get(result["frame"]["url"])
+    assert frame.status_code == 200 and Image.open(io.BytesIO(frame.data)).size == (512, 512)
+    assert result["model"]["summary"] == (
+        "Meso-4 published with MesoNet (Afchar et al. 2018), trained on MesoNet's Deepfake set "
+        "(mesonet-meso4-df); says FAKE at p_fake ≥ 0.50"
+    )
     assert job["total_s"] >= result["processing_s"] > 0
     page = client.get(job["links"]["page"]).get_data(as_text=True)
     assert 'id="verdict"' in page and result["label"] in page and f"{result['p_fake']:.3f}" in page
@@ -367,10 +378,18 @@ def test_clip_with_a_face(client, clip_dir, upload_dir):
     assert p == sorted(p, reverse=True)  # worst first
     assert sorted(f["timestamp_s"] for f in result["faces"]) == [0.0, 1.0, 2.0]
     assert all(client.get(f["thumbnail_url"]).status_code == 200 for f in result["faces"])
+    assert all(client.get(f["saliency_url"]).status_code == 200 for f in result["faces"])
+    # the frame of the worst face, decoded again and boxed: one face in each frame of this clip
+    frame = result["frame"]
+    assert (frame["width"], frame["height"], frame["n_faces"]) == (1280, 720, 1)
+    assert frame["timestamp_s"] in {f["timestamp_s"] for f in result["faces"]}
+    assert Image.open(io.BytesIO(client.get(frame["url"]).data)).size == (1280, 720)
+    assert 0 < result["evidence_s"] < result["processing_s"] + 5
     assert sum(t["n_faces"] for t in result["tracks"]) == 3 and len(result["tracks"]) == media["tracks"]
     assert any(t["sets_clip_p_fake"] for t in result["tracks"])  # track_max: one person's mean is the clip's
     page = client.get(job["links"]["page"]).get_data(as_text=True)
     assert 'id="chart"' in page and page.count('class="thumb"') == 3 and "Frames sampled" in page
+    assert page.count('class="overlay"') == 3 and 'id="frame"' in page
     data = json.loads(
         re.search(r'<script type="application/json" id="job-data">(.*?)</script>', page, re.DOTALL).group(1)
     )

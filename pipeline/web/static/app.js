@@ -1,4 +1,5 @@
-// Deepfake scanner pages: upload with progress, job polling, and the p_fake-over-time chart.
+// Deepfake scanner pages: upload with progress, job polling, the p_fake-over-time chart, and the
+// links between the chart, the face thumbnails and the boxed frame.
 // No library and no request beyond this server; the chart is SVG built with DOM calls.
 "use strict";
 
@@ -170,12 +171,29 @@
     return 10 * power;
   }
 
-  function drawChart(job) {
-    const host = $("chart");
+  // The chart is drawn at the width it is shown at (one SVG unit = one CSS pixel), so its
+  // labels stay 11-12 px on a phone; it has fewer time ticks when narrow, and is drawn again
+  // when the width changes.
+  const NARROW_PX = 480;
+  const MIN_TICK_GAP_PX = 64;  // room for a label like "10.5" and space either side
+
+  // as the server writes it: two digits, three when it has them (0.50, 0.477)
+  function thresholdText(t) {
+    return Math.round(t * 100) / 100 === t ? t.toFixed(2) : t.toFixed(3);
+  }
+
+  function chartLayout(width) {
+    const narrow = width < NARROW_PX;
+    const W = Math.max(260, Math.round(width));
+    const H = narrow ? 230 : 280;
+    const M = { left: 56, right: narrow ? 10 : 18, top: 14, bottom: 44 };
+    return { W: W, H: H, M: M, plotW: W - M.left - M.right, plotH: H - M.top - M.bottom };
+  }
+
+  function drawChart(job, host) {
     const result = job.result;
-    if (!host || !result || !result.faces || !result.faces.length) return;
-    const W = 760, H = 280, M = { left: 56, right: 18, top: 14, bottom: 44 };
-    const plotW = W - M.left - M.right, plotH = H - M.top - M.bottom;
+    const L = chartLayout(host.clientWidth);
+    const W = L.W, H = L.H, M = L.M, plotW = L.plotW, plotH = L.plotH;
     const faces = result.faces.map(function (f, i) { return Object.assign({ index: i }, f); });
     const lastT = Math.max.apply(null, faces.map(function (f) { return f.timestamp_s; }));
     const span = Math.max(result.media.duration_s || 0, lastT, 1);
@@ -183,7 +201,7 @@
     const y = function (p) { return M.top + plotH * (1 - p); };
     const maxGapS = 1.5 / (result.media.sample_fps || 1);
 
-    const svg = el("svg", { viewBox: "0 0 " + W + " " + H, class: "chart-svg", role: "img",
+    const svg = el("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, class: "chart-svg", role: "img",
                             "aria-label": "p_fake of each face over time, one line per person" });
     el("rect", { x: M.left, y: y(1), width: plotW, height: y(result.threshold) - y(1), class: "zone-fake" }, svg);
 
@@ -193,11 +211,11 @@
       const label = el("text", { x: M.left - 8, y: y(p) + 4, "text-anchor": "end", class: "tick" }, svg);
       label.textContent = p.toFixed(2);
     });
-    // x ticks
-    const step = niceStep(span, 8);
+    // x ticks: as many as fit MIN_TICK_GAP_PX apart
+    const step = niceStep(span, Math.max(2, Math.floor(plotW / MIN_TICK_GAP_PX)));
     for (let t = 0; t <= span + 1e-9; t += step) {
       el("line", { x1: x(t), x2: x(t), y1: y(0), y2: y(0) + 5, class: "axis" }, svg);
-      const label = el("text", { x: x(t), y: y(0) + 18, "text-anchor": "middle", class: "tick" }, svg);
+      const label = el("text", { x: x(t), y: y(0) + 18, "text-anchor": "middle", class: "tick tick-x" }, svg);
       label.textContent = (step < 1 ? t.toFixed(1) : t.toFixed(0));
     }
     el("line", { x1: M.left, x2: M.left + plotW, y1: y(0), y2: y(0), class: "axis" }, svg);
@@ -213,16 +231,14 @@
                  class: "threshold" }, svg);
     const tLabel = el("text", { x: M.left + plotW - 4, y: y(result.threshold) - 6, "text-anchor": "end",
                                 class: "threshold-label" }, svg);
-    tLabel.textContent = "threshold " + result.threshold.toFixed(2);
+    tLabel.textContent = "threshold " + thresholdText(result.threshold);
 
     // one line and a dot per face, per track
     const byTrack = {};
     faces.forEach(function (f) { (byTrack[f.track_id] = byTrack[f.track_id] || []).push(f); });
-    const legend = $("chart-legend");
     Object.keys(byTrack).map(Number).sort(function (a, b) { return a - b; }).forEach(function (trackId) {
       const points = byTrack[trackId].sort(function (a, b) { return a.timestamp_s - b.timestamp_s; });
-      const colour = "series-" + (trackId % 8);
-      const group = el("g", { class: "series " + colour, "data-track": trackId }, svg);
+      const group = el("g", { class: "series series-" + (trackId % 8), "data-track": trackId }, svg);
       // a line joins samples next to each other; where the person was not seen, it breaks
       let segment = [];
       const flush = function () {
@@ -238,31 +254,120 @@
       });
       flush();
       points.forEach(function (f) {
+        const text = "person " + (trackId + 1) + " · " + f.timestamp_s.toFixed(1) + " s · p_fake " + f.p_fake.toFixed(3);
         const dot = el("circle", { cx: x(f.timestamp_s), cy: y(f.p_fake), r: 4.5, class: "series-dot",
-                                   "data-face": f.index }, group);
-        const title = el("title", {}, dot);
-        title.textContent = "person " + (trackId + 1) + " · " + f.timestamp_s.toFixed(1) + " s · p_fake " + f.p_fake.toFixed(3);
+                                   "data-face": f.index, tabindex: 0, role: "button", "aria-label": text }, group);
+        el("title", {}, dot).textContent = text;
       });
-      if (legend) {
-        const track = (result.tracks || []).find(function (t) { return t.track_id === trackId; });
-        const item = document.createElement("li");
-        const swatch = document.createElement("span");
-        swatch.className = "swatch swatch-" + (trackId % 8);
-        item.appendChild(swatch);
-        item.appendChild(document.createTextNode(
-          "person " + (trackId + 1) + (track ? " · " + track.n_faces + (track.n_faces === 1 ? " face" : " faces") +
-            " · mean p_fake " + track.mean_p_fake.toFixed(3) : "")));
-        legend.appendChild(item);
-      }
     });
-    host.appendChild(svg);
+    host.replaceChildren(svg);
+    return svg;
+  }
+
+  function drawLegend(result) {
+    const legend = $("chart-legend");
+    if (!legend) return;
+    const ids = Array.from(new Set(result.faces.map(function (f) { return f.track_id; }))).sort(function (a, b) { return a - b; });
+    ids.forEach(function (trackId) {
+      const track = (result.tracks || []).find(function (t) { return t.track_id === trackId; });
+      const item = document.createElement("li");
+      const swatch = document.createElement("span");
+      swatch.className = "swatch swatch-" + (trackId % 8);
+      item.appendChild(swatch);
+      item.appendChild(document.createTextNode(
+        "person " + (trackId + 1) + (track ? " · " + track.n_faces + (track.n_faces === 1 ? " face" : " faces") +
+          " · mean p_fake " + track.mean_p_fake.toFixed(3) : "")));
+      legend.appendChild(item);
+    });
+  }
+
+  // --- job page: faces, frame and chart point at each other -----------------------------
+
+  function setupEvidence(job) {
+    const host = $("chart");
+    const result = job.result;
+    if (!result || !result.faces || !result.faces.length) return;
+    let selected = [];  // indices into result.faces of the faces picked last
+    let svg = null;
+
+    function dotsOf(indices) {
+      if (!svg) return [];
+      return indices.map(function (i) { return svg.querySelector('circle[data-face="' + i + '"]'); })
+        .filter(Boolean);
+    }
+
+    // mark faces on the chart and among the thumbnails; returns the first figure marked
+    function select(indices) {
+      document.querySelectorAll(".series-dot.selected, .face.selected").forEach(function (node) {
+        node.classList.remove("selected");
+      });
+      selected = indices;
+      dotsOf(indices).forEach(function (dot) {
+        dot.classList.add("selected");
+        dot.parentNode.appendChild(dot);  // on top of its neighbours
+      });
+      let first = null;
+      indices.forEach(function (i) {
+        const figure = $("face-" + i);
+        if (figure) { figure.classList.add("selected"); first = first || figure; }
+      });
+      return first;
+    }
+
+    function bindDots() {
+      svg.querySelectorAll("circle.series-dot").forEach(function (dot) {
+        const pick = function () {
+          const figure = select([Number(dot.dataset.face)]);
+          if (figure) figure.scrollIntoView({ block: "nearest", behavior: "smooth" });
+        };
+        dot.addEventListener("click", pick);
+        dot.addEventListener("keydown", function (event) {
+          if (event.key === "Enter" || event.key === " ") { event.preventDefault(); pick(); }
+        });
+      });
+    }
+
+    if (host) {
+      svg = drawChart(job, host);
+      drawLegend(result);
+      bindDots();
+      let drawnWidth = host.clientWidth, pending = null;
+      window.addEventListener("resize", function () {
+        window.clearTimeout(pending);
+        pending = window.setTimeout(function () {
+          if (host.clientWidth === drawnWidth) return;
+          drawnWidth = host.clientWidth;
+          svg = drawChart(job, host);
+          bindDots();
+          select(selected);
+        }, 150);
+      });
+    }
+
+    // a face's time, or the frame's, marks its dot(s) on the chart and scrolls the chart into view
+    document.querySelectorAll(".time-link").forEach(function (button) {
+      button.addEventListener("click", function () {
+        let indices;
+        if (button.dataset.face !== undefined) {
+          indices = [Number(button.dataset.face)];
+        } else {
+          const sample = Number(button.dataset.sample);
+          indices = [];
+          result.faces.forEach(function (f, i) { if (f.sample_index === sample) indices.push(i); });
+        }
+        select(indices);
+        if (host) host.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      });
+    });
 
     // hovering a thumbnail marks its dot
     document.querySelectorAll(".face[data-face]").forEach(function (figure) {
-      const dot = svg.querySelector('circle[data-face="' + figure.dataset.face + '"]');
-      if (!dot) return;
-      figure.addEventListener("mouseenter", function () { dot.classList.add("marked"); });
-      figure.addEventListener("mouseleave", function () { dot.classList.remove("marked"); });
+      figure.addEventListener("mouseenter", function () {
+        dotsOf([Number(figure.dataset.face)]).forEach(function (dot) { dot.classList.add("marked"); });
+      });
+      figure.addEventListener("mouseleave", function () {
+        dotsOf([Number(figure.dataset.face)]).forEach(function (dot) { dot.classList.remove("marked"); });
+      });
     });
   }
 
@@ -272,6 +377,6 @@
     if (!dataNode) return;
     const job = JSON.parse(dataNode.textContent);
     setupPolling(job);
-    if (job.state === "done") drawChart(job);
+    if (job.state === "done") setupEvidence(job);
   });
 })();

@@ -1,0 +1,63 @@
+"""Stand-ins for the web tests that need no model: a scorer's name and spec, scored faces and
+rows built by hand (our own logic is tested on them; the real scanner's results in test_web.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+
+from pipeline.models.weights import KNOWN_WEIGHTS, REPO_WEIGHTS_DIR, WeightsSpec
+from pipeline.scan.analyze import ScoredFace, VideoResult
+from pipeline.scan.records import VideoRow
+
+CROP_PX = 256
+
+
+def spec_named(name: str) -> WeightsSpec:
+    """A weights spec as the app knows it: a MesoNet file by its spec name, or the sidecar of
+    one of the project's files in ``weights/`` (read as :func:`spec_for_weights` reads it)."""
+    known = next((s for s in KNOWN_WEIGHTS.values() if s.name == name), None)
+    if known is not None:
+        return known
+    fields = json.loads((REPO_WEIGHTS_DIR / f"{name}.h5.json").read_text())
+    return WeightsSpec(**{k: v for k, v in fields.items() if k in WeightsSpec.__dataclass_fields__})
+
+
+@dataclasses.dataclass
+class FakeScorer:
+    """What build_result reads of a scorer: its name and weights spec."""
+
+    name: str = "meso4_mix_v2"
+    spec: WeightsSpec = dataclasses.field(default_factory=lambda: spec_named("meso4_mix_v2"))
+
+
+def face(sample: int, track: int, p_fake: float, *, size_px: float = 200.0, crop: bool = True) -> ScoredFace:
+    """A scored face at ``sample`` seconds (1 fps), ``size_px`` square, at the frame's top left
+    plus 300 px per track; its crop a flat grey when ``crop``."""
+    x = 10.0 + 300.0 * track
+    return ScoredFace(
+        sample_index=sample,
+        frame_index=25 * sample,
+        timestamp_s=float(sample),
+        track_id=track,
+        box_xyxy=(x, 10.0, x + size_px, 10.0 + size_px),
+        det_confidence=0.99,
+        p_fake=p_fake,
+        crop_rgb=np.full((CROP_PX, CROP_PX, 3), 128, np.uint8) if crop else None,
+    )
+
+
+def ok_result(faces: list[ScoredFace], p_fake: float, threshold: float = 0.5, **row_fields) -> VideoResult:
+    """An ok clip whose verdict is ``p_fake`` (as the aggregation gave it) and whose sampling
+    reached its end, unless ``row_fields`` say otherwise."""
+    fields = {"n_frames": 10, "n_faces": len(faces), "duration_s": 10.0, "covered_s": 10.0, "reached_end": True}
+    fields.update(row_fields)
+    label = "FAKE" if p_fake >= threshold else "REAL"
+    return VideoResult(VideoRow("clip.mp4", "ok", p_fake=p_fake, label=label, **fields), tuple(faces))
+
+
+def one_person(p_fake: float, n: int = 6, size_px: float = 200.0) -> list[ScoredFace]:
+    """``n`` faces of person 0 scoring ``p_fake``, one per sampled second."""
+    return [face(i, 0, p_fake, size_px=size_px) for i in range(n)]
