@@ -113,6 +113,8 @@ def usage_problem(args: argparse.Namespace) -> str | None:
             return problem
     if args.faces_csv and Path(args.faces_csv).resolve() == Path(args.output).resolve():
         return "--faces-csv must differ from --output"
+    if args.evidence_dir and os.path.exists(args.evidence_dir) and not os.path.isdir(args.evidence_dir):
+        return f"--evidence-dir {args.evidence_dir} is a file, not a folder"
     if args.nest_faces and not is_jsonl(args.output):
         return "--nest-faces needs a JSON Lines output (-o NAME.jsonl)"
     if args.address and args.engine != "dask":
@@ -172,6 +174,14 @@ def _score(args: argparse.Namespace, prog: str) -> int:
     if paths is None:
         log.warning("no video files under %s", ", ".join(args.inputs))
         return EXIT_NO_VIDEOS
+    if not args.overwrite:  # a resume made another way stops before TensorFlow is loaded
+        from pipeline.scan.batch import check_resume_settings
+        from pipeline.scan.provenance import run_settings
+
+        try:
+            check_resume_settings(Path(args.output), run_settings(spec, config))
+        except ValueError as exc:
+            return fail(prog, str(exc))
     models = spec
     if args.engine == "local" and args.workers <= 1:
         try:

@@ -237,6 +237,8 @@ def run_batch(
     settings = run_settings(models, config)
     if not overwrite:
         check_resume_settings(output_csv, settings)
+    if evidence_dir is not None:
+        prepare_evidence_dir(Path(evidence_dir), settings, overwrite=overwrite)
     sink_type = functools.partial(JsonlSink, faces=nest_faces) if is_jsonl(output_csv) else CsvSink
     with sink_type(output_csv, VideoRow.columns(), resume=not overwrite) as sink:
         todo, total, skipped = _clips_to_do(paths, output_csv, faces_path, overwrite)
@@ -263,6 +265,43 @@ def run_batch(
                 results, sink, faces_sink, total=total, progress=progress, stamp=settings.columns(), evidence=evidence
             )
     return BatchSummary(dict(counts), skipped)
+
+
+EVIDENCE_SETTINGS_NAME = "settings.json"
+
+
+def prepare_evidence_dir(evidence_dir: Path, settings: RunSettings, *, overwrite: bool) -> None:
+    """Make ``evidence_dir`` hold evidence of this run's settings only. It records them in
+    ``settings.json``; evidence made another way stops the run like a resume of a CSV made
+    another way (:class:`ResumeMismatchError`), unless ``overwrite``, which first deletes the
+    evidence the folder's index lists (and the index), so no file of an earlier run stays."""
+    import json
+
+    from pipeline.scan.evidence import EVIDENCE_INDEX_NAME
+
+    settings_path = evidence_dir / EVIDENCE_SETTINGS_NAME
+    index_path = evidence_dir / EVIDENCE_INDEX_NAME
+    if overwrite:
+        from pipeline.scan.sink import read_column_values
+
+        for (name,) in read_column_values(index_path, ("file",)):
+            target = evidence_dir / Path(name).name  # only files inside the folder
+            target.unlink(missing_ok=True)
+        index_path.unlink(missing_ok=True)
+    elif settings_path.is_file():
+        recorded = {k: str(v) for k, v in json.loads(settings_path.read_text()).items()}
+        if differences := settings.differences(recorded):
+            raise ResumeMismatchError(
+                f"{evidence_dir} holds evidence made with other settings ({'; '.join(differences)}): pass "
+                "--overwrite to replace it, or use another --evidence-dir"
+            )
+    elif index_path.is_file():
+        raise ResumeMismatchError(
+            f"{evidence_dir} holds evidence that does not record how it was made: pass --overwrite to replace it, "
+            "or use another --evidence-dir"
+        )
+    evidence_dir.mkdir(parents=True, exist_ok=True)
+    settings_path.write_text(json.dumps(settings.columns(), indent=2) + "\n")
 
 
 class ResumeMismatchError(ValueError):
@@ -321,10 +360,17 @@ def _clips_to_do(
             log.info("%s: dropped %d face rows of unfinished clips", faces_path, dropped)
     if done:
         log.info("resuming %s: %d clips already done", output_csv, len(done))
+    # the same file named another way (relative then absolute, ./a.mp4 then a.mp4) is the same clip
+    done_abs = {os.path.abspath(key) for key in done}
+
+    def is_done(path) -> bool:
+        key = display_path(path)
+        return key in done or os.path.abspath(key) in done_abs
+
     if isinstance(paths, (list, tuple)):
-        todo = [p for p in paths if display_path(p) not in done]
+        todo = [p for p in paths if not is_done(p)]
         return todo, len(todo), len(done)
-    return (p for p in paths if display_path(p) not in done), None, len(done)
+    return (p for p in paths if not is_done(p)), None, len(done)
 
 
 def _evidence_sink(

@@ -57,6 +57,8 @@ class RunSettings:
             elif name == "threshold":
                 if old == "" or abs(float(old) - value) > 1e-9:
                     found.append(f"threshold {old or '(none)'} -> {_number(value)}")
+            elif name == "model_sha256" and recorded.get("model", "") != self.model:
+                continue  # another model: its name says it, the two hashes add only length
             elif old != str(value):
                 found.append(f"{name} {old or '(none)'} -> {value}")
         return found

@@ -492,3 +492,51 @@ def test_evidence_dir_from_the_command_line(batch_dir, tmp_path, meso4_df_path, 
     assert {r["video_path"] for r in index} == {face_path}  # no evidence for clips without a score
     assert {r["kind"] for r in index} == {"crop", "frame"}
     assert all((evidence / r["file"]).is_file() for r in index)
+
+
+def test_the_same_clips_named_relatively_are_not_scored_again(batch_dir, tmp_path, meso4_df_path, models, monkeypatch):
+    out = tmp_path / "scores.csv"
+    assert cli.main([str(batch_dir), "-o", str(out), "--weights", str(meso4_df_path), "-q"]) == 0
+    first = out.read_text()
+    monkeypatch.chdir(batch_dir.parent)
+    assert cli.main([batch_dir.name, "-o", str(out), "--weights", str(meso4_df_path), "-q"]) == 0
+    assert out.read_text() == first  # absolute then relative: the same three clips, none twice
+
+
+def test_a_resume_made_another_way_stops_before_tensorflow(batch_dir, tmp_path, meso4_df_path, models):
+    out = tmp_path / "scores.csv"
+    assert cli.main([str(batch_dir), "-o", str(out), "--weights", str(meso4_df_path), "-q"]) == 0
+    code = (
+        "import sys\nfrom pipeline.cli import score as cli\n"
+        f"rc = cli.main([{str(batch_dir)!r}, '-o', {str(out)!r}, '--weights', {str(meso4_df_path)!r}, '--fps', '2'])\n"
+        "assert rc == 2, rc\nassert 'tensorflow' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "fps 1 -> 2" in proc.stderr
+
+
+def test_an_evidence_folder_holds_one_run_only(batch_dir, tmp_path, meso4_df_path, models, capsys):
+    out, evidence = tmp_path / "scores.csv", tmp_path / "evidence"
+    base = [str(batch_dir), "--weights", str(meso4_df_path), "--evidence-dir", str(evidence), "-q"]
+    assert cli.main(base + ["-o", str(out)]) == 0
+    first_files = {p.name for p in evidence.glob("*.jpg")}
+    assert first_files
+    stray = evidence / "other_run__01_track0_t0.00s_p0.900.jpg"  # a file an earlier run listed
+    stray.write_bytes(b"x")
+    with open(evidence / "evidence.csv", "a") as f:
+        f.write(f"gone.mp4,{stray.name},crop,0,0.0,0.9\n")
+    # another output, other settings, the same evidence folder: refused, nothing mixed in
+    assert cli.main(base + ["-o", str(tmp_path / "other.csv"), "--threshold", "0.7"]) == 2
+    assert "holds evidence made with other settings (threshold 0.5 -> 0.7)" in capsys.readouterr().err
+    # --overwrite starts the folder afresh: the earlier run's files are gone
+    assert cli.main(base + ["-o", str(tmp_path / "other.csv"), "--threshold", "0.7", "--overwrite"]) == 0
+    assert not stray.exists()
+    assert {p.name for p in evidence.glob("*.jpg")} == first_files
+
+
+def test_evidence_dir_that_is_a_file_is_a_usage_error(batch_dir, tmp_path, meso4_df_path, capsys):
+    (tmp_path / "notes.txt").write_text("x")
+    args = [str(batch_dir), "-o", str(tmp_path / "s.csv"), "--evidence-dir", str(tmp_path / "notes.txt")]
+    assert cli.main(args + ["--weights", str(meso4_df_path)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
