@@ -5,14 +5,12 @@ Also measures the file's size and its load time (DOMContentLoaded, first table r
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
 import pytest
 
 from pipeline.training.report import ReportConfig, read_scores, worst_first, write_report
-from tests.integration.test_web_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.training.test_report import HOSTILE_PATHS, make_batch
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -35,19 +33,6 @@ def report(tmp_path_factory):
     summary_s = time.perf_counter() - started
     print(f"\nreport of {N_CLIPS} clips: {summary.size_bytes / 1e6:.2f} MB written in {summary_s:.2f} s")
     return root / "report.html", summary, read_scores(batch["scores"])
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -15,16 +15,6 @@ from pipeline.scan.analyze import ScanConfig
 from pipeline.web.app import WebConfig, create_app
 from tests.helpers import astronaut_rgb
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 VERDICT_TIMEOUT_MS = 180_000
 PHONE = {"width": 390, "height": 844}
 # The smallest text a chart may draw, in CSS pixels: below this, labels are hard to read on a phone.
@@ -45,21 +35,6 @@ def live_server(detector, scorer, tmp_path_factory):
     server.close()
     thread.join(10)
     app.extensions["deepfake_scanner"].close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    import os
-
-    if not os.access(CHROMIUM, os.X_OK):
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def guarded_page(context):
