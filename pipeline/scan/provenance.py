@@ -66,9 +66,12 @@ class RunSettings:
 
 def scan_settings_text(fps: float, max_frames: int, detector_config) -> str:
     """The sampling and detector settings as one canonical text: ``key=value`` pairs joined by
-    ``;`` in a fixed order (sampling first, then every field of
+    ``;`` in a fixed order (sampling first, with ``sparse_decode`` 0 or 1 from
+    :func:`pipeline.video.decode.sparse_decode_enabled`, then every field of
     :class:`pipeline.faces.detect.DetectorConfig` but ``batch_size``), numbers in ``%g``."""
-    pairs = [("fps", fps), ("max_frames", max_frames)]
+    from pipeline.video.decode import sparse_decode_enabled
+
+    pairs = [("fps", fps), ("max_frames", max_frames), ("sparse_decode", int(sparse_decode_enabled()))]
     pairs += [
         (f.name, getattr(detector_config, f.name))
         for f in dataclasses.fields(detector_config)
