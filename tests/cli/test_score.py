@@ -437,7 +437,8 @@ def test_warnings_during_the_batch_go_above_the_progress_bar(batch_dir, tmp_path
     monkeypatch.setattr(cli, "_run", fake_run)
     monkeypatch.setattr(cli, "resolve_scan_settings", lambda args: (None, None))
     monkeypatch.setattr(logging.getLogger(), "handlers", [logging.StreamHandler(sys.stderr)])
-    assert cli.main([str(batch_dir), "-o", str(tmp_path / "o.csv"), "--workers", "2", "-q"]) == 0
+    # --overwrite: no resume check, which would resolve the (stubbed) weights
+    assert cli.main([str(batch_dir), "-o", str(tmp_path / "o.csv"), "--workers", "2", "-q", "--overwrite"]) == 0
     assert len(seen) == 1
     assert _TqdmLoggingHandler in seen[0] and logging.StreamHandler not in seen[0]  # during the batch
     assert [type(h) for h in logging.getLogger().handlers] == [logging.StreamHandler]  # put back after
