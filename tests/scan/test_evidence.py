@@ -307,3 +307,26 @@ def test_a_worker_returns_only_the_crops_evidence_shows(clips, detector, scorer)
     assert min(f.p_fake for f in kept) >= max(f.p_fake for f in with_crops.faces if f.crop_rgb is None)
     without = score_for_batch(str(clips["a"]), detector, scorer, CONFIG)
     assert all(f.crop_rgb is None for f in without.faces)
+
+
+@pytest.mark.slow
+def test_worker_processes_write_the_same_evidence(tmp_path, clips, clip_dir, meso4_df_path):
+    """With ``workers=2`` the clips are scored in other processes, which return only the crops
+    shown; this process writes the evidence with a scorer of its own."""
+    from pipeline.models.factory import ModelSpec
+
+    paths = [str(clips["a"]), str(clip_dir / "noface.mp4"), str(clips["b"])]
+    evidence_dir = tmp_path / "evidence"
+    run_batch(
+        paths,
+        tmp_path / "scores.csv",
+        config=CONFIG,
+        models=ModelSpec(weights=meso4_df_path),
+        evidence_dir=evidence_dir,
+        workers=2,
+        progress=False,
+    )
+    index = pd.read_csv(evidence_dir / EVIDENCE_INDEX_NAME)
+    assert set(index.video_path) == {str(clips["a"]), str(clips["b"])}
+    assert (index.groupby("video_path").kind.apply(lambda k: (k == "frame").sum()) == 1).all()
+    assert sorted(p.name for p in evidence_dir.glob("*.jpg")) == sorted(index.file)
