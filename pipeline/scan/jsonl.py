@@ -123,9 +123,16 @@ class JsonlSink(CsvSink):
                 with open(self.path, "rb+") as f:
                     f.truncate(end)
                 log.warning("%s: dropped a torn last line left by an interrupted run", self.path)
-            header = read_jsonl_header(self.path)
+            objects = read_objects(self.path)
+            header = [k for k in objects[0] if k != "faces"] if objects else []
             if header and header != self.columns:
                 raise ValueError(f"{self.path} has fields {header}, expected {self.columns}; use --overwrite")
+            if objects and ("faces" in objects[0]) != self.nest_faces:
+                had = "nests" if "faces" in objects[0] else "does not nest"
+                raise ValueError(
+                    f"{self.path} {had} each clip's faces; resume it "
+                    f"{'with' if 'faces' in objects[0] else 'without'} --nest-faces, or use --overwrite"
+                )
             self._file = open(self.path, "a", encoding="utf-8", errors="surrogateescape")
         else:
             self._file = open(self.path, "w", encoding="utf-8", errors="surrogateescape")

@@ -111,7 +111,7 @@ def test_dask_gives_the_same_rows_as_local(cluster, clips, tmp_path, meso4_df_pa
     assert cli.main(base + ["-o", str(remote), "--engine", "dask", "--address", cluster["address"]]) == 0
     a, b = _frame(local), _frame(remote)
     key = ["video_path", "status", "label", "n_frames", "n_faces", "n_tracks", "width", "height"]
-    pd.testing.assert_frame_equal(a[key].fillna(""), b[key].fillna(""))
+    pd.testing.assert_frame_equal(a[key].astype(str), b[key].astype(str))
     assert (a["p_fake"].fillna(-1) - b["p_fake"].fillna(-1)).abs().max() < 1e-5
     assert set(b["status"]) == {"ok", "no_face", "decode_error"}
 

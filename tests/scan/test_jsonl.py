@@ -95,3 +95,15 @@ def test_batch_writes_jsonl_resumes_it_and_checks_its_settings(tmp_path, clip_di
     assert out.read_bytes() == first
     with pytest.raises(ResumeMismatchError, match="threshold 0.5 -> 0.6"):
         run_batch(paths, out, config=ScanConfig(threshold=0.6), models=models, progress=False)
+
+
+def test_a_resume_keeps_faces_nested_or_not_as_the_file_has_them(tmp_path):
+    out = tmp_path / "scores.jsonl"
+    with JsonlSink(out, VideoRow.columns(), resume=False, faces=True) as sink:
+        sink.write(_row("a.mp4"), faces=[])
+    with pytest.raises(ValueError, match="nests each clip's faces; resume it with --nest-faces"):
+        with JsonlSink(out, VideoRow.columns(), resume=True, faces=False):
+            pass
+    with JsonlSink(out, VideoRow.columns(), resume=True, faces=True) as sink:
+        sink.write(_row("b.mp4"), faces=[])
+    assert [o["faces"] for o in read_objects(out)] == [[], []]
