@@ -573,6 +573,9 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[dict], *, kind: str, co
     - ``tracks_disagree``: among the people the aggregation counts
       (:func:`pipeline.scan.evidence.counted_track_ids`), one at or above the threshold and another
       at least :data:`TRACKS_DISAGREE_MARGIN` below it (by their mean ``p_fake``);
+    - ``person_left_out``: a REAL verdict, and a person the aggregation does not count (too small
+      next to the largest, or too few faces) whose mean ``p_fake`` is at or above the threshold
+      (clips only);
     - ``few_faces``: fewer than :data:`FEW_FACES` faces scored;
     - ``small_faces``: the largest person's median face under :data:`SMALL_FACE_PX`;
     - ``hdr_not_tone_mapped``: an HDR clip whose frames could not be turned into SDR;
@@ -610,6 +613,16 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[dict], *, kind: str, co
                 )
             rule = "the most suspicious one" if config.aggregation == "track_max" else "all of them together"
             note("tracks_disagree", f"{text} The verdict follows {rule}; look at each face below.")
+        left_out = [t for t in tracks if t["track_id"] not in counted and t["mean_p_fake"] >= threshold]
+        if left_out and kind != "image" and row.p_fake < threshold:  # they would have turned REAL into FAKE
+            worst = max(left_out, key=lambda t: t["mean_p_fake"])
+            note(
+                "person_left_out",
+                f"Person {worst['track_id'] + 1} scores {worst['mean_p_fake']:.2f}, at or above the threshold, but "
+                f"is not counted in the verdict: their faces (about {worst['median_face_px']:.0f} px) are under half "
+                "the size of the largest person's, or too few. A small swapped face can be missed this way: look "
+                "at their faces below.",
+            )
         if len(faces) < FEW_FACES:
             scored = f"{len(faces)} face was" if len(faces) == 1 else f"{len(faces)} faces were"
             where = "in this image" if kind == "image" else "in the whole clip"

@@ -66,6 +66,8 @@ NOTE_CASES = [
     (one_person(0.9, size_px=60), 0.9, {}, "video", ["small_faces"]),
     # a small person beside a large one: the large one decides, no note
     (one_person(0.9) + [face(i, 1, 0.9, size_px=40) for i in range(6)], 0.9, {}, "video", []),
+    # a small person scored fake beside a large real one, not counted: the REAL verdict says so
+    (one_person(0.1) + [face(i, 1, 0.9, size_px=40) for i in range(6)], 0.1, {}, "video", ["person_left_out"]),
     # two people, one fake, one clearly real: they disagree
     (one_person(0.9) + [face(i, 1, 0.1) for i in range(6)], 0.9, {}, "video", ["tracks_disagree"]),
     # the second person only a little under the threshold: not "well under", no disagreement
@@ -321,3 +323,12 @@ def test_evidence_that_fails_is_left_out_and_the_rest_kept(small_clip, caplog):
     assert gather_evidence(small_clip, checked, no_face, BrokenSaliencyScorer(), ScanConfig(), max_thumbnails=48) == (
         Evidence()
     )
+
+
+def test_a_person_left_out_of_a_real_verdict_is_named():
+    faces = one_person(0.1) + [face(i, 1, 0.8, size_px=40) for i in range(6)]
+    payload, _ = build(ok_result(faces, 0.1))
+    (note,) = payload["notes"]
+    assert note["kind"] == "person_left_out"
+    assert note["text"].startswith("Person 2 scores 0.80, at or above the threshold, but is not counted")
+    assert "about 40 px" in note["text"]
