@@ -15,7 +15,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli.common import fail, start_logging
+from pipeline.cli.common import fail, non_negative_int, probability, start_logging
 from pipeline.training.report import ReportConfig, ReportError, write_report
 
 log = logging.getLogger(__name__)
@@ -26,28 +26,6 @@ def _one_line(message: str) -> str:
     bytes that are not UTF-8)."""
     text = message.replace("\r", "\\r").replace("\n", "\\n")
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _fraction(text: str) -> float:
-    """A threshold: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    """A count: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -68,20 +46,20 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--faces-csv", metavar="FACES", help="the scan's --faces-csv: score over time per person")
     p.add_argument(
         "--threshold",
-        type=_fraction,
+        type=probability,
         default=None,
         help=f"used only when SCORES records no threshold (older CSVs; default then {0.5:g})",
     )
     p.add_argument(
         "--evidence-clips",
-        type=_count,
+        type=non_negative_int,
         default=defaults.evidence_clips,
         metavar="N",
         help="flagged (FAKE) clips shown with evidence, worst first (default: %(default)s)",
     )
     p.add_argument(
         "--images-per-clip",
-        type=_count,
+        type=non_negative_int,
         default=defaults.images_per_clip,
         metavar="K",
         help="images embedded per clip: the boxed frame, then crops by p_fake (default: %(default)s)",

@@ -553,15 +553,11 @@ def _num(value: float | None, digits: int) -> float | None:
 
 
 def _partial_coverage_note(row: VideoRow) -> str:
-    """Why only part of a clip was looked at (a row whose ``reached_end`` is False)."""
-    if row.duration_s is None:
-        return (
-            f"Only the first {row.covered_s:.0f} s of this clip were looked at: the file states no length "
-            f"and it could not be measured, so sampling stopped at the cap of {row.n_frames} frames."
-        )
+    """Why only part of a clip was looked at. ``reached_end`` is False only for a clip whose
+    duration is unknown that hit the frame cap (:func:`pipeline.scan.analyze.coverage`)."""
     return (
-        f"Only the first {row.covered_s:.0f} s of this {row.duration_s:.0f} s clip were looked at: "
-        "decoding stopped early (the rest may be damaged)."
+        f"Only the first {row.covered_s:.0f} s of this clip were looked at: the file states no length "
+        f"and it could not be measured, so sampling stopped at the cap of {row.n_frames} frames."
     )
 
 
