@@ -54,6 +54,13 @@ def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
     )
     p.add_argument("--faces-csv", default=None, metavar="CSV", help="also write one row per scored face here")
     p.add_argument(
+        "--tracks-csv",
+        default=None,
+        metavar="CSV",
+        help="also write one row per person (track) of each clip here: faces, when seen, face size, mean and max "
+        "p_fake, and whether it counted toward the clip's verdict and why",
+    )
+    p.add_argument(
         "--evidence-dir",
         default=None,
         metavar="DIR",
@@ -108,11 +115,15 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     missing = missing_inputs(args.inputs)
     if missing:
         return f"input not found: {', '.join(missing)}"
-    for path, what in ((args.output, "output"), (args.faces_csv, "faces CSV")):
+    for path, what in ((args.output, "output"), (args.faces_csv, "faces CSV"), (args.tracks_csv, "tracks CSV")):
         if path and (problem := _check_writable(path, what)):
             return problem
     if args.faces_csv and Path(args.faces_csv).resolve() == Path(args.output).resolve():
         return "--faces-csv must differ from --output"
+    if args.tracks_csv and Path(args.tracks_csv).resolve() in {
+        Path(p).resolve() for p in (args.output, args.faces_csv) if p
+    }:
+        return "--tracks-csv must differ from --output and --faces-csv"
     if args.evidence_dir and os.path.exists(args.evidence_dir) and not os.path.isdir(args.evidence_dir):
         return f"--evidence-dir {args.evidence_dir} is a file, not a folder"
     if args.nest_faces and not is_jsonl(args.output):
@@ -216,6 +227,7 @@ def _run(
         config=config,
         models=models,
         faces_csv=args.faces_csv,
+        tracks_csv=args.tracks_csv,
         workers=args.workers,
         overwrite=args.overwrite,
         engine=args.engine,

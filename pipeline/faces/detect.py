@@ -138,18 +138,21 @@ class FaceDetector:
 
     Build once per process (:func:`pipeline.models.factory.load_detector`) and pass it around;
     it holds the MTCNN networks. ``config`` carries the detection settings used here and the
-    selection settings the callers apply.
+    selection settings the callers apply. ``describer``: the face embedding that tracks people
+    by what they look like (:class:`pipeline.faces.identity.FaceDescriber`), or ``None``
+    (tracks by position alone).
     """
 
-    def __init__(self, mtcnn, config: DetectorConfig = DetectorConfig()):
+    def __init__(self, mtcnn, config: DetectorConfig = DetectorConfig(), describer=None):
         self._mtcnn = mtcnn
         self.config = config
+        self.describer = describer
 
     def with_config(self, config: DetectorConfig) -> FaceDetector:
-        """The same MTCNN networks under other settings (no rebuild; ``self`` if unchanged): how
+        """The same networks under other settings (no rebuild; ``self`` if unchanged): how
         a command with its own selection rule, such as the dataset builder's larger minimum
         face, reuses a detector built elsewhere."""
-        return self if config == self.config else FaceDetector(self._mtcnn, config)
+        return self if config == self.config else FaceDetector(self._mtcnn, config, self.describer)
 
     def detect(self, frames_rgb: Sequence[np.ndarray]) -> list[list[FaceBox]]:
         """Every face MTCNN reports per frame, in full-resolution pixels, best first (highest

@@ -166,9 +166,12 @@ def load_scorer(weights_path: str | Path):
 
 
 def load_detector(config: DetectorConfig = DetectorConfig(), *, intra_op_threads: int | None = None):
-    """MTCNN alone (the dataset builder needs no scorer): a
-    :class:`pipeline.faces.detect.FaceDetector` with ``config``, its networks compiled."""
+    """MTCNN and the face embedding that tracks people (the dataset builder needs no scorer): a
+    :class:`pipeline.faces.detect.FaceDetector` with ``config``, its networks compiled, and
+    its ``describer`` (:func:`pipeline.faces.identity.load_describer`, dlib's weights from the
+    ``face_recognition_models`` package)."""
     configure_tensorflow(intra_op_threads)
     from pipeline.faces.detect import FaceDetector, build_mtcnn
+    from pipeline.faces.identity import load_describer
 
-    return FaceDetector(build_mtcnn(), config)
+    return FaceDetector(build_mtcnn(), config, load_describer())

@@ -15,9 +15,16 @@ from pipeline.faces.boxes import FaceBox
 from pipeline.faces.crop import crop_face_rgb
 from pipeline.faces.detect import FaceDetector
 from pipeline.models.meso4 import SCORE_BATCH_SIZE, MesoScorer
-from pipeline.scan.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION, aggregate
+from pipeline.scan.aggregate import (
+    AGGREGATIONS,
+    COUNTED,
+    DEFAULT_AGGREGATION,
+    TrackSummary,
+    summarize_tracks,
+    verdict_track,
+)
 from pipeline.scan.face_loop import FaceLoop, FrameFaces, add_elapsed, batched  # noqa: F401 (batched: public here too)
-from pipeline.scan.records import FaceRow, VideoRow, display_path, label_for
+from pipeline.scan.records import FaceRow, TrackRow, VideoRow, display_path, label_for
 from pipeline.scan.rotation import (
     ProbeFrameKeeper,
     choose_rotation,
@@ -30,6 +37,7 @@ from pipeline.scan.rotation import (
 from pipeline.video.decode import (
     DecodeTimeoutError,
     Frame,
+    can_detect_cuts,
     expected_sample_count,
     iter_frames,
     sampling_fps,
@@ -82,7 +90,8 @@ class ScoredFace:
     ``crop_rgb`` (uint8, the model's input size square, RGB) only when asked for;
     ``landmarks_xy``: MTCNN's five points (full-resolution pixels, ``FaceBox`` order; ``()`` when
     the detector gave none), which say whether the face is upright
-    (:func:`pipeline.scan.rotation.looks_upright`)."""
+    (:func:`pipeline.scan.rotation.looks_upright`); ``track_static``: the face's track never
+    moves nor changes (a photo, a poster, a screen: :func:`pipeline.faces.tracks.is_static`)."""
 
     sample_index: int
     frame_index: int
@@ -93,18 +102,32 @@ class ScoredFace:
     p_fake: float
     crop_rgb: np.ndarray | None = None
     landmarks_xy: tuple[tuple[float, float], ...] = ()
+    track_static: bool = False
+
+    @property
+    def size_px(self) -> float:
+        """The longer side of the face box, in source pixels."""
+        x1, y1, x2, y2 = self.box_xyxy
+        return max(x2 - x1, y2 - y1)
 
 
 @dataclasses.dataclass(frozen=True)
 class VideoResult:
-    """A clip's row plus its scored faces (empty unless the clip was ok)."""
+    """A clip's row plus its scored faces and its tracks (people) with their part in the
+    verdict (both empty unless the clip was ok)."""
 
     row: VideoRow
     faces: tuple[ScoredFace, ...] = ()
+    tracks: tuple[TrackSummary, ...] = ()
 
     def face_rows(self) -> list[FaceRow]:
         """One ``faces.csv`` row per scored face (:meth:`FaceRow.from_face`)."""
         return [FaceRow.from_face(self.row.video_path, f) for f in self.faces]
+
+    def track_rows(self) -> list[TrackRow]:
+        """One ``--tracks-csv`` row per track (:meth:`TrackRow.from_summary`)."""
+        verdict = self.row.verdict_track_id
+        return [TrackRow.from_summary(self.row.video_path, t, sets_verdict=t.track_id == verdict) for t in self.tracks]
 
 
 class _CropScorer:
@@ -154,7 +177,7 @@ class _CropScorer:
         self._crops.clear()
         self._where.clear()
 
-    def scored_faces(self, track_ids: Sequence[int]) -> list[ScoredFace]:
+    def scored_faces(self, track_ids: Sequence[int], static_tracks: set[int] = frozenset()) -> list[ScoredFace]:
         """Every face scored, in the order added, with its track id (one per face)."""
         return [
             ScoredFace(
@@ -167,6 +190,7 @@ class _CropScorer:
                 p,
                 crop,
                 face.landmarks_xy,
+                track_id in static_tracks,
             )
             for ((sample_index, frame_index, timestamp_s), face, p, crop), track_id in zip(self._scored, track_ids)
         ]
@@ -180,8 +204,12 @@ def analyze_faces(
     keep_crops: bool = False,
     on_frames: Callable[[int], None] | None = None,
     timings: dict[str, float] | None = None,
+    cut_times_s: list[float] | None = None,
 ) -> tuple[int, list[ScoredFace]]:
-    """Detect, select, crop and score the faces of a stream of frames.
+    """Detect, select, crop and score the faces of a stream of frames, and link them into
+    tracks (by position within shots, checked and joined by ``detector.describer``'s face
+    embeddings when it has one; ``cut_times_s``: where shots start, read once the frames are
+    done, see :class:`pipeline.scan.face_loop.FaceLoop`).
 
     The faces come from the shared face loop (:class:`pipeline.scan.face_loop.FaceLoop`:
     detection in batches of ``detector.config.batch_size`` frames, whole or by regions around
@@ -191,11 +219,13 @@ def analyze_faces(
     ``timings``, if given, accumulates ``decode_wait_s`` (waiting for frames that the
     read-ahead thread did not have ready), ``detect_s``, ``crop_s`` and ``score_s``, and counts
     frames searched whole (``full_frames``, ``fallback_frames``) and by regions
-    (``region_frames``). ``on_frames`` is called with the number of frames of each batch.
+    (``region_frames``), ``identity_s`` and ``embedded_faces``. ``on_frames`` is called with the
+    number of frames of each batch.
     Returns (number of frames seen, faces with track ids, in frame order).
     """
     clock = timings if timings is not None else {}
-    loop = FaceLoop(frames, detector, timings=clock)
+    describer = getattr(detector, "describer", None)
+    loop = FaceLoop(frames, detector, timings=clock, describer=describer, cut_times_s=cut_times_s)
     scoring = _CropScorer(scorer, keep_crops=keep_crops, timings=clock)
     for batch in loop:
         started = time.perf_counter()
@@ -207,9 +237,31 @@ def analyze_faces(
         if scoring.n_pending >= SCORE_BATCH_SIZE:
             scoring.flush()
     scoring.flush()
+    track_ids = loop.track_ids()
+    static_tracks = loop.static_tracks()
     for key, count in loop.follower.stats.items():
         clock[key] = clock.get(key, 0) + count
-    return loop.n_frames, scoring.scored_faces(loop.track_ids())
+    clock["embedded_faces"] = clock.get("embedded_faces", 0) + loop.n_embedded
+    return loop.n_frames, scoring.scored_faces(track_ids, static_tracks)
+
+
+def track_summaries(faces: Sequence[ScoredFace], config: ScanConfig) -> list[TrackSummary]:
+    """Every track of a clip with whether it counts toward ``config.aggregation`` and why
+    (:func:`pipeline.scan.aggregate.summarize_tracks`; under ``mean`` and ``median`` every face,
+    so every track, counts). Empty for no faces."""
+    if not faces:
+        return []
+    tracks = summarize_tracks(
+        [f.p_fake for f in faces],
+        [f.track_id for f in faces],
+        [f.size_px for f in faces],
+        timestamps_s=[f.timestamp_s for f in faces],
+        static=[f.track_static for f in faces],
+        threshold=config.threshold,
+    )
+    if config.aggregation != "track_max":
+        tracks = [dataclasses.replace(t, counted=True, reason=COUNTED) for t in tracks]
+    return tracks
 
 
 def verdict_row(
@@ -220,16 +272,20 @@ def verdict_row(
     model: str,
     n_frames: int,
     started_s: float,
+    tracks: Sequence[TrackSummary] | None = None,
     **media,
 ) -> VideoRow:
     """The row of a clip or still image that was read: status ``ok`` with the faces' ``p_fake``
-    aggregated by ``config.aggregation`` (per track, weighted by face size where the
-    aggregation says so) and labelled at ``config.threshold``, or ``no_face`` (no probability)
-    when ``faces`` is empty.
+    aggregated by ``config.aggregation`` and labelled at ``config.threshold``, or ``no_face``
+    (no probability) when ``faces`` is empty. Under ``track_max`` the clip's ``p_fake`` is its
+    most suspicious counted track's score (small faces pulled toward the threshold by their
+    reliability), named by ``verdict_track_id``; ``n_tracks_counted`` says how many tracks
+    took part.
 
     ``model``: the scorer's name; ``n_frames``: frames sampled; ``started_s``: the
     ``time.perf_counter()`` value when work on this input began (``elapsed_s`` is measured to
-    now); ``media``: the other :class:`VideoRow` fields (``duration_s``, ``fps``, ``width``,
+    now); ``tracks``: :func:`track_summaries` of ``faces`` (computed when ``None``);
+    ``media``: the other :class:`VideoRow` fields (``duration_s``, ``fps``, ``width``,
     ``height``, ``rotation_deg``, ``sample_fps``). Raises ``ValueError`` (from the row) for
     values outside their range.
     """
@@ -237,18 +293,21 @@ def verdict_row(
     face_stats = {}
     if faces:
         status = "ok"
-        p_fake = aggregate(
-            config.aggregation,
-            [f.p_fake for f in faces],
-            [f.track_id for f in faces],
-            [max(f.box_xyxy[2] - f.box_xyxy[0], f.box_xyxy[3] - f.box_xyxy[1]) for f in faces],
-        )
+        tracks = track_summaries(faces, config) if tracks is None else tracks
+        if config.aggregation == "track_max":
+            verdict = verdict_track(tracks)
+            p_fake = verdict.score
+            face_stats["verdict_track_id"] = verdict.track_id
+        else:
+            p_fake = AGGREGATIONS[config.aggregation]([f.p_fake for f in faces], [f.track_id for f in faces])
+        p_fake = float(np.clip(p_fake, 0.0, 1.0))
         label = label_for(p_fake, config.threshold)
         worst = max(faces, key=lambda f: f.p_fake)  # the first of equals: the earliest
-        face_stats = dict(
+        face_stats.update(
             max_face_p_fake=worst.p_fake,
             most_suspicious_timestamp_s=round(worst.timestamp_s, 4),
             n_faces_over_threshold=sum(f.p_fake >= config.threshold for f in faces),
+            n_tracks_counted=sum(t.counted for t in tracks),
         )
     return VideoRow(
         video_path=video_path,
@@ -304,23 +363,46 @@ def score_video(
     if on_info is not None:
         on_info(info, sample_fps)
 
-    def decode() -> Iterator[Frame]:
+    def decode(cut_times_s: list[float] | None) -> Iterator[Frame]:
         remaining = None if deadline_s is None else max(1.0, deadline_s - (time.perf_counter() - started))
-        return iter_frames(path, info, sample_fps=sample_fps, max_frames=config.max_frames, timeout_s=remaining)
+        return iter_frames(
+            path,
+            info,
+            sample_fps=sample_fps,
+            max_frames=config.max_frames,
+            timeout_s=remaining,
+            cut_times_s=cut_times_s,
+        )
+
+    def new_cut_log() -> list[float] | None:
+        return [] if can_detect_cuts() else None
 
     keeper = ProbeFrameKeeper(
         probe_sample_indices(expected_sample_count(info, sample_fps, config.max_frames)),
         detector.config.detect_long_side_px,
     )
+    cuts = new_cut_log()
     n_frames, faces = analyze_faces(
-        keeper.keep_from(decode()), detector, scorer, keep_crops=keep_crops, on_frames=on_frames, timings=timings
+        keeper.keep_from(decode(cuts)),
+        detector,
+        scorer,
+        keep_crops=keep_crops,
+        on_frames=on_frames,
+        timings=timings,
+        cut_times_s=cuts,
     )
     extra = {}
     rotation_deg = _rotation_to_try(path, keeper, faces, detector, timings)
     if rotation_deg is not None:
         rescan_started = time.perf_counter()
+        turned_cuts = new_cut_log()
         turned_n_frames, turned_faces = analyze_faces(
-            turn_frames(decode(), rotation_deg), detector, scorer, keep_crops=keep_crops, timings=timings
+            turn_frames(decode(turned_cuts), rotation_deg),
+            detector,
+            scorer,
+            keep_crops=keep_crops,
+            timings=timings,
+            cut_times_s=turned_cuts,
         )
         if timings is not None:
             add_elapsed(timings, "rotation_rescan_s", rescan_started)
@@ -337,10 +419,12 @@ def score_video(
                 rotation_deg,
                 tag,
             )
-            n_frames, faces = turned_n_frames, turned_faces
+            n_frames, faces, cuts = turned_n_frames, turned_faces, turned_cuts
             extra["rotation_guess_deg"] = rotation_deg
         else:
             log.info("%s: a few frames turned %d degrees showed faces, the whole clip did not", path, rotation_deg)
+    if cuts is not None:
+        extra["n_cuts"] = len(cuts)
     media = media_columns(info, sample_fps, n_frames=n_frames, max_frames=config.max_frames, **extra)
     if not media["reached_end"]:
         log.warning(
@@ -349,8 +433,11 @@ def score_video(
             path,
             media["covered_s"],
         )
-    row = verdict_row(video_path, faces, config, model=scorer.name, n_frames=n_frames, started_s=started, **media)
-    return VideoResult(row, tuple(faces))
+    tracks = track_summaries(faces, config)
+    row = verdict_row(
+        video_path, faces, config, model=scorer.name, n_frames=n_frames, started_s=started, tracks=tracks, **media
+    )
+    return VideoResult(row, tuple(faces), tuple(tracks))
 
 
 def _rotation_to_try(

@@ -17,7 +17,7 @@ import logging
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pipeline.models.factory import LoadedModels, ModelSpec, load_models, worker_spec
@@ -30,7 +30,7 @@ from pipeline.scan.jsonl import (
     read_jsonl_header,
 )
 from pipeline.scan.provenance import PROVENANCE_COLUMNS, RunSettings, run_settings
-from pipeline.scan.records import FaceRow, VideoRow, display_path
+from pipeline.scan.records import FaceRow, TrackRow, VideoRow, display_path
 from pipeline.scan.sink import CsvSink, keep_rows_with_keys, read_done_keys
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,7 @@ def run_batch(
     config: ScanConfig,
     models: ModelSpec | LoadedModels,
     faces_csv: str | Path | None = None,
+    tracks_csv: str | Path | None = None,
     workers: int = 1,
     overwrite: bool = False,
     progress: bool | None = None,
@@ -227,11 +228,16 @@ def run_batch(
     scored with ``keep_crops`` (pruned to the few shown where they are scored), and this process
     holds a scorer for the saliency maps (the one it scores with, or one loaded here when worker
     processes or Dask score). A clip whose evidence cannot be written keeps its row (a warning).
+
+    ``tracks_csv``: when set, one row per track (person) of every ok clip, with whether it
+    counted toward the verdict and why (:class:`pipeline.scan.records.TrackRow`); resumed like
+    ``faces_csv``.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     output_csv = Path(output_csv)
     faces_path = Path(faces_csv) if faces_csv else None
+    tracks_path = Path(tracks_csv) if tracks_csv else None
     if progress is None:
         progress = sys.stderr.isatty()
     settings = run_settings(models, config)
@@ -241,7 +247,7 @@ def run_batch(
         prepare_evidence_dir(Path(evidence_dir), settings, overwrite=overwrite)
     sink_type = functools.partial(JsonlSink, faces=nest_faces) if is_jsonl(output_csv) else CsvSink
     with sink_type(output_csv, VideoRow.columns(), resume=not overwrite) as sink:
-        todo, total, skipped = _clips_to_do(paths, output_csv, faces_path, overwrite)
+        todo, total, skipped = _clips_to_do(paths, output_csv, [p for p in (faces_path, tracks_path) if p], overwrite)
         evidence = None
         if evidence_dir is not None:
             models, evidence = _evidence_sink(evidence_dir, models, config, engine, workers, resume=not overwrite)
@@ -257,12 +263,23 @@ def run_batch(
             keep_crops=evidence is not None,
         )
         faces_sink = CsvSink(faces_path, FaceRow.columns(), resume=not overwrite) if faces_path is not None else None
+        tracks_sink = (
+            CsvSink(tracks_path, TrackRow.columns(), resume=not overwrite) if tracks_path is not None else None
+        )
         with (
             faces_sink if faces_sink is not None else contextlib.nullcontext(),
+            tracks_sink if tracks_sink is not None else contextlib.nullcontext(),
             evidence if evidence is not None else contextlib.nullcontext(),
         ):
             counts = _write_results(
-                results, sink, faces_sink, total=total, progress=progress, stamp=settings.columns(), evidence=evidence
+                results,
+                sink,
+                faces_sink,
+                total=total,
+                progress=progress,
+                stamp=settings.columns(),
+                evidence=evidence,
+                tracks_sink=tracks_sink,
             )
     return BatchSummary(dict(counts), skipped)
 
@@ -343,21 +360,22 @@ def check_resume_settings(output_csv: Path, settings: RunSettings) -> None:
 
 
 def _clips_to_do(
-    paths: Iterable[str], output_csv: Path, faces_path: Path | None, overwrite: bool
+    paths: Iterable[str], output_csv: Path, sidecars: Sequence[Path], overwrite: bool
 ) -> tuple[Iterable[str], int | None, int]:
     """(clips not yet in ``output_csv``, their number if ``paths`` is a list, clips done).
 
-    Resuming also drops the face rows of clips whose row never made it to ``output_csv``."""
+    Resuming also drops the rows of the ``sidecars`` (faces, tracks) of clips whose row never
+    made it to ``output_csv``."""
     if overwrite:
         done = set()
     elif is_jsonl(output_csv):
         done = read_jsonl_done_keys(output_csv, "video_path")
     else:
         done = read_done_keys(output_csv, "video_path", VideoRow.columns())
-    if faces_path is not None and not overwrite:
-        dropped = keep_rows_with_keys(faces_path, done)
+    for sidecar in sidecars if not overwrite else ():
+        dropped = keep_rows_with_keys(sidecar, done)
         if dropped:
-            log.info("%s: dropped %d face rows of unfinished clips", faces_path, dropped)
+            log.info("%s: dropped %d rows of unfinished clips", sidecar, dropped)
     if done:
         log.info("resuming %s: %d clips already done", output_csv, len(done))
     # the same file named another way (relative then absolute, ./a.mp4 then a.mp4) is the same clip
@@ -425,6 +443,7 @@ def _write_results(
     progress: bool,
     stamp: dict | None = None,
     evidence=None,
+    tracks_sink: CsvSink | None = None,
 ) -> collections.Counter:
     """Write each result's row (and face rows) as it comes, with the ``stamp`` fields (the run's
     provenance columns) set on every clip row; return the count per status. ``evidence``: a
@@ -437,6 +456,8 @@ def _write_results(
         for result in results:
             if faces_sink is not None:
                 faces_sink.write_many(result.face_rows())
+            if tracks_sink is not None:
+                tracks_sink.write_many(result.track_rows())
             row = dataclasses.replace(result.row, **stamp) if stamp else result.row
             if isinstance(sink, JsonlSink):
                 sink.write(row, faces=result.face_rows())

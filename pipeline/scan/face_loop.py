@@ -9,8 +9,11 @@ in a dataset is found, selected, tracked and cropped exactly as the scanner does
 Frames are detected in batches of ``DetectorConfig.batch_size`` by a
 :class:`pipeline.faces.follow.FaceFollower` (whole frames, or regions around known faces in
 between full-frame checks, selection by the detector config's thresholds). The loop keeps no
-frame past its batch, only the boxes, from which :meth:`FaceLoop.track_ids` links the tracks
-once the clip is done (:func:`pipeline.faces.tracks.link_tracks`).
+frame past its batch, only the boxes (and, given a
+:class:`pipeline.faces.identity.FaceDescriber`, each face's aligned chip and grey thumbnail),
+from which :meth:`FaceLoop.track_ids` links the tracks once the clip is done
+(:func:`pipeline.faces.tracks.link_tracks`: by position within shots, checked and joined by
+face embeddings) and :meth:`FaceLoop.static_tracks` says which tracks never move nor change.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from collections.abc import Iterator
 from pipeline.faces.boxes import FaceBox
 from pipeline.faces.detect import FaceDetector
 from pipeline.faces.follow import FaceFollower
-from pipeline.faces.tracks import link_tracks
+from pipeline.faces.identity import FaceDescriber, thumbnail
+from pipeline.faces.tracks import is_static, link_tracks, motion_stats
 from pipeline.video.decode import Frame
 
 
@@ -53,21 +57,42 @@ class FaceLoop:
     ``frames``: the clip's sampled frames in time order (e.g. from
     :func:`pipeline.video.decode.iter_frames`). ``detector``: MTCNN with the detection and
     selection settings (its ``config``). ``timings``, if given, accumulates ``decode_wait_s``
-    (waiting for frames the read-ahead thread did not have ready) and ``detect_s``.
+    (waiting for frames the read-ahead thread did not have ready), ``detect_s`` and, with a
+    ``describer``, ``identity_s`` (aligning faces, and embedding those the tracker asks about).
+    ``cut_times_s``: where new shots start, in seconds; read when the tracks are linked, so it
+    may be a list that the decoder fills while the clip streams past
+    (:func:`pipeline.video.decode.iter_frames`' ``cut_times_s``). Without a ``describer``,
+    tracks follow position within shots alone and no track is found static.
 
     Iterating yields one ``list[FrameFaces]`` per detection batch (so a caller can act at the
     same batch boundaries whatever it does per face). Afterwards: ``n_frames`` (frames seen),
     ``follower.stats`` (frames by how they were searched), ``follower.selection`` (faces
-    confident / dropped as too small) and :meth:`track_ids`.
+    confident / dropped as too small), :meth:`track_ids`, :meth:`static_tracks` and
+    ``n_embedded`` (faces the tracker embedded).
     """
 
-    def __init__(self, frames: Iterator[Frame], detector: FaceDetector, *, timings: dict[str, float] | None = None):
+    def __init__(
+        self,
+        frames: Iterator[Frame],
+        detector: FaceDetector,
+        *,
+        timings: dict[str, float] | None = None,
+        describer: FaceDescriber | None = None,
+        cut_times_s: list[float] | None = None,
+    ):
         self._frames = frames
         self._batch_size = detector.config.batch_size
         self._timings = timings if timings is not None else {}
+        self._describer = describer
+        self._cut_times_s = cut_times_s if cut_times_s is not None else []
         self._boxes_per_sample: list[list[tuple[float, float, float, float]]] = []
+        self._timestamps_s: list[float] = []
+        self._chips: list = []
+        self._thumbnails: list = []
+        self._track_ids: list[int] | None = None
         self.follower = FaceFollower(detector)
         self.n_frames = 0
+        self.n_embedded = 0
 
     def __iter__(self) -> Iterator[list[FrameFaces]]:
         chunks = batched(self._frames, self._batch_size)
@@ -82,9 +107,58 @@ class FaceLoop:
             add_elapsed(self._timings, "detect_s", started)
             self.n_frames += len(chunk)
             self._boxes_per_sample.extend([face.box_xyxy for face in faces] for faces in detections)
+            self._timestamps_s.extend(f.timestamp_s for f in chunk)
+            if self._describer is not None:
+                started = time.perf_counter()
+                for frame, faces in zip(chunk, detections):
+                    for face in faces:
+                        self._chips.append(self._describer.chip(frame.rgb, face.box_xyxy))
+                        self._thumbnails.append(thumbnail(frame.rgb, face.box_xyxy))
+                add_elapsed(self._timings, "identity_s", started)
             yield [FrameFaces(frame, tuple(faces)) for frame, faces in zip(chunk, detections)]
 
     def track_ids(self) -> list[int]:
-        """A track id per face yielded so far, in the order yielded (frame by frame, best
-        first within a frame); ids count from 0 in order of first appearance."""
-        return list(itertools.chain.from_iterable(link_tracks(self._boxes_per_sample)))
+        """A track id per face yielded, in the order yielded (frame by frame, best first within
+        a frame); ids count from 0 in order of first appearance. Call it once the loop is done
+        (linking is done once, then remembered)."""
+        if self._track_ids is None:
+            started = time.perf_counter()
+            embed = self._embed if self._describer is not None else None
+            linked = link_tracks(
+                self._boxes_per_sample, timestamps_s=self._timestamps_s, cut_times_s=self._cut_times_s, embed=embed
+            )
+            self._track_ids = list(itertools.chain.from_iterable(linked))
+            if embed is not None:
+                add_elapsed(self._timings, "identity_s", started)
+        return self._track_ids
+
+    def _embed(self, faces):
+        self.n_embedded += len(faces)
+        return self._describer.embed([self._chips[f] for f in faces])
+
+    def motion(self) -> dict[int, tuple[float, float, float]]:
+        """Per track id, :func:`pipeline.faces.tracks.motion_stats` (empty without a
+        ``describer``): what :meth:`static_tracks` decides on."""
+        if self._describer is None:
+            return {}
+        ids = self.track_ids()
+        boxes = [box for sample in self._boxes_per_sample for box in sample]
+        out = {}
+        for track in set(ids):
+            faces = [i for i, t in enumerate(ids) if t == track]
+            out[track] = motion_stats([boxes[i] for i in faces], [self._thumbnails[i] for i in faces])
+        return out
+
+    def static_tracks(self) -> set[int]:
+        """The ids of tracks whose faces never move nor change
+        (:func:`pipeline.faces.tracks.is_static`): empty without a ``describer``."""
+        if self._describer is None:
+            return set()
+        ids = self.track_ids()
+        boxes = [box for sample in self._boxes_per_sample for box in sample]
+        static = set()
+        for track in set(ids):
+            faces = [i for i, t in enumerate(ids) if t == track]
+            if is_static([boxes[i] for i in faces], [self._thumbnails[i] for i in faces]):
+                static.add(track)
+        return static

@@ -50,7 +50,10 @@ class VideoRow(CsvRow):
     (empty when upright); ``aggregation``, ``model``, ``model_sha256``, ``threshold``,
     ``scan_settings`` (sampling and detector settings), ``tool_version``: what made the row
     (:mod:`pipeline.scan.provenance`; a batch stamps every row); ``elapsed_s``: wall time spent
-    on this clip; ``error``: why, when not ok.
+    on this clip; ``error``: why, when not ok. ``n_tracks``: people (tracks) seen;
+    ``n_tracks_counted``: how many took part in the verdict (``--tracks-csv`` says why each
+    did or did not); ``verdict_track_id``: under ``track_max``, the track whose score is the
+    clip's ``p_fake``; ``n_cuts``: shot cuts found in the decoded part of the clip.
     """
 
     video_path: str
@@ -60,6 +63,9 @@ class VideoRow(CsvRow):
     n_frames: int = 0
     n_faces: int = 0
     n_tracks: int = 0
+    n_tracks_counted: int | None = None
+    verdict_track_id: int | None = None
+    n_cuts: int | None = None
     max_face_p_fake: float | None = None
     most_suspicious_timestamp_s: float | None = None
     n_faces_over_threshold: int | None = None
@@ -158,6 +164,58 @@ class FaceRow(CsvRow):
             track_id=face.track_id,
             p_fake=face.p_fake,
             **face_columns(face.frame_index, face.timestamp_s, face.box_xyxy, face.det_confidence),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackRow(CsvRow):
+    """One track (person) of a clip and its part in the verdict, for ``--tracks-csv``. Build it
+    from a :class:`pipeline.scan.aggregate.TrackSummary` with :meth:`from_summary`.
+
+    ``n_faces``; ``first_timestamp_s``/``last_timestamp_s``: when the person was seen
+    (seconds); ``median_face_px``: median longer side of the face box (source pixels);
+    ``mean_p_fake``/``max_p_fake`` over the faces; ``counted``: whether it took part in the
+    verdict; ``reason``: why or why not (``counted``, ``counted_small_faces``,
+    ``counted_static_only``; ``too_few_faces``, ``static``); ``static``: a still picture;
+    ``size_weight``: Meso-4's reliability at that face size (1 at 160 px and more);
+    ``verdict_score``: the mean pulled toward the threshold by ``1 - size_weight``, compared
+    across counted tracks; ``sets_verdict``: this is the clip's ``verdict_track_id``.
+    """
+
+    video_path: str
+    track_id: int
+    n_faces: int
+    first_timestamp_s: float
+    last_timestamp_s: float
+    median_face_px: float
+    mean_p_fake: float
+    max_p_fake: float
+    counted: bool
+    reason: str
+    static: bool = False
+    size_weight: float = 1.0
+    verdict_score: float | None = None
+    sets_verdict: bool = False
+
+    @classmethod
+    def from_summary(cls, video_path: str, track, *, sets_verdict: bool = False) -> TrackRow:
+        """The row of one :class:`pipeline.scan.aggregate.TrackSummary` (``p_fake`` values to 5
+        decimals)."""
+        return cls(
+            video_path=video_path,
+            track_id=track.track_id,
+            n_faces=track.n_faces,
+            first_timestamp_s=track.first_timestamp_s,
+            last_timestamp_s=track.last_timestamp_s,
+            median_face_px=track.median_face_px,
+            mean_p_fake=round(track.mean_p_fake, 5),
+            max_p_fake=round(track.max_p_fake, 5),
+            counted=track.counted,
+            reason=track.reason,
+            static=track.static,
+            size_weight=track.weight,
+            verdict_score=round(track.score, 5),
+            sets_verdict=sets_verdict,
         )
 
 

@@ -85,6 +85,14 @@ _RAW_STREAM_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "obu", "ivf
 # that would pay for that; see README "Performance").
 SPARSE_DECODE_ENV = "DEEPFAKE_SCANNER_SPARSE_DECODE"
 
+# Shot cuts: ffmpeg's ``scdet`` filter scores the change between consecutive decoded frames
+# (0-100) before sampling, in the same decode (about 8-12% more decode time on 1080p DFDC clips;
+# a second decoding pass, PySceneDetect's way, would double it). Measured
+# (``bench/identity_links.py``): cuts between shots of different clips score 14.6-28; inside the
+# 30 shared clips, no cut, the highest score is 8.1 (a picture inset changing in a news studio)
+# and motion stays under 7. ffmpeg's default threshold, 10, separates them.
+CUT_SCORE_THRESHOLD = 10.0
+
 
 def sparse_decode_enabled() -> bool:
     """True when ``$DEEPFAKE_SCANNER_SPARSE_DECODE`` asks for sparse decoding (any value but
@@ -176,6 +184,11 @@ def can_tone_map() -> bool:
     return set(TONE_MAP_FILTERS) <= ffmpeg_filters()
 
 
+def can_detect_cuts() -> bool:
+    """True when the ffmpeg in use has the ``scdet`` filter (ffmpeg 4.4 and later)."""
+    return "scdet" in ffmpeg_filters()
+
+
 def will_tone_map(info: VideoInfo) -> bool | None:
     """For HDR clips, whether frames are converted to SDR (``False``: this ffmpeg cannot);
     ``None`` for SDR clips, which decode as they always did."""
@@ -201,6 +214,7 @@ def build_decode_command(
     max_frames: int,
     size_wh: tuple[int, int],
     skip_frames: bool = False,
+    detect_cuts: bool = False,
 ) -> list[str]:
     """The ffmpeg command line that writes sampled, upright ``rgb24`` frames of ``size_wh`` to stdout.
 
@@ -214,7 +228,9 @@ def build_decode_command(
     as non-square pixels stretched to their display shape do), followed by ``setsar=1``. An
     SDR clip with square pixels at its own size gets exactly the command it always did. Audio,
     subtitle and data streams are dropped; at most ``max_frames`` frames are written. ``path``
-    is made absolute: ffmpeg would read a bare ``take:1.mp4`` as protocol ``take``.
+    is made absolute: ffmpeg would read a bare ``take:1.mp4`` as protocol ``take``. With
+    ``detect_cuts``, ``scdet`` (:data:`CUT_SCORE_THRESHOLD`) sees every decoded frame before
+    sampling and logs each cut at info level (the log is then at ``level+info``).
     """
     import ffmpeg  # ffmpeg-python: builds the command line
 
@@ -226,6 +242,8 @@ def build_decode_command(
     if skip_frames:
         input_options["skip_frame"] = "noref"
     stream = ffmpeg.input(placeholder, **input_options)[str(info.stream_index)]
+    if detect_cuts:
+        stream = stream.filter("scdet", threshold=CUT_SCORE_THRESHOLD)
     if skip_frames:
         stream = stream.filter("select", _sparse_select_expr(sample_fps, info.fps)).filter("showinfo")
     else:
@@ -243,7 +261,8 @@ def build_decode_command(
     if skip_frames:
         output_options["fps_mode"] = "passthrough"
     out = ffmpeg.output(stream, "pipe:", format="rawvideo", pix_fmt="rgb24", **output_options)
-    loglevel = ["-loglevel", "level+info", "-nostats"] if skip_frames else ["-loglevel", "error"]
+    tagged = skip_frames or detect_cuts
+    loglevel = ["-loglevel", "level+info", "-nostats"] if tagged else ["-loglevel", "error"]
     out = out.global_args("-nostdin", "-hide_banner", *loglevel)
     return [os.path.abspath(path) if a == placeholder else a for a in out.compile(cmd=ffmpeg_exe())]
 
@@ -270,6 +289,8 @@ def _tone_map(stream, info: VideoInfo):
 # "[Parsed_showinfo_1 @ 0x...] [info] n:   3 pts:  36800 pts_time:3.069736 ..."
 _LEVEL_RE = re.compile(r"^(\[[^\]]* @ [^\]]*\] )?\[(trace|debug|verbose|info|warning|error|fatal|panic|quiet)\] ?(.*)$")
 _SHOWINFO_RE = re.compile(r"^\[Parsed_showinfo_\d+ @ [^\]]*\] \[info\] n:\s*\d+ pts:\s*-?\d+ pts_time:(\S+)")
+# "[Parsed_scdet_0 @ 0x...] [info] lavfi.scd.score: 28.144, lavfi.scd.time: 3"
+_SCDET_RE = re.compile(r"^\[Parsed_scdet_\d+ @ [^\]]*\] \[info\] lavfi\.scd\.score: (\S+), lavfi\.scd\.time: (\S+)")
 # The levels kept in the tail when the log is at level+info: what "-loglevel error" shows.
 _TAIL_LEVELS = frozenset({"error", "fatal", "panic"})
 
@@ -280,12 +301,16 @@ class _StderrTail:
     Draining keeps ffmpeg from blocking on a full stderr pipe; the tail is what an error
     message quotes. With ``tagged_levels`` (ffmpeg run with ``-loglevel level+info``) only
     error lines enter the tail, without their level tag, as ``-loglevel error`` would print
-    them, and the ``pts_time`` of each ``showinfo`` line goes to :meth:`next_timestamp_s`.
+    them, the ``pts_time`` of each ``showinfo`` line goes to :meth:`next_timestamp_s`, and the
+    time of each ``scdet`` cut is appended to ``cut_times_s`` (when given).
     """
 
-    def __init__(self, pipe, max_lines: int = 20, *, tagged_levels: bool = False):
+    def __init__(
+        self, pipe, max_lines: int = 20, *, tagged_levels: bool = False, cut_times_s: list[float] | None = None
+    ):
         self.lines: collections.deque[str] = collections.deque(maxlen=max_lines)
         self._tagged = tagged_levels
+        self._cut_times_s = cut_times_s
         self._timestamps: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
         self._thread.start()
@@ -302,6 +327,14 @@ class _StderrTail:
                     self._timestamps.put(float(found.group(1)))
                 except ValueError:  # "nan" parses; anything else is not a time
                     self._timestamps.put(math.nan)
+                continue
+            if (cut := _SCDET_RE.match(line)) is not None:
+                try:
+                    cut_s = float(cut.group(2))
+                except ValueError:
+                    cut_s = math.nan
+                if self._cut_times_s is not None and math.isfinite(cut_s):
+                    self._cut_times_s.append(cut_s)
                 continue
             if (tagged := _LEVEL_RE.match(line)) is not None:
                 context, level, message = tagged.groups()
@@ -409,6 +442,7 @@ def iter_frames(
     max_frames: int,
     timeout_s: float | None = None,
     decode_all: bool = False,
+    cut_times_s: list[float] | None = None,
 ) -> Iterator[Frame]:
     """Yield up to ``max_frames`` frames sampled at ``sample_fps`` from one ffmpeg process.
 
@@ -420,6 +454,10 @@ def iter_frames(
     :class:`DecodeTimeoutError` if the clip is not done within ``timeout_s`` (frames already
     yielded stay yielded). A clip that breaks after some frames ends early with a warning:
     the good frames are kept. Closing the generator early kills and reaps ffmpeg.
+
+    ``cut_times_s``: a list to which the times (seconds) of the shot cuts found in the decoded
+    part of the clip are appended (ffmpeg's ``scdet``, :data:`CUT_SCORE_THRESHOLD`); complete
+    once the generator is exhausted.
     """
     keep_large_buffers_on_mmap()  # frame buffers go back to the system: memory flat in clip length
     if will_tone_map(info) is False:
@@ -433,11 +471,18 @@ def iter_frames(
 
     width, height = decode_size_wh(info)
     sparse = not decode_all and skips_frames(info, sample_fps)
+    detect_cuts = cut_times_s is not None
     args = build_decode_command(
-        path, info, sample_fps=sample_fps, max_frames=max_frames, size_wh=(width, height), skip_frames=sparse
+        path,
+        info,
+        sample_fps=sample_fps,
+        max_frames=max_frames,
+        size_wh=(width, height),
+        skip_frames=sparse,
+        detect_cuts=detect_cuts,
     )
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stderr_tail = _StderrTail(proc.stderr, tagged_levels=sparse)
+    stderr_tail = _StderrTail(proc.stderr, tagged_levels=sparse or detect_cuts, cut_times_s=cut_times_s)
     watchdog = _Watchdog(proc, timeout_s)
     reader = _FrameReader(proc.stdout, width * height * 3, max_frames)
     count = 0

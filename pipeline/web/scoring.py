@@ -41,6 +41,7 @@ from pipeline.scan.analyze import (
     VideoResult,
     analyze_faces,
     score_video_safe,
+    track_summaries,
     verdict_row,
 )
 from pipeline.scan.records import VideoRow
@@ -310,6 +311,7 @@ def score_image(rgb: np.ndarray, detector, scorer, config: ScanConfig, *, name: 
     ok or no_face, ``n_frames`` 1, ``rotation_deg`` 0 and no duration or fps; crops are kept."""
     started = time.perf_counter()
     n_frames, faces = analyze_faces(iter([Frame(0, 0, 0.0, rgb)]), detector, scorer, keep_crops=True)
+    tracks = track_summaries(faces, config)
     height, width = rgb.shape[:2]
     row = verdict_row(
         name,
@@ -321,8 +323,9 @@ def score_image(rgb: np.ndarray, detector, scorer, config: ScanConfig, *, name: 
         width=width,
         height=height,
         rotation_deg=0,
+        tracks=tracks,
     )
-    return VideoResult(row, tuple(faces))
+    return VideoResult(row, tuple(faces), tuple(tracks))
 
 
 def score_upload(
