@@ -19,7 +19,9 @@ Three steps (:func:`link_tracks`):
 3. **Tracklets joined into people.** Tracklets that never share a sampled frame and whose
    embeddings are the same person (average of the faces' embeddings, within
    :data:`pipeline.faces.identity.SAME_PERSON_MAX_DISTANCE`) are one person, closest first:
-   the same person before and after a cut, or after leaving the picture for a while.
+   the same person before and after a cut, or after leaving the picture for a while. A piece
+   left alone between two pieces of one tracklet that are the same person (a turned head whose
+   embedding was off) goes back to that person.
 
 A static face (a photo on the wall, a poster, a TV picture) is recognised separately, by
 :func:`is_static`.
@@ -214,19 +216,21 @@ def link_tracks(
     members: list[list[int]] = [[] for _ in range(n_tracklets)]
     for face, t in enumerate(flat):
         members[t].append(face)
-    pieces: list[list[int]] = []
+    pieces_of_tracklet: list[list[list[int]]] = []
     for faces in members:
-        start = 0
+        pieces, start = [], 0
         for k in _split_points(faces, embeddings):
             pieces.append(faces[start:k])
             start = k
         pieces.append(faces[start:])
-    people = _join_pieces(pieces, sample_of, embeddings)
+        pieces_of_tracklet.append(pieces)
+    people = _join_pieces([p for pieces in pieces_of_tracklet for p in pieces], sample_of, embeddings)
 
     person_of_face = {}
     for person, faces in enumerate(people):
         for face in faces:
             person_of_face[face] = person
+    _reattach_sandwiched(pieces_of_tracklet, person_of_face, sample_of)
     order = {}  # renumber by first appearance
     for face in range(len(flat)):
         order.setdefault(person_of_face[face], len(order))
@@ -235,6 +239,23 @@ def link_tracks(
         out.append([order[person_of_face[face + j]] for j in range(len(ids))])
         face += len(ids)
     return out
+
+
+def _reattach_sandwiched(
+    pieces_of_tracklet: Sequence[Sequence[Sequence[int]]], person_of_face: dict[int, int], sample_of: Sequence[int]
+) -> None:
+    """A piece that position linked between two pieces of one tracklet which both turned out to
+    be the same person is that person too (a turned head, a blurred frame: its embedding was
+    off, its place was not), unless that person is already in one of its samples."""
+    for pieces in pieces_of_tracklet:
+        for before, middle, after in zip(pieces, pieces[1:], pieces[2:]):
+            person = person_of_face[before[-1]]
+            if person_of_face[after[0]] != person or person_of_face[middle[0]] == person:
+                continue
+            taken = {sample_of[f] for f, p in person_of_face.items() if p == person}
+            if not taken & {sample_of[f] for f in middle}:
+                for face in middle:
+                    person_of_face[face] = person
 
 
 def _join_pieces(pieces: list[list[int]], sample_of: Sequence[int], embeddings: _Embeddings) -> list[list[int]]:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import atomic_path
-from pipeline.scan.aggregate import aggregate_track_max
+from pipeline.scan.aggregate import summarize_tracks
 from pipeline.scan.analyze import ScanConfig, ScoredFace, VideoResult
 from pipeline.scan.records import CsvRow, display_path
 
@@ -91,15 +91,17 @@ def evidence_prefix(video_path: str) -> str:
 
 
 def counted_track_ids(faces: Sequence[ScoredFace], aggregation: str) -> set[int]:
-    """The tracks ``aggregation`` lets decide the clip: for ``track_max`` the tracks with enough
-    faces of the main person's size, asked of :func:`pipeline.scan.aggregate.aggregate_track_max`
-    itself (a track counts when scoring its faces 1 and every other face 0 gives 1), so the rule
-    lives in one place; for ``mean`` and ``median`` every track."""
+    """The tracks ``aggregation`` lets decide the clip: for ``track_max`` the tracks
+    :func:`pipeline.scan.aggregate.summarize_tracks` counts (enough faces, not a still picture
+    beside moving people), so the rule lives in one place; for ``mean`` and ``median`` every
+    track."""
     ids = [f.track_id for f in faces]
     if aggregation != "track_max" or not faces:
         return set(ids)
-    sizes = [max(f.box_xyxy[2] - f.box_xyxy[0], f.box_xyxy[3] - f.box_xyxy[1]) for f in faces]
-    return {t for t in set(ids) if aggregate_track_max([float(i == t) for i in ids], ids, sizes) == 1.0}
+    tracks = summarize_tracks(
+        [f.p_fake for f in faces], ids, [f.size_px for f in faces], static=[f.track_static for f in faces]
+    )
+    return {t.track_id for t in tracks if t.counted}
 
 
 def select_evidence_faces(

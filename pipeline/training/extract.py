@@ -279,17 +279,20 @@ def _cap_per_track(kept_per_track: dict[int, list], cap: int) -> list[tuple]:
     return sorted(chosen, key=lambda x: (x[0].sample_index, x[2]))
 
 
-def _sample_frames(clip: SourceClip, config: ExtractConfig) -> Iterator:
+def _sample_frames(clip: SourceClip, config: ExtractConfig, cut_times_s: list[float] | None = None) -> Iterator:
     """The clip's sampled frames (:class:`pipeline.video.decode.Frame`): ``config.fps``, at most
-    4 x ``max_per_video`` of them (filters drop some, the cap spreads the rest). Raises
-    :class:`pipeline.errors.DecodeError` or ``TimeoutError`` for an unreadable clip."""
+    4 x ``max_per_video`` of them (filters drop some, the cap spreads the rest); the shot cuts
+    found go to ``cut_times_s`` when given. Raises :class:`pipeline.errors.DecodeError` or
+    ``TimeoutError`` for an unreadable clip."""
     from pipeline.video.decode import iter_frames, sampling_fps
     from pipeline.video.probe import probe_video
 
     info = probe_video(clip.path, timeout_s=config.timeout_s or 60.0)
     max_frames = 4 * config.max_per_video
     rate = sampling_fps(info, config.fps, max_frames)
-    return iter_frames(clip.path, info, sample_fps=rate, max_frames=max_frames, timeout_s=config.timeout_s)
+    return iter_frames(
+        clip.path, info, sample_fps=rate, max_frames=max_frames, timeout_s=config.timeout_s, cut_times_s=cut_times_s
+    )
 
 
 def _crop_for_dataset(frame_rgb: np.ndarray, face: FaceBox, keep_size: bool) -> np.ndarray:
@@ -302,15 +305,19 @@ def _crop_for_dataset(frame_rgb: np.ndarray, face: FaceBox, keep_size: bool) -> 
     return crop_face_rgb(frame_rgb, face.box_xyxy, size_px=CROP_SIZE_PX)
 
 
-def find_candidates(frames: Iterator, detector, keep_size: bool, counts: _ClipCounts) -> list[_Candidate]:
+def find_candidates(
+    frames: Iterator, detector, keep_size: bool, counts: _ClipCounts, cut_times_s: list[float] | None = None
+) -> list[_Candidate]:
     """The selected faces of a clip's frames, cropped, with their track ids: the scanner's face
-    loop (:class:`pipeline.scan.face_loop.FaceLoop`) with ``detector``'s selection, no scorer.
+    loop (:class:`pipeline.scan.face_loop.FaceLoop`) with ``detector``'s selection, no scorer,
+    and the scanner's tracks (people across ``cut_times_s``, by ``detector.describer``'s
+    embeddings when it has one).
     Fills ``counts.frames``, ``counts.detected`` (confident faces) and ``counts.small`` (of
     those, under ``detector.config.min_face_px``). Raises as decoding does."""
     from pipeline.faces.pose import yaw_deg
     from pipeline.scan.face_loop import FaceLoop
 
-    loop = FaceLoop(frames, detector)
+    loop = FaceLoop(frames, detector, describer=getattr(detector, "describer", None), cut_times_s=cut_times_s)
     candidates: list[_Candidate] = []
     for batch in loop:
         for item in batch:
@@ -403,10 +410,13 @@ def extract_clip(
     on unreadable clips (:class:`pipeline.errors.DecodeError`, ``TimeoutError``, ``OSError``:
     the caller records them).
     """
+    from pipeline.video.decode import can_detect_cuts
+
     started = time.perf_counter()
     counts = _ClipCounts()
+    cuts: list[float] | None = [] if can_detect_cuts() else None
     candidates = find_candidates(
-        _sample_frames(clip, config), detector.with_config(config.detector), config.keep_size, counts
+        _sample_frames(clip, config, cuts), detector.with_config(config.detector), config.keep_size, counts, cuts
     )
     kept_per_track = _filter_candidates(candidates, config, counts)
     chosen = _cap_per_track(kept_per_track, config.max_per_video)
