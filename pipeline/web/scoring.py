@@ -35,6 +35,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import DecodeError, NoVideoStreamError
+from pipeline.scan.aggregate import (
+    COUNTED,
+    COUNTED_SMALL,
+    COUNTED_STATIC_ONLY,
+    LEFT_OUT_FEW_FACES,
+    LEFT_OUT_STATIC,
+    TrackSummary,
+    verdict_track,
+)
 from pipeline.scan.analyze import (
     ScanConfig,
     ScoredFace,
@@ -64,7 +73,8 @@ MAX_IMAGE_PIXELS = 50_000_000
 # Faces below this size (longer box side, source pixels) are enlarged to the 256 px crop and
 # lose the texture Meso-4 reads (README: a real face at 60 px scored 0.4-0.7, at 120 px
 # 0.01-0.13): 100 px sits between the two, on the careful side. The note looks at the median
-# face of the largest person, the one the verdict mostly rests on.
+# face of the largest person: when even theirs is small, every score in the clip is of small
+# faces (each person's weight, pipeline.scan.aggregate.size_reliability, is in the people table).
 SMALL_FACE_PX = 100
 # Fewer faces than this and one odd frame decides the verdict: it is the number of faces a
 # person needs before track_max lets them decide a clip on their own
@@ -89,7 +99,22 @@ P_FAKE_MEANING = "probability that the face is manipulated, from 0 = real to 1 =
 AGGREGATION_MEANINGS = {
     "mean": "mean over all faces",
     "median": "median over all faces",
-    "track_max": "mean per person (face track), then the most suspicious person",
+    "track_max": "mean per person (face track), small faces weighed down, then the most suspicious person counted",
+}
+# Why a person (track) does or does not take part in the verdict, in words
+# (pipeline.scan.aggregate.REASONS); "{weight}": the size weight, e.g. 0.70.
+REASON_TEXTS = {
+    COUNTED: "counted",
+    COUNTED_SMALL: "counted, small faces weighed down (×{weight:.2f})",
+    COUNTED_STATIC_ONLY: "counted: only still pictures in this clip",
+    LEFT_OUT_FEW_FACES: "left out: seen in too few frames",
+    LEFT_OUT_STATIC: "left out: a still picture (photo, poster, screen)",
+}
+# The same reasons inside a sentence about a person left out (the person_left_out note).
+LEFT_OUT_BECAUSE = {
+    LEFT_OUT_FEW_FACES: "they were seen in too few frames to decide the clip on their own",
+    LEFT_OUT_STATIC: "they never moved nor changed (a still picture: a photo, a poster, a screen) "
+    "while someone else in the clip did",
 }
 
 
@@ -564,63 +589,69 @@ def _partial_coverage_note(row: VideoRow) -> str:
     )
 
 
-def uncertainty_notes(row: VideoRow, faces, tracks: list[dict], *, kind: str, config: ScanConfig) -> list[dict]:
+def reason_text(track: TrackSummary) -> str:
+    """Whether ``track`` counts toward the verdict and why, in words (:data:`REASON_TEXTS`),
+    e.g. "counted, small faces weighed down (×0.70)" or "left out: seen in too few frames"."""
+    return REASON_TEXTS.get(track.reason, track.reason).format(weight=track.weight)
+
+
+def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind: str, config: ScanConfig) -> list[dict]:
     """The reasons to trust this verdict less, each ``{"kind": ..., "text": a plain sentence}``,
     the most direct first.
 
     - ``near_threshold``: ``p_fake`` within :data:`NEAR_THRESHOLD` of the threshold;
-    - ``tracks_disagree``: among the people the aggregation counts
-      (:func:`pipeline.scan.evidence.counted_track_ids`), one at or above the threshold and another
-      at least :data:`TRACKS_DISAGREE_MARGIN` below it (by their mean ``p_fake``);
-    - ``person_left_out``: a REAL verdict, and a person the aggregation does not count (too small
-      next to the largest, or too few faces) whose mean ``p_fake`` is at or above the threshold
-      (clips only);
+    - ``tracks_disagree``: among the people the aggregation counts (``counted`` of ``tracks``),
+      one at or above the threshold and another at least :data:`TRACKS_DISAGREE_MARGIN` below it
+      (by their mean ``p_fake``);
+    - ``person_left_out``: a REAL verdict, and a person the aggregation does not count (seen in
+      too few frames, or a still picture beside moving people: their ``reason``) whose mean
+      ``p_fake`` is at or above the threshold (clips only);
     - ``few_faces``: fewer than :data:`FEW_FACES` faces scored;
     - ``small_faces``: the largest person's median face under :data:`SMALL_FACE_PX`;
     - ``hdr_not_tone_mapped``: an HDR clip whose frames could not be turned into SDR;
     - ``rotation_guessed``: faces found only with the frames turned (``rotation_guess_deg``);
     - ``partial_coverage``: sampling stopped before the clip's end (``reached_end`` False).
 
-    ``tracks``: the payload's per-person summaries. The first four need an ok row.
+    ``tracks``: the clip's people (:class:`pipeline.scan.aggregate.TrackSummary`, as
+    :func:`pipeline.scan.analyze.track_summaries` gives them), the same the payload lists. The
+    first four need an ok row.
     """
-    from pipeline.scan.evidence import counted_track_ids
-
     notes: list[dict] = []
     threshold = config.threshold
 
     def note(kind_: str, text: str) -> None:
         notes.append({"kind": kind_, "text": text})
 
-    if row.status == "ok" and faces:
+    if row.status == "ok" and faces and tracks:
         if abs(row.p_fake - threshold) < NEAR_THRESHOLD:
             note(
                 "near_threshold",
                 f"p_fake {row.p_fake:.3f} is within {NEAR_THRESHOLD:.2f} of the threshold {threshold_text(threshold)}: "
                 "this verdict could go either way.",
             )
-        counted = counted_track_ids(faces, config.aggregation)
-        means = {t["track_id"]: t["mean_p_fake"] for t in tracks if t["track_id"] in counted}
-        high = max(means, key=means.get)
-        low = min(means, key=means.get)
-        if means[high] >= threshold and means[low] <= threshold - TRACKS_DISAGREE_MARGIN:
-            if kind == "image":
-                text = f"The faces disagree: one scores {means[high]:.2f}, another {means[low]:.2f}."
-            else:
-                text = (
-                    f"The people disagree: person {high + 1} scores {means[high]:.2f} and person {low + 1} "
-                    f"{means[low]:.2f}, well below the threshold."
-                )
-            rule = "the most suspicious one" if config.aggregation == "track_max" else "all of them together"
-            note("tracks_disagree", f"{text} The verdict follows {rule}; look at each face below.")
-        left_out = [t for t in tracks if t["track_id"] not in counted and t["mean_p_fake"] >= threshold]
+        means = {t.track_id: t.mean_p_fake for t in tracks if t.counted}
+        if means:
+            high = max(means, key=means.get)
+            low = min(means, key=means.get)
+            if means[high] >= threshold and means[low] <= threshold - TRACKS_DISAGREE_MARGIN:
+                if kind == "image":
+                    text = f"The faces disagree: one scores {means[high]:.2f}, another {means[low]:.2f}."
+                else:
+                    text = (
+                        f"The people disagree: person {high + 1} scores {means[high]:.2f} and person {low + 1} "
+                        f"{means[low]:.2f}, well below the threshold."
+                    )
+                rule = "the most suspicious one" if config.aggregation == "track_max" else "all of them together"
+                note("tracks_disagree", f"{text} The verdict follows {rule}; look at each face below.")
+        left_out = [t for t in tracks if not t.counted and t.mean_p_fake >= threshold]
         if left_out and kind != "image" and row.p_fake < threshold:  # they would have turned REAL into FAKE
-            worst = max(left_out, key=lambda t: t["mean_p_fake"])
+            worst = max(left_out, key=lambda t: t.mean_p_fake)
+            because = LEFT_OUT_BECAUSE.get(worst.reason, reason_text(worst))
+            seen = f"{worst.n_faces} face" if worst.n_faces == 1 else f"{worst.n_faces} faces"
             note(
                 "person_left_out",
-                f"Person {worst['track_id'] + 1} scores {worst['mean_p_fake']:.2f}, at or above the threshold, but "
-                f"is not counted in the verdict: their faces (about {worst['median_face_px']:.0f} px) are under half "
-                "the size of the largest person's, or too few. A small swapped face can be missed this way: look "
-                "at their faces below.",
+                f"Person {worst.track_id + 1} scores {worst.mean_p_fake:.2f}, at or above the threshold, but is not "
+                f"counted in the verdict: {because} ({seen}). Look at their faces below.",
             )
         if len(faces) < FEW_FACES:
             scored = f"{len(faces)} face was" if len(faces) == 1 else f"{len(faces)} faces were"
@@ -629,7 +660,7 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[dict], *, kind: str, co
                 "few_faces",
                 f"Only {scored} scored {where}: one unusual face can decide the verdict either way.",
             )
-        largest_px = max(t["median_face_px"] for t in tracks)
+        largest_px = max(t.median_face_px for t in tracks)
         if largest_px < SMALL_FACE_PX:
             note(
                 "small_faces",
@@ -653,6 +684,34 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[dict], *, kind: str, co
     return notes
 
 
+def _verdict_track_id(row: VideoRow, tracks: list[TrackSummary], config: ScanConfig) -> int | None:
+    """The person whose score is the clip's ``p_fake`` (``track_max`` only): the row's
+    ``verdict_track_id``, or, for a row that does not name one, the one the rule picks."""
+    if config.aggregation != "track_max" or row.p_fake is None or not any(t.counted for t in tracks):
+        return None
+    return row.verdict_track_id if row.verdict_track_id is not None else verdict_track(tracks).track_id
+
+
+def _person(track: TrackSummary, verdict_id: int | None) -> dict:
+    """One person of the payload's ``tracks`` (see :func:`build_result`)."""
+    return {
+        "track_id": track.track_id,
+        "n_faces": track.n_faces,
+        "mean_p_fake": _num(track.mean_p_fake, 4),
+        "max_p_fake": _num(track.max_p_fake, 4),
+        "first_s": _num(track.first_timestamp_s, 3),
+        "last_s": _num(track.last_timestamp_s, 3),
+        "median_face_px": round(track.median_face_px, 1),
+        "static": track.static,
+        "size_weight": _num(track.weight, 3),
+        "verdict_score": _num(track.score, 4),
+        "counted": track.counted,
+        "reason": track.reason,
+        "reason_text": reason_text(track),
+        "sets_verdict": track.track_id == verdict_id,
+    }
+
+
 def build_result(
     result: VideoResult,
     *,
@@ -673,7 +732,14 @@ def build_result(
     (``container``: the checked format, e.g. "animated GIF"; for clips also the stream scored,
     pixel shape, transfer, tone mapping, where the duration came from, and
     ``covered_s``/``reached_end``: how much of the clip the samples span; ``null`` where a fact
-    does not apply, as for still images). ``notes``: :func:`uncertainty_notes`. ``model.summary``:
+    does not apply, as for still images). ``tracks``: the people (person N is ``track_id`` N-1),
+    by ``track_id``, from ``result.tracks`` (:class:`pipeline.scan.aggregate.TrackSummary`, the
+    same the verdict was made from): ``n_faces``, ``first_s``/``last_s``, ``median_face_px``,
+    ``mean_p_fake``/``max_p_fake``, ``static``, ``size_weight`` (Meso-4's reliability at their
+    face size), ``verdict_score`` (their score as the rule compares it), ``counted`` with its
+    ``reason`` (a code of :data:`pipeline.scan.aggregate.REASONS`) and ``reason_text``
+    (:func:`reason_text`), ``sets_verdict`` (their score is the clip's ``p_fake``; also as
+    ``sets_clip_p_fake`` under ``track_max``). ``notes``: :func:`uncertainty_notes`. ``model.summary``:
     :func:`model_summary`. Nothing here names a file on disk. Raises ``ValueError`` when
     ``evidence.saliency`` has another count than the faces shown.
     """
@@ -706,25 +772,13 @@ def build_result(
                 "saliency_url": f"{base}/saliency/{i}.jpg" if i < len(overlays) else None,
             }
         )
-    tracks = []
-    for track_id in sorted({f.track_id for f in faces}):
-        own = [f for f in faces if f.track_id == track_id]
-        tracks.append(
-            {
-                "track_id": track_id,
-                "n_faces": len(own),
-                "mean_p_fake": _num(float(np.mean([f.p_fake for f in own])), 4),
-                "max_p_fake": _num(max(f.p_fake for f in own), 4),
-                "first_s": _num(min(f.timestamp_s for f in own), 3),
-                "last_s": _num(max(f.timestamp_s for f in own), 3),
-                "median_face_px": round(float(np.median([_face_px(f) for f in own])), 1),
-            }
-        )
+    summaries = sorted(result.tracks or track_summaries(result.faces, config), key=lambda t: t.track_id)
+    verdict_id = _verdict_track_id(row, summaries, config)
+    tracks = [_person(t, verdict_id) for t in summaries]
     if config.aggregation == "track_max" and row.p_fake is not None:
-        # the clip's p_fake is one track's mean: name it, so a FAKE next to REAL-looking people reads right
+        # the clip's p_fake is one person's score: name them, so a FAKE next to REAL-looking people reads right
         for track in tracks:
-            own = [f.p_fake for f in faces if f.track_id == track["track_id"]]
-            track["sets_clip_p_fake"] = bool(abs(float(np.mean(own)) - row.p_fake) < 1e-9)
+            track["sets_clip_p_fake"] = track["sets_verdict"]
     frame = evidence.frame
     frame_jpeg = encode_jpeg(frame.rgb) if frame is not None else None
     spec = scorer.spec
@@ -768,7 +822,7 @@ def build_result(
         "processing_s": row.elapsed_s,
         "evidence_s": evidence.elapsed_s,
         "error": row.error or None,
-        "notes": uncertainty_notes(row, faces, tracks, kind=kind, config=config),
+        "notes": uncertainty_notes(row, faces, summaries, kind=kind, config=config),
         "frame": None
         if frame is None
         else {

@@ -14,6 +14,7 @@ from pipeline.cli.serve import build_waitress_server
 from pipeline.scan.analyze import ScanConfig
 from pipeline.web.app import WebConfig, create_app
 from tests.helpers import astronaut_rgb
+from tests.web.fakes import four_people, result_task
 
 VERDICT_TIMEOUT_MS = 180_000
 PHONE = {"width": 390, "height": 844}
@@ -24,17 +25,24 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def live_server(detector, scorer, tmp_path_factory):
-    """The app on waitress, on a free port of 127.0.0.1, in a thread of this process."""
+def live_app(detector, scorer, tmp_path_factory):
+    """The app with the real models, and its upload folder."""
     upload_dir = tmp_path_factory.mktemp("browser-uploads")
     app = create_app(detector, scorer, ScanConfig(), WebConfig(upload_dir=str(upload_dir)))
+    yield app, upload_dir
+    app.extensions["deepfake_scanner"].close()
+
+
+@pytest.fixture(scope="module")
+def live_server(live_app):
+    """The app on waitress, on a free port of 127.0.0.1, in a thread of this process."""
+    app, upload_dir = live_app
     server = build_waitress_server(app, "127.0.0.1", 0, threads=4, max_upload_bytes=app.config["MAX_CONTENT_LENGTH"])
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}", upload_dir
     server.close()
     thread.join(10)
-    app.extensions["deepfake_scanner"].close()
 
 
 def guarded_page(context):
@@ -201,6 +209,67 @@ def test_job_page_fits_a_phone(phone_page, live_server, clip_dir, tmp_path):
     assert Image.open(shot).width == PHONE["width"] * 3  # the whole page, no wider than the phone
     assert page.blocked == [] and page.errors == []
     assert list(upload_dir.iterdir()) == []
+
+
+def people_job(live_app) -> str:
+    """A finished job of :func:`tests.web.fakes.four_people` (two people counted, two left
+    out), put in the live app's queue as its worker would; its id."""
+    state = live_app[0].extensions["deepfake_scanner"]
+    job_id = state.jobs.submit("video", "four.mp4", result_task(four_people(), 0.75))
+    assert state.jobs.wait(job_id, 30)["state"] == "done"
+    return job_id
+
+
+# how the chart draws each person, by person number: counted or not, line dashes, opacity, legend text
+CHART_PEOPLE_JS = """() => Array.from(document.querySelectorAll('#chart g.series')).map(g => {
+    const line = g.querySelector('polyline');
+    const item = document.querySelector('#chart-legend li[data-track="' + g.dataset.track + '"]');
+    return {
+        person: Number(g.dataset.track) + 1,
+        counted: g.dataset.counted === 'true',
+        dashed: line ? getComputedStyle(line).strokeDasharray !== 'none' : null,
+        opacity: parseFloat(getComputedStyle(g).opacity),
+        legend: item ? item.textContent : null,
+    };
+})"""
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_people_left_out_are_told_apart_in_the_chart_and_the_table(device, page, phone_page, live_app, live_server):
+    page = phone_page if device == "phone" else page
+    base_url, _ = live_server
+    page.goto(f"{base_url}/jobs/{people_job(live_app)}")
+    page.wait_for_selector("#chart svg.chart-svg")
+    people = {p["person"]: p for p in page.evaluate(CHART_PEOPLE_JS)}
+    assert {n: p["counted"] for n, p in people.items()} == {1: True, 2: True, 3: False, 4: False}
+    # counted people: solid and opaque; left out: faded, dashed (person 4 has one dot: no line)
+    assert [people[n]["dashed"] for n in (1, 2, 3)] == [False, False, True]
+    assert people[1]["opacity"] == people[2]["opacity"] == 1 and people[3]["opacity"] < 1 > people[4]["opacity"]
+    assert "sets the verdict" in people[2]["legend"]
+    assert (
+        "left out: a still picture" in people[3]["legend"] and "left out: seen in too few frames" in people[4]["legend"]
+    )
+    assert page.locator("#chart circle.series-dot").count() == 25
+    # the table: who counted and why, the one who set the verdict
+    rows = page.locator("#people tbody tr")
+    assert rows.count() == 4 and page.locator("#people tr.left-out").count() == 2
+    assert "sets the verdict" in rows.nth(1).inner_text() and "small faces weighed down" in rows.nth(1).inner_text()
+    assert "left out: a still picture (photo, poster, screen)" in rows.nth(2).inner_text()
+    assert "left out: seen in too few frames" in rows.nth(3).inner_text()
+    # on a phone: the page does not scroll sideways, the table scrolls in its own box with the person in view
+    assert sideways_overflow_px(page) == 0
+    box = page.eval_on_selector(
+        "#tracks-box",
+        "b => ({right: b.getBoundingClientRect().right, fits: b.scrollWidth <= b.clientWidth,"
+        " overflow: getComputedStyle(b).overflowX})",
+    )
+    width = page.evaluate("window.innerWidth")
+    assert box["right"] <= width and (box["fits"] or box["overflow"] in ("auto", "scroll")), box
+    page.eval_on_selector("#tracks-box", "b => { b.scrollLeft = b.scrollWidth; }")
+    person_left = page.eval_on_selector("#person-4 td.person", "td => td.getBoundingClientRect().left")
+    box_left = page.eval_on_selector("#tracks-box", "b => b.getBoundingClientRect().left")
+    assert abs(person_left - box_left) <= 1  # sticky: still at the left edge
+    assert page.blocked == [] and page.errors == []
 
 
 def test_image_upload_shows_verdict_and_face(page, live_server, tmp_path):

@@ -9,7 +9,8 @@ import json
 import numpy as np
 
 from pipeline.models.weights import KNOWN_WEIGHTS, REPO_WEIGHTS_DIR, WeightsSpec
-from pipeline.scan.analyze import ScoredFace, VideoResult
+from pipeline.scan.aggregate import verdict_track
+from pipeline.scan.analyze import ScanConfig, ScoredFace, VideoResult, track_summaries
 from pipeline.scan.records import VideoRow
 
 CROP_PX = 256
@@ -33,9 +34,12 @@ class FakeScorer:
     spec: WeightsSpec = dataclasses.field(default_factory=lambda: spec_named("meso4_mix_v2"))
 
 
-def face(sample: int, track: int, p_fake: float, *, size_px: float = 200.0, crop: bool = True) -> ScoredFace:
+def face(
+    sample: int, track: int, p_fake: float, *, size_px: float = 200.0, crop: bool = True, static: bool = False
+) -> ScoredFace:
     """A scored face at ``sample`` seconds (1 fps), ``size_px`` square, at the frame's top left
-    plus 300 px per track; its crop a flat grey when ``crop``."""
+    plus 300 px per track; its crop a flat grey when ``crop``; ``static``: its track is a still
+    picture."""
     x = 10.0 + 300.0 * track
     return ScoredFace(
         sample_index=sample,
@@ -46,16 +50,63 @@ def face(sample: int, track: int, p_fake: float, *, size_px: float = 200.0, crop
         det_confidence=0.99,
         p_fake=p_fake,
         crop_rgb=np.full((CROP_PX, CROP_PX, 3), 128, np.uint8) if crop else None,
+        track_static=static,
     )
 
 
-def ok_result(faces: list[ScoredFace], p_fake: float, threshold: float = 0.5, **row_fields) -> VideoResult:
+def ok_result(
+    faces: list[ScoredFace], p_fake: float, threshold: float = 0.5, aggregation: str = "track_max", **row_fields
+) -> VideoResult:
     """An ok clip whose verdict is ``p_fake`` (as the aggregation gave it) and whose sampling
-    reached its end, unless ``row_fields`` say otherwise."""
-    fields = {"n_frames": 10, "n_faces": len(faces), "duration_s": 10.0, "covered_s": 10.0, "reached_end": True}
+    reached its end, unless ``row_fields`` say otherwise; its people (``tracks``, and the row's
+    ``verdict_track_id`` and ``n_tracks_counted``) as the scanner summarizes them
+    (:func:`pipeline.scan.analyze.track_summaries`)."""
+    tracks = track_summaries(faces, ScanConfig(threshold=threshold, aggregation=aggregation))
+    fields = {
+        "n_frames": 10,
+        "n_faces": len(faces),
+        "n_tracks": len(tracks),
+        "n_tracks_counted": sum(t.counted for t in tracks),
+        "verdict_track_id": verdict_track(tracks).track_id if aggregation == "track_max" and tracks else None,
+        "duration_s": 10.0,
+        "covered_s": 10.0,
+        "reached_end": True,
+    }
     fields.update(row_fields)
     label = "FAKE" if p_fake >= threshold else "REAL"
-    return VideoResult(VideoRow("clip.mp4", "ok", p_fake=p_fake, label=label, **fields), tuple(faces))
+    return VideoResult(VideoRow("clip.mp4", "ok", p_fake=p_fake, label=label, **fields), tuple(faces), tuple(tracks))
+
+
+def result_task(faces: list[ScoredFace], p_fake: float, *, threshold: float = 0.5):
+    """A job task (:meth:`pipeline.web.jobs.JobQueue.submit`) returning what the worker would
+    for a clip of ``faces`` scored ``p_fake`` (:func:`ok_result`), with no evidence."""
+    from pipeline.web.jobs import JobOutcome
+    from pipeline.web.scoring import build_result
+
+    def task(progress) -> JobOutcome:
+        payload, images = build_result(
+            ok_result(faces, p_fake, threshold=threshold),
+            kind="video",
+            config=ScanConfig(threshold=threshold),
+            scorer=FakeScorer(),
+            job_id=progress.job_id,
+            max_thumbnails=48,
+        )
+        return JobOutcome(payload, images.faces_jpeg, images.saliency_jpeg, images.frame_jpeg)
+
+    return task
+
+
+def four_people() -> list[ScoredFace]:
+    """Person 1 real throughout, person 2 small and fake (counted, weighed down: they set a
+    verdict of about 0.75), person 3 a poster and person 4 a passer-by in one frame (both left
+    out), eight samples."""
+    return (
+        [face(i, 0, 0.1) for i in range(8)]
+        + [face(i, 1, 0.9, size_px=64) for i in range(8)]
+        + [face(i, 2, 0.8, static=True) for i in range(8)]
+        + [face(5, 3, 0.95)]
+    )
 
 
 def one_person(p_fake: float, n: int = 6, size_px: float = 200.0) -> list[ScoredFace]:

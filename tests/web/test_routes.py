@@ -17,7 +17,7 @@ from pipeline.web.jobs import JobOutcome
 from pipeline.web.routes import wait_seconds
 from pipeline.web.scoring import Evidence, boxed_frame, build_result
 from pipeline.web.security import CONTENT_SECURITY_POLICY
-from tests.web.fakes import CROP_PX, FakeScorer, face, ok_result
+from tests.web.fakes import CROP_PX, FakeScorer, face, four_people, ok_result, result_task
 
 # every route, with the methods it answers (HEAD and OPTIONS are Flask's own)
 ROUTES = {
@@ -105,7 +105,7 @@ def test_job_page_of_a_failed_job(modelless_app):
 # --- the evidence of a finished job: its images and its page -------------------------------
 
 
-def two_people_task(*, with_evidence: bool = True, threshold: float = 0.7):
+def two_result_task(*, with_evidence: bool = True, threshold: float = 0.7):
     """A job task returning what the worker would for a clip of two people (person 1 at 0.9 in
     four samples, person 2 at 0.1 in four): with ``with_evidence``, saliency maps and the boxed
     frame of a 1920x1080 sample, else none."""
@@ -148,8 +148,8 @@ def jpeg_size(response) -> tuple[int, int]:
 
 def test_evidence_images_are_served_per_job_from_memory(modelless_app):
     client = modelless_app.test_client()
-    job_id = finished(modelless_app, two_people_task())
-    bare_id = finished(modelless_app, two_people_task(with_evidence=False))
+    job_id = finished(modelless_app, two_result_task())
+    bare_id = finished(modelless_app, two_result_task(with_evidence=False))
     result = client.get(f"/api/v1/jobs/{job_id}").get_json()["result"]
     assert result["frame"]["url"] == f"/api/v1/jobs/{job_id}/frame.jpg"
     assert jpeg_size(client.get(result["frame"]["url"])) == (1280, 720)  # shrunk from 1920x1080 for phones
@@ -172,7 +172,7 @@ def test_evidence_images_are_served_per_job_from_memory(modelless_app):
 def test_evidence_images_expire_with_their_job(make_modelless_app):
     app = make_modelless_app(keep_s=0.3)
     client = app.test_client()
-    job_id = finished(app, two_people_task())
+    job_id = finished(app, two_result_task())
     assert client.get(f"/api/v1/jobs/{job_id}/frame.jpg").status_code == 200
     time.sleep(0.5)
     for url in (f"/api/v1/jobs/{job_id}/frame.jpg", f"/api/v1/jobs/{job_id}/saliency/0.jpg"):
@@ -181,7 +181,7 @@ def test_evidence_images_expire_with_their_job(make_modelless_app):
 
 def test_job_page_shows_the_evidence_and_the_caveats(modelless_app):
     client = modelless_app.test_client()
-    job_id = finished(modelless_app, two_people_task())
+    job_id = finished(modelless_app, two_result_task())
     response = client.get(f"/jobs/{job_id}")
     page = response.get_data(as_text=True)
     verdict = page[page.index('id="verdict"') : page.index("</section>", page.index('id="verdict"'))]
@@ -206,7 +206,59 @@ def test_job_page_shows_the_evidence_and_the_caveats(modelless_app):
 
 
 def test_job_page_without_evidence_still_shows_the_verdict(modelless_app):
-    job_id = finished(modelless_app, two_people_task(with_evidence=False))
+    job_id = finished(modelless_app, two_result_task(with_evidence=False))
     page = modelless_app.test_client().get(f"/jobs/{job_id}").get_data(as_text=True)
     assert 'id="verdict-label">FAKE<' in page and 'id="frame"' not in page and 'class="overlay"' not in page
     assert 'id="saliency-toggle"' not in page and page.count('class="thumb"') == 8
+
+
+def people_rows(page: str) -> dict[int, str]:
+    """The people table's rows by person number, as HTML."""
+    table = page[page.index('<table class="tracks" id="people">') : page.index("</table>")]
+    rows = re.finditer(r'<tr class="[^"]*" id="person-(\d+)".*?</tr>', table, re.DOTALL)
+    return {int(row.group(1)): row.group(0) for row in rows}
+
+
+def test_people_table_says_who_was_counted_and_why(modelless_app):
+    client = modelless_app.test_client()
+    job_id = finished(modelless_app, result_task(four_people(), 0.75))
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    rows = people_rows(page)
+    assert sorted(rows) == [1, 2, 3, 4]
+    assert 'class="counted"' in rows[1] and '<td class="reason">counted</td>' in rows[1]
+    assert 'class="counted sets-verdict"' in rows[2] and "sets the verdict" in rows[2]
+    assert re.search(r'<td class="reason">counted, small faces weighed down \(×0\.\d\d\)</td>', rows[2])
+    assert 'class="left-out"' in rows[3] and 'data-counted="false"' in rows[3] and 'data-reason="static"' in rows[3]
+    assert "left out: a still picture (photo, poster, screen)" in rows[3]
+    assert 'class="left-out"' in rows[4] and "left out: seen in too few frames" in rows[4]
+    assert "sets the verdict" not in rows[1] + rows[3] + rows[4]
+    # each row: faces, when seen, face size, mean and max p_fake
+    assert '<td class="n">8</td>' in rows[2] and "0.0–7.0 s" in rows[2] and "64 px" in rows[2]
+    assert "0.900" in rows[2] and "5.0–5.0 s" in rows[4] and "0.950" in rows[4]
+    assert 'id="people-count">4 <span class="muted">(2 counted)</span>' in page
+    assert "people left out of the verdict" in page  # the chart's hint says how they are drawn
+    # the JSON: the same people, with the new keys
+    result = client.get(f"/api/v1/jobs/{job_id}").get_json()["result"]
+    by_person = {t["track_id"] + 1: t for t in result["tracks"]}
+    assert {n: (t["counted"], t["reason"], t["sets_verdict"]) for n, t in by_person.items()} == {
+        1: (True, "counted", False),
+        2: (True, "counted_small_faces", True),
+        3: (False, "static", False),
+        4: (False, "too_few_faces", False),
+    }
+    assert by_person[3]["static"] and by_person[2]["size_weight"] < 1.0 == by_person[1]["size_weight"]
+    assert by_person[4]["reason_text"] == "left out: seen in too few frames"
+    assert all(t["verdict_score"] is not None for t in result["tracks"])
+
+
+def test_a_left_out_person_under_a_real_verdict_is_listed_with_its_reason(modelless_app):
+    faces = [face(i, 0, 0.1) for i in range(10)] + [face(3, 1, 0.9)]
+    client = modelless_app.test_client()
+    job_id = finished(modelless_app, result_task(faces, 0.1))
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    verdict = page[page.index('id="verdict"') : page.index("</section>", page.index('id="verdict"'))]
+    assert 'data-kind="person_left_out"' in verdict and "Person 2 scores 0.90" in verdict
+    assert "seen in too few frames" in verdict and "half" not in verdict
+    rows = people_rows(page)
+    assert 'class="counted sets-verdict"' in rows[1]
+    assert 'class="left-out"' in rows[2] and "left out: seen in too few frames" in rows[2]

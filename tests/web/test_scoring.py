@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from pipeline.models.weights import WeightsSpec
+from pipeline.scan.aggregate import size_reliability
 from pipeline.scan.analyze import ScanConfig, VideoResult
 from pipeline.scan.records import VideoRow
 from pipeline.video.decode import iter_frames, sampling_fps
@@ -66,8 +67,15 @@ NOTE_CASES = [
     (one_person(0.9, size_px=60), 0.9, {}, "video", ["small_faces"]),
     # a small person beside a large one: the large one decides, no note
     (one_person(0.9) + [face(i, 1, 0.9, size_px=40) for i in range(6)], 0.9, {}, "video", []),
-    # a small person scored fake beside a large real one, not counted: the REAL verdict says so
-    (one_person(0.1) + [face(i, 1, 0.9, size_px=40) for i in range(6)], 0.1, {}, "video", ["person_left_out"]),
+    # a small person scored fake beside a large real one counts, weighed down, and decides: they disagree
+    (one_person(0.1) + [face(i, 1, 0.9, size_px=40) for i in range(6)], 0.67, {}, "video", ["tracks_disagree"]),
+    # a passer-by scored fake in one frame beside a real person, not counted: the REAL verdict says so
+    (one_person(0.1, n=10) + [face(3, 1, 0.9)], 0.1, {}, "video", ["person_left_out"]),
+    # a still picture scored fake beside a moving real person, not counted: the REAL verdict says so
+    (one_person(0.1) + [face(i, 1, 0.9, static=True) for i in range(6)], 0.1, {}, "video", ["person_left_out"]),
+    # ... but not under a FAKE verdict, nor for a left-out person scored real
+    (one_person(0.9) + [face(i, 1, 0.9, static=True) for i in range(6)], 0.9, {}, "video", []),
+    (one_person(0.1, n=10) + [face(3, 1, 0.2)], 0.1, {}, "video", []),
     # two people, one fake, one clearly real: they disagree
     (one_person(0.9) + [face(i, 1, 0.1) for i in range(6)], 0.9, {}, "video", ["tracks_disagree"]),
     # the second person only a little under the threshold: not "well under", no disagreement
@@ -326,9 +334,101 @@ def test_evidence_that_fails_is_left_out_and_the_rest_kept(small_clip, caplog):
 
 
 def test_a_person_left_out_of_a_real_verdict_is_named():
-    faces = one_person(0.1) + [face(i, 1, 0.8, size_px=40) for i in range(6)]
+    faces = one_person(0.1) + [face(i, 1, 0.8, size_px=40, static=True) for i in range(6)]
     payload, _ = build(ok_result(faces, 0.1))
     (note,) = payload["notes"]
     assert note["kind"] == "person_left_out"
     assert note["text"].startswith("Person 2 scores 0.80, at or above the threshold, but is not counted")
-    assert "about 40 px" in note["text"]
+    assert "a still picture" in note["text"] and "(6 faces)" in note["text"]
+    passer_by, _ = build(ok_result(one_person(0.1, n=10) + [face(3, 1, 0.9)], 0.1))
+    (note,) = passer_by["notes"]
+    assert "Person 2 scores 0.90" in note["text"] and "seen in too few frames" in note["text"]
+    assert "(1 face)" in note["text"]
+    # the old rule is gone: nothing says a person was left out for being small
+    assert all("half" not in n["text"] for n in payload["notes"] + passer_by["notes"])
+
+
+# --- the people: the same tracks the verdict was made from ----------------------------------
+
+PERSON_KEYS = {
+    # kept as they were (an API contract)
+    "track_id",
+    "n_faces",
+    "mean_p_fake",
+    "max_p_fake",
+    "first_s",
+    "last_s",
+    "median_face_px",
+    "sets_clip_p_fake",
+    # what the verdict made of them
+    "static",
+    "size_weight",
+    "verdict_score",
+    "counted",
+    "reason",
+    "reason_text",
+    "sets_verdict",
+}
+
+
+def people(payload) -> dict[int, dict]:
+    return {t["track_id"] + 1: t for t in payload["tracks"]}
+
+
+def test_people_say_whether_they_were_counted_and_why():
+    faces = (
+        one_person(0.2, n=10)  # person 1: large, seen throughout
+        + [face(i, 1, 0.9, size_px=64) for i in range(10)]  # person 2: small faces, weighed down
+        + [face(i, 2, 0.7, static=True) for i in range(10)]  # person 3: a poster
+        + [face(4, 3, 0.95)]  # person 4: a passer-by in one frame
+    )
+    result = ok_result(faces, 0.5 + size_reliability(64) * 0.4)
+    payload, _ = build(result)
+    assert payload["p_fake"] == pytest.approx(result.row.p_fake, abs=1e-4)
+    assert all(set(t) == PERSON_KEYS for t in payload["tracks"])
+    by_person = people(payload)
+    assert [p["track_id"] for p in payload["tracks"]] == [0, 1, 2, 3]  # person N is track N-1
+    assert {n: (p["counted"], p["reason"]) for n, p in by_person.items()} == {
+        1: (True, "counted"),
+        2: (True, "counted_small_faces"),
+        3: (False, "static"),
+        4: (False, "too_few_faces"),
+    }
+    weight = round(size_reliability(64), 3)
+    assert by_person[1]["reason_text"] == "counted"
+    assert by_person[2]["reason_text"] == f"counted, small faces weighed down (×{weight:.2f})"
+    assert by_person[3]["reason_text"] == "left out: a still picture (photo, poster, screen)"
+    assert by_person[4]["reason_text"] == "left out: seen in too few frames"
+    # the small person's score is pulled toward the threshold, and it still sets the verdict
+    assert by_person[2]["size_weight"] == weight and by_person[1]["size_weight"] == 1.0
+    assert by_person[2]["verdict_score"] == pytest.approx(0.5 + weight * 0.4, abs=1e-4)
+    assert by_person[2]["mean_p_fake"] == 0.9 and by_person[2]["max_p_fake"] == 0.9
+    assert [n for n, p in by_person.items() if p["sets_verdict"]] == [2]
+    assert [n for n, p in by_person.items() if p["sets_clip_p_fake"]] == [2]
+    assert by_person[3]["static"] and not by_person[2]["static"]
+    assert (by_person[4]["n_faces"], by_person[4]["first_s"], by_person[4]["last_s"]) == (1, 4.0, 4.0)
+    assert by_person[2]["median_face_px"] == 64.0
+    # the people match the scanner's own summaries: one source
+    assert [(t.track_id, t.counted, t.reason) for t in result.tracks] == [
+        (p["track_id"], p["counted"], p["reason"]) for p in payload["tracks"]
+    ]
+
+
+def test_only_still_pictures_count_and_other_rules_count_everyone():
+    stills = [face(i, 0, 0.3, static=True) for i in range(5)]
+    payload, _ = build(ok_result(stills, 0.3))
+    (person,) = payload["tracks"]
+    assert (person["counted"], person["reason"], person["static"]) == (True, "counted_static_only", True)
+    assert person["reason_text"] == "counted: only still pictures in this clip" and person["sets_verdict"]
+    # under "mean" every face counts, nobody alone sets the verdict
+    faces = one_person(0.2, n=10) + [face(3, 1, 0.9)]
+    mean, _ = build(ok_result(faces, 0.27, aggregation="mean"), config=ScanConfig(threshold=0.5, aggregation="mean"))
+    assert [(p["counted"], p["reason"], p["sets_verdict"]) for p in mean["tracks"]] == [(True, "counted", False)] * 2
+    assert all("sets_clip_p_fake" not in p for p in mean["tracks"])
+
+
+def test_people_of_a_result_without_summaries_are_summarized_the_same():
+    faces = one_person(0.2, n=10) + [face(3, 1, 0.9)]
+    full = ok_result(faces, 0.2)
+    bare = dataclasses.replace(full, tracks=())
+    assert build(bare)[0]["tracks"] == build(full)[0]["tracks"]

@@ -386,7 +386,11 @@ def test_clip_with_a_face(client, clip_dir, upload_dir):
     assert Image.open(io.BytesIO(client.get(frame["url"]).data)).size == (1280, 720)
     assert 0 < result["evidence_s"] < result["processing_s"] + 5
     assert sum(t["n_faces"] for t in result["tracks"]) == 3 and len(result["tracks"]) == media["tracks"]
-    assert any(t["sets_clip_p_fake"] for t in result["tracks"])  # track_max: one person's mean is the clip's
+    # track_max: one counted person's score is the clip's p_fake, and every person says why they count or not
+    (decider,) = [t for t in result["tracks"] if t["sets_verdict"]]
+    assert decider["sets_clip_p_fake"] and decider["counted"]
+    assert decider["verdict_score"] == pytest.approx(result["p_fake"], abs=1e-4)
+    assert all(t["reason_text"] and 0.35 <= t["size_weight"] <= 1.0 for t in result["tracks"])
     page = client.get(job["links"]["page"]).get_data(as_text=True)
     assert 'id="chart"' in page and page.count('class="thumb"') == 3 and "Frames sampled" in page
     assert page.count('class="overlay"') == 3 and 'id="frame"' in page

@@ -233,12 +233,18 @@
                                 class: "threshold-label" }, svg);
     tLabel.textContent = "threshold " + thresholdText(result.threshold);
 
-    // one line and a dot per face, per track
+    // one line and a dot per face, per track; people left out of the verdict are drawn first
+    // (under the counted ones), faded and dashed
     const byTrack = {};
     faces.forEach(function (f) { (byTrack[f.track_id] = byTrack[f.track_id] || []).push(f); });
-    Object.keys(byTrack).map(Number).sort(function (a, b) { return a - b; }).forEach(function (trackId) {
+    const ids = Object.keys(byTrack).map(Number).sort(function (a, b) { return a - b; });
+    const order = ids.filter(function (id) { return !isCounted(result, id); })
+      .concat(ids.filter(function (id) { return isCounted(result, id); }));
+    order.forEach(function (trackId) {
       const points = byTrack[trackId].sort(function (a, b) { return a.timestamp_s - b.timestamp_s; });
-      const group = el("g", { class: "series series-" + (trackId % 8), "data-track": trackId }, svg);
+      const counted = isCounted(result, trackId);
+      const group = el("g", { class: "series series-" + (trackId % 8) + (counted ? " counted" : " left-out"),
+                              "data-track": trackId, "data-counted": counted }, svg);
       // a line joins samples next to each other; where the person was not seen, it breaks
       let segment = [];
       const flush = function () {
@@ -254,7 +260,8 @@
       });
       flush();
       points.forEach(function (f) {
-        const text = "person " + (trackId + 1) + " · " + f.timestamp_s.toFixed(1) + " s · p_fake " + f.p_fake.toFixed(3);
+        const text = "person " + (trackId + 1) + (counted ? "" : " (left out)") + " · " + f.timestamp_s.toFixed(1) +
+          " s · p_fake " + f.p_fake.toFixed(3);
         const dot = el("circle", { cx: x(f.timestamp_s), cy: y(f.p_fake), r: 4.5, class: "series-dot",
                                    "data-face": f.index, tabindex: 0, role: "button", "aria-label": text }, group);
         el("title", {}, dot).textContent = text;
@@ -264,19 +271,38 @@
     return svg;
   }
 
+  // the payload's person of a track (null for a result without one)
+  function personOf(result, trackId) {
+    return (result.tracks || []).find(function (t) { return t.track_id === trackId; }) || null;
+  }
+
+  // whether a track takes part in the verdict (a result that does not say: it does)
+  function isCounted(result, trackId) {
+    const track = personOf(result, trackId);
+    return !track || track.counted !== false;
+  }
+
   function drawLegend(result) {
     const legend = $("chart-legend");
     if (!legend) return;
     const ids = Array.from(new Set(result.faces.map(function (f) { return f.track_id; }))).sort(function (a, b) { return a - b; });
     ids.forEach(function (trackId) {
-      const track = (result.tracks || []).find(function (t) { return t.track_id === trackId; });
+      const track = personOf(result, trackId);
+      const counted = isCounted(result, trackId);
       const item = document.createElement("li");
+      item.className = counted ? "counted" : "left-out";
+      item.dataset.track = trackId;
       const swatch = document.createElement("span");
-      swatch.className = "swatch swatch-" + (trackId % 8);
+      swatch.className = "swatch swatch-" + (trackId % 8) + (counted ? "" : " swatch-left-out");
       item.appendChild(swatch);
-      item.appendChild(document.createTextNode(
-        "person " + (trackId + 1) + (track ? " · " + track.n_faces + (track.n_faces === 1 ? " face" : " faces") +
-          " · mean p_fake " + track.mean_p_fake.toFixed(3) : "")));
+      const parts = ["person " + (trackId + 1)];
+      if (track) {
+        if (track.sets_verdict) parts.push("sets the verdict");
+        else if (!counted || track.reason !== "counted") parts.push(track.reason_text);
+        parts.push(track.n_faces + (track.n_faces === 1 ? " face" : " faces"));
+        parts.push("mean p_fake " + track.mean_p_fake.toFixed(3));
+      }
+      item.appendChild(document.createTextNode(parts.join(" · ")));
       legend.appendChild(item);
     });
   }
