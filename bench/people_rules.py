@@ -69,8 +69,8 @@ def rules_after(faces, threshold: float) -> dict[str, float]:
     ids = [f.track_id for f in faces]
     sizes = [f.size_px for f in faces]
     static = [f.track_static for f in faces]
-    tracks = summarize_tracks(p, ids, sizes, static=static, threshold=threshold)
-    unweighted = summarize_tracks(p, ids, None, static=static, threshold=threshold)
+    tracks = summarize_tracks(p, ids, sizes, static=static, neutral_p_fake=threshold)
+    unweighted = summarize_tracks(p, ids, None, static=static, neutral_p_fake=threshold)
     return {
         "mean": float(np.mean(p)),
         "median": float(np.median(p)),
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
 
-    from pipeline.models.factory import ModelSpec, load_models
+    from pipeline.models.factory import ModelSpec, load_models, neutral_p_fake
     from pipeline.scan.analyze import ScanConfig, score_video
 
     models = load_models(ModelSpec())
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
             continue
         name = Path(clip).name
         labels[name] = label_of(clip)
-        after[name] = rules_after(result.faces, config.threshold)
+        after[name] = rules_after(result.faces, neutral_p_fake(models.scorer))
         print(name, labels[name], {k: round(v, 3) for k, v in after[name].items()}, flush=True)
     report = {"clips": len(after), "fake": sum(labels.values()), "after": {}, "before": {}}
     shared = [c for c in after if c not in FAKE_CASES and "face_after" not in c and c.startswith(("dfdc", "ffpp"))]

@@ -20,8 +20,8 @@ Three steps (:func:`link_tracks`):
    embeddings are the same person (average of the faces' embeddings, within
    :data:`pipeline.faces.identity.SAME_PERSON_MAX_DISTANCE`) are one person, closest first:
    the same person before and after a cut, or after leaving the picture for a while. A piece
-   left alone between two pieces of one tracklet that are the same person (a turned head whose
-   embedding was off) goes back to that person.
+   of one or two faces left alone between two pieces of one tracklet that are the same person
+   (a turned head whose embedding was off) goes back to that person.
 
 A static face (a photo on the wall, a poster, a TV picture) is recognised separately, by
 :func:`is_static`.
@@ -49,6 +49,9 @@ MAX_FAR_SHIFT = 3.0
 MIN_FAR_SIZE_RATIO = 0.7
 # Faces of a tracklet embedded before any bisection: first, last and evenly spaced between.
 CHECKS_PER_TRACKLET = 3
+# A piece of at most this many faces between two pieces of one person goes back to them (a
+# turned head, a blurred frame); a longer one is someone else who took that place for a while.
+MAX_REATTACH_FACES = 2
 
 # A track is static (a still picture: a photo composited in, a freeze-frame, a poster before a
 # fixed camera) when, over at least STATIC_MIN_FACES faces, its box centre never strays more
@@ -244,12 +247,15 @@ def link_tracks(
 def _reattach_sandwiched(
     pieces_of_tracklet: Sequence[Sequence[Sequence[int]]], person_of_face: dict[int, int], sample_of: Sequence[int]
 ) -> None:
-    """A piece that position linked between two pieces of one tracklet which both turned out to
-    be the same person is that person too (a turned head, a blurred frame: its embedding was
-    off, its place was not), unless that person is already in one of its samples."""
+    """A short piece (at most :data:`MAX_REATTACH_FACES` faces) that position linked between two
+    pieces of one tracklet which both turned out to be the same person is that person too (a
+    turned head, a blurred frame: its embedding was off, its place was not), unless that person
+    is already in one of its samples."""
     for pieces in pieces_of_tracklet:
         for before, middle, after in zip(pieces, pieces[1:], pieces[2:]):
             person = person_of_face[before[-1]]
+            if len(middle) > MAX_REATTACH_FACES:
+                continue
             if person_of_face[after[0]] != person or person_of_face[middle[0]] == person:
                 continue
             taken = {sample_of[f] for f, p in person_of_face.items() if p == person}

@@ -84,6 +84,13 @@ def resolve_threshold(explicit: float | None, weights_spec: WeightsSpec | None) 
     return 0.5
 
 
+def neutral_p_fake(scorer) -> float:
+    """The ``p_fake`` that says nothing either way for ``scorer``'s weights: the threshold its
+    spec was calibrated to (0.5 when it has none). Scores of small faces are pulled toward it
+    (:mod:`pipeline.scan.aggregate`); it never depends on a ``--threshold`` given for labels."""
+    return resolve_threshold(None, getattr(scorer, "spec", None))
+
+
 def resolve_model(spec: ModelSpec) -> tuple[Path, WeightsSpec]:
     """The weights file and its spec, without TensorFlow. Raises ``FileNotFoundError`` (no file
     anywhere; the message lists every place tried) or :class:`pipeline.errors.WeightsError`

@@ -1,14 +1,17 @@
 """Per-face ``p_fake`` -> one ``p_fake`` per clip, and what each track (person) contributed.
 
 Each rule takes the faces' ``p_fake``, their track ids and optionally their sizes in pixels,
-whether each face's track is static, and the decision threshold, and returns a float in
-[0, 1] (never NaN: callers only aggregate clips with at least one face).
+whether each face's track is static, and the model's neutral ``p_fake`` (its own calibrated
+threshold: the score that says nothing either way), and returns a float in [0, 1] (never NaN:
+callers only aggregate clips with at least one face).
 
 ``track_max`` (the default) decides by people: :func:`summarize_tracks` says, for every track,
 whether it counts and why, and the clip is its most suspicious counted track. No track is left
 out for being small: a small face is *weighed* by how reliable Meso-4 is at its size
-(:func:`size_reliability`), which pulls its score toward the threshold (undecided) instead of
-dropping it.
+(:func:`size_reliability`), which pulls its score toward the model's neutral ``p_fake`` (its
+own threshold, undecided) instead of dropping it. The pull is toward the *model's* threshold,
+never the one a user labels with (``--threshold``), so ``p_fake`` does not move with the label
+threshold.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ MIN_TRACK_SHARE = 0.2
 # input, scored by the default model (meso4_mix_v2). ROC AUC by N: 256: 0.656, 160: 0.654,
 # 112: 0.648, 80: 0.616, 64: 0.598, 48: 0.575, 32: 0.554. The weight is the AUC's margin over
 # chance relative to full size; small faces also drift toward FAKE (mean p_fake of real faces
-# 0.40 at 256 px, 0.50 at 64 px), which the pull toward the threshold also tempers.
+# 0.40 at 256 px, 0.50 at 64 px), which the pull toward the model's threshold also tempers.
 SIZE_RELIABILITY_PX = (32.0, 48.0, 64.0, 80.0, 112.0, 160.0)
 SIZE_RELIABILITY_WEIGHT = (0.35, 0.48, 0.63, 0.74, 0.95, 1.0)
 # Under this weight (faces under about 100 px) a track is reported as weighed down
@@ -61,8 +64,8 @@ class TrackSummary:
     it was seen (seconds); ``median_face_px``: median longer box side (source pixels);
     ``mean_p_fake``/``max_p_fake`` over its faces; ``static``: it never moved nor changed (a
     photo, a poster, a screen); ``weight``: :func:`size_reliability` of its median face;
-    ``score``: its ``p_fake`` for the verdict, the mean pulled toward the threshold by
-    ``1 - weight``; ``counted``: whether it takes part in the verdict; ``reason``: one of
+    ``score``: its ``p_fake`` for the verdict, the mean pulled toward the model's neutral
+    ``p_fake`` by ``1 - weight``; ``counted``: whether it takes part in the verdict; ``reason``: one of
     :data:`REASONS` (``counted``, ``counted_small_faces``, ``counted_static_only`` when only
     static faces were seen; left out: ``too_few_faces``, ``static``).
     """
@@ -88,7 +91,7 @@ def summarize_tracks(
     *,
     timestamps_s: Sequence[float] | None = None,
     static: Sequence[bool] | None = None,
-    threshold: float = 0.5,
+    neutral_p_fake: float = 0.5,
 ) -> list[TrackSummary]:
     """Every track of a clip, by first appearance, with whether it counts for ``track_max``.
 
@@ -97,7 +100,8 @@ def summarize_tracks(
     ``None``: none). A track counts unless it has too few faces (under
     :data:`MIN_TRACK_FACES`, or as many as the longest track if fewer, and under
     :data:`MIN_TRACK_SHARE` of the longest track's) or is static while some moving person
-    counts; its ``score`` is ``threshold + weight * (mean_p_fake - threshold)``.
+    counts; its ``score`` is ``neutral_p_fake + weight * (mean_p_fake - neutral_p_fake)``
+    (``neutral_p_fake``: the model's own threshold, :func:`pipeline.models.factory.neutral_p_fake`).
     """
     p = np.asarray(p_fake, dtype=np.float64)
     ids = np.asarray(track_ids)
@@ -137,7 +141,7 @@ def summarize_tracks(
                 max_p_fake=float(np.max(p[mine])),
                 static=is_static[t],
                 weight=round(weight, 3),
-                score=float(threshold + weight * (mean - threshold)),
+                score=float(neutral_p_fake + weight * (mean - neutral_p_fake)),
                 counted=counted,
                 reason=reason,
             )
@@ -164,7 +168,7 @@ def aggregate_median(p_fake: Sequence[float], track_ids: Sequence[int], face_siz
 def aggregate_track_max(p_fake: Sequence[float], track_ids: Sequence[int], face_sizes_px=None, **context) -> float:
     """The most suspicious counted track's score (:func:`summarize_tracks`, :func:`verdict_track`):
     one swapped person among several real ones is not averaged away, and a small one is not
-    dropped. ``context``: ``timestamps_s``, ``static``, ``threshold``."""
+    dropped. ``context``: ``timestamps_s``, ``static``, ``neutral_p_fake``."""
     return verdict_track(summarize_tracks(p_fake, track_ids, face_sizes_px, **context)).score
 
 
@@ -183,12 +187,12 @@ def aggregate(
     face_sizes_px: Sequence[float] | None = None,
     *,
     static: Sequence[bool] | None = None,
-    threshold: float = 0.5,
+    neutral_p_fake: float = 0.5,
 ) -> float:
     """Apply the rule called ``name``; ``p_fake`` must be non-empty. ``face_sizes_px``: each
     face's longer box side in source pixels (optional); ``static``: whether each face's track
-    is static (optional); ``threshold``: the decision threshold (small faces are pulled toward
-    it)."""
+    is static (optional); ``neutral_p_fake``: the model's own threshold (small faces are pulled
+    toward it)."""
     if name not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {sorted(AGGREGATIONS)}, got {name!r}")
     if len(p_fake) == 0:
@@ -200,4 +204,5 @@ def aggregate(
     if static is not None and len(static) != len(p_fake):
         raise ValueError(f"got {len(p_fake)} scores but {len(static)} static flags")
     rule = AGGREGATIONS[name]
-    return float(np.clip(rule(p_fake, track_ids, face_sizes_px, static=static, threshold=threshold), 0.0, 1.0))
+    value = rule(p_fake, track_ids, face_sizes_px, static=static, neutral_p_fake=neutral_p_fake)
+    return float(np.clip(value, 0.0, 1.0))

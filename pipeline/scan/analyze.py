@@ -14,6 +14,7 @@ from pipeline.errors import DecodeError
 from pipeline.faces.boxes import FaceBox
 from pipeline.faces.crop import crop_face_rgb
 from pipeline.faces.detect import FaceDetector
+from pipeline.models.factory import neutral_p_fake
 from pipeline.models.meso4 import SCORE_BATCH_SIZE, MesoScorer
 from pipeline.scan.aggregate import (
     AGGREGATIONS,
@@ -245,10 +246,14 @@ def analyze_faces(
     return loop.n_frames, scoring.scored_faces(track_ids, static_tracks)
 
 
-def track_summaries(faces: Sequence[ScoredFace], config: ScanConfig) -> list[TrackSummary]:
+def track_summaries(
+    faces: Sequence[ScoredFace], config: ScanConfig, *, neutral_p_fake: float = 0.5
+) -> list[TrackSummary]:
     """Every track of a clip with whether it counts toward ``config.aggregation`` and why
     (:func:`pipeline.scan.aggregate.summarize_tracks`; under ``mean`` and ``median`` every face,
-    so every track, counts). Empty for no faces."""
+    so every track, counts). ``neutral_p_fake``: the scorer's own threshold
+    (:func:`pipeline.models.factory.neutral_p_fake`), toward which small faces are pulled.
+    Empty for no faces."""
     if not faces:
         return []
     tracks = summarize_tracks(
@@ -257,7 +262,7 @@ def track_summaries(faces: Sequence[ScoredFace], config: ScanConfig) -> list[Tra
         [f.size_px for f in faces],
         timestamps_s=[f.timestamp_s for f in faces],
         static=[f.track_static for f in faces],
-        threshold=config.threshold,
+        neutral_p_fake=neutral_p_fake,
     )
     if config.aggregation != "track_max":
         tracks = [dataclasses.replace(t, counted=True, reason=COUNTED) for t in tracks]
@@ -278,8 +283,8 @@ def verdict_row(
     """The row of a clip or still image that was read: status ``ok`` with the faces' ``p_fake``
     aggregated by ``config.aggregation`` and labelled at ``config.threshold``, or ``no_face``
     (no probability) when ``faces`` is empty. Under ``track_max`` the clip's ``p_fake`` is its
-    most suspicious counted track's score (small faces pulled toward the threshold by their
-    reliability), named by ``verdict_track_id``; ``n_tracks_counted`` says how many tracks
+    most suspicious counted track's score (small faces pulled toward the model's own threshold
+    by their reliability), named by ``verdict_track_id``; ``n_tracks_counted`` says how many tracks
     took part.
 
     ``model``: the scorer's name; ``n_frames``: frames sampled; ``started_s``: the
@@ -433,7 +438,7 @@ def score_video(
             path,
             media["covered_s"],
         )
-    tracks = track_summaries(faces, config)
+    tracks = track_summaries(faces, config, neutral_p_fake=neutral_p_fake(scorer))
     row = verdict_row(
         video_path, faces, config, model=scorer.name, n_frames=n_frames, started_s=started, tracks=tracks, **media
     )

@@ -178,7 +178,7 @@ class TrackRow(CsvRow):
     verdict; ``reason``: why or why not (``counted``, ``counted_small_faces``,
     ``counted_static_only``; ``too_few_faces``, ``static``); ``static``: a still picture;
     ``size_weight``: Meso-4's reliability at that face size (1 at 160 px and more);
-    ``verdict_score``: the mean pulled toward the threshold by ``1 - size_weight``, compared
+    ``verdict_score``: the mean pulled toward the model's own threshold by ``1 - size_weight``, compared
     across counted tracks; ``sets_verdict``: this is the clip's ``verdict_track_id``.
     """
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import DecodeError, NoVideoStreamError
+from pipeline.models.factory import neutral_p_fake
 from pipeline.scan.aggregate import (
     COUNTED,
     COUNTED_SMALL,
@@ -336,7 +337,7 @@ def score_image(rgb: np.ndarray, detector, scorer, config: ScanConfig, *, name: 
     ok or no_face, ``n_frames`` 1, ``rotation_deg`` 0 and no duration or fps; crops are kept."""
     started = time.perf_counter()
     n_frames, faces = analyze_faces(iter([Frame(0, 0, 0.0, rgb)]), detector, scorer, keep_crops=True)
-    tracks = track_summaries(faces, config)
+    tracks = track_summaries(faces, config, neutral_p_fake=neutral_p_fake(scorer))
     height, width = rgb.shape[:2]
     row = verdict_row(
         name,
@@ -772,7 +773,8 @@ def build_result(
                 "saliency_url": f"{base}/saliency/{i}.jpg" if i < len(overlays) else None,
             }
         )
-    summaries = sorted(result.tracks or track_summaries(result.faces, config), key=lambda t: t.track_id)
+    summaries = result.tracks or track_summaries(result.faces, config, neutral_p_fake=neutral_p_fake(scorer))
+    summaries = sorted(summaries, key=lambda t: t.track_id)
     verdict_id = _verdict_track_id(row, summaries, config)
     tracks = [_person(t, verdict_id) for t in summaries]
     if config.aggregation == "track_max" and row.p_fake is not None:

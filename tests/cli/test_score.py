@@ -257,7 +257,9 @@ def test_the_weights_threshold_labels_unless_the_flag_is_given(clip_dir, tmp_pat
     assert cli.main(base + ["-o", str(by_spec), "--weights", str(weights)]) == 0
     assert cli.main(base + ["-o", str(by_flag), "--weights", str(weights), "--threshold", "0.5"]) == 0
     (spec_row,), (flag_row,) = _read(by_spec), _read(by_flag)
-    assert spec_row["p_fake"] == flag_row["p_fake"] == row["p_fake"]  # same model, same bits
+    # the flag labels only: same weights, same bits (the sidecar's threshold is also the point small
+    # faces are pulled toward, so a sidecar with another threshold may move p_fake; a flag never does)
+    assert spec_row["p_fake"] == flag_row["p_fake"]
     assert spec_row["label"] != row["label"]  # the sidecar's threshold
     assert flag_row["label"] == row["label"]  # the explicit flag wins
 

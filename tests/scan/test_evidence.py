@@ -113,9 +113,20 @@ def test_the_worst_faces_of_each_counted_track_are_chosen_worst_first():
     assert select_evidence_faces(faces, "mean", max_crops_per_track=1)[0].track_id == 2
 
 
-def test_a_small_background_track_is_not_shown_under_track_max():
+def test_a_small_person_is_shown_under_track_max():
+    # 0.2.0 left people under half the largest one's size out (and their faces unshown); a small
+    # swapped face now counts, weighed down, so its faces are evidence too
     faces = [_face(0, i, 0.2, size_px=200) for i in range(4)] + [_face(1, i, 0.9, size_px=40) for i in range(4)]
-    assert {f.track_id for f in select_evidence_faces(faces, "track_max")} == {0}
+    assert {f.track_id for f in select_evidence_faces(faces, "track_max")} == {0, 1}
+
+
+def test_people_left_out_are_not_shown_under_track_max():
+    # a one-face passer-by and a still picture beside a moving person do not count: not evidence
+    moving = [_face(0, i, 0.2, size_px=200) for i in range(4)]
+    passer_by = [_face(1, 0, 0.95)]
+    picture = [dataclasses.replace(_face(2, i, 0.9), track_static=True) for i in range(4)]
+    assert {f.track_id for f in select_evidence_faces(moving + passer_by + picture, "track_max")} == {0}
+    assert {f.track_id for f in select_evidence_faces(moving + passer_by + picture, "mean")} == {0, 1, 2}
 
 
 def test_pruning_keeps_only_the_crops_that_are_shown():

@@ -120,8 +120,8 @@ def test_analyze_faces_returns_scored_faces_with_crops_and_timings():
     assert [f.p_fake for f in without] == [f.p_fake for f in faces]
 
 
-def _scored(track_id: int, p_fake: float, size_px: float = 100.0) -> ScoredFace:
-    return ScoredFace(0, 0, 0.0, track_id, (0.0, 0.0, size_px, size_px), 0.99, p_fake)
+def _scored(track_id: int, p_fake: float, size_px: float = 200.0, static: bool = False) -> ScoredFace:
+    return ScoredFace(0, 0, 0.0, track_id, (0.0, 0.0, size_px, size_px), 0.99, p_fake, track_static=static)
 
 
 @pytest.mark.parametrize(
@@ -131,6 +131,10 @@ def _scored(track_id: int, p_fake: float, size_px: float = 100.0) -> ScoredFace:
         ([_scored(0, 0.2), _scored(0, 0.4)], "mean", "ok", pytest.approx(0.3), "REAL"),
         ([_scored(0, 0.2), _scored(1, 0.9)], "track_max", "ok", pytest.approx(0.9), "FAKE"),  # worst person
         ([_scored(0, 0.5)], "mean", "ok", 0.5, "FAKE"),  # threshold is inclusive
+        # a 64 px fake person: pulled toward the threshold by its weight (0.63), still FAKE
+        ([_scored(0, 0.2), _scored(1, 0.9, 64.0)], "track_max", "ok", pytest.approx(0.5 + 0.63 * 0.4), "FAKE"),
+        # under mean, sizes do not matter
+        ([_scored(0, 0.2), _scored(1, 0.9, 64.0)], "mean", "ok", pytest.approx(0.55), "FAKE"),
     ],
 )
 def test_verdict_row(faces, aggregation, expected_status, expected_p_fake, expected_label):
@@ -152,3 +156,124 @@ def test_verdict_row(faces, aggregation, expected_status, expected_p_fake, expec
     assert (row.n_frames, row.n_faces, row.n_tracks) == (3, len(faces), len({f.track_id for f in faces}))
     assert (row.width, row.height, row.model, row.aggregation) == (640, 480, "stub", aggregation)
     assert 0.0 <= row.elapsed_s < 5.0
+
+
+@pytest.mark.parametrize(
+    "faces, aggregation, counted, verdict_track_id",
+    [
+        ([], "track_max", None, None),  # no face: nothing counted, no verdict track
+        ([_scored(0, 0.2)] * 5 + [_scored(1, 0.9)] * 5, "track_max", 2, 1),  # the worse person decides
+        ([_scored(0, 0.2)] * 10 + [_scored(1, 0.9)], "track_max", 1, 0),  # a one-face passer-by does not
+        ([_scored(0, 0.2)] * 5 + [_scored(1, 0.9, static=True)] * 5, "track_max", 1, 0),  # a photo does not
+        ([_scored(0, 0.2)] * 10 + [_scored(1, 0.9)], "mean", 2, None),  # under mean every track counts
+    ],
+)
+def test_verdict_row_names_the_counted_tracks(faces, aggregation, counted, verdict_track_id):
+    import time
+
+    row = verdict_row(
+        "clip.mp4", faces, ScanConfig(aggregation=aggregation), model="stub", n_frames=3, started_s=time.perf_counter()
+    )
+    assert (row.n_tracks_counted, row.verdict_track_id) == (counted, verdict_track_id)
+
+
+# --------------------------------------------------------------------------------------------
+# Tracks by identity and shot (a stand-in describer), and static faces
+# --------------------------------------------------------------------------------------------
+
+
+class StillDetector(FaceDetector):
+    """Finds one 100 px face at the same place on every frame."""
+
+    def __init__(self):
+        super().__init__(mtcnn=None, config=DetectorConfig(full_frame_every_s=0.0, batch_size=4))
+
+    def detect(self, frames_rgb):
+        return [[face(200, 100, 300, 200)] for _ in frames_rgb]
+
+
+class FakeDescriber:
+    """Stand-in for :class:`pipeline.faces.identity.FaceDescriber`: the chip is the frame's
+    ``rgb[1, 0, 0]`` (who is there), the embedding a unit vector per person; records the
+    number of chips embedded per call."""
+
+    def __init__(self):
+        self.embedded: list[int] = []
+
+    def chip(self, frame_rgb, box_xyxy):
+        return np.full((150, 150, 3), frame_rgb[1, 0, 0], np.uint8)
+
+    def embed(self, chips):
+        self.embedded.append(len(chips))
+        out = np.zeros((len(chips), 128), np.float32)
+        for i, c in enumerate(chips):
+            out[i, int(c[0, 0, 0])] = 1.0
+        return out
+
+
+def people_frames(who: list[int], *, moving_pixels: bool = False) -> list[Frame]:
+    """Frames 0.5 s apart with ``who[i]`` in frame ``i``; ``moving_pixels``: the face's pixels
+    change every frame."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i, k in enumerate(who):
+        rgb = np.full((480, 640, 3), 60, np.uint8)
+        rgb[100:200, 200:300] = 120 + 20 * (np.arange(100)[None, :, None] // 25)  # a still face picture
+        if moving_pixels:
+            rgb[100:200, 200:300] = rng.integers(0, 256, (100, 100, 3))
+        rgb[1, 0, 0] = k
+        out.append(Frame(i, 12 * i, i / 2, rgb))
+    return out
+
+
+def test_a_cut_splits_the_track_without_a_describer():
+    cuts: list[float] = []
+    loop = FaceLoop(iter(people_frames([0] * 8)), StillDetector(), cut_times_s=cuts)
+    list(loop)
+    cuts.append(2.0)  # filled by the decoder while the clip streams: read when linking
+    assert loop.track_ids() == [0] * 4 + [1] * 4
+    assert loop.static_tracks() == set() and loop.motion() == {} and loop.n_embedded == 0
+
+
+@pytest.mark.parametrize(
+    "who, expected",
+    [
+        ([0] * 4 + [0] * 4, [0] * 8),  # the same person either side of the cut: one track
+        ([0] * 4 + [1] * 4, [0] * 4 + [1] * 4),  # someone else after the cut: two
+    ],
+)
+def test_a_describer_joins_or_keeps_apart_across_a_cut(who, expected):
+    describer = FakeDescriber()
+    timings: dict = {}
+    loop = FaceLoop(iter(people_frames(who)), StillDetector(), describer=describer, cut_times_s=[2.0], timings=timings)
+    list(loop)
+    assert loop.track_ids() == expected
+    assert loop.n_embedded == sum(describer.embedded) <= 8
+    assert loop.n_embedded > 0 and timings["identity_s"] >= 0
+
+
+def test_a_single_shot_single_face_clip_embeds_nothing():
+    describer = FakeDescriber()
+    loop = FaceLoop(iter(people_frames([0] * 8)), StillDetector(), describer=describer)
+    list(loop)
+    assert loop.track_ids() == [0] * 8
+    assert loop.n_embedded == 0 and describer.embedded == []
+
+
+@pytest.mark.parametrize("moving_pixels, static", [(False, {0}), (True, set())])
+def test_static_tracks_need_still_boxes_and_pixels(moving_pixels, static):
+    clip = people_frames([0] * 6, moving_pixels=moving_pixels)
+    loop = FaceLoop(iter(clip), StillDetector(), describer=FakeDescriber())
+    list(loop)
+    assert loop.static_tracks() == static
+    ((shift, size_change, change),) = loop.motion().values()
+    assert (shift, size_change) == (0.0, 0.0)
+    assert (change == 0.0) is (not moving_pixels)
+
+
+def test_moving_people_are_not_static():
+    loop = FaceLoop(iter(frames(6)), PeopleDetector(people=2), describer=FakeDescriber())
+    list(loop)
+    assert loop.track_ids() == [0, 1] * 6
+    assert loop.static_tracks() == set()
+    assert all(shift > 0.02 for shift, _, _ in loop.motion().values())

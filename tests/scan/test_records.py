@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from pipeline.scan.records import LABELS, STATUSES, FaceRow, VideoRow, face_columns, label_for
+from pipeline.scan.aggregate import summarize_tracks
+from pipeline.scan.records import LABELS, STATUSES, FaceRow, TrackRow, VideoRow, face_columns, label_for
 
 VIDEO_CONTRACT = [
     "video_path",
@@ -17,6 +18,9 @@ VIDEO_CONTRACT = [
     "n_frames",
     "n_faces",
     "n_tracks",
+    "n_tracks_counted",
+    "verdict_track_id",
+    "n_cuts",
     "duration_s",
     "fps",
     "width",
@@ -25,6 +29,22 @@ VIDEO_CONTRACT = [
     "model",
     "elapsed_s",
     "error",
+]
+TRACK_CONTRACT = [
+    "video_path",
+    "track_id",
+    "n_faces",
+    "first_timestamp_s",
+    "last_timestamp_s",
+    "median_face_px",
+    "mean_p_fake",
+    "max_p_fake",
+    "counted",
+    "reason",
+    "static",
+    "size_weight",
+    "verdict_score",
+    "sets_verdict",
 ]
 FACE_CONTRACT = [
     "video_path",
@@ -97,6 +117,7 @@ def test_video_row_is_frozen():
     [
         (VideoRow, VIDEO_CONTRACT),  # the per-clip CSV
         (FaceRow, FACE_CONTRACT),  # the per-face CSV
+        (TrackRow, TRACK_CONTRACT),  # the per-track CSV (--tracks-csv)
     ],
 )
 def test_columns_contain_the_contract_in_order(row_type, contract):
@@ -185,3 +206,45 @@ def test_face_row_from_a_scored_face_is_the_one_builder():
     row = FaceRow.from_face("clips/a.mp4", face)
     assert row == FaceRow("clips/a.mp4", 50, 2.0, 1, 100.0, 50.0, 200.0, 170.3, 0.99999, 0.12345678)
     assert list(dataclasses.asdict(row)) == FACE_CONTRACT  # p_fake is written as scored, unrounded
+
+
+def test_track_row_columns_are_exactly_the_contract():
+    assert TrackRow.columns() == TRACK_CONTRACT
+
+
+def test_new_video_row_fields_are_empty_unless_set():
+    row = VideoRow(video_path="a.mp4", status="no_face")
+    assert (row.n_tracks_counted, row.verdict_track_id, row.n_cuts) == (None, None, None)
+    row = VideoRow("a.mp4", "ok", 0.7, "FAKE", n_tracks=3, n_tracks_counted=2, verdict_track_id=1, n_cuts=4)
+    assert (row.n_tracks_counted, row.verdict_track_id, row.n_cuts) == (2, 1, 4)
+
+
+def test_track_row_from_a_summary():
+    # track 0: 64 px faces (weighed down); track 1: two faces of ten, left out
+    summaries = summarize_tracks(
+        [0.123456789] * 9 + [0.9] + [0.2, 0.3],
+        [0] * 10 + [1] * 2,
+        [64.0] * 10 + [200.0] * 2,
+        timestamps_s=[0.5 * i for i in range(12)],
+    )
+    small, short = (TrackRow.from_summary("clips/a.mp4", t, sets_verdict=i == 0) for i, t in enumerate(summaries))
+    mean = (0.123456789 * 9 + 0.9) / 10
+    assert small == TrackRow(
+        video_path="clips/a.mp4",
+        track_id=0,
+        n_faces=10,
+        first_timestamp_s=0.0,
+        last_timestamp_s=4.5,
+        median_face_px=64.0,
+        mean_p_fake=round(mean, 5),
+        max_p_fake=0.9,
+        counted=True,
+        reason="counted_small_faces",
+        static=False,
+        size_weight=0.63,
+        verdict_score=round(0.5 + 0.63 * (mean - 0.5), 5),
+        sets_verdict=True,
+    )
+    assert (short.track_id, short.counted, short.reason, short.sets_verdict) == (1, False, "too_few_faces", False)
+    assert (short.first_timestamp_s, short.last_timestamp_s, short.size_weight) == (5.0, 5.5, 1.0)
+    assert list(dataclasses.asdict(small)) == TRACK_CONTRACT
