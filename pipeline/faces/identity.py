@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 # Euclidean distance between two dlib embeddings at or under which two faces are one person.
-# Measured (``bench/identity_links.py``): within one track of the shared clips, median 0.31,
-# 95th percentile 0.50 (turned heads, blur); across the two people of the case clips, at least
+# Measured (``bench/identity_links.py``): 2,911 pairs of faces within one track of the shared
+# clips, median 0.30, 95th percentile 0.48, 99th 0.54 (turned heads, blur); across the two people of the case clips, at least
 # 0.51 (a face swapped onto the other person's head) and 0.85 (two strangers). Tracks are
 # compared by their nearest faces, so a turned head is matched by the frontal faces around it.
 SAME_PERSON_MAX_DISTANCE = 0.45
