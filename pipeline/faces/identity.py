@@ -26,9 +26,11 @@ import numpy as np
 
 # Euclidean distance between two dlib embeddings at or under which two faces are one person.
 # Measured (``bench/identity_links.py``): 2,911 pairs of faces within one track of the shared
-# clips, median 0.30, 95th percentile 0.48, 99th 0.54 (turned heads, blur); across the two people of the case clips, at least
-# 0.51 (a face swapped onto the other person's head) and 0.85 (two strangers). Tracks are
-# compared by their nearest faces, so a turned head is matched by the frontal faces around it.
+# clips, median 0.30, 95th percentile 0.48, 99th 0.54 (turned heads, blur); across the two
+# people of the case clips, at least 0.51 (a face swapped onto the other person's head) and 0.84
+# (two strangers). A pair of single faces over the limit only splits a tracklet; pieces are
+# joined again by their mean embeddings, and a piece of one or two odd faces between two pieces
+# of one person goes back to them (:mod:`pipeline.faces.tracks`), so a turned head costs little.
 SAME_PERSON_MAX_DISTANCE = 0.45
 EMBEDDING_SIZE = 128
 CHIP_PX = 150
