@@ -57,8 +57,8 @@ def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
         "--tracks-csv",
         default=None,
         metavar="CSV",
-        help="also write one row per person (track) of each clip here: faces, when seen, face size, mean and max "
-        "p_fake, and whether it counted toward the clip's verdict and why",
+        help="also write one row per person (track) of each ok clip here: faces, when seen, face size, mean and max "
+        "p_fake, and whether it counted toward the clip's verdict and why; resumed with the output",
     )
     p.add_argument(
         "--evidence-dir",
@@ -175,7 +175,6 @@ def _score(args: argparse.Namespace, prog: str) -> int:
     """Settle the weights and settings (usage errors first), look for a first clip, then load the
     models and run the batch; ``main``'s exit statuses."""
     from pipeline.errors import OutputLockedError, WeightsError
-    from pipeline.models.factory import load_models
 
     try:
         spec, config = resolve_scan_settings(args)  # no TensorFlow yet: files and their specs only
@@ -193,16 +192,12 @@ def _score(args: argparse.Namespace, prog: str) -> int:
             check_resume_settings(Path(args.output), run_settings(spec, config))
         except ValueError as exc:
             return fail(prog, str(exc))
-    models = spec
-    if args.engine == "local" and args.workers <= 1:
-        try:
-            models = load_models(spec)  # in this process; worker processes load the spec themselves
-        except WeightsError as exc:
-            return fail(prog, str(exc))
+    # the spec: this process loads it when its first clip is due (a resume with nothing left never
+    # loads TensorFlow); worker processes load it themselves
     try:
         with logging_above_progress():  # a warning mid-batch is printed above the bar, not through it
-            summary = _run(args, models, config, paths)
-    except (OutputLockedError, ValueError, OSError) as exc:
+            summary = _run(args, spec, config, paths)
+    except (OutputLockedError, WeightsError, ValueError, OSError) as exc:
         return fail(prog, str(exc))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items())) or "nothing new"
     log.info("wrote %s: %s (%d already done)", args.output, counts, summary.skipped)

@@ -126,9 +126,13 @@ class VideoResult:
         return [FaceRow.from_face(self.row.video_path, f) for f in self.faces]
 
     def track_rows(self) -> list[TrackRow]:
-        """One ``--tracks-csv`` row per track (:meth:`TrackRow.from_summary`)."""
+        """One ``--tracks-csv`` row per track (:meth:`TrackRow.from_summary`); under ``mean`` and
+        ``median`` (every face counts as it is) without a ``verdict_score``."""
         verdict = self.row.verdict_track_id
-        return [TrackRow.from_summary(self.row.video_path, t, sets_verdict=t.track_id == verdict) for t in self.tracks]
+        rows = [TrackRow.from_summary(self.row.video_path, t, sets_verdict=t.track_id == verdict) for t in self.tracks]
+        if self.row.aggregation not in ("", "track_max"):
+            rows = [dataclasses.replace(r, verdict_score=None) for r in rows]
+        return rows
 
 
 class _CropScorer:

@@ -359,6 +359,16 @@ def check_resume_settings(output_csv: Path, settings: RunSettings) -> None:
         )
 
 
+def _has_rows(path: Path) -> bool:
+    """Whether the CSV at ``path`` exists and holds a row below its header."""
+    try:
+        with open(path, "rb") as handle:
+            handle.readline()  # the header
+            return bool(handle.readline().strip())
+    except FileNotFoundError:
+        return False
+
+
 def _clips_to_do(
     paths: Iterable[str], output_csv: Path, sidecars: Sequence[Path], overwrite: bool
 ) -> tuple[Iterable[str], int | None, int]:
@@ -373,6 +383,14 @@ def _clips_to_do(
     else:
         done = read_done_keys(output_csv, "video_path", VideoRow.columns())
     for sidecar in sidecars if not overwrite else ():
+        if done and not _has_rows(sidecar):
+            log.warning(
+                "%s has no rows for the %d clips already done in %s (it was not written when they were scored): "
+                "only new clips get rows; run again with --overwrite to fill it for every clip",
+                sidecar,
+                len(done),
+                output_csv,
+            )
         dropped = keep_rows_with_keys(sidecar, done)
         if dropped:
             log.info("%s: dropped %d rows of unfinished clips", sidecar, dropped)
@@ -430,8 +448,21 @@ def _results(
         return results_on_dask(todo, models, config, address=address, workers=workers, keep_crops=keep_crops)
     if workers > 1:
         return _results_in_pool(todo, worker_spec(models, workers), config, workers, keep_crops)
-    loaded = models if isinstance(models, LoadedModels) else load_models(models)
-    return (_score_here(p, loaded.detector, loaded.scorer, config, progress, keep_crops) for p in todo)
+    return _results_here(todo, models, config, progress, keep_crops)
+
+
+def _results_here(
+    todo: Iterable[str], models: ModelSpec | LoadedModels, config: ScanConfig, progress: bool, keep_crops: bool
+) -> Iterable[VideoResult]:
+    """Clips scored in this process, the models loaded (from a spec) once the first clip is
+    due: a resume with nothing left to score never loads TensorFlow."""
+    from pipeline.models import factory  # looked up when called: one factory, patchable in tests
+
+    loaded = models if isinstance(models, LoadedModels) else None
+    for path in todo:
+        if loaded is None:
+            loaded = factory.load_models(models)
+        yield _score_here(path, loaded.detector, loaded.scorer, config, progress, keep_crops)
 
 
 def _write_results(

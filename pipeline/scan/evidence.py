@@ -145,11 +145,14 @@ def crop_panel(crop_rgb: np.ndarray, saliency: np.ndarray) -> np.ndarray:
     return np.concatenate([crop_rgb, overlay_saliency(crop_rgb, saliency)], axis=1)
 
 
-def draw_faces(frame_rgb: np.ndarray, faces: Sequence[ScoredFace], threshold: float) -> np.ndarray:
+def draw_faces(
+    frame_rgb: np.ndarray, faces: Sequence[ScoredFace], threshold: float, *, who: str = "track"
+) -> np.ndarray:
     """A copy of ``frame_rgb`` (uint8 (H, W, 3) RGB) with each face's ``box_xyxy`` drawn
     (:data:`FAKE_BOX_RGB` when ``p_fake >= threshold``, else :data:`REAL_BOX_RGB`; lines
-    ``max(2, long side / 400)`` px thick) and ``track <id>: p_fake <p>`` on a filled label
-    above the box (below its top edge when there is no room above). Returns uint8 (H, W, 3) RGB."""
+    ``max(2, long side / 400)`` px thick) and ``<who> <track_id>: p_fake <p>`` on a filled label
+    above the box (below its top edge when there is no room above); ``who``: "track" as in the
+    CSVs, or "person" where people are numbered from 1. Returns uint8 (H, W, 3) RGB."""
     import cv2
 
     canvas = np.ascontiguousarray(frame_rgb).copy()
@@ -160,7 +163,7 @@ def draw_faces(frame_rgb: np.ndarray, faces: Sequence[ScoredFace], threshold: fl
         colour = FAKE_BOX_RGB if face.p_fake >= threshold else REAL_BOX_RGB
         x1, y1, x2, y2 = (int(round(v)) for v in face.box_xyxy)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
-        text = f"track {face.track_id}: p_fake {face.p_fake:.2f}"
+        text = f"{who} {face.track_id}: p_fake {face.p_fake:.2f}"
         (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness // 2 + 1)
         label_h = text_h + baseline + 2 * thickness
         top = y1 - label_h if y1 - label_h >= 0 else y1

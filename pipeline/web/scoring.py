@@ -103,10 +103,11 @@ AGGREGATION_MEANINGS = {
     "track_max": "mean per person (face track), small faces weighed down, then the most suspicious person counted",
 }
 # Why a person (track) does or does not take part in the verdict, in words
-# (pipeline.scan.aggregate.REASONS); "{weight}": the size weight, e.g. 0.70.
+# (pipeline.scan.aggregate.REASONS); "{weight}": the size weight, e.g. 0.70; "{mean}", "{score}":
+# the person's mean p_fake and the score it counts as in the verdict.
 REASON_TEXTS = {
     COUNTED: "counted",
-    COUNTED_SMALL: "counted, small faces weighed down (×{weight:.2f})",
+    COUNTED_SMALL: "counted, small faces weighed down (×{weight:.2f}: {mean:.2f} counts as {score:.2f})",
     COUNTED_STATIC_ONLY: "counted: only still pictures in this clip",
     LEFT_OUT_FEW_FACES: "left out: seen in too few frames",
     LEFT_OUT_STATIC: "left out: a still picture (photo, poster, screen)",
@@ -457,14 +458,15 @@ def boxed_frame(frame_rgb: np.ndarray, faces, worst: ScoredFace, threshold: floa
     """``frame_rgb`` (uint8 (H, W, 3), the sample ``worst`` was found in, as the scan saw it)
     with every face of that sample boxed by :func:`pipeline.scan.evidence.draw_faces` (red at or
     above ``threshold``, green below), then shrunk to :data:`FRAME_MAX_LONG_SIDE_PX`. Boxes are
-    labelled with the page's person numbers (track 0 is person 1)."""
+    labelled "person N" with the page's person numbers (track 0 is person 1), never "track N",
+    which the CSVs number from 0."""
     import cv2
 
     from pipeline.scan.evidence import draw_faces
 
     in_frame = [f for f in faces if f.sample_index == worst.sample_index]
     numbered = [dataclasses.replace(f, track_id=f.track_id + 1, crop_rgb=None) for f in in_frame]
-    rgb = draw_faces(frame_rgb, numbered, threshold)
+    rgb = draw_faces(frame_rgb, numbered, threshold, who="person")
     long_side = max(rgb.shape[:2])
     if long_side > FRAME_MAX_LONG_SIDE_PX:
         scale = FRAME_MAX_LONG_SIDE_PX / long_side
@@ -592,8 +594,11 @@ def _partial_coverage_note(row: VideoRow) -> str:
 
 def reason_text(track: TrackSummary) -> str:
     """Whether ``track`` counts toward the verdict and why, in words (:data:`REASON_TEXTS`),
-    e.g. "counted, small faces weighed down (×0.70)" or "left out: seen in too few frames"."""
-    return REASON_TEXTS.get(track.reason, track.reason).format(weight=track.weight)
+    e.g. "counted, small faces weighed down (×0.70: 0.63 counts as 0.59)" or "left out: seen in
+    too few frames"."""
+    return REASON_TEXTS.get(track.reason, track.reason).format(
+        weight=track.weight, mean=track.mean_p_fake, score=track.score
+    )
 
 
 def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind: str, config: ScanConfig) -> list[dict]:
@@ -608,7 +613,8 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
       too few frames, or a still picture beside moving people: their ``reason``) whose mean
       ``p_fake`` is at or above the threshold (clips only);
     - ``few_faces``: fewer than :data:`FEW_FACES` faces scored;
-    - ``small_faces``: the largest person's median face under :data:`SMALL_FACE_PX`;
+    - ``small_faces``: the largest person's median face under :data:`SMALL_FACE_PX`, or (clips)
+      the person who sets the verdict has faces that small;
     - ``hdr_not_tone_mapped``: an HDR clip whose frames could not be turned into SDR;
     - ``rotation_guessed``: faces found only with the frames turned (``rotation_guess_deg``);
     - ``partial_coverage``: sampling stopped before the clip's end (``reached_end`` False).
@@ -662,11 +668,19 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
                 f"Only {scored} scored {where}: one unusual face can decide the verdict either way.",
             )
         largest_px = max(t.median_face_px for t in tracks)
+        verdict = next((t for t in tracks if t.track_id == row.verdict_track_id), None)
         if largest_px < SMALL_FACE_PX:
             note(
                 "small_faces",
                 f"The faces are small (about {largest_px:.0f} px, under {SMALL_FACE_PX} px): Meso-4 sees little "
                 "texture in them and its scores drift towards the middle. Trust this verdict less.",
+            )
+        elif verdict is not None and verdict.median_face_px < SMALL_FACE_PX and kind != "image":
+            note(
+                "small_faces",
+                f"The verdict rests on person {verdict.track_id + 1}, whose faces are small (about "
+                f"{verdict.median_face_px:.0f} px, under {SMALL_FACE_PX} px): Meso-4 reads them less reliably, so "
+                f"their score was weighed down (×{verdict.weight:.2f}) toward undecided. Look at their faces below.",
             )
     if row.tone_mapped is False:
         note(

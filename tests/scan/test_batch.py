@@ -92,17 +92,30 @@ def test_a_spec_is_loaded_through_the_factory_once(tmp_path, clip_dir, meso4_df_
         specs.append(spec)
         return LoadedModels(detector, scorer, meso4_df_path, threshold=0.5)
 
+    from pipeline.models import factory
+
     monkeypatch.setattr(batch, "load_models", fake_load)
+    monkeypatch.setattr(factory, "load_models", fake_load)
     spec = ModelSpec(weights=meso4_df_path)
+    clips = [str(clip_dir / "noface.mp4"), str(clip_dir / "face.mp4")]
     summary = run_batch(
-        [str(clip_dir / "noface.mp4")] * 2,
-        tmp_path / "o.csv",
-        config=ScanConfig(),
-        models=spec,
-        progress=False,
-        overwrite=True,
+        clips[:1] * 2, tmp_path / "o.csv", config=ScanConfig(), models=spec, progress=False, overwrite=True
     )
     assert specs == [spec] and summary.status_counts == {"no_face": 2}
+    # a resume with nothing left to score never loads the models
+    summary = run_batch(clips[:1], tmp_path / "o.csv", config=ScanConfig(), models=spec, progress=False)
+    assert specs == [spec] and summary.status_counts == {} and summary.skipped == 1
+
+
+def test_a_sidecar_asked_for_on_resume_says_the_clips_done_have_no_rows(tmp_path, clip_dir, detector, scorer, caplog):
+    models = LoadedModels(detector, scorer, scorer.weights_path, threshold=0.5)
+    out, tracks = tmp_path / "o.csv", tmp_path / "tracks.csv"
+    run_batch([str(clip_dir / "noface.mp4")], out, config=ScanConfig(), models=models, progress=False)
+    run_batch(
+        [str(clip_dir / "noface.mp4")], out, config=ScanConfig(), models=models, progress=False, tracks_csv=tracks
+    )
+    assert f"{tracks} has no rows for the 1 clips already done in {out}" in caplog.text
+    assert "--overwrite" in caplog.text
 
 
 def test_unknown_engine_names_the_valid_ones(tmp_path):

@@ -227,7 +227,9 @@ def test_people_table_says_who_was_counted_and_why(modelless_app):
     assert sorted(rows) == [1, 2, 3, 4]
     assert 'class="counted"' in rows[1] and '<td class="reason">counted</td>' in rows[1]
     assert 'class="counted sets-verdict"' in rows[2] and "sets the verdict" in rows[2]
-    assert re.search(r'<td class="reason">counted, small faces weighed down \(×0\.\d\d\)</td>', rows[2])
+    assert re.search(
+        r'<td class="reason">counted, small faces weighed down \(×0\.\d\d: 0\.\d\d counts as 0\.\d\d\)</td>', rows[2]
+    )
     assert 'class="left-out"' in rows[3] and 'data-counted="false"' in rows[3] and 'data-reason="static"' in rows[3]
     assert "left out: a still picture (photo, poster, screen)" in rows[3]
     assert 'class="left-out"' in rows[4] and "left out: seen in too few frames" in rows[4]

@@ -67,8 +67,17 @@ NOTE_CASES = [
     (one_person(0.9, size_px=60), 0.9, {}, "video", ["small_faces"]),
     # a small person beside a large one: the large one decides, no note
     (one_person(0.9) + [face(i, 1, 0.9, size_px=40) for i in range(6)], 0.9, {}, "video", []),
-    # a small person scored fake beside a large real one counts, weighed down, and decides: they disagree
-    (one_person(0.1) + [face(i, 1, 0.9, size_px=40) for i in range(6)], 0.67, {}, "video", ["tracks_disagree"]),
+    # a small person scored fake beside a large real one counts, weighed down, and decides: they
+    # disagree, and the verdict rests on small faces
+    (
+        one_person(0.1) + [face(i, 1, 0.9, size_px=40) for i in range(6)],
+        0.67,
+        {},
+        "video",
+        ["tracks_disagree", "small_faces"],
+    ),
+    # ... and when the large one is not clearly real, only the small faces are worth a note
+    (one_person(0.35) + [face(i, 1, 0.8, size_px=60) for i in range(6)], 0.69, {}, "video", ["small_faces"]),
     # a passer-by scored fake in one frame beside a real person, not counted: the REAL verdict says so
     (one_person(0.1, n=10) + [face(3, 1, 0.9)], 0.1, {}, "video", ["person_left_out"]),
     # a still picture scored fake beside a moving real person, not counted: the REAL verdict says so
@@ -396,7 +405,11 @@ def test_people_say_whether_they_were_counted_and_why():
     }
     weight = round(size_reliability(64), 3)
     assert by_person[1]["reason_text"] == "counted"
-    assert by_person[2]["reason_text"] == f"counted, small faces weighed down (×{weight:.2f})"
+    small = by_person[2]
+    assert small["reason_text"] == (
+        f"counted, small faces weighed down (×{weight:.2f}: {small['mean_p_fake']:.2f} counts as "
+        f"{small['verdict_score']:.2f})"
+    )
     assert by_person[3]["reason_text"] == "left out: a still picture (photo, poster, screen)"
     assert by_person[4]["reason_text"] == "left out: seen in too few frames"
     # the small person's score is pulled toward the threshold, and it still sets the verdict
