@@ -12,12 +12,13 @@ Three steps (:func:`link_tracks`):
 2. **Identity checks inside each tracklet** (only when an ``embed`` callback is given and the
    clip has more than one tracklet: one face in one shot is one person). Two people can trade
    places at an edit that no cut detector sees (the same studio behind both), so position
-   alone can stitch two people into one track. The first, last and a few evenly spaced faces
-   of each tracklet are embedded (:mod:`pipeline.faces.identity`); wherever two neighbouring
-   embedded faces are not the same person, the faces between them are bisected to find where
-   the person changed, and the tracklet is split there.
-3. **Tracklets joined into people.** Tracklets that never share a sampled frame and whose
-   embeddings are the same person (average of the faces' embeddings, within
+   alone can stitch two people into one track. Where a tracklet shares sampled frames with
+   other faces (and one face either side), its first, last and middle faces are embedded
+   (:mod:`pipeline.faces.identity`); wherever two neighbouring embedded faces are not the same
+   person, the faces between them are bisected to find where the person changed, and the
+   tracklet is split there. A tracklet never seen beside another face is not checked.
+3. **Tracklets joined into people.** Pieces of tracklets that never share a sampled frame and
+   whose mean embeddings, or nearest embedded faces, are the same person (within
    :data:`pipeline.faces.identity.SAME_PERSON_MAX_DISTANCE`) are one person, closest first:
    the same person before and after a cut, or after leaving the picture for a while. A piece
    of one or two faces left alone between two pieces of one tracklet that are the same person
@@ -162,6 +163,18 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return distance(a, b) <= SAME_PERSON_MAX_DISTANCE
 
 
+def _contested_span(faces: Sequence[int], sample_of: Sequence[int], crowded: set[int]) -> tuple[int, int]:
+    """The part of one tracklet (its face indices in time order) where position could have
+    mixed two people up: from one face before its first sample shared with another face to one
+    face after its last, as a slice ``(lo, hi)``; ``(0, 0)`` when it never shares a sample
+    (alone in the picture, a face at the same place is the same person unless a cut says
+    otherwise, and cuts already end tracklets)."""
+    shared = [k for k, face in enumerate(faces) if sample_of[face] in crowded]
+    if not shared:
+        return 0, 0
+    return max(0, shared[0] - 1), min(len(faces), shared[-1] + 2)
+
+
 def _split_points(faces: Sequence[int], embeddings: _Embeddings) -> list[int]:
     """Step 2 for one tracklet (its face indices in time order): the positions ``k`` where the
     person changes between ``faces[k - 1]`` and ``faces[k]``, ascending."""
@@ -219,12 +232,14 @@ def link_tracks(
     members: list[list[int]] = [[] for _ in range(n_tracklets)]
     for face, t in enumerate(flat):
         members[t].append(face)
+    crowded = {s for s, ids in enumerate(tracklet_ids) if len(ids) > 1}
     pieces_of_tracklet: list[list[list[int]]] = []
     for faces in members:
         pieces, start = [], 0
-        for k in _split_points(faces, embeddings):
-            pieces.append(faces[start:k])
-            start = k
+        lo, hi = _contested_span(faces, sample_of, crowded)
+        for k in _split_points(faces[lo:hi], embeddings):
+            pieces.append(faces[start : lo + k])
+            start = lo + k
         pieces.append(faces[start:])
         pieces_of_tracklet.append(pieces)
     people = _join_pieces([p for pieces in pieces_of_tracklet for p in pieces], sample_of, embeddings)
@@ -266,21 +281,24 @@ def _reattach_sandwiched(
 
 def _join_pieces(pieces: list[list[int]], sample_of: Sequence[int], embeddings: _Embeddings) -> list[list[int]]:
     """Step 3: pieces of tracklets joined into people, closest pair first, when they never
-    share a sample and their mean embeddings are the same person. A piece with no embedded
-    face gets its first face embedded."""
+    share a sample and either their mean embeddings (noise averages out) or their nearest
+    embedded faces (a turned head in one piece does not keep it apart) are the same person; two
+    people stay over the limit both ways on the case clips (nearest faces 0.51 and more). A
+    piece with no embedded face gets its first face embedded."""
     groups = [list(p) for p in pieces if p]
     for g in groups:
         if not embeddings.known(g):
             embeddings.get([g[0]])
     while True:
-        means = [np.mean(embeddings.known(g), axis=0) for g in groups]
+        vectors = [np.asarray(embeddings.known(g)) for g in groups]
         samples = [{sample_of[f] for f in g} for g in groups]
         best = None
         for i in range(len(groups)):
             for j in range(i + 1, len(groups)):
                 if samples[i] & samples[j]:
                     continue
-                d = distance(means[i], means[j])
+                nearest = float(np.min(np.linalg.norm(vectors[i][:, None, :] - vectors[j][None, :, :], axis=2)))
+                d = min(nearest, distance(vectors[i].mean(axis=0), vectors[j].mean(axis=0)))
                 if d <= SAME_PERSON_MAX_DISTANCE and (best is None or d < best[0]):
                     best = (d, i, j)
         if best is None:

@@ -324,3 +324,20 @@ def test_motion_stats_measures_shift_size_and_change():
     assert change == pytest.approx(0.0)
     assert motion_stats(boxes, [])[2] == float("inf")
     assert motion_stats(boxes, [STILL, texture(1), texture(2)])[2] > 0.08
+
+
+def test_only_the_part_of_a_tracklet_beside_another_face_is_checked():
+    # person 0 alone for 10 samples, then person 1 beside them for 10: position cannot have mixed
+    # them up before sample 10, so the checks start one face before it (face 9)
+    samples = [[face(150, 200)]] * 10 + [[face(150, 200), face(450, 200)]] * 10
+    who = [[0]] * 10 + [[0, 1]] * 10
+    embed = FakeEmbed(who)
+    assert link_tracks(samples, embed=embed) == who
+    assert embed.asked and min(embed.asked) == 9
+
+
+def test_someone_who_takes_the_seat_while_another_person_is_there_is_found():
+    # the same seat, person 0 then person 2 from sample 12, with person 1 beside them throughout
+    samples = [[face(150, 200), face(450, 200)]] * 20
+    who = [[0, 1]] * 12 + [[2, 1]] * 8
+    assert link_tracks(samples, embed=FakeEmbed(who)) == who
