@@ -11,20 +11,10 @@ import pytest
 from pipeline.cli import score as cli
 from pipeline.scan.aggregate import REASONS
 from pipeline.scan.records import TrackRow, VideoRow
+from tests.scan.test_records import TRACK_CONTRACT
 
-# the columns, in this order, first
-TRACK_COLUMNS = [
-    "video_path",
-    "track_id",
-    "n_faces",
-    "first_timestamp_s",
-    "last_timestamp_s",
-    "median_face_px",
-    "mean_p_fake",
-    "max_p_fake",
-    "counted",
-    "reason",
-]
+# the columns, in this order, first (the whole contract is in tests/scan/test_records.py)
+TRACK_COLUMNS = TRACK_CONTRACT[:10]
 CASES = ("smaller_person_is_fake.mp4", "two_people_side_by_side.mp4")
 
 
