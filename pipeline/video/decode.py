@@ -86,8 +86,8 @@ _RAW_STREAM_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "obu", "ivf
 SPARSE_DECODE_ENV = "DEEPFAKE_SCANNER_SPARSE_DECODE"
 
 # Shot cuts: ffmpeg's ``scdet`` filter scores the change between consecutive decoded frames
-# (0-100) before sampling, in the same decode (about 8-12% more decode time on 1080p DFDC clips;
-# a second decoding pass, PySceneDetect's way, would double it). Measured
+# (0-100) before sampling, in the same decode (1-4% more decode time on the four DFDC clips,
+# ``bench/cut_cost.py``; a second decoding pass, PySceneDetect's way, would double it). Measured
 # (``bench/identity_links.py``): cuts between shots of different clips score 14.6-28; inside the
 # 30 shared clips, no cut, the highest score is 8.1 (a picture inset changing in a news studio)
 # and motion stays under 7. ffmpeg's default threshold, 10, separates them.
