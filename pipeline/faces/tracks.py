@@ -13,10 +13,12 @@ Three steps (:func:`link_tracks`):
    clip has more than one tracklet: one face in one shot is one person). Two people can trade
    places at an edit that no cut detector sees (the same studio behind both), so position
    alone can stitch two people into one track. Where a tracklet shares sampled frames with
-   other faces (and one face either side), its first, last and middle faces are embedded
-   (:mod:`pipeline.faces.identity`); wherever two neighbouring embedded faces are not the same
-   person, the faces between them are bisected to find where the person changed, and the
-   tracklet is split there. A tracklet never seen beside another face is not checked.
+   another face of a similar size (position never links faces more than 2x apart in size, so
+   only such a person can take its place unseen), and one face either side, its first, last
+   and middle faces are embedded (:mod:`pipeline.faces.identity`); wherever two neighbouring
+   embedded faces are not the same person, the faces between them are bisected to find where
+   the person changed, and the tracklet is split there. A tracklet never beside such a face is
+   not checked.
 3. **Tracklets joined into people.** Pieces of tracklets that never share a sampled frame and
    whose mean embeddings, or nearest embedded faces, are the same person (within
    :data:`pipeline.faces.identity.SAME_PERSON_MAX_DISTANCE`) are one person, closest first:
@@ -48,6 +50,8 @@ MAX_CENTER_SHIFT = 1.0
 # many face widths still links, at the lowest priority, so nearer candidates are matched first.
 MAX_FAR_SHIFT = 3.0
 MIN_FAR_SIZE_RATIO = 0.7
+# Boxes whose sizes differ more than this (smaller / larger) are never linked by position.
+MIN_LINK_SIZE_RATIO = 0.5
 # Faces of a tracklet embedded before any bisection: first, last and evenly spaced between.
 CHECKS_PER_TRACKLET = 3
 # A piece of at most this many faces between two pieces of one person goes back to them (a
@@ -82,7 +86,7 @@ def _affinity(a: Box, b: Box) -> float:
         return iou
     size_a, size_b = max(a[2] - a[0], a[3] - a[1]), max(b[2] - b[0], b[3] - b[1])
     size_ratio = min(size_a, size_b) / max(size_a, size_b)
-    if size_ratio < 0.5:
+    if size_ratio < MIN_LINK_SIZE_RATIO:
         return 0.0
     dx = (a[0] + a[2] - b[0] - b[2]) / 2.0
     dy = (a[1] + a[3] - b[1] - b[3]) / 2.0
@@ -163,16 +167,33 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return distance(a, b) <= SAME_PERSON_MAX_DISTANCE
 
 
-def _contested_span(faces: Sequence[int], sample_of: Sequence[int], crowded: set[int]) -> tuple[int, int]:
+def _contested_span(faces: Sequence[int], rivals: set[int]) -> tuple[int, int]:
     """The part of one tracklet (its face indices in time order) where position could have
-    mixed two people up: from one face before its first sample shared with another face to one
-    face after its last, as a slice ``(lo, hi)``; ``(0, 0)`` when it never shares a sample
-    (alone in the picture, a face at the same place is the same person unless a cut says
-    otherwise, and cuts already end tracklets)."""
-    shared = [k for k, face in enumerate(faces) if sample_of[face] in crowded]
+    mixed two people up: from one face before its first face with a rival (another face of a
+    similar size in the same sample, see :func:`_faces_with_rivals`) to one face after its last,
+    as a slice ``(lo, hi)``; ``(0, 0)`` when it never has one (alone in the picture, a face at
+    the same place is the same person unless a cut says otherwise, and cuts already end
+    tracklets)."""
+    shared = [k for k, face in enumerate(faces) if face in rivals]
     if not shared:
         return 0, 0
     return max(0, shared[0] - 1), min(len(faces), shared[-1] + 2)
+
+
+def _faces_with_rivals(boxes_per_sample: Sequence[Sequence[Box]]) -> set[int]:
+    """Face indices (boxes counted in sample order) that share their sample with another face
+    of a similar size (at least :data:`MIN_LINK_SIZE_RATIO` of each other): only such a face's
+    place can be taken by the other person without the linker seeing it, since position never
+    links boxes of more different sizes."""
+    out, face = set(), 0
+    for boxes in boxes_per_sample:
+        sizes = [max(b[2] - b[0], b[3] - b[1]) for b in boxes]
+        for j, size in enumerate(sizes):
+            similar = [k for k, other in enumerate(sizes) if min(size, other) >= MIN_LINK_SIZE_RATIO * max(size, other)]
+            if len(similar) > 1:  # itself and another
+                out.add(face + j)
+        face += len(boxes)
+    return out
 
 
 def _split_points(faces: Sequence[int], embeddings: _Embeddings) -> list[int]:
@@ -232,11 +253,11 @@ def link_tracks(
     members: list[list[int]] = [[] for _ in range(n_tracklets)]
     for face, t in enumerate(flat):
         members[t].append(face)
-    crowded = {s for s, ids in enumerate(tracklet_ids) if len(ids) > 1}
+    rivals = _faces_with_rivals(boxes_per_sample)
     pieces_of_tracklet: list[list[list[int]]] = []
     for faces in members:
         pieces, start = [], 0
-        lo, hi = _contested_span(faces, sample_of, crowded)
+        lo, hi = _contested_span(faces, rivals)
         for k in _split_points(faces[lo:hi], embeddings):
             pieces.append(faces[start : lo + k])
             start = lo + k
@@ -284,13 +305,20 @@ def _join_pieces(pieces: list[list[int]], sample_of: Sequence[int], embeddings: 
     share a sample and either their mean embeddings (noise averages out) or their nearest
     embedded faces (a turned head in one piece does not keep it apart) are the same person; two
     people stay over the limit both ways on the case clips (nearest faces 0.51 and more). A
-    piece with no embedded face gets its first face embedded."""
+    piece that could join another (they share no sample) has its first, middle and last faces
+    embedded first."""
     groups = [list(p) for p in pieces if p]
-    for g in groups:
-        if not embeddings.known(g):
-            embeddings.get([g[0]])
+    samples = [{sample_of[f] for f in g} for g in groups]
+    for i, g in enumerate(groups):
+        if any(not samples[i] & other for j, other in enumerate(samples) if j != i):
+            # it could be someone else's piece: its first, middle and last faces decide, not one odd face
+            embeddings.get(sorted({g[0], g[len(g) // 2], g[-1]}))
     while True:
         vectors = [np.asarray(embeddings.known(g)) for g in groups]
+        if any(len(v) == 0 for v in vectors):  # pieces that can join nothing were not embedded
+            keep = [i for i, v in enumerate(vectors) if len(v)]
+            done = [sorted(groups[i]) for i, v in enumerate(vectors) if not len(v)]
+            return done + _join_pieces([groups[i] for i in keep], sample_of, embeddings)
         samples = [{sample_of[f] for f in g} for g in groups]
         best = None
         for i in range(len(groups)):
