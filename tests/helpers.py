@@ -4,6 +4,7 @@ clips and images. A plain module (``from tests.helpers import ...``); fixtures l
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,10 @@ class StubScorer:
         assert crops.shape[1:] == (32, 32, 3) and crops.dtype == np.uint8
         self.batches.append(len(crops))
         return crops.reshape(len(crops), -1).mean(axis=1) / 255.0
+
+
+def run_python(code: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
+    """``code`` run by a fresh interpreter in the repository root (nothing imported yet: what a
+    command imports, and how long it takes, shows), its output captured as text."""
+    command = [sys.executable, "-c", code]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO_ROOT)

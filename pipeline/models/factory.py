@@ -88,8 +88,8 @@ def neutral_p_fake(scorer) -> float:
     """The ``p_fake`` that says nothing either way for ``scorer``'s weights: the threshold its
     spec was calibrated to (0.5 when it has none). Scores of small faces are pulled toward it
     (:mod:`pipeline.scan.aggregate`); it never depends on a ``--threshold`` given for labels."""
-    threshold = getattr(getattr(scorer, "spec", None), "threshold", None)
-    return float(threshold) if threshold is not None else 0.5
+    spec = getattr(scorer, "spec", None)
+    return resolve_threshold(None, spec if getattr(spec, "threshold", None) is not None else None)
 
 
 def resolve_model(spec: ModelSpec) -> tuple[Path, WeightsSpec]:

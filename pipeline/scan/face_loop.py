@@ -158,29 +158,25 @@ class FaceLoop:
         self.n_embedded += len(faces)
         return self._describer.embed([_unpack(self._chips[f]) for f in faces])
 
+    def _faces_by_track(self) -> dict[int, tuple[list, list]]:
+        """Per track id, its faces' boxes and thumbnails in time order (empty without a
+        ``describer``: no thumbnails were kept)."""
+        if self._describer is None:
+            return {}
+        boxes = (box for sample in self._boxes_per_sample for box in sample)
+        out: dict[int, tuple[list, list]] = {}
+        for track, box, thumb in zip(self.track_ids(), boxes, self._thumbnails):
+            track_boxes, track_thumbs = out.setdefault(track, ([], []))
+            track_boxes.append(box)
+            track_thumbs.append(thumb)
+        return out
+
     def motion(self) -> dict[int, tuple[float, float, float]]:
         """Per track id, :func:`pipeline.faces.tracks.motion_stats` (empty without a
         ``describer``): what :meth:`static_tracks` decides on."""
-        if self._describer is None:
-            return {}
-        ids = self.track_ids()
-        boxes = [box for sample in self._boxes_per_sample for box in sample]
-        out = {}
-        for track in set(ids):
-            faces = [i for i, t in enumerate(ids) if t == track]
-            out[track] = motion_stats([boxes[i] for i in faces], [self._thumbnails[i] for i in faces])
-        return out
+        return {track: motion_stats(*faces) for track, faces in self._faces_by_track().items()}
 
     def static_tracks(self) -> set[int]:
         """The ids of tracks whose faces never move nor change
         (:func:`pipeline.faces.tracks.is_static`): empty without a ``describer``."""
-        if self._describer is None:
-            return set()
-        ids = self.track_ids()
-        boxes = [box for sample in self._boxes_per_sample for box in sample]
-        static = set()
-        for track in set(ids):
-            faces = [i for i, t in enumerate(ids) if t == track]
-            if is_static([boxes[i] for i in faces], [self._thumbnails[i] for i in faces]):
-                static.add(track)
-        return static
+        return {track for track, faces in self._faces_by_track().items() if is_static(*faces)}

@@ -16,6 +16,7 @@ import pytest
 
 from pipeline.cli.evaluate import build_parser, config_from_args, main
 from pipeline.training.evaluate import EvaluateConfig
+from tests.helpers import run_python
 from tests.training.test_evaluate import KNOWN_SET, REQUIRED_KEYS, write_known_set
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,7 +91,7 @@ def test_help_does_not_import_tensorflow(command, flag):
         f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert flag in proc.stdout
 

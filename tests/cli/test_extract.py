@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import extract as cli
-from tests.helpers import make_face_clip
+from tests.helpers import make_face_clip, run_python
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,7 @@ def test_help_does_not_import_tensorflow():
         "except SystemExit as e:\n    assert e.code == 0\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert "--min-face" in proc.stdout and "--split" in proc.stdout and "(default: 64)" in proc.stdout
 

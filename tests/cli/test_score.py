@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.cli import score as cli
 from pipeline.scan.records import VideoRow
+from tests.helpers import run_python
 
 REPO = cli.Path(__file__).resolve().parents[2]
 
@@ -44,7 +45,7 @@ def test_help_is_fast_and_does_not_import_tensorflow():
         "import sys\nfrom pipeline.cli import score as cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit as e:\n"
         "    assert e.code == 0\nassert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert "--max-frames" in proc.stdout and "p_fake" in proc.stdout
 
@@ -386,7 +387,7 @@ def test_inputs_without_videos_warn_and_exit_1_before_tensorflow(tmp_path, meso4
         f"rc = cli.main([{str(inputs)!r}, '-o', {str(out)!r}, '--weights', {str(meso4_df_path)!r}])\n"
         "print(rc, round(time.monotonic() - started, 2), 'tensorflow' in sys.modules or 'keras' in sys.modules)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     rc, seconds, tensorflow_loaded = proc.stdout.split()
     assert rc == "1" and tensorflow_loaded == "False"
@@ -514,7 +515,7 @@ def test_a_resume_made_another_way_stops_before_tensorflow(batch_dir, tmp_path, 
         f"rc = cli.main([{str(batch_dir)!r}, '-o', {str(out)!r}, '--weights', {str(meso4_df_path)!r}, '--fps', '2'])\n"
         "assert rc == 2, rc\nassert 'tensorflow' not in sys.modules\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    proc = run_python(code, timeout_s=120)
     assert proc.returncode == 0, proc.stderr
     assert "fps 1 -> 2" in proc.stderr
 
