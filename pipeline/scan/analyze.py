@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -335,6 +335,99 @@ def verdict_row(
     )
 
 
+class _PrimedFrames:
+    """A frame iterator whose first frame was asked for at construction (so its decoder runs
+    from then on), on whichever thread built it; iterating gives that frame, then the rest, and
+    raises, on the iterating thread, what asking for the first one raised."""
+
+    def __init__(self, frames: Iterator[Frame]):
+        self._frames = frames
+        self._first: Frame | None = None
+        self._error: BaseException | None = None
+        self._ended = False
+        try:
+            self._first = next(frames)
+        except StopIteration:
+            self._ended = True
+        except Exception as exc:  # noqa: BLE001 - raised again where the frames are used
+            self._error = exc
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        if not self._ended:
+            yield from self._frames
+
+    def close(self) -> None:
+        """Stop the decoder (kills and reaps ffmpeg if it still runs)."""
+        self._first = None
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            close()
+
+
+@dataclasses.dataclass
+class OpenedClip:
+    """A clip probed and its decoder set up, possibly ahead of its turn (:func:`open_clip`).
+
+    ``frames``: the sampled frames (when primed, decoding from the moment the clip was opened,
+    bounded by the decoder's read-ahead: ffmpeg waits once about 64 MB of frames are ready);
+    ``cuts``: the list the shot cuts are appended to (``None`` where this ffmpeg cannot detect
+    cuts); ``opened_s``: ``time.perf_counter()`` when opening began; ``probe_s``: seconds
+    probing took. Not frozen: it holds a decoder, which :meth:`close` stops if the clip is never
+    scored.
+    """
+
+    path: str | Path
+    info: VideoInfo
+    sample_fps: float
+    cuts: list[float] | None
+    frames: Iterator[Frame]
+    opened_s: float
+    probe_s: float
+
+    def close(self) -> None:
+        """Stop the decoder (kills and reaps ffmpeg if it still runs)."""
+        close = getattr(self.frames, "close", None)
+        if close is not None:
+            close()
+
+
+def open_clip(path: str | Path, config: ScanConfig = ScanConfig(), *, prime: bool = False) -> OpenedClip:
+    """Probe ``path`` and set up its sampled decode (with cut detection where this ffmpeg can).
+
+    ``prime``: also ask for the first frame now, so that ffmpeg starts decoding (and keeps going
+    up to its read-ahead) before the clip is scored: how :func:`pipeline.scan.batch.run_batch`
+    decodes the next clip while the current one is detected and scored, and the first clip
+    while TensorFlow loads. An error starting the decoder is then raised when the frames are
+    iterated. Probing errors (:class:`DecodeError`, ``TimeoutError``, ``OSError``) are raised
+    here. The decode's time budget (``config.timeout_s``) runs from here.
+    """
+    opened_s = time.perf_counter()
+    info = probe_video(path, timeout_s=config.timeout_s or 60.0)
+    probe_s = time.perf_counter() - opened_s
+    sample_fps = sampling_fps(info, config.fps, config.max_frames)
+    cuts: list[float] | None = [] if can_detect_cuts() else None
+    remaining = None if config.timeout_s is None else max(1.0, config.timeout_s - probe_s)
+    frames: Iterator[Frame] = iter_frames(
+        path, info, sample_fps=sample_fps, max_frames=config.max_frames, timeout_s=remaining, cut_times_s=cuts
+    )
+    if prime:
+        frames = _PrimedFrames(frames)
+    return OpenedClip(path, info, sample_fps, cuts, frames, opened_s, probe_s)
+
+
+def _then(frames: Iterable[Frame], callback: Callable[[], None] | None) -> Iterator[Frame]:
+    """``frames``, then ``callback()`` once they are exhausted."""
+    yield from frames
+    if callback is not None:
+        callback()
+
+
 def score_video(
     path: str | Path,
     detector: FaceDetector,
@@ -345,6 +438,8 @@ def score_video(
     on_frames: Callable[[int], None] | None = None,
     on_info: Callable[[VideoInfo, int], None] | None = None,
     timings: dict[str, float] | None = None,
+    opened: OpenedClip | Callable[[], OpenedClip] | None = None,
+    on_decoded: Callable[[], None] | None = None,
 ) -> VideoResult:
     """Score one clip. Raises :class:`DecodeError`, :class:`DecodeTimeoutError` or others;
     :func:`score_video_safe` turns those into a row with a status. ``timings``: as in
@@ -361,14 +456,23 @@ def score_video(
     ``width``/``height`` stay the decoded frame's, while the faces' boxes are in the turned
     frame's pixels. ``on_frames`` is not called during that second pass (progress has already
     counted every frame once).
+
+    ``opened``: the clip already opened (:func:`open_clip`; its decoder may be running ahead),
+    or a callable giving it (such as a ``Future``'s ``result``, which raises what opening
+    raised); ``None`` opens it here. ``on_decoded``: called once all the clip's (upright)
+    frames have been delivered, while its last frames are still being detected and scored: when
+    the next clip may start decoding.
     """
     started = time.perf_counter()
     video_path = display_path(path)
     deadline_s = config.timeout_s
-    info = probe_video(path, timeout_s=deadline_s or 60.0)
+    if opened is None:
+        clip = open_clip(path, config)
+    else:
+        clip = opened() if callable(opened) else opened
+    info, sample_fps = clip.info, clip.sample_fps
     if timings is not None:
-        timings["probe_s"] = timings.get("probe_s", 0.0) + time.perf_counter() - started
-    sample_fps = sampling_fps(info, config.fps, config.max_frames)
+        timings["probe_s"] = timings.get("probe_s", 0.0) + clip.probe_s
     if on_info is not None:
         on_info(info, sample_fps)
 
@@ -390,9 +494,9 @@ def score_video(
         probe_sample_indices(expected_sample_count(info, sample_fps, config.max_frames)),
         detector.config.detect_long_side_px,
     )
-    cuts = new_cut_log()
+    cuts = clip.cuts
     n_frames, faces = analyze_faces(
-        keeper.keep_from(decode(cuts)),
+        keeper.keep_from(_then(clip.frames, on_decoded)),
         detector,
         scorer,
         keep_crops=keep_crops,

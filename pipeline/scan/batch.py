@@ -455,14 +455,89 @@ def _results_here(
     todo: Iterable[str], models: ModelSpec | LoadedModels, config: ScanConfig, progress: bool, keep_crops: bool
 ) -> Iterable[VideoResult]:
     """Clips scored in this process, the models loaded (from a spec) once the first clip is
-    due: a resume with nothing left to score never loads TensorFlow."""
+    due: a resume with nothing left to score never loads TensorFlow.
+
+    Decoding runs one clip ahead (:class:`ClipPrefetcher`): the first clip is probed and starts
+    decoding while TensorFlow loads, and each next clip as soon as the current one's frames have
+    all been delivered, while its last frames are detected and scored and its row written."""
     from pipeline.models import factory  # looked up when called: one factory, patchable in tests
 
     loaded = models if isinstance(models, LoadedModels) else None
-    for path in todo:
-        if loaded is None:
-            loaded = factory.load_models(models)
-        yield _score_here(path, loaded.detector, loaded.scorer, config, progress, keep_crops)
+    paths = iter(todo)
+    with ClipPrefetcher(config) as prefetcher:
+        path = next(paths, None)
+        if path is not None:
+            prefetcher.open(path)
+        while path is not None:
+            if loaded is None:
+                loaded = factory.load_models(models)
+            following = next(paths, None)
+
+            def open_following(following=following) -> None:
+                if following is not None:
+                    prefetcher.open(following)
+
+            opened = prefetcher.take(path)
+            result = _score_here(
+                path,
+                loaded.detector,
+                loaded.scorer,
+                config,
+                progress,
+                keep_crops,
+                opened=opened,
+                on_decoded=open_following,
+            )
+            if following is not None and not prefetcher.has(following):  # the clip failed before its end
+                open_following()
+            yield result
+            path = following
+
+
+class ClipPrefetcher:
+    """Opens clips (:func:`pipeline.scan.analyze.open_clip`, primed: probed and decoding) on one
+    background thread, ahead of their turn; at most one clip waits opened, so memory holds
+    one clip's read-ahead frames beyond the one being scored (about 64 MB, see
+    :class:`pipeline.video.decode.iter_frames`). Leaving the ``with`` block stops a clip opened
+    and never taken (its ffmpeg is killed and reaped)."""
+
+    def __init__(self, config: ScanConfig):
+        self._config = config
+        self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-prefetch")
+        self._pending: dict[str, cf.Future] = {}
+
+    def open(self, path: str) -> None:
+        """Start opening ``path`` (once; nothing if it is already waiting)."""
+        from pipeline.scan.analyze import open_clip
+
+        if path not in self._pending:
+            self._pending[path] = self._pool.submit(open_clip, path, self._config, prime=True)
+
+    def has(self, path: str) -> bool:
+        return path in self._pending
+
+    def take(self, path: str):
+        """What :func:`pipeline.scan.analyze.score_video` takes as ``opened`` for ``path``:
+        the result of opening it (raising what opening raised), or ``None`` if it was never
+        opened ahead."""
+        future = self._pending.pop(path, None)
+        return None if future is None else future.result
+
+    def __enter__(self) -> ClipPrefetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for future in self._pending.values():
+            future.add_done_callback(_close_opened)
+        self._pending.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _close_opened(future: cf.Future) -> None:
+    """Stop the decoder of a clip opened ahead and never scored."""
+    if future.cancelled() or future.exception() is not None:
+        return
+    future.result().close()
 
 
 def _write_results(
@@ -515,9 +590,10 @@ FRAME_BAR_MIN_FRAMES = 60
 
 
 def _score_here(
-    path: str, detector, scorer, config: ScanConfig, progress: bool, keep_crops: bool = False
+    path: str, detector, scorer, config: ScanConfig, progress: bool, keep_crops: bool = False, **kwargs
 ) -> VideoResult:
-    """One clip in this process, with a progress bar over its frames when it is long."""
+    """One clip in this process, with a progress bar over its frames when it is long;
+    ``kwargs`` go to :func:`pipeline.scan.analyze.score_video` (``opened``, ``on_decoded``)."""
     from tqdm import tqdm
 
     bar = None
@@ -539,6 +615,7 @@ def _score_here(
             keep_crops=keep_crops,
             on_info=on_info,
             on_frames=lambda n: bar.update(n) if bar is not None else None,
+            **kwargs,
         )
     finally:
         if bar is not None:

@@ -125,7 +125,7 @@ class FaceLoop:
             if chunk is None:
                 return
             started = time.perf_counter()
-            detections = self.follower.detect([f.rgb for f in chunk], [f.timestamp_s for f in chunk])
+            detections = self.follower.detect([f.rgb for f in chunk], [f.schedule_s for f in chunk])
             add_elapsed(self._timings, "detect_s", started)
             self.n_frames += len(chunk)
             self._boxes_per_sample.extend([face.box_xyxy for face in faces] for faces in detections)

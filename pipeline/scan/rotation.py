@@ -69,7 +69,7 @@ def turn_frames(frames: Iterator[Frame], rotation_deg: int) -> Iterator[Frame]:
     time; closing this generator closes ``frames`` (so a decoder is stopped at once)."""
     try:
         for frame in frames:
-            yield Frame(frame.sample_index, frame.frame_index, frame.timestamp_s, rotate_cw(frame.rgb, rotation_deg))
+            yield dataclasses.replace(frame, rgb=rotate_cw(frame.rgb, rotation_deg))
     finally:
         close = getattr(frames, "close", None)
         if close is not None:

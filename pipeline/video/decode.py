@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import logging
 import math
+import mmap
 import os
 import queue
 import re
@@ -26,7 +27,7 @@ import numpy as np
 
 from pipeline.errors import DecodeError
 from pipeline.video.ffmpeg_bin import ffmpeg_exe, ffmpeg_filters
-from pipeline.video.memory import keep_large_buffers_on_mmap
+from pipeline.video.memory import read_frame
 from pipeline.video.probe import INPUT_OPTIONS, VideoInfo, summarize_ffmpeg_errors
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,21 @@ class Frame:
     ``timestamp_s``: when decoding every frame, the sampling time (``sample_index / sample_fps``,
     the frame on screen then); when non-reference frames are skipped (:func:`skips_frames`), the
     presentation time of the frame actually delivered, at most one decoded-frame interval from
-    the sampling time.
+    the sampling time. ``sampling_time_s``: the time this sample stands for
+    (``sample_index / sample_fps``; ``None`` when not known): what schedules depend on, so
+    they do not move with the frame delivered.
     """
 
     sample_index: int
     frame_index: int
     timestamp_s: float
     rgb: np.ndarray
+    sampling_time_s: float | None = None
+
+    @property
+    def schedule_s(self) -> float:
+        """``sampling_time_s`` where known, else ``timestamp_s``."""
+        return self.timestamp_s if self.sampling_time_s is None else self.sampling_time_s
 
     def __post_init__(self) -> None:
         if self.rgb.ndim != 3 or self.rgb.shape[2] != 3 or self.rgb.dtype != np.uint8:
@@ -80,9 +89,8 @@ SKIP_NONREF_CODECS = frozenset({"h264", "hevc", "mpeg2video", "mpeg4", "av1"})
 SPARSE_MIN_FRAMES_PER_SAMPLE = 16
 # Elementary streams without a container carry no reliable timestamps to sample by.
 _RAW_STREAM_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "obu", "ivf"})
-# Set to 1 to let sparse sampling skip non-reference frames (off by default: it moves samples by
-# a frame or two, so p_fake by up to 0.044 on the shared clips, and has not yet shown the speed-up
-# that would pay for that; see README "Performance").
+# Set to 0 to decode every frame whatever the sampling (exact sampling times, the way before
+# 0.4.0); sparse decoding is on by default (see README "Performance").
 SPARSE_DECODE_ENV = "DEEPFAKE_SCANNER_SPARSE_DECODE"
 
 # Shot cuts: ffmpeg's ``scdet`` filter scores the change between consecutive decoded frames
@@ -95,10 +103,10 @@ CUT_SCORE_THRESHOLD = 10.0
 
 
 def sparse_decode_enabled() -> bool:
-    """True when ``$DEEPFAKE_SCANNER_SPARSE_DECODE`` asks for sparse decoding (any value but
-    empty or 0). Every process of a run reads the same environment, so the scan, its workers and
+    """True unless ``$DEEPFAKE_SCANNER_SPARSE_DECODE`` is ``0`` (sparse decoding is the
+    default). Every process of a run reads the same environment, so the scan, its workers and
     the evidence re-decode agree."""
-    return os.environ.get(SPARSE_DECODE_ENV, "").strip() not in ("", "0")
+    return os.environ.get(SPARSE_DECODE_ENV, "").strip() != "0"
 
 
 # How long to wait for the decoder's report of a delivered frame's timestamp: it is written
@@ -127,7 +135,7 @@ def skips_frames(info: VideoInfo, sample_fps: float) -> bool:
     the clip's decode everything), the codec is in :data:`SKIP_NONREF_CODECS` (inter-frame
     codecs with frames nothing refers to; intra-only codecs and vp9 gain nothing), the clip is
     in a container (not a raw elementary stream), the ffmpeg in use can (:func:`can_skip_frames`)
-    and sparse decoding is asked for (:func:`sparse_decode_enabled`; off by default).
+    and sparse decoding is not switched off (:func:`sparse_decode_enabled`).
     """
     if not sparse_decode_enabled():
         return False
@@ -402,8 +410,9 @@ class _FrameReader:
         self._thread = threading.Thread(target=self._read, args=(pipe, frame_bytes, max_frames), daemon=True)
         self._thread.start()
 
-    def next_buffer(self) -> bytes | None:
-        """The next frame's ``frame_bytes`` bytes, or ``None`` after the last one (blocks)."""
+    def next_buffer(self) -> mmap.mmap | None:
+        """The next frame's ``frame_bytes`` bytes (:func:`pipeline.video.memory.read_frame`), or
+        ``None`` after the last one (blocks)."""
         buf = self._buffers.get()
         return None if buf is _END else buf
 
@@ -416,8 +425,8 @@ class _FrameReader:
     def _read(self, pipe, frame_bytes: int, max_frames: int) -> None:
         try:
             for _ in range(max_frames):
-                buf = _read_exactly(pipe, frame_bytes)
-                if len(buf) < frame_bytes:
+                buf = read_frame(pipe, frame_bytes)  # its own memory map: memory flat in clip length
+                if buf is None:
                     break
                 self._put(buf)
         except (OSError, ValueError):  # the pipe was closed under us: the consumer has gone
@@ -459,7 +468,6 @@ def iter_frames(
     part of the clip are appended (ffmpeg's ``scdet``, :data:`CUT_SCORE_THRESHOLD`); complete
     once the generator is exhausted.
     """
-    keep_large_buffers_on_mmap()  # frame buffers go back to the system: memory flat in clip length
     if will_tone_map(info) is False:
         log.warning(
             "%s: HDR video (%s), but this ffmpeg has no %s filters: frames are not converted to SDR, "
@@ -493,7 +501,7 @@ def iter_frames(
             if sparse:
                 timestamp_s, frame_index = _actual_time(path, stderr_tail, count, timestamp_s, frame_index, info)
             rgb = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
-            yield Frame(count, frame_index, timestamp_s, rgb)
+            yield Frame(count, frame_index, timestamp_s, rgb, count / sample_fps)
             count += 1
         reader.join()
         proc.stdout.close()
@@ -544,19 +552,6 @@ def _report_end(path: str | Path, count: int, returncode: int, stderr_text: str)
         raise DecodeError(f"no frame could be decoded: {message or 'the video stream is empty'}")
     if returncode != 0 or message:
         log.warning("%s: decoding ended with errors after %d frames: %s", path, count, message)
-
-
-def _read_exactly(pipe, n: int) -> bytes:
-    """Read ``n`` bytes from a pipe, or fewer at end of stream."""
-    chunks = []
-    remaining = n
-    while remaining > 0:
-        chunk = pipe.read(remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
 
 
 def expected_sample_count(info: VideoInfo, sample_fps: float, max_frames: int) -> int:

@@ -294,7 +294,7 @@ def test_every_row_records_what_made_it(batch_dir, tmp_path, meso4_df_path, mode
         assert row["model"] == "mesonet-meso4-df"
         assert row["model_sha256"] == sha256_file(meso4_df_path)
         assert float(row["threshold"]) == 0.6
-        assert row["scan_settings"].startswith("fps=1;max_frames=40;sparse_decode=0;detect_long_side_px=480;")
+        assert row["scan_settings"].startswith("fps=1;max_frames=40;sparse_decode=1;detect_long_side_px=480;")
         assert row["tool_version"] == pipeline.__version__
 
 

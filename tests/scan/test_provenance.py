@@ -11,18 +11,18 @@ from pipeline.scan.provenance import RunSettings, scan_settings_text
 def test_scan_settings_text_is_canonical(monkeypatch):
     from pipeline.video import decode
 
-    monkeypatch.delenv(decode.SPARSE_DECODE_ENV, raising=False)
+    monkeypatch.delenv(decode.SPARSE_DECODE_ENV, raising=False)  # sparse decoding is the default
     text = scan_settings_text(1.0, 40, DetectorConfig())
     assert text == (
-        "fps=1;max_frames=40;sparse_decode=0;detect_long_side_px=480;min_confidence=0.9;min_face_px=40;pyramid_scale=0.6;"
+        "fps=1;max_frames=40;sparse_decode=1;detect_long_side_px=480;min_confidence=0.9;min_face_px=40;pyramid_scale=0.6;"
         "full_frame_every_s=1;region_margin=2.5;region_px=96"
     )
     # frames per MTCNN call change no result: not recorded
     assert scan_settings_text(1.0, 40, DetectorConfig(batch_size=2)) == text
     assert scan_settings_text(0.5, 40, DetectorConfig()) != text
-    # sparse decoding moves samples by a frame or two: a run with it is another run
-    monkeypatch.setenv(decode.SPARSE_DECODE_ENV, "1")
-    assert scan_settings_text(1.0, 40, DetectorConfig()) == text.replace("sparse_decode=0", "sparse_decode=1")
+    # sparse decoding moves samples by a frame or two: a run without it is another run
+    monkeypatch.setenv(decode.SPARSE_DECODE_ENV, "0")
+    assert scan_settings_text(1.0, 40, DetectorConfig()) == text.replace("sparse_decode=1", "sparse_decode=0")
 
 
 def _run(**overrides) -> RunSettings:

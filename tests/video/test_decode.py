@@ -659,7 +659,7 @@ def test_frame_reader(data, max_frames, expected):
     reader = decode._FrameReader(io.BytesIO(data), frame_bytes=4, max_frames=max_frames)
     got = []
     while (buf := reader.next_buffer()) is not None:
-        got.append(buf)
+        got.append(bytes(buf))
     reader.join()
     assert got == expected
 
@@ -667,7 +667,7 @@ def test_frame_reader(data, max_frames, expected):
 def test_frame_reader_stops_when_nobody_reads():
     # more frames than the read-ahead queue holds, and a consumer that never comes back
     reader = decode._FrameReader(io.BytesIO(b"x" * 40), frame_bytes=4, max_frames=10)
-    assert reader.next_buffer() == b"xxxx"
+    assert bytes(reader.next_buffer()) == b"xxxx"
     reader.stop()
     reader.join(timeout_s=5)
     assert not reader._thread.is_alive()

@@ -73,10 +73,10 @@ def test_skips_frames(info, sample_fps, expected, monkeypatch):
     assert skips_frames(info, sample_fps) is expected
 
 
-def test_skips_frames_only_when_asked_and_ffmpeg_can(monkeypatch):
+def test_skips_frames_by_default_unless_switched_off_and_only_when_ffmpeg_can(monkeypatch):
     monkeypatch.setattr(decode, "can_skip_frames", lambda: True)
     monkeypatch.delenv(decode.SPARSE_DECODE_ENV, raising=False)
-    assert not skips_frames(_info(), 1.0)  # off by default
+    assert skips_frames(_info(), 1.0)  # on by default
     monkeypatch.setenv(decode.SPARSE_DECODE_ENV, "0")
     assert not skips_frames(_info(), 1.0)
     monkeypatch.setenv(decode.SPARSE_DECODE_ENV, "1")
