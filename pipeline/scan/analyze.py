@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -397,7 +398,13 @@ class OpenedClip:
             close()
 
 
-def open_clip(path: str | Path, config: ScanConfig = ScanConfig(), *, prime: bool = False) -> OpenedClip:
+def open_clip(
+    path: str | Path,
+    config: ScanConfig = ScanConfig(),
+    *,
+    prime: bool = False,
+    clock_starts: threading.Event | None = None,
+) -> OpenedClip:
     """Probe ``path`` and set up its sampled decode (with cut detection where this ffmpeg can).
 
     ``prime``: also ask for the first frame now, so that ffmpeg starts decoding (and keeps going
@@ -405,7 +412,10 @@ def open_clip(path: str | Path, config: ScanConfig = ScanConfig(), *, prime: boo
     decodes the next clip while the current one is detected and scored, and the first clip
     while TensorFlow loads. An error starting the decoder is then raised when the frames are
     iterated. Probing errors (:class:`DecodeError`, ``TimeoutError``, ``OSError``) are raised
-    here. The decode's time budget (``config.timeout_s``) runs from here.
+    here. The decode's time budget (``config.timeout_s``, less the probe's time) runs from here,
+    or with ``clock_starts`` from when that event is set: when the clip's turn comes, so that
+    waiting for it does not count (set it before waiting for a primed clip: a decoder that
+    never delivers its first frame is stopped only by that clock).
     """
     opened_s = time.perf_counter()
     info = probe_video(path, timeout_s=config.timeout_s or 60.0)
@@ -414,7 +424,13 @@ def open_clip(path: str | Path, config: ScanConfig = ScanConfig(), *, prime: boo
     cuts: list[float] | None = [] if can_detect_cuts() else None
     remaining = None if config.timeout_s is None else max(1.0, config.timeout_s - probe_s)
     frames: Iterator[Frame] = iter_frames(
-        path, info, sample_fps=sample_fps, max_frames=config.max_frames, timeout_s=remaining, cut_times_s=cuts
+        path,
+        info,
+        sample_fps=sample_fps,
+        max_frames=config.max_frames,
+        timeout_s=remaining,
+        cut_times_s=cuts,
+        clock_starts=clock_starts,
     )
     if prime:
         frames = _PrimedFrames(frames)

@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -504,30 +505,42 @@ class ClipPrefetcher:
     def __init__(self, config: ScanConfig):
         self._config = config
         self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-prefetch")
-        self._pending: dict[str, cf.Future] = {}
+        self._pending: dict[str, tuple[cf.Future, threading.Event]] = {}
 
     def open(self, path: str) -> None:
-        """Start opening ``path`` (once; nothing if it is already waiting)."""
+        """Start opening ``path`` (once; nothing if it is already waiting). Its time budget
+        (``--timeout``) starts counting when it is taken."""
         from pipeline.scan.analyze import open_clip
 
         if path not in self._pending:
-            self._pending[path] = self._pool.submit(open_clip, path, self._config, prime=True)
+            clock = threading.Event()
+            future = self._pool.submit(open_clip, path, self._config, prime=True, clock_starts=clock)
+            self._pending[path] = (future, clock)
 
     def has(self, path: str) -> bool:
         return path in self._pending
 
     def take(self, path: str):
-        """What :func:`pipeline.scan.analyze.score_video` takes as ``opened`` for ``path``:
-        the result of opening it (raising what opening raised), or ``None`` if it was never
-        opened ahead."""
-        future = self._pending.pop(path, None)
-        return None if future is None else future.result
+        """What :func:`pipeline.scan.analyze.score_video` takes as ``opened`` for ``path``: a
+        callable that starts the clip's clock and returns the opened clip (raising what opening
+        raised), or ``None`` if it was never opened ahead."""
+        pending = self._pending.pop(path, None)
+        if pending is None:
+            return None
+        future, clock = pending
+
+        def opened():
+            clock.set()
+            return future.result()
+
+        return opened
 
     def __enter__(self) -> ClipPrefetcher:
         return self
 
     def __exit__(self, *exc) -> None:
-        for future in self._pending.values():
+        for future, clock in self._pending.values():
+            clock.set()  # a decoder stuck before its first frame is then stopped by its budget
             future.add_done_callback(_close_opened)
         self._pending.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -9,6 +9,7 @@ mapping to SDR BT.709, so every frame is upright RGB as a viewer sees it.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import dataclasses
 import functools
@@ -20,6 +21,7 @@ import queue
 import re
 import subprocess
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -373,25 +375,49 @@ class _StderrTail:
 class _Watchdog:
     """Kills ``proc`` once ``timeout_s`` seconds have passed, unless cancelled first.
 
-    ``timeout_s=None``: no time limit (no thread). ``timed_out`` is set when it fired; the
-    killed process then ends its stdout, so the frame reader stops by itself.
+    ``timeout_s=None``: no time limit (no thread). ``starts``: the seconds are counted only
+    from when this event is set (a clip opened ahead of its turn: waiting for the turn does not
+    count). ``timed_out`` is set when it fired; the killed process then ends its stdout, so the
+    frame reader stops by itself.
     """
 
-    def __init__(self, proc: subprocess.Popen, timeout_s: float | None):
+    def __init__(self, proc: subprocess.Popen, timeout_s: float | None, starts: threading.Event | None = None):
         self.timed_out = threading.Event()
-        self._timer: threading.Timer | None = None
+        self._cancelled = threading.Event()
         if timeout_s is not None:
-            self._timer = threading.Timer(timeout_s, self._kill, args=(proc,))
-            self._timer.daemon = True
-            self._timer.start()
+            thread = threading.Thread(target=self._run, args=(proc, timeout_s, starts), daemon=True)
+            thread.start()
 
-    def _kill(self, proc: subprocess.Popen) -> None:
-        self.timed_out.set()
-        proc.kill()
+    def _run(self, proc: subprocess.Popen, timeout_s: float, starts: threading.Event | None) -> None:
+        if starts is not None:
+            while not starts.wait(0.5):
+                if self._cancelled.is_set():
+                    return
+        if not self._cancelled.wait(timeout_s):
+            self.timed_out.set()
+            proc.kill()
 
     def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._cancelled.set()
+
+
+# ffmpeg processes of decodes still running. At interpreter exit a decode left unfinished (a
+# generator never closed) would be closed after daemon threads are frozen, one of them holding
+# its pipe's lock: Python then aborts ("_enter_buffered_busy"). They are killed at exit first,
+# so their reader threads see the end of the pipe and let go of it.
+_LIVE_DECODERS: weakref.WeakSet = weakref.WeakSet()
+
+
+@functools.cache
+def _kill_live_decoders_at_exit() -> None:
+    atexit.register(_kill_live_decoders)
+
+
+def _kill_live_decoders() -> None:
+    for proc in list(_LIVE_DECODERS):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 class _FrameReader:
@@ -452,6 +478,7 @@ def iter_frames(
     timeout_s: float | None = None,
     decode_all: bool = False,
     cut_times_s: list[float] | None = None,
+    clock_starts: threading.Event | None = None,
 ) -> Iterator[Frame]:
     """Yield up to ``max_frames`` frames sampled at ``sample_fps`` from one ffmpeg process.
 
@@ -467,6 +494,9 @@ def iter_frames(
     ``cut_times_s``: a list to which the times (seconds) of the shot cuts found in the decoded
     part of the clip are appended (ffmpeg's ``scdet``, :data:`CUT_SCORE_THRESHOLD`); complete
     once the generator is exhausted.
+
+    ``clock_starts``: ``timeout_s`` counts only from when this event is set (a clip decoded
+    ahead of its turn, :func:`pipeline.scan.analyze.open_clip`); ``None``: from now.
     """
     if will_tone_map(info) is False:
         log.warning(
@@ -490,8 +520,10 @@ def iter_frames(
         detect_cuts=detect_cuts,
     )
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _kill_live_decoders_at_exit()
+    _LIVE_DECODERS.add(proc)
     stderr_tail = _StderrTail(proc.stderr, tagged_levels=sparse or detect_cuts, cut_times_s=cut_times_s)
-    watchdog = _Watchdog(proc, timeout_s)
+    watchdog = _Watchdog(proc, timeout_s, clock_starts)
     reader = _FrameReader(proc.stdout, width * height * 3, max_frames)
     count = 0
     try:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import logging
+import math
+import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -220,3 +223,184 @@ def test_stderr_tail_never_waits_past_its_timeout():
         assert time.perf_counter() - started < 2.0
         os.close(write_end)
         tail.join()
+
+
+# -- timing of sparse samples, measured against the clip itself ---------------------------------
+
+_SHOWINFO_TIME_RE = re.compile(r"^\[Parsed_showinfo_\d+ @ [^\]]*\] n:\s*\d+ pts:\s*-?\d+ pts_time:(\S+)", re.MULTILINE)
+X264 = ("-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "10")
+# Clips of 160x120; at most 117 frames, so that gray steps of 2 (consecutive frames still apart
+# after yuv420p) stay within uint8.
+SIZE_WH = (160, 120)
+
+
+def _decoded_times_s(clip, *, skip_noref: bool) -> list[float]:
+    """The presentation time of every frame ffmpeg decodes from ``clip`` (with ``skip_noref``:
+    every frame left by ``-skip_frame noref``), in order, from ``showinfo``."""
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info"]
+    if skip_noref:
+        args += ["-skip_frame", "noref"]
+    args += ["-i", str(clip), "-map", "0:v:0", "-vf", "showinfo", "-fps_mode", "passthrough", "-f", "null", "-"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=True)
+    times = [float(t) for t in _SHOWINFO_TIME_RE.findall(done.stderr)]
+    assert times == sorted(times) and times, done.stderr[-2000:]
+    return times
+
+
+def _largest_gap_s(times_s: list[float]) -> float:
+    return float(np.max(np.diff(times_s)))
+
+
+def _first_from(times_s: list[float], start_s: float) -> float | None:
+    """The first of ``times_s`` at or after ``start_s`` (within 1 ms)."""
+    return next((t for t in times_s if t >= start_s - 1e-3), None)
+
+
+def _on_frame_grid(t_s: float) -> bool:
+    return abs(t_s * CLIP_FPS - round(t_s * CLIP_FPS)) < 1e-6
+
+
+# frame-aligned sampling times (1 s = 25 frames, 16 and 18 frames) and one that is not (1.5 fps)
+CFR_SAMPLE_RATES = (1.0, CLIP_FPS / 16, CLIP_FPS / 18, 1.5)
+
+
+@pytest.mark.parametrize("b_adapt", [1, 2], ids=["b-adapt=1", "b-adapt=2"])
+@pytest.mark.parametrize(
+    "pyramid, max_late_frames",
+    [
+        # x264's B-pyramid with 3 B-frames makes the middle one a reference: every other frame is decoded
+        ("normal", 1),
+        # no pyramid: runs of up to 3 non-reference B-frames
+        ("none", 3),
+    ],
+    ids=["b-pyramid", "no-pyramid"],
+)
+def test_sparse_sample_within_one_decoded_interval_constant_rate(
+    tmp_path, monkeypatch, pyramid, max_late_frames, b_adapt
+):
+    monkeypatch.setenv(decode.SPARSE_DECODE_ENV, "1")
+    params = f"bframes=3:b-pyramid={pyramid}:b-adapt={b_adapt}"
+    clip = _encode_rgb(
+        _gray_ramp_frames(100, wh=SIZE_WH), tmp_path / "cfr.mp4", rate=CLIP_FPS, extra=(*X264, "-x264-params", params)
+    )
+    info = probe_video(clip)
+    all_s = _decoded_times_s(clip, skip_noref=False)
+    kept_s = _decoded_times_s(clip, skip_noref=True)
+    assert all_s == pytest.approx([i / CLIP_FPS for i in range(100)], abs=1e-3)
+    assert len(kept_s) < len(all_s)  # frames are skipped
+    # the largest gap between consecutive frames decoded with non-reference frames skipped
+    gap_s = _largest_gap_s(kept_s)
+    assert gap_s <= (max_late_frames + 1) / CLIP_FPS + 1e-3
+    every = list(iter_frames(clip, info, sample_fps=CLIP_FPS, max_frames=1000, decode_all=True))
+    assert [f.frame_index for f in every] == list(range(100))
+    lateness = []
+    for sample_fps in CFR_SAMPLE_RATES:
+        assert skips_frames(info, sample_fps)
+        frames = list(iter_frames(clip, info, sample_fps=sample_fps, max_frames=40))
+        exact = list(iter_frames(clip, info, sample_fps=sample_fps, max_frames=40, decode_all=True))
+        assert len(frames) == len(exact) and [f.sample_index for f in frames] == list(range(len(exact)))
+        for f, e in zip(frames, exact):
+            t = f.sampling_time_s
+            assert t == pytest.approx(f.sample_index / sample_fps) and e.timestamp_s == pytest.approx(t)
+            on_screen_s = e.frame_index / CLIP_FPS  # the start of the frame on screen at t
+            # the first decoded frame from the one on screen at t on
+            assert f.timestamp_s == pytest.approx(_first_from(kept_s, on_screen_s), abs=1e-3)
+            # within one decoded-frame interval of t, never before the frame on screen at t
+            assert on_screen_s - 1e-3 <= f.timestamp_s < t + gap_s
+            if _on_frame_grid(t):  # a sampling time that starts a frame: never before it
+                assert f.timestamp_s >= t - 1e-6
+            assert 0 <= f.frame_index - e.frame_index <= max_late_frames
+            assert f.timestamp_s == pytest.approx(f.frame_index / CLIP_FPS, abs=1e-3)
+            assert np.array_equal(f.rgb, every[f.frame_index].rgb)
+            lateness.append(f.frame_index - e.frame_index)
+    assert max(lateness) >= 1  # the clip does exercise the bound
+
+
+# A variable frame rate: 40 frames at 25 fps, 20 at 10 fps, 50 at 50 fps (4.6 s), times in ms.
+VFR_PTS_S = "if(lt(N,40),N*0.04,if(lt(N,60),1.6+(N-40)*0.1,3.6+(N-60)*0.02))"
+
+
+def test_sparse_sampling_variable_frame_rate(tmp_path, monkeypatch):
+    monkeypatch.setenv(decode.SPARSE_DECODE_ENV, "1")
+    vfr = ("-vf", f"settb=1/1000,setpts='({VFR_PTS_S})/TB'", "-fps_mode", "vfr", "-enc_time_base", "1:1000")
+    params = ("-x264-params", "bframes=3:b-pyramid=normal:b-adapt=2")
+    clip = _encode_rgb(
+        _gray_ramp_frames(110, wh=SIZE_WH), tmp_path / "vfr.mp4", rate=CLIP_FPS, extra=(*vfr, *X264, *params)
+    )
+    all_s = _decoded_times_s(clip, skip_noref=False)
+    intervals_s = np.diff(all_s)
+    assert len(all_s) == 110
+    assert intervals_s.min() == pytest.approx(0.02, abs=2e-3) and intervals_s.max() == pytest.approx(0.1, abs=2e-3)
+    info = probe_video(clip)
+    # ffmpeg reports the average rate (110 frames in 4.6 s), not the 25, 10 or 50 fps of the parts
+    assert info.fps == pytest.approx(110 / 4.6, rel=0.02)
+    kept_s = _decoded_times_s(clip, skip_noref=True)
+    assert len(kept_s) < len(all_s)
+    gap_s = _largest_gap_s(kept_s)
+    # every 10 ms the frame on screen: each frame (20 ms or longer) is there from its own time on
+    every = list(iter_frames(clip, info, sample_fps=100, max_frames=1000, decode_all=True))
+    for sample_fps in (1.0, 1.2):
+        assert skips_frames(info, sample_fps)
+        frames = list(iter_frames(clip, info, sample_fps=sample_fps, max_frames=40))
+        exact = list(iter_frames(clip, info, sample_fps=sample_fps, max_frames=40, decode_all=True))
+        assert len(frames) == len(exact) and [f.sample_index for f in frames] == list(range(len(exact)))
+        for f in frames:
+            t = f.sampling_time_s
+            assert t == pytest.approx(f.sample_index / sample_fps)
+            # a frame actually decoded: the first after t - 1/fps. 1/fps is the average frame length,
+            # not this frame's: the frame chosen can be the one before the frame on screen at t.
+            assert f.timestamp_s == pytest.approx(_first_from(kept_s, t - 1 / info.fps + 1e-3), abs=1e-3)
+            # so within one decoded-frame interval after t, or less than 1/fps before it
+            assert t - 1 / info.fps < f.timestamp_s < t + gap_s
+            # the pixels of the frame shown at timestamp_s in a full decode
+            shown = every[math.ceil(f.timestamp_s * 100 - 1e-6)]
+            assert shown.timestamp_s - f.timestamp_s < 0.01
+            assert np.array_equal(f.rgb, shown.rgb)
+
+
+def test_sparse_sampling_intra_only_h264_skips_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv(decode.SPARSE_DECODE_ENV, "1")
+    clip = _encode_rgb(
+        _gray_ramp_frames(100, wh=SIZE_WH),
+        tmp_path / "intra.mp4",
+        rate=CLIP_FPS,
+        extra=(*X264, "-x264-params", "keyint=1"),
+    )
+    info = probe_video(clip)
+    # every frame an I-frame and a reference: -skip_frame noref leaves them all
+    assert _decoded_times_s(clip, skip_noref=True) == _decoded_times_s(clip, skip_noref=False)
+    for sample_fps in (1.0, 1.5):
+        assert skips_frames(info, sample_fps)  # by codec: h264
+        frames = list(iter_frames(clip, info, sample_fps=sample_fps, max_frames=40))
+        exact = list(iter_frames(clip, info, sample_fps=sample_fps, max_frames=40, decode_all=True))
+        # exactly the frames on screen at the sampling times
+        assert [f.frame_index for f in frames] == [e.frame_index for e in exact]
+        for f, e in zip(frames, exact):
+            assert np.array_equal(f.rgb, e.rgb)
+            assert f.timestamp_s == pytest.approx(e.frame_index / CLIP_FPS, abs=1e-3)
+            assert f.sampling_time_s == pytest.approx(e.timestamp_s)
+
+
+def test_sparse_decoding_is_the_default(tmp_path, monkeypatch):
+    # x264's defaults: 3 B-frames, B-pyramid
+    clip = _encode_rgb(_gray_ramp_frames(100, wh=SIZE_WH), tmp_path / "x264.mp4", rate=CLIP_FPS, extra=X264)
+    info = probe_video(clip)
+    kept_s = _decoded_times_s(clip, skip_noref=True)
+    # the frames sparse decoding delivers at 1 fps: some sampling times fall on skipped frames
+    expected_s = [_first_from(kept_s, k) for k in range(4)]
+    assert expected_s != pytest.approx([0.0, 1.0, 2.0, 3.0], abs=1e-3)
+
+    monkeypatch.delenv(decode.SPARSE_DECODE_ENV, raising=False)
+    assert skips_frames(info, 1.0)
+    frames = list(iter_frames(clip, info, sample_fps=1.0, max_frames=40))
+    assert [f.timestamp_s for f in frames] == pytest.approx(expected_s, abs=1e-3)  # the real times
+    assert [f.sampling_time_s for f in frames] == [0.0, 1.0, 2.0, 3.0]
+    assert any(f.timestamp_s != f.sampling_time_s for f in frames)
+
+    monkeypatch.setenv(decode.SPARSE_DECODE_ENV, "0")
+    assert not skips_frames(info, 1.0)
+    frames = list(iter_frames(clip, info, sample_fps=1.0, max_frames=40))
+    # every frame decoded: the sampling times, exactly
+    assert [f.timestamp_s for f in frames] == [f.sample_index / 1.0 for f in frames] == [0.0, 1.0, 2.0, 3.0]
+    assert all(f.sampling_time_s == f.timestamp_s for f in frames)
+    assert [f.frame_index for f in frames] == [0, 25, 50, 75]
