@@ -458,21 +458,30 @@ def _results_here(
     """Clips scored in this process, the models loaded (from a spec) once the first clip is
     due: a resume with nothing left to score never loads TensorFlow.
 
-    Decoding runs one clip ahead (:class:`ClipPrefetcher`): the first clip is probed and starts
-    decoding while TensorFlow loads, and each next clip as soon as the current one's frames have
-    all been delivered, while its last frames are detected and scored and its row written."""
+    Decoding runs ahead (:class:`ClipPrefetcher`): the first :data:`START_UP_CLIPS_AHEAD` clips are
+    probed and start decoding while TensorFlow loads (its import keeps one core busy for
+    seconds), and from then on each next clip as soon as the current one's frames have all been
+    delivered, while its last frames are detected and scored and its row written."""
     from pipeline.models import factory  # looked up when called: one factory, patchable in tests
 
     loaded = models if isinstance(models, LoadedModels) else None
     paths = iter(todo)
+    upcoming: collections.deque[str] = collections.deque()
+
+    def look_ahead(n: int) -> None:
+        while len(upcoming) < n and (path := next(paths, None)) is not None:
+            upcoming.append(path)
+
     with ClipPrefetcher(config) as prefetcher:
-        path = next(paths, None)
-        if path is not None:
+        look_ahead(1 if loaded is not None else START_UP_CLIPS_AHEAD)
+        for path in upcoming:
             prefetcher.open(path)
-        while path is not None:
+        while upcoming:
             if loaded is None:
                 loaded = factory.load_models(models)
-            following = next(paths, None)
+            path = upcoming.popleft()
+            look_ahead(1)
+            following = upcoming[0] if upcoming else None
 
             def open_following(following=following) -> None:
                 if following is not None:
@@ -492,15 +501,19 @@ def _results_here(
             if following is not None and not prefetcher.has(following):  # the clip failed before its end
                 open_following()
             yield result
-            path = following
+
+
+# Clips opened (probed, decoding) while the models load: TensorFlow's import keeps one core busy
+# for 3-6 s, and one clip's decoder stops once its read-ahead is full (about 1 s of work).
+START_UP_CLIPS_AHEAD = 3
 
 
 class ClipPrefetcher:
     """Opens clips (:func:`pipeline.scan.analyze.open_clip`, primed: probed and decoding) on one
-    background thread, ahead of their turn; at most one clip waits opened, so memory holds
-    one clip's read-ahead frames beyond the one being scored (about 64 MB, see
-    :class:`pipeline.video.decode.iter_frames`). Leaving the ``with`` block stops a clip opened
-    and never taken (its ffmpeg is killed and reaped)."""
+    background thread, ahead of their turn. Each holds at most its decoder's read-ahead (about
+    64 MB, :class:`pipeline.video.decode.iter_frames`): one clip beyond the one being scored,
+    :data:`START_UP_CLIPS_AHEAD` while the models load. Leaving the ``with`` block stops a clip
+    opened and never taken (its ffmpeg is killed and reaped)."""
 
     def __init__(self, config: ScanConfig):
         self._config = config

@@ -401,11 +401,12 @@ class _Watchdog:
         self._cancelled.set()
 
 
-# ffmpeg processes of decodes still running. At interpreter exit a decode left unfinished (a
-# generator never closed) would be closed after daemon threads are frozen, one of them holding
-# its pipe's lock: Python then aborts ("_enter_buffered_busy"). They are killed at exit first,
-# so their reader threads see the end of the pipe and let go of it.
-_LIVE_DECODERS: weakref.WeakSet = weakref.WeakSet()
+# ffmpeg processes of decodes still running, with the threads reading their pipes. At
+# interpreter exit a decode left unfinished (a generator never closed) would be closed after
+# daemon threads are frozen, one of them holding its pipe's lock: Python then aborts
+# ("_enter_buffered_busy"). They are killed at exit first, and their readers, which then see
+# the end of the pipes, are waited for.
+_LIVE_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @functools.cache
@@ -414,10 +415,14 @@ def _kill_live_decoders_at_exit() -> None:
 
 
 def _kill_live_decoders() -> None:
-    for proc in list(_LIVE_DECODERS):
+    for proc, readers in list(_LIVE_DECODERS.items()):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for reader in readers:
+            if isinstance(reader, _FrameReader):
+                reader.stop()  # it may be waiting to hand over a frame nobody will take
+            reader.join(timeout_s=2.0)
 
 
 class _FrameReader:
@@ -520,11 +525,11 @@ def iter_frames(
         detect_cuts=detect_cuts,
     )
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _kill_live_decoders_at_exit()
-    _LIVE_DECODERS.add(proc)
     stderr_tail = _StderrTail(proc.stderr, tagged_levels=sparse or detect_cuts, cut_times_s=cut_times_s)
     watchdog = _Watchdog(proc, timeout_s, clock_starts)
     reader = _FrameReader(proc.stdout, width * height * 3, max_frames)
+    _kill_live_decoders_at_exit()
+    _LIVE_DECODERS[proc] = (reader, stderr_tail)
     count = 0
     try:
         while (buf := reader.next_buffer()) is not None:

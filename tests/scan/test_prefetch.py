@@ -347,7 +347,8 @@ def _main_thread_events(log: list) -> list:
     return [e for e in log if e[0] != "opened"]
 
 
-def test_each_next_clip_is_opened_while_the_current_one_is_scored(clips, events):
+def test_each_next_clip_is_opened_while_the_current_one_is_scored(clips, events, monkeypatch):
+    monkeypatch.setattr(batch, "START_UP_CLIPS_AHEAD", 1)  # one clip ahead from the start
     paths = [str(clips[name]) for name in BATCH]
     for result in batch._results_here(paths, ModelSpec(), SMALL, False, False):
         events.record("result", Path(result.row.video_path).stem)
@@ -368,6 +369,21 @@ def test_each_next_clip_is_opened_while_the_current_one_is_scored(clips, events)
     ]
     opened = [e for e in events if e[0] == "opened"]
     assert opened == [("opened", name, True) for name in BATCH]  # each once, primed, none opened again
+    assert not ffmpeg_children()
+
+
+def test_the_first_clips_are_all_opened_while_the_models_load(clips, events):
+    """TensorFlow's import keeps one core busy for seconds and a clip's decoder stops once its
+    read-ahead is full: the first START_UP_CLIPS_AHEAD clips decode meanwhile."""
+    assert batch.START_UP_CLIPS_AHEAD == 3
+    paths = [str(clips[name]) for name in BATCH]  # a, b, broken, c
+    results = [r.row for r in batch._results_here(paths, ModelSpec(), SMALL, False, False)]
+    assert [r.status for r in results] == ["ok", "ok", "decode_error", "ok"]
+    main = _main_thread_events(events)
+    assert main[:4] == [("open", "a"), ("open", "b"), ("open", "broken"), ("load", True)]
+    opened = [e for e in events if e[0] == "opened"]
+    assert sorted(opened) == sorted(("opened", name, True) for name in BATCH)  # each once, primed
+    assert [e[1] for e in opened[:3]] == ["a", "b", "broken"]
     assert not ffmpeg_children()
 
 
