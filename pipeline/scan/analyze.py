@@ -413,16 +413,19 @@ def open_clip(
     while TensorFlow loads. An error starting the decoder is then raised when the frames are
     iterated. Probing errors (:class:`DecodeError`, ``TimeoutError``, ``OSError``) are raised
     here. The decode's time budget (``config.timeout_s``, less the probe's time) runs from here,
-    or with ``clock_starts`` from when that event is set: when the clip's turn comes, so that
-    waiting for it does not count (set it before waiting for a primed clip: a decoder that
-    never delivers its first frame is stopped only by that clock).
+    or with ``clock_starts`` (the whole budget) from when that event is set: when the clip's
+    turn comes, so that neither waiting for it nor probing ahead counts (set it before waiting
+    for a primed clip: a decoder that never delivers its first frame is stopped only by that
+    clock). The decoder runs beside detection, so the budget covers both.
     """
     opened_s = time.perf_counter()
     info = probe_video(path, timeout_s=config.timeout_s or 60.0)
     probe_s = time.perf_counter() - opened_s
     sample_fps = sampling_fps(info, config.fps, config.max_frames)
     cuts: list[float] | None = [] if can_detect_cuts() else None
-    remaining = None if config.timeout_s is None else max(1.0, config.timeout_s - probe_s)
+    remaining = config.timeout_s
+    if remaining is not None and clock_starts is None:  # the budget runs from here: probing spent some
+        remaining = max(1.0, remaining - probe_s)
     frames: Iterator[Frame] = iter_frames(
         path,
         info,

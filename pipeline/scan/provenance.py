@@ -86,10 +86,14 @@ def _settings_differences(old: str, new: str) -> list[str]:
     if not before:
         return [f"scan_settings (none) -> {new}"]
     return [
-        f"{key} {before.get(key, '(none)')} -> {after.get(key, '(none)')}"
+        f"{key} {before.get(key, '(none)')} -> {after.get(key, '(none)')}{_HOW_TO_SET.get(key, '')}"
         for key in list(after) + [k for k in before if k not in after]
         if before.get(key) != after.get(key)
     ]
+
+
+# Settings that no flag sets, and what does.
+_HOW_TO_SET = {"sparse_decode": " (set by $DEEPFAKE_SCANNER_SPARSE_DECODE: 0 decodes every frame)"}
 
 
 def run_settings(models, config) -> RunSettings:

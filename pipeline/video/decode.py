@@ -105,10 +105,10 @@ CUT_SCORE_THRESHOLD = 10.0
 
 
 def sparse_decode_enabled() -> bool:
-    """True unless ``$DEEPFAKE_SCANNER_SPARSE_DECODE`` is ``0`` (sparse decoding is the
-    default). Every process of a run reads the same environment, so the scan, its workers and
-    the evidence re-decode agree."""
-    return os.environ.get(SPARSE_DECODE_ENV, "").strip() != "0"
+    """True unless ``$DEEPFAKE_SCANNER_SPARSE_DECODE`` is ``0``, ``false``, ``no`` or ``off``
+    (any case; sparse decoding is the default). Every process of a run reads the same
+    environment, so the scan, its workers and the evidence re-decode agree."""
+    return os.environ.get(SPARSE_DECODE_ENV, "").strip().lower() not in ("0", "false", "no", "off")
 
 
 # How long to wait for the decoder's report of a delivered frame's timestamp: it is written

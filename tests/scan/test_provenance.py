@@ -22,7 +22,11 @@ def test_scan_settings_text_is_canonical(monkeypatch):
     assert scan_settings_text(0.5, 40, DetectorConfig()) != text
     # sparse decoding moves samples by a frame or two: a run without it is another run
     monkeypatch.setenv(decode.SPARSE_DECODE_ENV, "0")
-    assert scan_settings_text(1.0, 40, DetectorConfig()) == text.replace("sparse_decode=1", "sparse_decode=0")
+    off = scan_settings_text(1.0, 40, DetectorConfig())
+    assert off == text.replace("sparse_decode=1", "sparse_decode=0")
+    # a refused resume names the difference and, since no flag sets it, the variable that does
+    (difference,) = _run(scan_settings=off).differences(_as_read_back(_run(scan_settings=text)))
+    assert difference.startswith("sparse_decode 1 -> 0") and "DEEPFAKE_SCANNER_SPARSE_DECODE" in difference
 
 
 def _run(**overrides) -> RunSettings:

@@ -80,10 +80,12 @@ def test_skips_frames_by_default_unless_switched_off_and_only_when_ffmpeg_can(mo
     monkeypatch.setattr(decode, "can_skip_frames", lambda: True)
     monkeypatch.delenv(decode.SPARSE_DECODE_ENV, raising=False)
     assert skips_frames(_info(), 1.0)  # on by default
-    monkeypatch.setenv(decode.SPARSE_DECODE_ENV, "0")
-    assert not skips_frames(_info(), 1.0)
-    monkeypatch.setenv(decode.SPARSE_DECODE_ENV, "1")
-    assert skips_frames(_info(), 1.0)
+    for off in ("0", "false", "No", " OFF "):
+        monkeypatch.setenv(decode.SPARSE_DECODE_ENV, off)
+        assert not skips_frames(_info(), 1.0), off
+    for on in ("1", "yes", "true", ""):
+        monkeypatch.setenv(decode.SPARSE_DECODE_ENV, on)
+        assert skips_frames(_info(), 1.0), on
     monkeypatch.setattr(decode, "can_skip_frames", lambda: False)  # ffmpeg before 5.1: no -fps_mode
     assert not skips_frames(_info(), 1.0)
 
