@@ -19,6 +19,7 @@ import mmap
 import os
 import queue
 import re
+import signal
 import subprocess
 import threading
 import weakref
@@ -548,7 +549,7 @@ def iter_frames(
         _shut_down(proc, reader, stderr_tail, watchdog)
     if watchdog.timed_out.is_set():
         raise DecodeTimeoutError(f"decoding took more than {timeout_s:g} s ({count} frames read)")
-    _report_end(path, count, returncode, stderr_tail.text())
+    _report_end(path, count, returncode, stderr_tail.text(), expected_sample_count(info, sample_fps, max_frames))
 
 
 def _actual_time(
@@ -581,14 +582,30 @@ def _shut_down(proc: subprocess.Popen, reader: _FrameReader, stderr_tail: _Stder
     proc.stderr.close()
 
 
-def _report_end(path: str | Path, count: int, returncode: int, stderr_text: str) -> None:
-    """After the last frame: :class:`DecodeError` when none came, a warning when ffmpeg
+def _report_end(path: str | Path, count: int, returncode: int, stderr_text: str, expected: int) -> None:
+    """After the last frame: :class:`DecodeError` when none came, or when ffmpeg was killed
+    from outside before the ``expected`` samples came (its frames end where it was killed, not
+    where the clip does, so a row from them would claim the whole clip); a warning when ffmpeg
     complained or failed after some frames (those frames are kept)."""
     message = summarize_ffmpeg_errors(stderr_text)
     if count == 0:
         raise DecodeError(f"no frame could be decoded: {message or 'the video stream is empty'}")
+    killed_by = _killing_signal(returncode)
+    if killed_by is not None and count < expected:
+        raise DecodeError(f"the decoder was stopped by {killed_by} after {count} of {expected} frames")
     if returncode != 0 or message:
         log.warning("%s: decoding ended with errors after %d frames: %s", path, count, message)
+
+
+def _killing_signal(returncode: int) -> str | None:
+    """The name of the signal that killed ffmpeg (a negative return code), or ``None``; a
+    broken pipe (ours to close) does not count."""
+    if returncode >= 0 or -returncode == signal.SIGPIPE:
+        return None
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
 
 
 def expected_sample_count(info: VideoInfo, sample_fps: float, max_frames: int) -> int:
