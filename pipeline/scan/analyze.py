@@ -378,9 +378,8 @@ class OpenedClip:
     ``frames``: the sampled frames (when primed, decoding from the moment the clip was opened,
     bounded by the decoder's read-ahead: ffmpeg waits once about 64 MB of frames are ready);
     ``cuts``: the list the shot cuts are appended to (``None`` where this ffmpeg cannot detect
-    cuts); ``opened_s``: ``time.perf_counter()`` when opening began; ``probe_s``: seconds
-    probing took. Not frozen: it holds a decoder, which :meth:`close` stops if the clip is never
-    scored.
+    cuts); ``probe_s``: seconds probing took. Not frozen: it holds a decoder, which
+    :meth:`close` stops if the clip is never scored.
     """
 
     path: str | Path
@@ -388,7 +387,6 @@ class OpenedClip:
     sample_fps: float
     cuts: list[float] | None
     frames: Iterator[Frame]
-    opened_s: float
     probe_s: float
 
     def close(self) -> None:
@@ -418,11 +416,11 @@ def open_clip(
     for a primed clip: a decoder that never delivers its first frame is stopped only by that
     clock). The decoder runs beside detection, so the budget covers both.
     """
-    opened_s = time.perf_counter()
+    started = time.perf_counter()
     info = probe_video(path, timeout_s=config.timeout_s or 60.0)
-    probe_s = time.perf_counter() - opened_s
+    probe_s = time.perf_counter() - started
     sample_fps = sampling_fps(info, config.fps, config.max_frames)
-    cuts: list[float] | None = [] if can_detect_cuts() else None
+    cuts = _new_cut_log()
     remaining = config.timeout_s
     if remaining is not None and clock_starts is None:  # the budget runs from here: probing spent some
         remaining = max(1.0, remaining - probe_s)
@@ -437,7 +435,13 @@ def open_clip(
     )
     if prime:
         frames = _PrimedFrames(frames)
-    return OpenedClip(path, info, sample_fps, cuts, frames, opened_s, probe_s)
+    return OpenedClip(path, info, sample_fps, cuts, frames, probe_s)
+
+
+def _new_cut_log() -> list[float] | None:
+    """An empty list for a decode to append its shot cuts to, or ``None`` where this ffmpeg
+    cannot detect cuts (:func:`pipeline.video.decode.can_detect_cuts`)."""
+    return [] if can_detect_cuts() else None
 
 
 def _then(frames: Iterable[Frame], callback: Callable[[], None] | None) -> Iterator[Frame]:
@@ -506,9 +510,6 @@ def score_video(
             cut_times_s=cut_times_s,
         )
 
-    def new_cut_log() -> list[float] | None:
-        return [] if can_detect_cuts() else None
-
     keeper = ProbeFrameKeeper(
         probe_sample_indices(expected_sample_count(info, sample_fps, config.max_frames)),
         detector.config.detect_long_side_px,
@@ -527,7 +528,7 @@ def score_video(
     rotation_deg = _rotation_to_try(path, keeper, faces, detector, timings)
     if rotation_deg is not None:
         rescan_started = time.perf_counter()
-        turned_cuts = new_cut_log()
+        turned_cuts = _new_cut_log()
         turned_n_frames, turned_faces = analyze_faces(
             turn_frames(decode(turned_cuts), rotation_deg),
             detector,

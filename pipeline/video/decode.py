@@ -402,11 +402,10 @@ class _Watchdog:
         self._cancelled.set()
 
 
-# ffmpeg processes of decodes still running, with the threads reading their pipes. At
-# interpreter exit a decode left unfinished (a generator never closed) would be closed after
+# ffmpeg processes of decodes still running, with what :func:`_shut_down` needs to stop them.
+# At interpreter exit a decode left unfinished (a generator never closed) would be closed after
 # daemon threads are frozen, one of them holding its pipe's lock: Python then aborts
-# ("_enter_buffered_busy"). They are killed at exit first, and their readers, which then see
-# the end of the pipes, are waited for.
+# ("_enter_buffered_busy"). They are shut down at exit first, while their threads still run.
 _LIVE_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -416,14 +415,8 @@ def _kill_live_decoders_at_exit() -> None:
 
 
 def _kill_live_decoders() -> None:
-    for proc, readers in list(_LIVE_DECODERS.items()):
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for reader in readers:
-            if isinstance(reader, _FrameReader):
-                reader.stop()  # it may be waiting to hand over a frame nobody will take
-            reader.join(timeout_s=2.0)
+    for proc, (reader, stderr_tail, watchdog) in list(_LIVE_DECODERS.items()):
+        _shut_down(proc, reader, stderr_tail, watchdog)
 
 
 class _FrameReader:
@@ -530,7 +523,7 @@ def iter_frames(
     watchdog = _Watchdog(proc, timeout_s, clock_starts)
     reader = _FrameReader(proc.stdout, width * height * 3, max_frames)
     _kill_live_decoders_at_exit()
-    _LIVE_DECODERS[proc] = (reader, stderr_tail)
+    _LIVE_DECODERS[proc] = (reader, stderr_tail, watchdog)
     count = 0
     try:
         while (buf := reader.next_buffer()) is not None:
