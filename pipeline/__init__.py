@@ -1,4 +1,4 @@
-"""Deepfake-video scanner: ffmpeg decoding, MTCNN faces, Meso-4 scores, one ``p_fake`` per clip.
+"""Deepfake-video scanner: ffmpeg decoding, MTCNN faces, per-face scores, one ``p_fake`` per clip.
 
 Every score this package emits is ``p_fake``: the probability that a face or a clip is
 manipulated, 1 = fake, 0 = real. Importing the package is cheap: TensorFlow, MTCNN and
@@ -8,7 +8,7 @@ The public verbs, each imported from its module on first use (PEP 562)::
 
     import pipeline
 
-    models = pipeline.load_models()                      # MTCNN + Meso-4, once
+    models = pipeline.load_models()                      # MTCNN + the scorer, once
     result = pipeline.score_video("clip.mp4", models.detector, models.scorer)
     pipeline.run_batch(paths, "scores.csv", config=config, models=models)
 

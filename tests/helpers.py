@@ -141,3 +141,44 @@ def run_python(code: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
     command imports, and how long it takes, shows), its output captured as text."""
     command = [sys.executable, "-c", code]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO_ROOT)
+
+
+BACKBONE_ONNX = REPO_ROOT / "weights" / "effnet_lite0_blocks.onnx"
+
+
+def write_tiny_head(
+    folder: Path, name: str = "tiny_head", *, seed: int = 0, backbone: Path | str = BACKBONE_ONNX, **fields
+) -> Path:
+    """A backbone-family weights file for tests of our own logic: ``folder/NAME.npz``, a one-layer head
+    (mean 0, scale 1, random weights (2816, 1), bias 0) on the real EfficientNet-Lite0 backbone, and its
+    sidecar ``NAME.npz.json`` (``backbone``: as given, absolute by default; ``fields`` override the rest)."""
+    import json
+
+    from pipeline.models.head import Head
+    from pipeline.models.weights import sha256_file, sidecar_path
+
+    rng = np.random.default_rng(seed)
+    width = 2816
+    head = Head(
+        mean=np.zeros(width, dtype=np.float32),
+        scale=np.ones(width, dtype=np.float32),
+        weights=(rng.normal(0.0, 0.02, (width, 1)).astype(np.float32),),
+        biases=(np.zeros(1, dtype=np.float32),),
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.npz"
+    head.save(path)
+    spec = {
+        "name": name,
+        "architecture": "effnet-lite0-head",
+        "sha256": sha256_file(path),
+        "output": "p_fake",
+        "input_size_px": 224,
+        "input_scale": "(x-127)/128",
+        "crop_margin": 0.93,
+        "backbone": str(backbone),
+        "provenance": "a random head for tests",
+        **fields,
+    }
+    sidecar_path(path).write_text(json.dumps(spec, indent=2))
+    return path

@@ -222,8 +222,9 @@ def add_scan_arguments(parser: argparse.ArgumentParser, *, timeout_default: floa
     scan.add_argument(
         "--aggregation",
         choices=sorted(AGGREGATIONS),
-        default=DEFAULT_AGGREGATION,
-        help="how face scores become one p_fake per clip",
+        default=None,
+        help="how face scores become one p_fake per clip; default: 'learned' (the model's clip decision, with "
+        f"FAKE / UNCERTAIN / REAL) when the model has one, else {DEFAULT_AGGREGATION}",
     )
     scan.add_argument("--timeout", type=positive_float, default=timeout_default, metavar="SECONDS", help=timeout_help)
     add_detector_arguments(parser.add_argument_group("face detection"))
@@ -243,16 +244,17 @@ def model_spec_from_args(args: argparse.Namespace) -> ModelSpec:
     )
 
 
-def scan_config_from_args(args: argparse.Namespace, threshold: float) -> ScanConfig:
-    """The :class:`ScanConfig` of the flags of :func:`add_scan_arguments`; ``threshold`` is the
-    one already resolved (:func:`pipeline.models.factory.resolve_threshold`), not the flag."""
+def scan_config_from_args(args: argparse.Namespace, weights_spec) -> ScanConfig:
+    """The :class:`ScanConfig` of the flags of :func:`add_scan_arguments` for a model with
+    ``weights_spec``: threshold, aggregation and labels settled by :meth:`ScanConfig.for_model`."""
     from pipeline.scan.analyze import ScanConfig
 
-    return ScanConfig(
+    return ScanConfig.for_model(
+        weights_spec,
+        threshold=args.threshold,
+        aggregation=args.aggregation,
         fps=args.fps,
         max_frames=args.max_frames,
-        threshold=threshold,
-        aggregation=args.aggregation,
         timeout_s=args.timeout,
     )
 
@@ -266,11 +268,11 @@ def resolve_scan_settings(args: argparse.Namespace) -> tuple[ModelSpec, ScanConf
     Raises ``FileNotFoundError`` (no weights; the message lists every place tried),
     :class:`pipeline.errors.WeightsError` (unknown or unreadable weights) and ``ValueError``
     (flag values a config rejects)."""
-    from pipeline.models.factory import resolve_model, resolve_threshold
+    from pipeline.models.factory import resolve_model
 
     spec = model_spec_from_args(args)
     weights_path, weights_spec = resolve_model(spec)
-    config = scan_config_from_args(args, resolve_threshold(args.threshold, weights_spec))
+    config = scan_config_from_args(args, weights_spec)
     return spec.with_weights(weights_path), config
 
 

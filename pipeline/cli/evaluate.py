@@ -106,8 +106,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     clips.add_argument(
         "--aggregation",
         choices=sorted(AGGREGATIONS),
-        default=DEFAULT_AGGREGATION,
-        help="how face scores become one p_fake per clip",
+        default=None,
+        help="how face scores become one p_fake per clip; default: 'learned' when the model has a clip "
+        f"decision, else {DEFAULT_AGGREGATION}",
     )
     clips.add_argument(
         "--timeout", type=positive_float, default=defaults.timeout_s, metavar="SECONDS", help="seconds allowed per clip"
@@ -133,11 +134,12 @@ def run_clips(args: argparse.Namespace) -> dict:
         threshold=args.threshold,
     )
     models = load_models(spec)
-    config = ScanConfig(
+    config = ScanConfig.for_model(
+        models.weights_spec,
+        threshold=args.threshold,
+        aggregation=args.aggregation,
         fps=args.fps,
         max_frames=args.max_frames,
-        threshold=models.threshold,
-        aggregation=args.aggregation,
         timeout_s=args.timeout,
     )
     return evaluate_clips(

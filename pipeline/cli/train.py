@@ -14,6 +14,9 @@ from pathlib import Path
 from pipeline.cli.common import DefaultsHelpFormatter, fail, start_logging
 from pipeline.faces.crop import CROP_MARGIN, DEFAULT_RESIZE, RESIZE_INTERPOLATIONS
 from pipeline.training.train import TRAINABLE_ARCHITECTURES, AugmentConfig, TrainConfig
+from pipeline.training.train_head import HeadConfig
+
+HEAD_ARCHITECTURE = "effnet-lite0-head"
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -76,9 +79,37 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--architecture",
-        choices=TRAINABLE_ARCHITECTURES,
+        choices=(*TRAINABLE_ARCHITECTURES, HEAD_ARCHITECTURE),
         default=TrainConfig.architecture,
-        help="the network: Meso-4 or MesoInception-4 (MesoNet, Afchar et al. 2018)",
+        help="the network: Meso-4 or MesoInception-4 (MesoNet, Afchar et al. 2018), trained end to end; or "
+        f"{HEAD_ARCHITECTURE}: a head on a frozen EfficientNet-Lite0, fitted on cached features (DATA must be a "
+        "mix whose sources carry a split column; output NAME.npz)",
+    )
+    p.add_argument(
+        "--feature-cache",
+        metavar="DIR",
+        default=None,
+        help=f"{HEAD_ARCHITECTURE}: folder of the backbone feature cache (built where missing, resumed; "
+        "default: <cache folder>/features)",
+    )
+    p.add_argument(
+        "--views",
+        type=int,
+        default=HeadConfig.views,
+        help=f"{HEAD_ARCHITECTURE}: cached views per face (view 0 as is, the others augmented)",
+    )
+    p.add_argument(
+        "--hidden",
+        default=",".join(str(h) for h in HeadConfig.hidden),
+        metavar="WIDTHS",
+        help=f"{HEAD_ARCHITECTURE}: hidden layer widths, comma-separated ('' or 0: logistic regression)",
+    )
+    p.add_argument("--alpha", type=float, default=HeadConfig.alpha, help=f"{HEAD_ARCHITECTURE}: L2 penalty")
+    p.add_argument(
+        "--backbone",
+        default=None,
+        metavar="ONNX",
+        help=f"{HEAD_ARCHITECTURE}: the exported backbone (default: weights/effnet_lite0_blocks.onnx)",
     )
     p.add_argument(
         "--max-minutes",
@@ -128,6 +159,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline train") 
     from pipeline.training.dataset import DatasetError
     from pipeline.training.train import train
 
+    if args.architecture == HEAD_ARCHITECTURE:
+        return _train_head(prog, args)
     try:
         config = config_from_args(args)
     except ValueError as exc:
@@ -139,5 +172,41 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline train") 
     try:
         train(config)
     except (DatasetError, WeightsError, FileNotFoundError) as exc:
+        return fail(prog, str(exc))
+    return 0
+
+
+def _train_head(prog: str, args: argparse.Namespace) -> int:
+    """``--architecture effnet-lite0-head``: cache features, fit the head, write ``NAME.npz`` and its sidecar."""
+    from pipeline.errors import WeightsError
+    from pipeline.models.weights import REPO_WEIGHTS_DIR, cache_dir
+    from pipeline.training.dataset import DatasetError
+    from pipeline.training.mix import is_mix_file
+    from pipeline.training.train_head import train_head_model
+
+    if not is_mix_file(args.data):
+        return fail(prog, f"{HEAD_ARCHITECTURE} trains on a mix of face sets (MIX.json), got {args.data}")
+    if not str(args.output).endswith(".npz"):
+        return fail(prog, f"{HEAD_ARCHITECTURE} writes a head file NAME.npz, got {args.output}")
+    try:
+        hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip() and int(h) > 0)
+        config = HeadConfig(hidden=hidden, alpha=args.alpha, views=args.views, seed=args.seed)
+    except ValueError as exc:
+        return fail(prog, f"bad head setting: {exc}")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        return fail(prog, f"--max-minutes must be > 0, got {args.max_minutes}")
+    backbone = Path(args.backbone) if args.backbone else REPO_WEIGHTS_DIR / "effnet_lite0_blocks.onnx"
+    cache = Path(args.feature_cache) if args.feature_cache else cache_dir() / "features"
+    try:
+        train_head_model(
+            args.data,
+            args.output,
+            backbone_path=backbone,
+            cache_root=cache,
+            config=config,
+            max_minutes=args.max_minutes,
+            license_text=args.license,
+        )
+    except (DatasetError, WeightsError, FileNotFoundError, ValueError) as exc:
         return fail(prog, str(exc))
     return 0

@@ -1,4 +1,6 @@
 """Models: ``weights`` (each file's spec: input contract, crop framing, output meaning,
-threshold, calibration; where files are found), ``meso4`` (Meso-4 and the scorer that reports
-``p_fake``), ``mesoinception`` (MesoInception-4), ``calibration`` (temperature scaling, ECE), and
-``factory``: the one place MTCNN and the scorers are built."""
+threshold, calibration; where files are found), ``registry`` (every architecture a spec may name and
+how it is loaded), ``meso4`` (Meso-4 and the scorer that reports ``p_fake``), ``mesoinception``
+(MesoInception-4), ``backbone`` / ``head`` / ``backbone_scorer`` (a frozen ONNX backbone with a NumPy
+head), ``ensemble``, ``saliency`` (Grad-CAM or occlusion maps), ``calibration`` (temperature scaling,
+ECE), and ``factory``: the one place MTCNN and the scorers are built."""

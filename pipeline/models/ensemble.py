@@ -157,28 +157,61 @@ class EnsembleScorer:
         return sigmoid(logit(per_member).mean(axis=0))
 
 
+def load_ensemble(path: str | Path) -> EnsembleScorer:
+    """The registry's loader for ensembles: members loaded by :func:`pipeline.models.factory.load_scorer`."""
+    from pipeline.models.factory import load_scorer
+
+    return EnsembleScorer.load(path, load_scorer)
+
+
 def weights_bundle(path: str | Path) -> tuple[str, dict[str, bytes]]:
     """Every file a weights path needs, as ``(main file name, {file name: bytes})``, to be
     written side by side into one folder elsewhere (a Dask worker): the file and its sidecar,
     or for an ensemble the ensemble file (rewritten to name its members by bare file names)
-    and each member with its sidecar."""
-    from pipeline.models.weights import sidecar_path
+    and each member with its sidecar. A weights file whose spec names a ``backbone`` (a ``.npz``
+    head, :mod:`pipeline.models.backbone_scorer`) brings that file too, under its bare name, and its
+    sidecar is rewritten to name it so (the sidecar's sha256 is the head's, which is unchanged); a
+    backbone shared by several members travels once. Raises :class:`WeightsError` for a sidecar that
+    names a backbone file that is not there."""
+    from pipeline.models.weights import sidecar_path, spec_for_weights
 
     path = Path(path)
+    files: dict[str, bytes] = {}
 
-    def with_sidecar(file: Path, name: str) -> dict[str, bytes]:
-        files = {name: file.read_bytes()}
-        if sidecar_path(file).is_file():
-            files[name + ".json"] = sidecar_path(file).read_bytes()
-        return files
+    def add(name: str, content: bytes) -> str:
+        """``name``, or ``name`` prefixed until it is free, for ``content`` (the same bytes share one name)."""
+        shipped, k = name, 0
+        while shipped in files and files[shipped] != content:
+            k += 1
+            shipped = f"backbone{k}_{name}"
+        files[shipped] = content
+        return shipped
+
+    def with_sidecar(file: Path, name: str) -> None:
+        files[name] = file.read_bytes()
+        sidecar = sidecar_path(file)
+        if not sidecar.is_file():
+            return
+        raw = sidecar.read_bytes()
+        try:
+            fields = json.loads(raw)
+        except ValueError:  # shipped as it is: the worker's load reports it, as here
+            fields = None
+        if isinstance(fields, dict) and fields.get("backbone"):
+            from pipeline.models.backbone_scorer import backbone_path
+
+            backbone = backbone_path(file, spec_for_weights(file))
+            fields["backbone"] = add(backbone.name, backbone.read_bytes())
+            raw = json.dumps(fields, indent=2, sort_keys=True).encode()
+        files[name + ".json"] = raw
 
     if not is_ensemble_file(path):
-        return path.name, with_sidecar(path, path.name)
+        with_sidecar(path, path.name)
+        return path.name, files
     raw, members = read_ensemble(path)
-    files: dict[str, bytes] = {}
     for k, (entry, member) in enumerate(zip(raw["members"], members)):
         name = f"member{k}_{member.weights.name}"
-        files.update(with_sidecar(member.weights, name))
+        with_sidecar(member.weights, name)
         entry["weights"] = name
     files[path.name] = json.dumps(raw).encode()
     return path.name, files

@@ -58,8 +58,9 @@ class ModelSpec:
 @dataclasses.dataclass(frozen=True)
 class LoadedModels:
     """What :func:`load_models` built: ``detector`` (a
-    :class:`pipeline.faces.detect.FaceDetector`, ``None`` when not asked for), ``scorer`` (a
-    :class:`pipeline.models.meso4.MesoScorer`), the weights file, and the threshold resolved once."""
+    :class:`pipeline.faces.detect.FaceDetector`, ``None`` when not asked for), ``scorer`` (what
+    :func:`load_scorer` gives: any architecture of :mod:`pipeline.models.registry`), the weights file, and
+    the threshold resolved once."""
 
     detector: object | None
     scorer: object
@@ -161,16 +162,14 @@ def load_models(spec: ModelSpec = ModelSpec(), *, with_detector: bool = True) ->
 
 
 def load_scorer(weights_path: str | Path):
-    """The scorer for one resolved weights file: a :class:`pipeline.models.meso4.MesoScorer`
-    (Meso-4 or MesoInception-4, as the spec says) or, for a ``*.ensemble.json`` file, a
-    :class:`pipeline.models.ensemble.EnsembleScorer` whose members are loaded the same way.
-    Raises :class:`pipeline.errors.WeightsError`."""
-    from pipeline.models.ensemble import EnsembleScorer, is_ensemble_file
-    from pipeline.models.meso4 import MesoScorer
+    """The scorer for one resolved weights file, by the architecture its spec names in
+    :mod:`pipeline.models.registry`: a :class:`pipeline.models.meso4.MesoScorer` (Meso-4,
+    MesoInception-4), a :class:`pipeline.models.backbone_scorer.BackboneScorer` (a frozen backbone and
+    its head) or, for a ``*.ensemble.json`` file, a :class:`pipeline.models.ensemble.EnsembleScorer`
+    whose members are loaded the same way. Raises :class:`pipeline.errors.WeightsError`."""
+    from pipeline.models.registry import create_scorer
 
-    if is_ensemble_file(weights_path):
-        return EnsembleScorer.load(weights_path, MesoScorer.load)
-    return MesoScorer.load(weights_path)
+    return create_scorer(spec_for_weights(weights_path).architecture, weights_path)
 
 
 def load_detector(config: DetectorConfig = DetectorConfig(), *, intra_op_threads: int | None = None):

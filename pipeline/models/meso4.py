@@ -41,13 +41,9 @@ def build_meso4(input_size_px: int = 256):
     return keras.Model(inputs, outputs, name="meso4")
 
 
-# Display names of the architectures a spec may name.
-ARCHITECTURE_NAMES = {"meso4": "Meso-4", "mesoinception4": "MesoInception-4"}
-
-
 def build_model(architecture: str, input_size_px: int = 256):
-    """The Keras model an architecture name in a weights spec stands for
-    (:data:`pipeline.models.weights.ARCHITECTURES`)."""
+    """The Keras model an architecture name in a weights spec stands for (``meso4`` or ``mesoinception4``
+    of :mod:`pipeline.models.registry`; the other registered families are not Keras networks)."""
     if architecture == "meso4":
         return build_meso4(input_size_px)
     if architecture == "mesoinception4":
@@ -56,7 +52,9 @@ def build_model(architecture: str, input_size_px: int = 256):
         return build_mesoinception4(input_size_px)
     if architecture == "ensemble":
         raise WeightsError("an ensemble is not one network: load it with pipeline.models.factory.load_scorer")
-    raise WeightsError(f"unknown architecture {architecture!r}; known: meso4, mesoinception4")
+    raise WeightsError(
+        f"architecture {architecture!r} is not a Keras network built here; this module builds: meso4, mesoinception4"
+    )
 
 
 def load_weights_into(model, architecture: str, path: Path) -> None:
@@ -73,7 +71,9 @@ def load_weights_into(model, architecture: str, path: Path) -> None:
     except WeightsError:
         raise
     except Exception as exc:  # h5py/keras raise many types for a wrong file
-        shown = ARCHITECTURE_NAMES.get(architecture, architecture)
+        from pipeline.models.registry import display_name
+
+        shown = display_name(architecture)
         raise WeightsError(f"{path} is not loadable as {shown} weights: {exc}") from exc
 
 

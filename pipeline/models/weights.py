@@ -24,13 +24,15 @@ from pipeline.errors import WeightsError
 log = logging.getLogger(__name__)
 
 OUTPUT_MEANINGS = ("p_real", "p_fake")
-# Architectures a spec may name (built in pipeline.models.meso4.build_model).
-ARCHITECTURES = ("meso4", "mesoinception4", "ensemble")
+# Pixel scalings a spec may name: x/255 (MesoNet) or (x - 127) / 128 (EfficientNet-Lite).
+INPUT_SCALES = ("x/255", "(x-127)/128")
+# File endings of the weights files a model name or folder may stand for (one per registered runtime format).
+WEIGHTS_SUFFIXES = (".h5", ".npz", ".ensemble.json")
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 CACHE_ENV_VAR = "DEEPFAKE_SCANNER_CACHE"
 # The project's own default model, in weights/ of the repository, chosen by the cross-dataset table
 # of weights/MODEL_CARD.md (meso4_scanner_v1 and the MesoNet files stay selectable by name).
-REPO_DEFAULT_NAME = "meso4_mix_v2.h5"
+REPO_DEFAULT_NAME = "lite0_mix_v1.npz"
 # The fallback: MesoNet's DF weights, found in the cache or downloaded into it.
 DEFAULT_WEIGHTS_NAME = "Meso4_DF.h5"
 MESONET_LICENSE = "Apache-2.0 (DariusAf/MesoNet)"
@@ -49,7 +51,11 @@ class WeightsSpec:
     always reports ``p_fake``); ``temperature``: the calibration fitted on a validation split
     (:mod:`pipeline.models.calibration`; the scorer reports ``sigmoid(logit(p_fake) / T)``, 1 =
     as the network says); ``threshold``: ``p_fake`` at or above which the label is FAKE, unless a
-    command is given one explicitly (chosen on validation for the project's own weights).
+    command is given one explicitly (chosen on validation for the project's own weights);
+    ``architecture``: a name of :mod:`pipeline.models.registry`. Backbone heads also name ``backbone``
+    (the ONNX file, relative to the weights file) and its ``backbone_sha256``, and may carry
+    ``clip_decision`` (:class:`pipeline.scan.decision.ClipDecision` as a JSON object: the clip-level model and
+    its two thresholds, ``FAKE`` / ``UNCERTAIN`` / ``REAL``).
     """
 
     name: str
@@ -66,14 +72,21 @@ class WeightsSpec:
     provenance: str = ""
     license: str = ""
     url: str | None = None
+    backbone: str | None = None
+    backbone_sha256: str | None = None
+    clip_decision: str | None = None
 
     def __post_init__(self) -> None:
+        from pipeline.models.registry import is_registered, list_models
+
         if self.output not in OUTPUT_MEANINGS:
             raise ValueError(f"output must be one of {OUTPUT_MEANINGS}, got {self.output!r}")
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
-        if self.color_order != "rgb" or self.input_scale != "x/255":
-            raise ValueError(f"only rgb input scaled x/255 is supported, got {self.color_order}, {self.input_scale}")
+        if not is_registered(self.architecture):
+            raise ValueError(f"architecture must be one of {tuple(list_models())}, got {self.architecture!r}")
+        if self.color_order != "rgb" or self.input_scale not in INPUT_SCALES:
+            raise ValueError(
+                f"input must be rgb scaled one of {INPUT_SCALES}, got {self.color_order}, {self.input_scale}"
+            )
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if not 0.5 <= self.crop_margin <= 3.0:
@@ -175,6 +188,8 @@ def spec_for_weights(weights_path: str | Path) -> WeightsSpec:
         fields = json.loads(sidecar.read_text())
         if not isinstance(fields, dict):
             raise ValueError(f"expected a JSON object, got {type(fields).__name__}")
+        if isinstance(fields.get("clip_decision"), dict):  # kept as canonical JSON text: the spec stays hashable
+            fields["clip_decision"] = json.dumps(fields["clip_decision"], sort_keys=True)
         spec = WeightsSpec(**{k: v for k, v in fields.items() if k in WeightsSpec.__dataclass_fields__})
     except (OSError, ValueError, TypeError) as exc:
         raise WeightsError(f"invalid spec sidecar {sidecar}: {exc}") from exc
@@ -208,10 +223,10 @@ def resolve_weights(explicit: str | Path | None = None, *, download: bool = True
         if path.is_file():
             return path
         if path.is_dir():
-            files = sorted(p.name for p in path.iterdir() if p.name.endswith((".h5", ".ensemble.json")))
+            files = sorted(p.name for p in path.iterdir() if p.name.endswith(WEIGHTS_SUFFIXES))
             inside = f"; weights files in it: {', '.join(files)}" if files else ""
             raise FileNotFoundError(
-                f"--weights {path} is a directory: give one weights file (.h5 or .ensemble.json) or a model "
+                f"--weights {path} is a directory: give one weights file (.h5, .npz or .ensemble.json) or a model "
                 f"name{inside}"
             )
         if "/" not in str(explicit) and "\\" not in str(explicit):
@@ -228,23 +243,24 @@ def resolve_weights(explicit: str | Path | None = None, *, download: bool = True
             return fetch_weights(DEFAULT_DOWNLOAD.url, target, DEFAULT_DOWNLOAD.sha256)
         except (OSError, WeightsError) as exc:
             tried.append(f"{DEFAULT_DOWNLOAD.url} ({exc})")
-    raise FileNotFoundError("no Meso-4 weights found; tried: " + "; ".join(tried) + ". Pass --weights PATH.")
+    raise FileNotFoundError("no weights found; tried: " + "; ".join(tried) + ". Pass --weights PATH.")
 
 
 def model_names() -> list[str]:
     """Every model selectable by name: the project's files in ``weights/`` (``NAME.h5`` with a
     sidecar, ``NAME.ensemble.json``) and the known MesoNet files (by their spec name)."""
     own = [p.name[: -len(".h5")] for p in REPO_WEIGHTS_DIR.glob("*.h5") if sidecar_path(p).is_file()]
+    own += [p.name[: -len(".npz")] for p in REPO_WEIGHTS_DIR.glob("*.npz") if sidecar_path(p).is_file()]
     own += [p.name[: -len(".ensemble.json")] for p in REPO_WEIGHTS_DIR.glob("*.ensemble.json")]
     return sorted(own) + sorted(spec.name for spec in KNOWN_WEIGHTS.values())
 
 
 def weights_by_name(name: str, *, download: bool = True) -> Path:
-    """The file of a model named ``name``: ``weights/NAME.h5`` or ``weights/NAME.ensemble.json``
+    """The file of a model named ``name``: ``weights/NAME.h5``, ``NAME.npz`` or ``NAME.ensemble.json``
     of this repository, or a known MesoNet file by its spec name (``mesonet-meso4-df``, ...)
     found in the cache or, when ``download``, fetched into it (sha256-verified). Raises
     ``FileNotFoundError`` listing the names there are."""
-    for candidate in (REPO_WEIGHTS_DIR / f"{name}.h5", REPO_WEIGHTS_DIR / f"{name}.ensemble.json"):
+    for candidate in (REPO_WEIGHTS_DIR / f"{name}{suffix}" for suffix in WEIGHTS_SUFFIXES):
         if candidate.is_file():
             return candidate
     known = next((spec for spec in KNOWN_WEIGHTS.values() if spec.name == name), None)

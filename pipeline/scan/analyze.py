@@ -26,6 +26,7 @@ from pipeline.scan.aggregate import (
     verdict_track,
 )
 from pipeline.scan.face_loop import FaceLoop, FrameFaces, add_elapsed, batched  # noqa: F401 (batched: public here too)
+from pipeline.scan.decision import LEARNED, ClipDecision, person_features
 from pipeline.scan.records import FaceRow, TrackRow, VideoRow, display_path, label_for
 from pipeline.scan.rotation import (
     ProbeFrameKeeper,
@@ -60,7 +61,9 @@ class ScanConfig:
     FAKE, the value already resolved once by :func:`pipeline.models.factory.resolve_threshold`
     (explicit, else the weights spec's, else 0.5); ``aggregation``: name in
     :data:`pipeline.scan.aggregate.AGGREGATIONS`; ``timeout_s``: time budget per clip (status
-    ``timeout``). The detector's settings are not here: they belong to
+    ``timeout``); ``decision``: the learned clip-level model (aggregation ``learned``,
+    :mod:`pipeline.scan.decision`), from the weights spec; ``uncertain_below``: with it, the label is
+    UNCERTAIN for ``uncertain_below <= p_fake < threshold`` (``None``: one cut, FAKE or REAL). The detector's settings are not here: they belong to
     :class:`pipeline.faces.detect.DetectorConfig` (carried by
     :attr:`pipeline.models.factory.ModelSpec.detector`), and the scan reads them from the
     detector it is given.
@@ -71,6 +74,8 @@ class ScanConfig:
     threshold: float = 0.5
     aggregation: str = DEFAULT_AGGREGATION
     timeout_s: float | None = 900.0
+    decision: ClipDecision | None = None
+    uncertain_below: float | None = None
 
     def __post_init__(self) -> None:
         if not self.fps > 0:
@@ -83,6 +88,50 @@ class ScanConfig:
             raise ValueError(f"aggregation must be one of {sorted(AGGREGATIONS)}, got {self.aggregation!r}")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {self.timeout_s}")
+        if self.aggregation == LEARNED and self.decision is None:
+            raise ValueError("aggregation 'learned' needs a model whose spec carries a clip_decision")
+        if self.uncertain_below is not None and not 0.0 < self.uncertain_below <= self.threshold:
+            raise ValueError(f"uncertain_below must be in (0, threshold], got {self.uncertain_below}")
+
+    @classmethod
+    def for_model(
+        cls, weights_spec, *, threshold: float | None = None, aggregation: str | None = None, **settings
+    ) -> ScanConfig:
+        """The scan of a model, its labelling settled by one rule: ``aggregation`` ``None`` takes ``learned``
+        when the spec carries a clip decision, else :data:`DEFAULT_AGGREGATION`. Under ``learned``, an
+        explicit ``threshold`` (``--threshold``) is one cut, FAKE or REAL; without it, the decision's two
+        thresholds, with UNCERTAIN between. Otherwise the threshold is ``threshold``, else the spec's
+        (:func:`pipeline.models.factory.resolve_threshold`). ``settings``: the other fields. Raises
+        ``ValueError`` for ``learned`` with a model that has no clip decision."""
+        from pipeline.models.factory import resolve_threshold
+
+        raw = getattr(weights_spec, "clip_decision", None)
+        decision = ClipDecision.from_json(raw) if raw else None
+        if aggregation is None:
+            aggregation = LEARNED if decision is not None else DEFAULT_AGGREGATION
+        if aggregation == LEARNED:
+            if decision is None:
+                name = getattr(weights_spec, "name", "this model")
+                raise ValueError(f"aggregation 'learned' needs a model with a clip decision; {name} has none")
+            if threshold is not None:
+                return cls(threshold=threshold, aggregation=aggregation, decision=decision, **settings)
+            return cls(
+                threshold=decision.fake_at,
+                aggregation=aggregation,
+                decision=decision,
+                uncertain_below=decision.real_below,
+                **settings,
+            )
+        return cls(threshold=resolve_threshold(threshold, weights_spec), aggregation=aggregation, **settings)
+
+    @property
+    def label_rule(self) -> str:
+        """How labels are made, in one line (the ``label_rule`` column)."""
+        if self.uncertain_below is not None and self.decision is not None:
+            return self.decision.rule_text
+        if self.uncertain_below is not None:
+            return f"FAKE at p_fake >= {self.threshold:g}, REAL under {self.uncertain_below:g}, UNCERTAIN between"
+        return f"FAKE at p_fake >= {self.threshold:g}, else REAL"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,9 +318,31 @@ def track_summaries(
         static=[f.track_static for f in faces],
         neutral_p_fake=neutral_p_fake,
     )
-    if config.aggregation != "track_max":
+    if config.aggregation not in ("track_max", LEARNED):
         tracks = [dataclasses.replace(t, counted=True, reason=COUNTED) for t in tracks]
     return tracks
+
+
+def learned_verdict(
+    faces: Sequence[ScoredFace], tracks: Sequence[TrackSummary], decision: ClipDecision
+) -> tuple[int, float]:
+    """(track id, clip ``p_fake``) under the learned decision: each counted person scored alone from their
+    faces' logits (:func:`pipeline.scan.decision.person_features`), the clip their maximum."""
+    times = [f.timestamp_s for f in faces]
+    span_s = max(times) - min(times) if times else 0.0
+    best: tuple[int, float] | None = None
+    for track in tracks:
+        if not track.counted:
+            continue
+        mine = [f for f in faces if f.track_id == track.track_id]
+        z = decision.face_logits([f.p_fake for f in mine])
+        features = person_features(z, [f.size_px for f in mine], [f.timestamp_s for f in mine], span_s)
+        p = float(decision.p_fake(features)[0])
+        if best is None or p > best[1]:
+            best = (track.track_id, p)
+    if best is None:
+        raise ValueError("the learned decision needs at least one counted person")
+    return best
 
 
 def verdict_row(
@@ -304,14 +375,17 @@ def verdict_row(
     if faces:
         status = "ok"
         tracks = track_summaries(faces, config) if tracks is None else tracks
-        if config.aggregation == "track_max":
+        if config.aggregation == LEARNED:
+            track_id, p_fake = learned_verdict(faces, tracks, config.decision)
+            face_stats["verdict_track_id"] = track_id
+        elif config.aggregation == "track_max":
             verdict = verdict_track(tracks)
             p_fake = verdict.score
             face_stats["verdict_track_id"] = verdict.track_id
         else:
             p_fake = AGGREGATIONS[config.aggregation]([f.p_fake for f in faces], [f.track_id for f in faces])
         p_fake = float(np.clip(p_fake, 0.0, 1.0))
-        label = label_for(p_fake, config.threshold)
+        label = label_for(p_fake, config.threshold, config.uncertain_below)
         worst = max(faces, key=lambda f: f.p_fake)  # the first of equals: the earliest
         face_stats.update(
             max_face_p_fake=worst.p_fake,
@@ -329,6 +403,7 @@ def verdict_row(
         n_tracks=len({f.track_id for f in faces}),
         **face_stats,
         aggregation=config.aggregation,
+        label_rule=config.label_rule,
         model=model,
         threshold=config.threshold,
         elapsed_s=round(time.perf_counter() - started_s, 3),

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 STATUSES = ("ok", "no_face", "decode_error", "timeout", "error")
-LABELS = ("FAKE", "REAL")
+LABELS = ("FAKE", "UNCERTAIN", "REAL")
 
 
 class CsvRow:
@@ -47,7 +47,8 @@ class VideoRow(CsvRow):
     ``covered_s`` seconds were looked at); ``rotation_guess_deg``: clockwise turn applied to
     frames of a clip with no rotation tag whose faces were upright only when turned (sideways or
     upside down)
-    (empty when upright); ``aggregation``, ``model``, ``model_sha256``, ``threshold``,
+    (empty when upright); ``label_rule``: how ``label`` was decided (under the learned clip
+    decision, its two thresholds and the clips they were chosen on); ``aggregation``, ``model``, ``model_sha256``, ``threshold``,
     ``scan_settings`` (sampling and detector settings), ``tool_version``: what made the row
     (:mod:`pipeline.scan.provenance`; a batch stamps every row); ``elapsed_s``: wall time spent
     on this clip; ``error``: why, when not ok. ``n_tracks``: people (tracks) seen;
@@ -84,6 +85,7 @@ class VideoRow(CsvRow):
     reached_end: bool | None = None
     rotation_guess_deg: int | None = None
     aggregation: str = ""
+    label_rule: str = ""
     model: str = ""
     model_sha256: str = ""
     threshold: float | None = None
@@ -226,6 +228,11 @@ def display_path(path) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def label_for(p_fake: float, threshold: float) -> str:
-    """FAKE when ``p_fake >= threshold``, else REAL."""
-    return "FAKE" if p_fake >= threshold else "REAL"
+def label_for(p_fake: float, threshold: float, uncertain_below: float | None = None) -> str:
+    """FAKE when ``p_fake >= threshold``; else UNCERTAIN when ``uncertain_below`` is given and
+    ``p_fake >= uncertain_below``; else REAL."""
+    if p_fake >= threshold:
+        return "FAKE"
+    if uncertain_below is not None and p_fake >= uncertain_below:
+        return "UNCERTAIN"
+    return "REAL"

@@ -7,7 +7,7 @@ Routes (people / scripts), in :mod:`pipeline.web.routes`:
 - ``POST /api/v1/score`` (multipart field ``file``, optional ``?wait=S``): 202 with the job, or
   200 when it finished within ``S`` seconds; ``GET /api/v1/jobs/<id>``: the job;
   ``GET /api/v1/jobs/<id>/faces/<n>.jpg``: a face crop, from memory; ``.../saliency/<n>.jpg``:
-  the same crop with its Grad-CAM map; ``.../frame.jpg``: the worst face's frame, every face
+  the same crop with its saliency map; ``.../frame.jpg``: the worst face's frame, every face
   boxed and scored; ``GET /healthz``.
 
 The models are built once by the caller and passed to :func:`create_app`; one worker thread
@@ -52,9 +52,9 @@ __all__ = [
 def create_app(detector, scorer, config: ScanConfig | None = None, web: WebConfig | None = None) -> Flask:
     """The web app around models built once by the caller.
 
-    ``detector``: a :class:`pipeline.faces.detect.FaceDetector`; ``scorer``: a
-    :class:`pipeline.models.meso4.MesoScorer`; ``config``: scan settings (threshold, sampling,
-    aggregation); ``web``: limits. The app starts one worker thread;
+    ``detector``: a :class:`pipeline.faces.detect.FaceDetector`; ``scorer``: what
+    :func:`pipeline.models.factory.load_scorer` gives (any registered family); ``config``: scan settings
+    (threshold, sampling, aggregation); ``web``: limits. The app starts one worker thread;
     ``app.extensions["deepfake_scanner"].close()`` stops it.
     """
     config = config or ScanConfig()

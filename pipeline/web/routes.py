@@ -4,7 +4,7 @@ People: ``GET /`` (upload page), ``POST /score`` (the form: 303 to the job page)
 ``GET /jobs/<id>`` (progress, then the verdict). Scripts: ``POST /api/v1/score`` (202 with the
 job, or 200 when it finished within ``?wait=S`` seconds), ``GET /api/v1/jobs/<id>``,
 ``GET /api/v1/jobs/<id>/faces/<n>.jpg`` (a face crop, from memory), ``.../saliency/<n>.jpg``
-(the same crop with its Grad-CAM map), ``.../frame.jpg`` (the worst face's frame, boxed),
+(the same crop with its saliency map), ``.../frame.jpg`` (the worst face's frame, boxed),
 ``GET /healthz``.
 Routes never touch a model: they queue jobs and read snapshots.
 """
@@ -87,7 +87,7 @@ def api_face(job_id: str, index: int) -> Response:
 
 @bp.get("/api/v1/jobs/<job_id>/saliency/<int:index>.jpg")
 def api_saliency(job_id: str, index: int) -> Response:
-    """Face ``index`` with its Grad-CAM map over it (where the model saw "fake")."""
+    """Face ``index`` with its saliency map over it (where the model saw "fake")."""
     return jpeg_response(scanner_state().jobs.saliency(job_id, index), "No such saliency overlay.")
 
 

@@ -13,11 +13,11 @@ pipe, browser MediaRecorder, live captures): the probe measures them, and one wh
 cannot be measured is refused while a cap is set.
 
 Scoring reuses the scanner: :func:`pipeline.scan.analyze.score_video_safe` for clips, and for images
-the same detect -> crop -> Meso-4 -> aggregate steps on a single frame (:func:`score_image`).
+the same detect -> crop -> score -> aggregate steps on a single frame (:func:`score_image`).
 
-The evidence a job page shows is the batch's (:mod:`pipeline.scan.evidence`): Grad-CAM overlays of
-the face thumbnails and the frame of the most suspicious face with every face in it boxed and
-scored (:func:`gather_evidence`, while the upload is still on disk). :func:`build_result` turns it
+The evidence a job page shows is the batch's (:mod:`pipeline.scan.evidence`): saliency overlays of
+the face thumbnails (Grad-CAM or occlusion, as the model's family takes, :mod:`pipeline.models.saliency`)
+and the frame of the most suspicious face with every face in it boxed and scored (:func:`gather_evidence`, while the upload is still on disk). :func:`build_result` turns it
 all into the JSON payload, with the reasons to trust the verdict less said in words (``notes``)
 and the model described for people (:func:`model_summary`).
 """
@@ -71,8 +71,9 @@ log = logging.getLogger(__name__)
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 # A 50 MP photo is 150 MB of RGB; beyond that an "image" is more likely a decompression bomb.
 MAX_IMAGE_PIXELS = 50_000_000
-# Faces below this size (longer box side, source pixels) are enlarged to the 256 px crop and
-# lose the texture Meso-4 reads (README: a real face at 60 px scored 0.4-0.7, at 120 px
+# Faces below this size (longer box side, source pixels) are enlarged to the model's crop (256 px for
+# Meso-4, 224 px for EfficientNet-Lite0) and lose the texture it reads (README, measured with Meso-4: a
+# real face at 60 px scored 0.4-0.7, at 120 px
 # 0.01-0.13): 100 px sits between the two, on the careful side. The note looks at the median
 # face of the largest person: when even theirs is small, every score in the clip is of small
 # faces (each person's weight, pipeline.scan.aggregate.size_reliability, is in the people table).
@@ -404,7 +405,7 @@ class WorstFrame:
 @dataclasses.dataclass(frozen=True)
 class Evidence:
     """What :func:`gather_evidence` adds to a scored upload: ``saliency`` float32 (N, S, S) in
-    [0, 1], one Grad-CAM map per face of :func:`shown_faces` (``None`` when it could not be
+    [0, 1], one saliency map per face of :func:`shown_faces` (``None`` when it could not be
     made), ``frame`` (``None`` for no face, or when it could not be decoded again) and
     ``elapsed_s``, the wall time it took."""
 
@@ -417,7 +418,7 @@ class Evidence:
 class ResultImages:
     """The JPEGs a finished job serves from memory, by index into ``faces`` of its result:
     ``faces_jpeg`` (the crops as the model saw them), ``saliency_jpeg`` (the same crops with
-    their Grad-CAM map over them; empty when there is none) and ``frame_jpeg``."""
+    their saliency map over them; empty when there is none) and ``frame_jpeg``."""
 
     faces_jpeg: tuple[bytes, ...] = ()
     saliency_jpeg: tuple[bytes, ...] = ()
@@ -503,9 +504,9 @@ def decode_worst_frame(path: Path, checked: CheckedUpload, result: VideoResult, 
 def gather_evidence(
     path: Path, checked: CheckedUpload, result: VideoResult, scorer, config: ScanConfig, *, max_thumbnails: int
 ) -> Evidence:
-    """The evidence of a scored upload, made while ``path`` is still on disk: Grad-CAM maps
-    (:func:`pipeline.models.saliency.saliency_maps`) of the faces :func:`shown_faces` picks, and
-    the frame of the worst face of a track the aggregation counts
+    """The evidence of a scored upload, made while ``path`` is still on disk: saliency maps
+    (:func:`pipeline.models.saliency.saliency_maps`: Grad-CAM or occlusion, by the model's family) of the
+    faces :func:`shown_faces` picks, and the frame of the worst face of a track the aggregation counts
     (:func:`pipeline.scan.evidence.select_evidence_faces`, as the batch picks it), boxed
     (:func:`boxed_frame`). Evidence is an extra: what fails is logged and left out, the verdict
     still stands. Nothing for a result that is not ok."""
@@ -520,7 +521,7 @@ def gather_evidence(
     if shown:
         try:
             saliency = saliency_maps(scorer, np.stack([f.crop_rgb for f in shown]))
-        except Exception:  # an extra: whatever TensorFlow raises, the verdict is still shown
+        except Exception:  # an extra: whatever TensorFlow or onnxruntime raises, the verdict is still shown
             log.exception("%s: saliency maps failed", result.row.video_path)
     worst = select_evidence_faces(result.faces, config.aggregation, max_crops_per_track=1)[0]
     frame = None
@@ -535,13 +536,18 @@ def gather_evidence(
 
 # --- the result as the page and the API show it --------------------------------------------
 
-ARCHITECTURE_NAMES = {"meso4": "Meso-4", "mesoinception4": "MesoInception-4", "ensemble": "An ensemble of models"}
 # Face sets as a mix's provenance names them ("on the mix X (dfdc 50%, ffpp 30%, mesonet 20%)",
 # pipeline.training.train_mix), as people know them.
 SOURCE_NAMES = {"dfdc": "DFDC", "ffpp": "FaceForensics++", "mesonet": "MesoNet faces"}
+# The saliency methods (pipeline.models.saliency.SALIENCY_METHODS) as the page names them.
+SALIENCY_NAMES = {"grad-cam": "Grad-CAM", "occlusion": "Occlusion"}
 # What MesoNet's own files were trained on, as their provenance says it.
 MESONET_SETS = {"Deepfake set": "MesoNet's Deepfake set", "Face2Face": "Face2Face"}
 MIX_SOURCES_PATTERN = re.compile(r"\(([\w.-]+ \d+%(?:, [\w.-]+ \d+%)*)\)")
+# A head's provenance (pipeline.training.train_head): "head fitted with pipeline/training/train_head.py on
+# cached <backbone> features of the mix dfdc, ffpp, mesonet (<date>); backbone: ...".
+HEAD_TRAINER = "train_head"
+HEAD_MIX_PATTERN = re.compile(r"features of the mix ([\w.-]+(?:, [\w.-]+)*) \(")
 
 
 def threshold_text(threshold: float) -> str:
@@ -556,13 +562,15 @@ def _and(items: list[str]) -> str:
 def model_summary(spec, name: str, threshold: float) -> str:
     """One line about the model for people, from its weights spec
     (:class:`pipeline.models.weights.WeightsSpec`: architecture, provenance, license): what it
-    is, who trained it on what, its name, and where it says FAKE. E.g. "Meso-4 trained by this
-    project on DFDC, FaceForensics++ and MesoNet faces (meso4_mix_v2); says FAKE at p_fake ≥
-    0.477". The provenance's developer text (commands, paths, dates) is never copied; no backticks."""
+    is (the architecture's display name in :mod:`pipeline.models.registry`), who trained it on what, its
+    name, and where it says FAKE. E.g. "Meso-4 trained by this project on DFDC, FaceForensics++ and MesoNet
+    faces (meso4_mix_v2); says FAKE at p_fake ≥ 0.477". The provenance's developer text (commands, paths,
+    dates) is never copied; no backticks."""
+    from pipeline.models.registry import display_name
     from pipeline.models.weights import MESONET_LICENSE
 
     provenance = spec.provenance or ""
-    what = ARCHITECTURE_NAMES.get(spec.architecture, spec.architecture)
+    what = display_name(spec.architecture)
     if spec.license == MESONET_LICENSE:
         sets = [shown for key, shown in MESONET_SETS.items() if key in provenance]
         origin = "published with MesoNet (Afchar et al. 2018)" + (f", trained on {_and(sets)}" if sets else "")
@@ -570,6 +578,10 @@ def model_summary(spec, name: str, threshold: float) -> str:
         mix = MIX_SOURCES_PATTERN.search(provenance)
         names = [part.rsplit(" ", 1)[0] for part in mix.group(1).split(", ")] if mix else []
         sets = [SOURCE_NAMES.get(n, n) for n in names]
+        origin = "trained by this project" + (f" on {_and(sets)}" if sets else "")
+    elif HEAD_TRAINER in provenance:
+        mix = HEAD_MIX_PATTERN.search(provenance)
+        sets = [SOURCE_NAMES.get(n, n) for n in mix.group(1).split(", ")] if mix else []
         origin = "trained by this project" + (f" on {_and(sets)}" if sets else "")
     else:
         origin = ""
@@ -672,14 +684,14 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
         if largest_px < SMALL_FACE_PX:
             note(
                 "small_faces",
-                f"The faces are small (about {largest_px:.0f} px, under {SMALL_FACE_PX} px): Meso-4 sees little "
+                f"The faces are small (about {largest_px:.0f} px, under {SMALL_FACE_PX} px): the model sees little "
                 "texture in them and its scores drift towards the middle. Trust this verdict less.",
             )
         elif verdict is not None and verdict.median_face_px < SMALL_FACE_PX and kind != "image":
             note(
                 "small_faces",
                 f"The verdict rests on person {verdict.track_id + 1}, whose faces are small (about "
-                f"{verdict.median_face_px:.0f} px, under {SMALL_FACE_PX} px): Meso-4 reads them less reliably, so "
+                f"{verdict.median_face_px:.0f} px, under {SMALL_FACE_PX} px): the model reads them less reliably, so "
                 f"their score was weighed down (×{verdict.weight:.2f}) toward undecided. Look at their faces below.",
             )
     if row.tone_mapped is False:
@@ -741,7 +753,7 @@ def build_result(
     """The JSON-ready facts of a scored upload and the JPEGs it refers to (:class:`ResultImages`).
 
     ``faces`` are sorted worst first (:func:`worst_first`); the first ``max_thumbnails`` carry a
-    ``thumbnail_url`` and, when ``evidence`` holds their Grad-CAM maps, a ``saliency_url``, served
+    ``thumbnail_url`` and, when ``evidence`` holds their saliency maps, a ``saliency_url``, served
     from memory by job id and index. ``frame``: the boxed frame of the worst face (URL, time,
     sample, size, faces boxed), or ``null``. ``media`` carries the row's facts about the file
     (``container``: the checked format, e.g. "animated GIF"; for clips also the stream scored,
@@ -750,15 +762,17 @@ def build_result(
     does not apply, as for still images). ``tracks``: the people (person N is ``track_id`` N-1),
     by ``track_id``, from ``result.tracks`` (:class:`pipeline.scan.aggregate.TrackSummary`, the
     same the verdict was made from): ``n_faces``, ``first_s``/``last_s``, ``median_face_px``,
-    ``mean_p_fake``/``max_p_fake``, ``static``, ``size_weight`` (Meso-4's reliability at their
+    ``mean_p_fake``/``max_p_fake``, ``static``, ``size_weight`` (the model's reliability at their
     face size), ``verdict_score`` (their score as the rule compares it), ``counted`` with its
     ``reason`` (a code of :data:`pipeline.scan.aggregate.REASONS`) and ``reason_text``
     (:func:`reason_text`), ``sets_verdict`` (their score is the clip's ``p_fake``; also as
     ``sets_clip_p_fake`` under ``track_max``). ``notes``: :func:`uncertainty_notes`. ``model.summary``:
-    :func:`model_summary`. Nothing here names a file on disk. Raises ``ValueError`` when
-    ``evidence.saliency`` has another count than the faces shown.
+    :func:`model_summary`; ``model.saliency``: how the overlays were made (``method``, ``grad-cam`` or
+    ``occlusion``, :func:`pipeline.models.saliency.saliency_method`, and its ``name`` for people). Nothing
+    here names a file on disk. Raises ``ValueError`` when ``evidence.saliency`` has another count than the
+    faces shown.
     """
-    from pipeline.models.saliency import overlay_saliency
+    from pipeline.models.saliency import overlay_saliency, saliency_method
 
     evidence = evidence or Evidence()
     row = result.row
@@ -807,6 +821,7 @@ def build_result(
         "model": {
             "name": scorer.name,
             "summary": model_summary(spec, scorer.name, config.threshold),
+            "saliency": {"method": (method := saliency_method(scorer)), "name": SALIENCY_NAMES[method]},
             "provenance": spec.provenance,
             "license": spec.license,
         },

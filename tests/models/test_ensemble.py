@@ -106,3 +106,83 @@ def test_bad_ensemble_files_are_weights_errors(tmp_path, members, match):
     path = _write(tmp_path / "bad.ensemble.json", members)
     with pytest.raises(WeightsError, match=match):
         spec_for_weights(path)
+
+
+# --- what a Dask worker gets: weights_bundle ------------------------------------------------------
+
+
+def _unpack(files: dict[str, bytes], folder):
+    folder.mkdir()
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def test_a_head_travels_with_its_backbone_named_by_its_bare_name(tiny_head_path, backbone_scorer, tmp_path):
+    from pipeline.models.backbone_scorer import BackboneScorer
+    from pipeline.models.ensemble import weights_bundle
+    from tests.helpers import BACKBONE_ONNX
+
+    main, files = weights_bundle(tiny_head_path)
+    assert main == "tiny_head.npz"
+    assert sorted(files) == ["effnet_lite0_blocks.onnx", "tiny_head.npz", "tiny_head.npz.json"]
+    assert files["effnet_lite0_blocks.onnx"] == BACKBONE_ONNX.read_bytes()
+    sidecar = json.loads(files["tiny_head.npz.json"])
+    assert sidecar["backbone"] == "effnet_lite0_blocks.onnx"  # was an absolute path here
+    assert sidecar["sha256"] == sha256_file(tiny_head_path)  # the head's, unchanged
+    # the worker's copy loads on its own, from nothing but these files, and scores the same
+    worker = _unpack(files, tmp_path / "worker")
+    copy = BackboneScorer.load(worker / main, threads=1)
+    assert copy.backbone.path == worker / "effnet_lite0_blocks.onnx"
+    crops = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    np.testing.assert_allclose(copy.score_p_fake(crops), backbone_scorer.score_p_fake(crops), rtol=1e-6)
+
+
+def test_a_relative_backbone_is_found_and_shipped(tmp_path):
+    import shutil
+
+    from pipeline.models.ensemble import weights_bundle
+    from tests.helpers import BACKBONE_ONNX, write_tiny_head
+
+    shutil.copy(BACKBONE_ONNX, tmp_path / "trunk.onnx")
+    head = write_tiny_head(tmp_path / "heads", backbone="../trunk.onnx")
+    _, files = weights_bundle(head)
+    assert json.loads(files["tiny_head.npz.json"])["backbone"] == "trunk.onnx"
+    assert files["trunk.onnx"] == BACKBONE_ONNX.read_bytes()
+
+
+def test_a_head_whose_backbone_is_missing_is_a_weights_error(tmp_path):
+    from pipeline.models.ensemble import weights_bundle
+    from tests.helpers import write_tiny_head
+
+    head = write_tiny_head(tmp_path, backbone=tmp_path / "gone.onnx")
+    with pytest.raises(WeightsError, match="backbone file not found"):
+        weights_bundle(head)
+
+
+def test_an_ensemble_of_heads_ships_their_shared_backbone_once(tmp_path):
+    from pipeline.models.ensemble import EnsembleScorer, load_ensemble, weights_bundle
+    from tests.helpers import write_tiny_head
+
+    first = write_tiny_head(tmp_path / "a", "head_a", seed=1)
+    second = write_tiny_head(tmp_path / "b", "head_b", seed=2)
+    ensemble = _write(
+        tmp_path / "heads.ensemble.json", [{"weights": str(first)}, {"weights": str(second), "temperature": 2.0}]
+    )
+    main, files = weights_bundle(ensemble)
+    assert sorted(files) == [
+        "effnet_lite0_blocks.onnx",
+        "heads.ensemble.json",
+        "member0_head_a.npz",
+        "member0_head_a.npz.json",
+        "member1_head_b.npz",
+        "member1_head_b.npz.json",
+    ]
+    assert {json.loads(files[f"member{k}_head_{x}.npz.json"])["backbone"] for k, x in ((0, "a"), (1, "b"))} == {
+        "effnet_lite0_blocks.onnx"
+    }
+    worker = _unpack(files, tmp_path / "worker")
+    loaded = load_ensemble(worker / main)
+    assert isinstance(loaded, EnsembleScorer) and len(loaded.members) == 2
+    assert loaded.spec.input_size_px == 224 and loaded.spec.crop_margin == 0.93
+    assert loaded.temperatures == [None, 2.0]

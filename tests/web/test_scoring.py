@@ -203,6 +203,65 @@ def test_model_line_of_an_ensemble_and_of_unknown_text():
     assert model_summary(odd, "my`model", 0.5) == "Meso-4 (mymodel); says FAKE at p_fake ≥ 0.50"
 
 
+# a head's spec as pipeline.training.train_head writes it (its provenance, shortened)
+LITE0_HEAD = WeightsSpec(
+    name="lite0_mix_v1",
+    architecture="effnet-lite0-head",
+    sha256="0" * 64,
+    output="p_fake",
+    input_size_px=224,
+    input_scale="(x-127)/128",
+    crop_margin=0.93,
+    threshold=0.42,
+    provenance=(
+        "head fitted with pipeline/training/train_head.py on cached effnet-lite0-blocks features of the mix "
+        "dfdc, ffpp, mesonet (2026-12-07); backbone: EfficientNet-Lite0 (Tan & Le 2019), ImageNet weights, "
+        "frozen; exported with pipeline/models/export_backbone.py"
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        # the backbone family, named from the registry, its face sets from the head's provenance
+        (
+            LITE0_HEAD,
+            "EfficientNet-Lite0 features + MLP head trained by this project on DFDC, FaceForensics++ and "
+            "MesoNet faces (lite0_mix_v1); says FAKE at p_fake ≥ 0.42",
+        ),
+        # a head whose provenance names no mix: still ours, no sets invented
+        (
+            dataclasses.replace(LITE0_HEAD, provenance="head fitted with pipeline/training/train_head.py"),
+            "EfficientNet-Lite0 features + MLP head trained by this project (lite0_mix_v1); says FAKE at p_fake ≥ 0.42",
+        ),
+    ],
+)
+def test_model_line_of_a_backbone_head(spec, expected):
+    line = model_summary(spec, spec.name, spec.threshold)
+    assert line == expected
+    assert "/" not in line.replace("p_fake", "")  # the provenance's paths are not copied
+
+
+@pytest.mark.parametrize(
+    "spec, method, name",
+    [
+        (spec_named("meso4_mix_v2"), "grad-cam", "Grad-CAM"),  # a Keras CNN
+        (LITE0_HEAD, "occlusion", "Occlusion"),  # the backbone family has no gradients
+    ],
+)
+def test_the_payload_says_how_the_overlays_were_made(spec, method, name):
+    payload, _ = build_result(
+        ok_result(one_person(0.9), 0.9),
+        kind="video",
+        config=ScanConfig(threshold=0.5),
+        scorer=FakeScorer(spec.name, spec),
+        job_id="job1",
+        max_thumbnails=48,
+    )
+    assert payload["model"]["saliency"] == {"method": method, "name": name}
+
+
 def test_model_line_is_in_the_payload():
     payload, _ = build(ok_result(one_person(0.9), 0.9))
     assert payload["model"]["summary"].startswith("Meso-4 trained by this project on DFDC")
