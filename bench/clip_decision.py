@@ -5,8 +5,8 @@
         [--write-spec]
 
 Honest logits first: the face head saw the FF++ faces of its training identities, so for the FF++ training
-clips the face logits come from fold heads (the same head fitted again with a quarter of the FF++ training
-identities held out, 4 folds); FF++ validation identities and the shared clips are scored by the head itself.
+clips the face logits come from fold heads (the same head fitted again with a third of the FF++ training
+identities held out, 3 folds); FF++ validation identities and the shared clips are scored by the head itself.
 
 Then, per clip, every counted person's features (pipeline.scan.decision.person_features); the training clips'
 main person (most faces) with the clip's label fit a logistic model (scikit-learn, L2, C=1); a clip's p_fake is
@@ -32,7 +32,7 @@ from pipeline.models.calibration import expected_calibration_error, sigmoid
 from pipeline.scan.decision import FEATURES, ClipDecision, choose_thresholds, person_features
 from pipeline.training.metrics import roc_auc
 
-FOLDS = 4
+FOLDS = 3
 
 
 def load_clips(folder: Path) -> list[dict]:
@@ -77,14 +77,20 @@ def clip_people(clip: dict, logits: np.ndarray) -> list[tuple[int, np.ndarray, i
     for t in dict.fromkeys(d["track_id"].tolist()):
         mine = (d["track_id"] == t) & d["counted"]
         if mine.any():
-            out.append((t, person_features(logits[mine], d["size_px"][mine], d["timestamp_s"][mine], span), int(mine.sum())))
+            out.append(
+                (t, person_features(logits[mine], d["size_px"][mine], d["timestamp_s"][mine], span), int(mine.sum()))
+            )
     return out
 
 
 def metrics(p: np.ndarray, y: np.ndarray, labels: list[str] | None = None) -> dict:
-    out = {"clips": int(len(y)), "real": int((y == 0).sum()), "fake": int((y == 1).sum()),
-           "auc": round(roc_auc(y, p), 4) if 0 < y.sum() < len(y) else None,
-           "ece": round(expected_calibration_error(p, y), 4)}
+    out = {
+        "clips": int(len(y)),
+        "real": int((y == 0).sum()),
+        "fake": int((y == 1).sum()),
+        "auc": round(roc_auc(y, p), 4) if 0 < y.sum() < len(y) else None,
+        "ece": round(expected_calibration_error(p, y), 4),
+    }
     if labels is not None:
         lab = np.array(labels)
         real, fake = y == 0, y == 1
@@ -98,8 +104,8 @@ def metrics(p: np.ndarray, y: np.ndarray, labels: list[str] | None = None) -> di
 def main() -> int:
     from sklearn.linear_model import LogisticRegression
 
-    from pipeline.models.head import Head
     from pipeline.models.backbone import OnnxBackbone
+    from pipeline.models.head import Head
     from pipeline.models.weights import sidecar_path, spec_for_weights
     from pipeline.training.mix import MixSpec
     from pipeline.training.train_head import HeadConfig, cached_features
@@ -117,17 +123,19 @@ def main() -> int:
 
     spec = spec_for_weights(args.head)
     head = Head.load(args.head)
-    config = HeadConfig(**{k: tuple(v) if k == "hidden" else v for k, v in json.loads(
-        sidecar_path(args.head).read_text())["training"]["config"].items()})
+    config = HeadConfig(
+        **{
+            k: tuple(v) if k == "hidden" else v
+            for k, v in json.loads(sidecar_path(args.head).read_text())["training"]["config"].items()
+        }
+    )
     clips = [c for c in load_clips(args.clip_cache)]
-    fold_path = args.out.with_suffix(".folds.npz")
     mix = MixSpec.from_json(args.mix)
     backbone = OnnxBackbone.load(Path(args.head).resolve().parent / spec.backbone)
     features = cached_features(mix, backbone, args.cache, config)
     heads, folds = fold_heads(features, config)
 
-    people_rows = []  # (clip index, track, features, faces)
-    for i, clip in enumerate(clips):
+    for clip in clips:
         if clip["data"] is None:
             continue
         feats = clip["data"]["features"].astype(np.float32)
@@ -180,18 +188,28 @@ def main() -> int:
         real_below=round(real_below, 4),
         fpr_target=args.fpr,
         miss_target=args.miss,
-        chosen_on=(f"{len(train) + len(val)} FF++ c23 clips of non-reserved identities "
-                   f"({int((choose_y == 0).sum())} real, {int(choose_y.sum())} fake; out-of-fold scores)"),
+        chosen_on=(
+            f"{len(train) + len(val)} FF++ c23 clips of non-reserved identities "
+            f"({int((choose_y == 0).sum())} real, {int(choose_y.sum())} fake; out-of-fold scores)"
+        ),
     )
 
     results = {"features": list(FEATURES), "decision": decision.to_json(), "parts": {}}
     temperature = spec.temperature
     neutral = spec.threshold
-    for part in ("train", "val", "shared", "unlabeled"):
-        part_clips = [c for c in scored if c["split"] == part]
+    parts = {
+        "train": ("train",),
+        "val": ("val",),
+        "val_c40": ("val_c40",),
+        "val_c23_c40": ("val", "val_c40"),
+        "shared": ("shared",),
+        "unlabeled": ("unlabeled",),
+    }
+    for part, splits in parts.items():
+        part_clips = [c for c in scored if c["split"] in splits]
         if not part_clips:
             continue
-        if part == "train":
+        if part == "train":  # out-of-fold
             p_learned = np.array([oof[c["path"]] for c in part_clips])
         else:
             p_learned = np.array([max(decision.p_fake(np.array([p[1] for p in c["people"]]))) for c in part_clips])
@@ -206,17 +224,31 @@ def main() -> int:
                 best = max(best, float(np.mean(sigmoid(c["z"][mine] / temperature))))
             p_tmax.append(best)
         p_tmax = np.array(p_tmax)
-        entry = {"clips": [{"path": c["path"], "label": c["label"], "p_learned": round(float(p), 4),
-                            "decision": lab, "p_mean": round(float(pm), 4), "p_track_max": round(float(pt), 4)}
-                           for c, p, lab, pm, pt in zip(part_clips, p_learned, labels, p_mean, p_tmax)]}
+        entry = {
+            "clips": [
+                {
+                    "path": c["path"],
+                    "label": c["label"],
+                    "p_learned": round(float(p), 4),
+                    "decision": lab,
+                    "p_mean": round(float(pm), 4),
+                    "p_track_max": round(float(pt), 4),
+                }
+                for c, p, lab, pm, pt in zip(part_clips, p_learned, labels, p_mean, p_tmax)
+            ]
+        }
         if part != "unlabeled":
             y = np.array([c["label"] == "fake" for c in part_clips], dtype=int)
             entry["learned"] = metrics(p_learned, y, labels)
             entry["mean"] = metrics(p_mean, y, ["FAKE" if p >= neutral else "REAL" for p in p_mean])
             entry["track_max"] = metrics(p_tmax, y, ["FAKE" if p >= neutral else "REAL" for p in p_tmax])
         else:
-            entry["learned"] = {"clips": len(labels), "fake": labels.count("FAKE"), "uncertain": labels.count("UNCERTAIN"),
-                                "real": labels.count("REAL")}
+            entry["learned"] = {
+                "clips": len(labels),
+                "fake": labels.count("FAKE"),
+                "uncertain": labels.count("UNCERTAIN"),
+                "real": labels.count("REAL"),
+            }
         results["parts"][part] = entry
         print(part, json.dumps({k: v for k, v in entry.items() if k != "clips"}), flush=True)
     failed = [c["path"] for c in clips if not c.get("people")]

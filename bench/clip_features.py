@@ -48,7 +48,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", required=True)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--spec", default="weights/lite0_mix_v1.npz", help="a backbone head whose spec frames the crops")
+    parser.add_argument(
+        "--spec", default="weights/lite0_mix_v1.npz", help="a backbone head whose spec frames the crops"
+    )
     args = parser.parse_args()
     spec = spec_for_weights(args.spec)
     backbone = OnnxBackbone.load(backbone_path(args.spec, spec))
@@ -66,8 +68,15 @@ def main() -> int:
         started = time.perf_counter()
         result = score_video_safe(clip["path"], detector, scorer, config, keep_crops=True)
         n = len(done)
-        record = dict(clip, n=n, status=result.row.status, covered_s=result.row.covered_s,
-                      n_frames=result.row.n_frames, n_faces=len(result.faces), duration_s=result.row.duration_s)
+        record = dict(
+            clip,
+            n=n,
+            status=result.row.status,
+            covered_s=result.row.covered_s,
+            n_frames=result.row.n_frames,
+            n_faces=len(result.faces),
+            duration_s=result.row.duration_s,
+        )
         if result.faces:
             crops = np.stack([face.crop_rgb for face in result.faces])
             counted = {t.track_id for t in result.tracks if t.counted}

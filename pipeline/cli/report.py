@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from pipeline.cli.common import fail, non_negative_int, probability, start_logging
+from pipeline.scan.records import LABELS, counts_text
 from pipeline.training.report import ReportConfig, ReportError, write_report
 
 log = logging.getLogger(__name__)
@@ -108,10 +109,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline report")
         return fail(prog, _one_line(str(exc)))
     except OSError as exc:
         return fail(prog, _one_line(f"cannot write {config.output_path}: {exc.strerror or exc}"))
+    labels = {label: n for label, n in summary.label_counts.items() if label in LABELS}
     log.info(
-        "%s: %d clips, %d flagged with evidence (%d images, %.1f MB embedded), %.1f MB",
+        "%s: %d clips (%s), %d flagged with evidence (%d images, %.1f MB embedded), %.1f MB",
         summary.output_path,
         summary.n_clips,
+        counts_text(summary.status_counts, labels),
         summary.evidence_clips,
         summary.embedded_images,
         summary.embedded_bytes / 1e6,

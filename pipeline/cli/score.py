@@ -199,7 +199,7 @@ def _score(args: argparse.Namespace, prog: str) -> int:
             summary = _run(args, spec, config, paths)
     except (OutputLockedError, WeightsError, ValueError, OSError) as exc:
         return fail(prog, str(exc))
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items())) or "nothing new"
+    counts = summary.counts_text() or "nothing new"  # e.g. ok 27 (FAKE 5, UNCERTAIN 6, REAL 16), no_face 2
     log.info("wrote %s: %s (%d already done)", args.output, counts, summary.skipped)
     return 0
 

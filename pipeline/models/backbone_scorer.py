@@ -56,11 +56,15 @@ class BackboneScorer:
         spec = spec_for_weights(path)
         backbone = OnnxBackbone.load(backbone_path(path, spec), threads=threads)
         if spec.backbone_sha256 and spec.backbone_sha256 != backbone.info.sha256:
-            raise WeightsError(f"{path}: its spec wants backbone sha256 {spec.backbone_sha256[:12]}..., "
-                               f"{backbone.path} is {backbone.info.sha256[:12]}...")
+            raise WeightsError(
+                f"{path}: its spec wants backbone sha256 {spec.backbone_sha256[:12]}..., "
+                f"{backbone.path} is {backbone.info.sha256[:12]}..."
+            )
         if (spec.input_size_px, spec.input_scale) != (backbone.info.input_size_px, backbone.info.input_scale):
-            raise WeightsError(f"{path}: spec input {spec.input_size_px} px {spec.input_scale} differs from the "
-                               f"backbone's {backbone.info.input_size_px} px {backbone.info.input_scale}")
+            raise WeightsError(
+                f"{path}: spec input {spec.input_size_px} px {spec.input_scale} differs from the "
+                f"backbone's {backbone.info.input_size_px} px {backbone.info.input_scale}"
+            )
         return cls(backbone, Head.load(path), spec, path)
 
     def logit(self, crops_rgb: np.ndarray) -> np.ndarray:

@@ -156,12 +156,12 @@ def load_models(spec: ModelSpec = ModelSpec(), *, with_detector: bool = True) ->
     """
     weights_path, weights_spec = resolve_model(spec)
     configure_tensorflow(spec.intra_op_threads)
-    scorer = load_scorer(weights_path)
+    scorer = load_scorer(weights_path, threads=spec.intra_op_threads)
     detector = load_detector(spec.detector) if with_detector else None
     return LoadedModels(detector, scorer, weights_path, resolve_threshold(spec.threshold, weights_spec))
 
 
-def load_scorer(weights_path: str | Path):
+def load_scorer(weights_path: str | Path, *, threads: int | None = None):
     """The scorer for one resolved weights file, by the architecture its spec names in
     :mod:`pipeline.models.registry`: a :class:`pipeline.models.meso4.MesoScorer` (Meso-4,
     MesoInception-4), a :class:`pipeline.models.backbone_scorer.BackboneScorer` (a frozen backbone and
@@ -169,7 +169,7 @@ def load_scorer(weights_path: str | Path):
     whose members are loaded the same way. Raises :class:`pipeline.errors.WeightsError`."""
     from pipeline.models.registry import create_scorer
 
-    return create_scorer(spec_for_weights(weights_path).architecture, weights_path)
+    return create_scorer(spec_for_weights(weights_path).architecture, weights_path, threads=threads)
 
 
 def load_detector(config: DetectorConfig = DetectorConfig(), *, intra_op_threads: int | None = None):

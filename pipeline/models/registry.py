@@ -33,9 +33,13 @@ class Architecture:
     saliency: str
     description: str = ""
 
-    def load(self, weights_path: str | Path):
-        """The scorer of ``weights_path``, from the loader this entry names."""
-        return _resolve_loader(self.loader)(Path(weights_path))
+    def load(self, weights_path: str | Path, *, threads: int | None = None):
+        """The scorer of ``weights_path``, from the loader this entry names. ``threads``: intra-op threads of
+        an onnxruntime model (TensorFlow's are set once per process by the factory)."""
+        loader = _resolve_loader(self.loader)
+        if self.runtime == "onnxruntime":
+            return loader(Path(weights_path), threads=threads)
+        return loader(Path(weights_path))
 
 
 def _resolve_loader(loader: str) -> Callable:
@@ -45,7 +49,6 @@ def _resolve_loader(loader: str) -> Callable:
     for part in path.split("."):
         target = getattr(target, part)
     return target
-
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -77,9 +80,10 @@ def is_registered(name: str) -> bool:
     return name in _REGISTRY
 
 
-def create_scorer(architecture: str, weights_path: str | Path):
-    """Load the scorer of ``weights_path`` with its architecture's loader."""
-    return get_architecture(architecture).load(weights_path)
+def create_scorer(architecture: str, weights_path: str | Path, *, threads: int | None = None):
+    """Load the scorer of ``weights_path`` with its architecture's loader (``threads``: see
+    :meth:`Architecture.load`)."""
+    return get_architecture(architecture).load(weights_path, threads=threads)
 
 
 def display_name(architecture: str) -> str:
@@ -132,4 +136,3 @@ for _entry in (
 ):
     register_model(_entry)
 del _entry
-

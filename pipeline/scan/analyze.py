@@ -25,8 +25,8 @@ from pipeline.scan.aggregate import (
     summarize_tracks,
     verdict_track,
 )
-from pipeline.scan.face_loop import FaceLoop, FrameFaces, add_elapsed, batched  # noqa: F401 (batched: public here too)
 from pipeline.scan.decision import LEARNED, ClipDecision, person_features
+from pipeline.scan.face_loop import FaceLoop, FrameFaces, add_elapsed, batched  # noqa: F401 (batched: public here too)
 from pipeline.scan.records import FaceRow, TrackRow, VideoRow, display_path, label_for
 from pipeline.scan.rotation import (
     ProbeFrameKeeper,
@@ -63,7 +63,8 @@ class ScanConfig:
     :data:`pipeline.scan.aggregate.AGGREGATIONS`; ``timeout_s``: time budget per clip (status
     ``timeout``); ``decision``: the learned clip-level model (aggregation ``learned``,
     :mod:`pipeline.scan.decision`), from the weights spec; ``uncertain_below``: with it, the label is
-    UNCERTAIN for ``uncertain_below <= p_fake < threshold`` (``None``: one cut, FAKE or REAL). The detector's settings are not here: they belong to
+    UNCERTAIN for ``uncertain_below <= p_fake < threshold`` (``None``: one cut, FAKE or REAL).
+    The detector's settings are not here: they belong to
     :class:`pipeline.faces.detect.DetectorConfig` (carried by
     :attr:`pipeline.models.factory.ModelSpec.detector`), and the scan reads them from the
     detector it is given.
@@ -406,6 +407,7 @@ def verdict_row(
         label_rule=config.label_rule,
         model=model,
         threshold=config.threshold,
+        uncertain_below=config.uncertain_below,
         elapsed_s=round(time.perf_counter() - started_s, 3),
         **media,
     )
@@ -714,8 +716,10 @@ def error_row(video_path: str, status: str, error: str, elapsed_s: float, config
         video_path=video_path,
         status=status,
         aggregation=config.aggregation,
+        label_rule=config.label_rule,
         model=model,
         threshold=config.threshold,
+        uncertain_below=config.uncertain_below,
         elapsed_s=round(elapsed_s, 3),
         error=one_line,
     )

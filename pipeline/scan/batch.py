@@ -31,7 +31,15 @@ from pipeline.scan.jsonl import (
     read_jsonl_header,
 )
 from pipeline.scan.provenance import PROVENANCE_COLUMNS, RunSettings, run_settings
-from pipeline.scan.records import FaceRow, TrackRow, VideoRow, display_path
+from pipeline.scan.records import (
+    LABELS,
+    FaceRow,
+    TrackRow,
+    VideoRow,
+    counts_text,
+    display_path,
+    labels_in_use,
+)
 from pipeline.scan.sink import CsvSink, keep_rows_with_keys, read_done_keys
 
 log = logging.getLogger(__name__)
@@ -41,14 +49,22 @@ ENGINES = ("local", "dask")
 
 @dataclasses.dataclass(frozen=True)
 class BatchSummary:
-    """What a batch did: counts per status, clips skipped as already done."""
+    """What a batch did: counts per status, clips skipped as already done, and the labels of the
+    ``ok`` clips scored (``label_counts``: every label the run's rule can give, zeros too, when
+    any clip was ok; :func:`pipeline.scan.records.labels_in_use`)."""
 
     status_counts: dict
     skipped: int
+    label_counts: dict = dataclasses.field(default_factory=dict)
 
     @property
     def scored(self) -> int:
         return sum(self.status_counts.values())
+
+    def counts_text(self) -> str:
+        """The counts in one line, e.g. ``"ok 27 (FAKE 5, UNCERTAIN 6, REAL 16), no_face 2"``
+        (:func:`pipeline.scan.records.counts_text`); empty when nothing was scored."""
+        return counts_text(self.status_counts, self.label_counts)
 
 
 # --- worker processes: each builds its models once ------------------------------------------
@@ -272,7 +288,7 @@ def run_batch(
             tracks_sink if tracks_sink is not None else contextlib.nullcontext(),
             evidence if evidence is not None else contextlib.nullcontext(),
         ):
-            counts = _write_results(
+            counts, labels = _write_results(
                 results,
                 sink,
                 faces_sink,
@@ -282,7 +298,15 @@ def run_batch(
                 evidence=evidence,
                 tracks_sink=tracks_sink,
             )
-    return BatchSummary(dict(counts), skipped)
+    return BatchSummary(dict(counts), skipped, batch_label_counts(labels, config))
+
+
+def batch_label_counts(labels: collections.Counter, config: ScanConfig) -> dict:
+    """The labels of a batch's ok clips: every label ``config``'s rule can give (UNCERTAIN only
+    with a band), zeros too, then any other label met; empty when no clip was labelled."""
+    if not labels:
+        return {}
+    return {**{label: labels.get(label, 0) for label in labels_in_use(config.uncertain_below)}, **labels}
 
 
 EVIDENCE_SETTINGS_NAME = "settings.json"
@@ -333,7 +357,8 @@ def check_resume_settings(output_csv: Path, settings: RunSettings) -> None:
     :class:`ResumeMismatchError` with one line naming the differences (``threshold 0.5 ->
     0.477; fps 1 -> 2``) and the way out (``--overwrite`` or another output). A CSV with rows
     from an older version, which lacks the provenance columns, cannot be checked and is refused
-    the same way. A missing or empty output has nothing to resume."""
+    the same way, and so is one whose columns differ from this version's (a column added since,
+    such as ``label_rule``), naming them. A missing or empty output has nothing to resume."""
     from pipeline.scan import sink
 
     jsonl = is_jsonl(output_csv)
@@ -357,6 +382,22 @@ def check_resume_settings(output_csv: Path, settings: RunSettings) -> None:
         raise ResumeMismatchError(
             f"{output_csv} holds rows made with other settings ({'; '.join(found)}): pass --overwrite "
             "to rescore, or write to another output"
+        )
+    expected = VideoRow.columns()
+    lacking = [c for c in expected if c not in header]
+    unknown = [c for c in header if c not in expected]
+    if lacking or unknown:
+        differs = "; ".join(
+            text
+            for text in (
+                f"lacks {', '.join(lacking)}" if lacking else "",
+                f"has {', '.join(unknown)}, which this version does not write" if unknown else "",
+            )
+            if text
+        )
+        raise ResumeMismatchError(
+            f"{output_csv} was written by another version of the scanner (it {differs}), so this run's rows "
+            "cannot be added to it: pass --overwrite to rescore, or write to another output"
         )
 
 
@@ -576,14 +617,16 @@ def _write_results(
     stamp: dict | None = None,
     evidence=None,
     tracks_sink: CsvSink | None = None,
-) -> collections.Counter:
+) -> tuple[collections.Counter, collections.Counter]:
     """Write each result's row (and face rows) as it comes, with the ``stamp`` fields (the run's
-    provenance columns) set on every clip row; return the count per status. ``evidence``: a
+    provenance columns) set on every clip row; return the count per status and the count per
+    label (of the rows that have one, the ok rows). ``evidence``: a
     :class:`pipeline.scan.evidence.EvidenceSink` that writes each clip's evidence right after
     its row; a failure there is logged as a warning and the row stays."""
     from tqdm import tqdm
 
     counts: collections.Counter = collections.Counter()
+    labels: collections.Counter = collections.Counter()
     with tqdm(total=total, unit="clip", disable=not progress, dynamic_ncols=True) as bar:
         for result in results:
             if faces_sink is not None:
@@ -598,9 +641,12 @@ def _write_results(
             if evidence is not None:
                 _write_evidence(evidence, result)
             counts[result.row.status] += 1
+            if result.row.label:
+                labels[result.row.label] += 1
             bar.update(1)
-            bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-    return counts
+            shown = [*sorted(counts.items()), *((k, labels[k]) for k in LABELS if k in labels)]
+            bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in shown))
+    return counts, labels
 
 
 def _write_evidence(evidence, result: VideoResult) -> None:

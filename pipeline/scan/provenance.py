@@ -1,6 +1,7 @@
-"""What made a row: the model (name and sha256), threshold, aggregation, sampling and detector
-settings, and the tool version, stamped on every clip row of a batch so that a CSV says how
-each number was made, and a resume with other settings is refused instead of mixing them.
+"""What made a row: the model (name and sha256), threshold (and the lower one of an UNCERTAIN
+band), aggregation, sampling and detector settings, and the tool version, stamped on every clip
+row of a batch so that a CSV says how each number was made, and a resume with other settings is
+refused instead of mixing them.
 
 The sampling and detector settings travel as one canonical text column, ``scan_settings``
 (``fps=1;max_frames=40;detect_long_side_px=480;...``): one column that compares exactly,
@@ -14,7 +15,15 @@ import dataclasses
 from collections.abc import Mapping
 
 # The clip-row columns this module fills (see :class:`pipeline.scan.records.VideoRow`).
-PROVENANCE_COLUMNS = ("model", "model_sha256", "threshold", "aggregation", "scan_settings", "tool_version")
+PROVENANCE_COLUMNS = (
+    "model",
+    "model_sha256",
+    "threshold",
+    "aggregation",
+    "scan_settings",
+    "tool_version",
+    "uncertain_below",
+)
 _NOT_RESULT_SETTINGS = frozenset({"batch_size"})
 
 
@@ -29,7 +38,8 @@ class RunSettings:
     ``model``: the weights spec's name; ``model_sha256``: the weights file's sha256 (the
     ensemble file's for an ensemble); ``threshold``: ``p_fake`` at or above which a clip is
     FAKE; ``aggregation``: the clip rule; ``scan_settings``: sampling and detector settings
-    (:func:`scan_settings_text`); ``tool_version``: ``pipeline.__version__``.
+    (:func:`scan_settings_text`); ``tool_version``: ``pipeline.__version__``; ``uncertain_below``:
+    the lower threshold of the UNCERTAIN band (``None``: one cut, FAKE or REAL).
     """
 
     model: str
@@ -38,11 +48,14 @@ class RunSettings:
     aggregation: str
     scan_settings: str
     tool_version: str
+    uncertain_below: float | None = None
 
     def columns(self) -> dict:
-        """The row fields, by column name (``threshold`` rounded to 6 decimals)."""
+        """The row fields, by column name (thresholds rounded to 6 decimals)."""
         values = dataclasses.asdict(self)
         values["threshold"] = round(self.threshold, 6)
+        if self.uncertain_below is not None:
+            values["uncertain_below"] = round(self.uncertain_below, 6)
         return values
 
     def differences(self, recorded: Mapping[str, str]) -> list[str]:
@@ -57,6 +70,13 @@ class RunSettings:
             elif name == "threshold":
                 if old == "" or abs(float(old) - value) > 1e-9:
                     found.append(f"threshold {old or '(none)'} -> {_number(value)}")
+            elif name == "uncertain_below":
+                old = "" if old in ("", "None") else old  # no band: an empty cell (JSON null read back)
+                if (old == "") != (value is None) or (value is not None and abs(float(old) - value) > 1e-9):
+                    found.append(
+                        f"uncertain_below {old or '(none: one cut)'} -> "
+                        f"{'(none: one cut)' if value is None else _number(value)}"
+                    )
             elif name == "model_sha256" and recorded.get("model", "") != self.model:
                 continue  # another model: its name says it, the two hashes add only length
             elif old != str(value):
@@ -115,4 +135,5 @@ def run_settings(models, config) -> RunSettings:
         aggregation=config.aggregation,
         scan_settings=scan_settings_text(config.fps, config.max_frames, detector_config),
         tool_version=pipeline.__version__,
+        uncertain_below=config.uncertain_below,
     )

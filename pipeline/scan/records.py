@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 STATUSES = ("ok", "no_face", "decode_error", "timeout", "error")
@@ -48,7 +48,10 @@ class VideoRow(CsvRow):
     frames of a clip with no rotation tag whose faces were upright only when turned (sideways or
     upside down)
     (empty when upright); ``label_rule``: how ``label`` was decided (under the learned clip
-    decision, its two thresholds and the clips they were chosen on); ``aggregation``, ``model``, ``model_sha256``, ``threshold``,
+    decision, its two thresholds and the clips they were chosen on); ``uncertain_below``: with a
+    band, the lower threshold (UNCERTAIN for ``uncertain_below <= p_fake < threshold``, REAL under
+    it; empty: one cut at ``threshold``, FAKE or REAL); ``aggregation``, ``model``,
+    ``model_sha256``, ``threshold``,
     ``scan_settings`` (sampling and detector settings), ``tool_version``: what made the row
     (:mod:`pipeline.scan.provenance`; a batch stamps every row); ``elapsed_s``: wall time spent
     on this clip; ``error``: why, when not ok. ``n_tracks``: people (tracks) seen;
@@ -89,6 +92,7 @@ class VideoRow(CsvRow):
     model: str = ""
     model_sha256: str = ""
     threshold: float | None = None
+    uncertain_below: float | None = None
     scan_settings: str = ""
     tool_version: str = ""
     file_sha256: str = ""
@@ -236,3 +240,27 @@ def label_for(p_fake: float, threshold: float, uncertain_below: float | None = N
     if uncertain_below is not None and p_fake >= uncertain_below:
         return "UNCERTAIN"
     return "REAL"
+
+
+def labels_in_use(uncertain_below: float | None) -> tuple[str, ...]:
+    """The labels a rule can give: :data:`LABELS` with a band (``uncertain_below`` set), else
+    FAKE and REAL (one cut)."""
+    return LABELS if uncertain_below is not None else ("FAKE", "REAL")
+
+
+def counts_text(status_counts: Mapping[str, int], label_counts: Mapping[str, int] | None = None) -> str:
+    """Counts in one line: statuses in :data:`STATUSES` order (any other after), those with none
+    left out, and after ``ok`` the labels of ``label_counts`` in :data:`LABELS` order, zeros
+    kept (they say the rule could give that label): ``"ok 27 (FAKE 5, UNCERTAIN 6, REAL 16),
+    no_face 2"``. Empty when nothing was counted."""
+    statuses = [s for s in STATUSES if status_counts.get(s)]
+    statuses += sorted(s for s in status_counts if s not in STATUSES and status_counts[s])
+    labels = [lbl for lbl in LABELS if lbl in (label_counts or {})]
+    labels += sorted(lbl for lbl in (label_counts or {}) if lbl not in LABELS)
+    parts = []
+    for status in statuses:
+        text = f"{status} {status_counts[status]}"
+        if status == "ok" and labels:
+            text += " (" + ", ".join(f"{lbl} {label_counts[lbl]}" for lbl in labels) + ")"
+        parts.append(text)
+    return ", ".join(parts)

@@ -227,8 +227,13 @@ def build_cache(
             computed += len(part)
         done += len(part) * views
         log.info("%s: chunk %d done (%d faces x %d views)", source, chunk, len(part), len(todo))
-    return {"source": source, "faces": len(faces), "views_done": done, "computed": computed,
-            "seconds": round(time.monotonic() - start, 1)}
+    return {
+        "source": source,
+        "faces": len(faces),
+        "views_done": done,
+        "computed": computed,
+        "seconds": round(time.monotonic() - start, 1),
+    }
 
 
 def load_cached(folder: str | Path, source: str, view: int) -> tuple[list[CachedFace], np.ndarray]:

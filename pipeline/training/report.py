@@ -5,18 +5,23 @@
 
 What the page holds, top to bottom:
 
-1. the run's provenance (model, sha256, threshold, aggregation, scan settings, tool version; when
-   rows differ, each value with its count) and notes (rows that differ in threshold, a file that
-   records none);
-2. counts by status and by label;
-3. a histogram of ``p_fake`` (``ok`` clips, 20 bins over [0, 1]) with the threshold, inline SVG;
+1. the run's provenance (model, sha256, threshold, aggregation, the label rule, scan settings, tool
+   version; when rows differ, each value with its count) and notes (rows that differ in threshold,
+   a file that records none);
+2. counts by status and by label (FAKE, REAL, and UNCERTAIN when the rows have a band: the lower
+   threshold ``uncertain_below``, or, in rows written before that column, the ``REAL under`` of
+   their ``label_rule``);
+3. a histogram of ``p_fake`` (``ok`` clips, 20 bins over [0, 1]) with the threshold (and the band's
+   lower one), inline SVG;
 4. the clips, worst first (``p_fake`` descending, then the rows without a score by status): a
    table drawn by the page's script from JSON embedded in the page, sortable by any column,
    filtered by text, status and label, 100 rows a page, so 10,000 clips stay fast;
 5. for the flagged clips (label FAKE, worst first, at most ``evidence_clips``): their evidence,
    the boxed frame and face crops with saliency (JPEGs embedded as data URIs, at most
    ``images_per_clip`` per clip and ``evidence_budget_bytes`` in all; the page says what was left
-   out) and the score over time per person (inline SVG, from ``--faces-csv``).
+   out) and the score over time per person (inline SVG, from ``--faces-csv``);
+6. the UNCERTAIN clips, worst first, listed apart (not flagged, no evidence: at most
+   :data:`UNCERTAIN_LISTED`; the table's label filter shows them all).
 
 Nothing is fetched: CSS and script are inline, charts are SVG made here, images are data URIs, and
 a Content-Security-Policy allows nothing else (the script and stylesheet by hash). Data reaches
@@ -44,11 +49,12 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.atomic import atomic_path
-from pipeline.scan.records import LABELS, STATUSES, display_path
+from pipeline.scan.records import LABELS, STATUSES, display_path, labels_in_use
 from pipeline.scan.sink import unescape_cell
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,11 @@ EVIDENCE_COLUMNS = ("video_path", "file", "kind", "track_id", "timestamp_s", "p_
 EVIDENCE_KINDS = ("crop", "frame")
 FACE_COLUMNS = ("video_path", "timestamp_s", "track_id", "p_fake")
 HISTOGRAM_BINS = 20
+# UNCERTAIN clips listed by name (worst first); the table's label filter shows every one.
+UNCERTAIN_LISTED = 100
+# The band's lower threshold as a label rule states it ("..., REAL under 0.301 (...)"), for rows
+# written before the uncertain_below column.
+_REAL_UNDER = re.compile(r"\bREAL under (\d+(?:\.\d+)?|\.\d+)")
 # Images of every flagged clip embedded before any clip gets more: the boxed frame and the worst crop.
 FIRST_ROUND_IMAGES = 2
 # Tracks drawn per chart: the most suspicious ones; more lines than this are unreadable.
@@ -91,7 +102,8 @@ class ReportError(ValueError):
 class ReportConfig:
     """What to read and how much to embed.
 
-    ``threshold`` is used only when the rows record none (older CSVs); else 0.5 with a note.
+    ``threshold`` is used only when the rows record none (older CSVs); else 0.5 with a note. It
+    is one cut: the band of rows that have one (``uncertain_below``) is always the rows' own.
     ``evidence_clips``: flagged (FAKE) clips shown with evidence, worst first;
     ``images_per_clip``: JPEGs embedded per clip (the boxed frame first, then crops by
     ``p_fake``); ``evidence_budget_bytes``: JPEG bytes embedded in all (base64 adds a third), so
@@ -124,7 +136,9 @@ class ReportConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ClipRecord:
-    """One clip of the scores file, as the report reads it (``p_fake``, 1 = fake, set when ok)."""
+    """One clip of the scores file, as the report reads it (``p_fake``, 1 = fake, set when ok).
+    ``uncertain_below``: the band's lower threshold (the row's column, else read from its
+    ``label_rule``; ``None``: one cut); ``label_rule``: how the row says its label was made."""
 
     video_path: str
     status: str
@@ -140,6 +154,8 @@ class ClipRecord:
     aggregation: str = ""
     scan_settings: str = ""
     tool_version: str = ""
+    uncertain_below: float | None = None
+    label_rule: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,8 +173,9 @@ class EvidenceImage:
 
 @dataclasses.dataclass(frozen=True)
 class ReportSummary:
-    """What was written: clip counts, the threshold drawn, notes shown in the page, and the
-    evidence embedded or left out (``left_out``: reason -> images)."""
+    """What was written: clip counts, the threshold drawn (and ``uncertain_below``, the band's
+    lower threshold, ``None`` for one cut), notes shown in the page, and the evidence embedded or
+    left out (``left_out``: reason -> images)."""
 
     output_path: Path
     n_clips: int
@@ -171,6 +188,7 @@ class ReportSummary:
     embedded_bytes: int
     left_out: dict[str, int]
     size_bytes: int
+    uncertain_below: float | None = None
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -213,6 +231,12 @@ def _record(fields: Mapping, where: str) -> ClipRecord:
     if p_fake is not None and not 0.0 <= p_fake <= 1.0:
         raise ReportError(f"{where}: p_fake {p_fake} is outside [0, 1]")
     threshold = _number(fields.get("threshold"), "threshold", where)
+    label_rule = _text(fields.get("label_rule"))
+    uncertain_below = _number(fields.get("uncertain_below"), "uncertain_below", where)
+    if uncertain_below is None:
+        uncertain_below = band_from_rule(label_rule)
+    elif not 0.0 <= uncertain_below <= 1.0:
+        raise ReportError(f"{where}: uncertain_below {uncertain_below} is outside [0, 1]")
     return ClipRecord(
         video_path=_text(fields.get("video_path")),
         status=_text(fields.get("status")),
@@ -224,7 +248,19 @@ def _record(fields: Mapping, where: str) -> ClipRecord:
         error=_text(fields.get("error")),
         threshold=threshold,
         **{name: _text(fields.get(name)) for name in PROVENANCE_FIELDS if name != "threshold"},
+        uncertain_below=uncertain_below,
+        label_rule=label_rule,
     )
+
+
+def band_from_rule(label_rule: str) -> float | None:
+    """The lower threshold a label rule states (``"..., REAL under 0.301 (...), UNCERTAIN between"``),
+    or ``None`` (one cut, or no rule)."""
+    if "UNCERTAIN" not in label_rule:
+        return None
+    match = _REAL_UNDER.search(label_rule)
+    value = float(match.group(1)) if match else None
+    return value if value is not None and 0.0 <= value <= 1.0 else None
 
 
 def _csv_rows(path: Path, required: Sequence[str], what: str) -> Iterable[tuple[int, dict[str, str]]]:
@@ -420,6 +456,31 @@ def resolve_threshold(records: Sequence[ClipRecord], flag: float | None = None) 
     return threshold, notes
 
 
+def resolve_band(records: Sequence[ClipRecord], threshold: float) -> tuple[float | None, list[str]]:
+    """The lower threshold of the UNCERTAIN band the histogram marks (``None``: the rows have no
+    band, one cut), and notes for the page: the most common of the rows', with a note when they
+    differ or when some rows record a rule without a band. A band above ``threshold`` (rows mixed
+    from two runs) is not drawn."""
+    counts = collections.Counter(round(r.uncertain_below, 6) for r in records if r.uncertain_below is not None)
+    if not counts:
+        return None, []
+    notes = []
+    band = counts.most_common(1)[0][0]
+    if len(counts) > 1:
+        listed = ", ".join(f"{b:g} ({n:,} clips)" for b, n in counts.most_common())
+        notes.append(
+            f"Rows differ in the lower threshold (REAL under): {listed}. The histogram marks {band:g}, the most "
+            "common; each clip's label is as its row records it."
+        )
+    one_cut = sum(1 for r in records if r.uncertain_below is None and r.label_rule)
+    if one_cut:
+        notes.append(f"{one_cut:,} rows were labelled with one cut (FAKE or REAL, no UNCERTAIN band).")
+    if band > threshold + 1e-9:
+        notes.append(f"The lower threshold {band:g} is above the threshold {threshold:g}: no band is drawn.")
+        return None, notes
+    return band, notes
+
+
 @dataclasses.dataclass(frozen=True)
 class _Embedded:
     image: EvidenceImage
@@ -516,18 +577,26 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def histogram_svg(p_fakes: Sequence[float], threshold: float, bins: int = HISTOGRAM_BINS) -> str:
+def histogram_svg(
+    p_fakes: Sequence[float], threshold: float, bins: int = HISTOGRAM_BINS, uncertain_below: float | None = None
+) -> str:
     """An inline SVG histogram of ``p_fakes`` (in [0, 1]) in ``bins`` equal bins, bars at or
-    above ``threshold`` in the fake colour, and the threshold as a dashed line."""
+    above ``threshold`` in the fake colour, and the threshold as a dashed line. With
+    ``uncertain_below`` (a band), bars from it up to ``threshold`` in the uncertain colour, the
+    lower threshold a second dashed line, and the two lines labelled "FAKE at" and "REAL under"
+    (a bar takes the colour of its lower edge)."""
     counts = [0] * bins
     for p in p_fakes:
         counts[min(int(p * bins), bins - 1)] += 1
     width, height, left, right, top, bottom = 640, 220, 44, 12, 14, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max(counts) or 1
+    rule = f"threshold {threshold:g}"
+    if uncertain_below is not None:
+        rule = f"FAKE at {threshold:g}, REAL under {uncertain_below:g}, UNCERTAIN between"
     parts = [
         f'<svg class="chart-svg histogram" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="histogram of p_fake over {len(p_fakes)} scored clips">',
+        f'aria-label="histogram of p_fake over {len(p_fakes)} scored clips; {rule}">',
         f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}"/>',
         f'<line class="grid" x1="{left}" y1="{top}" x2="{left + plot_w}" y2="{top}"/>',
         f'<text class="tick" x="{left - 6}" y="{top + 4}" text-anchor="end">{peak}</text>',
@@ -537,7 +606,12 @@ def histogram_svg(p_fakes: Sequence[float], threshold: float, bins: int = HISTOG
     for i, n in enumerate(counts):
         lo = i / bins
         h = plot_h * n / peak
-        cls = "bar fake" if lo >= threshold - 1e-9 else "bar real"
+        if lo >= threshold - 1e-9:
+            cls = "bar fake"
+        elif uncertain_below is not None and lo >= uncertain_below - 1e-9:
+            cls = "bar uncertain"
+        else:
+            cls = "bar real"
         parts.append(
             f'<rect class="{cls}" x="{left + i * bar_w + 1:.1f}" y="{top + plot_h - h:.1f}" '
             f'width="{bar_w - 2:.1f}" height="{h:.1f}"><title>{lo:.2f}-{lo + 1 / bins:.2f}: {n} clips</title></rect>'
@@ -553,10 +627,22 @@ def histogram_svg(p_fakes: Sequence[float], threshold: float, bins: int = HISTOG
     parts.append(f'<line class="threshold" x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{top + plot_h}"/>')
     anchor = "end" if threshold > 0.8 else "start"
     offset = -4 if anchor == "end" else 4
+    upper = f"threshold {threshold:g}" if uncertain_below is None else f"FAKE at {threshold:g}"
     parts.append(
-        f'<text class="threshold-label" x="{x + offset:.1f}" y="{top + 8}" text-anchor="{anchor}">'
-        f"threshold {threshold:g}</text>"
+        f'<text class="threshold-label" x="{x + offset:.1f}" y="{top + 8}" text-anchor="{anchor}">{upper}</text>'
     )
+    if uncertain_below is not None:
+        # the lower line's label one row down and, room allowing, to its left: clear of the upper one
+        x = left + uncertain_below * plot_w
+        parts.append(
+            f'<line class="threshold threshold-low" x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{top + plot_h}"/>'
+        )
+        anchor = "start" if uncertain_below < 0.2 else "end"
+        offset = -4 if anchor == "end" else 4
+        parts.append(
+            f'<text class="threshold-label low" x="{x + offset:.1f}" y="{top + 22}" text-anchor="{anchor}">'
+            f"REAL under {uncertain_below:g}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -632,11 +718,15 @@ def _distinct(records: Sequence[ClipRecord], field: str) -> list[tuple[str, int]
     return [(value, n) for value, n in counts.most_common() if value != ""]
 
 
-def _provenance_html(records: Sequence[ClipRecord], threshold: float, scores_name: str) -> str:
+def _provenance_html(
+    records: Sequence[ClipRecord], threshold: float, scores_name: str, uncertain_below: float | None = None
+) -> str:
     items = [("scores file", _esc(scores_name)), ("clips", f"{len(records):,}")]
-    for field in ("model", "model_sha256", "aggregation", "scan_settings", "tool_version"):
+    for field in ("model", "model_sha256", "aggregation", "label_rule", "scan_settings", "tool_version"):
         values = _distinct(records, field)
-        if not values:
+        if field == "label_rule" and not values:
+            text = f'<span class="muted">not recorded:</span> {_rule_text(threshold, uncertain_below)}'
+        elif not values:
             text = '<span class="muted">not recorded</span>'
         elif len(values) == 1:
             text = f"<code>{_esc(values[0][0])}</code>"
@@ -644,26 +734,48 @@ def _provenance_html(records: Sequence[ClipRecord], threshold: float, scores_nam
             shown = ", ".join(f"<code>{_esc(v)}</code> ({n:,})" for v, n in values[:5])
             more = f", and {len(values) - 5} more" if len(values) > 5 else ""
             text = f'<span class="differs">{len(values)} different:</span> {shown}{more}'
-        items.append((field, text))
+        items.append(("label rule" if field == "label_rule" else field, text))
         if field == "model_sha256":
-            items.append(("threshold", _threshold_html(records, threshold)))
+            items.append(("threshold", _threshold_html(records, threshold, uncertain_below)))
     return "".join(f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in items)
 
 
-def _threshold_html(records: Sequence[ClipRecord], threshold: float) -> str:
+def _rule_text(threshold: float, uncertain_below: float | None) -> str:
+    """The rule the histogram draws, in words (HTML)."""
+    if uncertain_below is None:
+        return f"FAKE when p_fake &ge; {threshold:g}, else REAL"
+    return f"FAKE when p_fake &ge; {threshold:g}, REAL under {uncertain_below:g}, UNCERTAIN between"
+
+
+def _threshold_html(records: Sequence[ClipRecord], threshold: float, uncertain_below: float | None = None) -> str:
     counts = collections.Counter(f"{r.threshold:g}" for r in records if r.threshold is not None)
-    text = f"<code>{threshold:g}</code> (FAKE when p_fake &ge; threshold)"
+    if uncertain_below is None:
+        text = f"<code>{threshold:g}</code> (FAKE when p_fake &ge; threshold)"
+    else:
+        text = (
+            f"<code>{threshold:g}</code> and <code>{uncertain_below:g}</code> (FAKE when p_fake &ge; "
+            f"{threshold:g}, REAL under {uncertain_below:g}, UNCERTAIN between)"
+        )
     if len(counts) > 1:
         shown = ", ".join(f"<code>{_esc(t)}</code> ({n:,})" for t, n in counts.most_common())
         text = f'<span class="differs">{len(counts)} different:</span> {shown}; the histogram marks {text}'
     return text
 
 
-def _counts_html(records: Sequence[ClipRecord]) -> tuple[str, dict[str, int], dict[str, int]]:
+def _counts_html(
+    records: Sequence[ClipRecord], uncertain_below: float | None = None
+) -> tuple[str, dict[str, int], dict[str, int]]:
+    """The counts card and the counts by status and by label. The labels are those the rule can
+    give (UNCERTAIN only with a band, ``uncertain_below``), then any other met (``(none)``: rows
+    without a label)."""
     status_counts = collections.Counter(r.status for r in records)
     label_counts = collections.Counter(r.label or "(none)" for r in records)
     statuses = [s for s in STATUSES] + sorted(s for s in status_counts if s not in STATUSES)
-    labels = [*LABELS, *sorted(lbl for lbl in label_counts if lbl not in LABELS)]
+    possible = labels_in_use(uncertain_below)
+    labels = [
+        *(lbl for lbl in LABELS if lbl in possible or label_counts.get(lbl)),
+        *sorted(lbl for lbl in label_counts if lbl not in LABELS),
+    ]
     status_dict = {s: status_counts.get(s, 0) for s in statuses}
     label_dict = {lbl: label_counts.get(lbl, 0) for lbl in labels}
 
@@ -675,9 +787,16 @@ def _counts_html(records: Sequence[ClipRecord]) -> tuple[str, dict[str, int], di
         )
         return f'<dl class="counts" id="counts-{kind}">{cells}</dl>'
 
+    if "UNCERTAIN" in label_dict:
+        meaning = (
+            "label is FAKE, UNCERTAIN or REAL for scored (ok) clips: UNCERTAIN when p_fake is between the two "
+            "thresholds, where the model cannot tell with the confidence it was validated for; the others have none."
+        )
+    else:
+        meaning = "label is FAKE or REAL for scored (ok) clips; the others have none."
     body = (
         f"<h3>by status</h3>{block('status', status_dict)}<h3>by label</h3>{block('label', label_dict)}"
-        '<p class="hint">label is FAKE or REAL for scored (ok) clips; the others have none.</p>'
+        f'<p class="hint">{_esc(meaning)}</p>'
     )
     return body, status_dict, label_dict
 
@@ -759,6 +878,38 @@ def _evidence_html(
     return "".join(parts)
 
 
+def _uncertain_html(clips: Sequence[tuple[int, ClipRecord]], uncertain_below: float | None, threshold: float) -> str:
+    """The UNCERTAIN clips (``(rank, clip)``, worst first), listed apart from the flagged ones: at
+    most :data:`UNCERTAIN_LISTED`, each with its rank in the table and its ``p_fake``."""
+    if uncertain_below is not None:
+        band = f"p_fake between {uncertain_below:g} and {threshold:g}"
+    else:
+        band = "p_fake between the two thresholds their rows record"
+    listed = clips[:UNCERTAIN_LISTED]
+    if not clips:
+        summary = f"No clip is UNCERTAIN ({band})."
+    else:
+        more = ""
+        if len(listed) < len(clips):
+            more = f" (at most {UNCERTAIN_LISTED}); choose label UNCERTAIN in the table for all"
+        summary = (
+            f"{len(clips):,} {'clip is' if len(clips) == 1 else 'clips are'} UNCERTAIN ({band}): the model cannot "
+            "tell with the confidence it was validated for. They are not flagged as FAKE and have no evidence "
+            "here: look at them yourself. "
+            f"{len(listed):,} listed, worst first{more}."
+        )
+    items = "".join(
+        f'<li><span class="rank">#{rank}</span> <code class="path">{_esc(clip.video_path)}</code> '
+        f'<span class="tag tag-uncertain">{_fmt(clip.p_fake)} UNCERTAIN</span></li>'
+        for rank, clip in listed
+    )
+    listing = f'<ol class="uncertain-list">{items}</ol>' if items else ""
+    return (
+        '<section class="card" id="uncertain"><h2>Uncertain clips</h2>'
+        f'<p class="hint" id="uncertain-summary">{_esc(summary)}</p>{listing}</section>'
+    )
+
+
 def _table_rows(ranked: Sequence[ClipRecord], with_evidence: set[int]) -> list[list]:
     rows = []
     for rank, r in enumerate(ranked, 1):
@@ -794,7 +945,10 @@ def render_report(
     what there is. ``summary.size_bytes`` is the page's UTF-8 size."""
     ranked = worst_first(records)
     threshold, notes = resolve_threshold(records, config.threshold)
+    uncertain_below, band_notes = resolve_band(records, threshold)
+    notes += band_notes
     flagged = [(rank, r) for rank, r in enumerate(ranked, 1) if r.label == "FAKE"]
+    uncertain = [(rank, r) for rank, r in enumerate(ranked, 1) if r.label == "UNCERTAIN"]
     shown = flagged[: config.evidence_clips]
     plan = None
     if evidence_index is not None and config.evidence_dir is not None:
@@ -805,7 +959,7 @@ def render_report(
             config.images_per_clip,
             config.evidence_budget_bytes,
         )
-    counts_body, status_counts, label_counts = _counts_html(records)
+    counts_body, status_counts, label_counts = _counts_html(records, uncertain_below)
     p_fakes = [r.p_fake for r in records if r.p_fake is not None]
     data = {
         "columns": [{"key": k, "title": t, "type": ty} for k, t, ty in TABLE_COLUMNS],
@@ -821,6 +975,16 @@ def render_report(
         evidence = _evidence_html(shown, len(flagged), plan, series, threshold, config)
     else:
         evidence = '<p class="hint" id="evidence-summary">No clip is labelled FAKE: nothing flagged.</p>'
+    uncertain_html = (
+        _uncertain_html(uncertain, uncertain_below, threshold) if uncertain or uncertain_below is not None else ""
+    )
+    if uncertain_below is not None:
+        histogram_hint = (
+            f'<p class="hint" id="histogram-rule">Dashed lines: FAKE at p_fake &ge; {threshold:g}, '
+            f"REAL under {uncertain_below:g}; the bars between are UNCERTAIN.</p>"
+        )
+    else:
+        histogram_hint = ""
     generated = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     csp = (
         f"default-src 'none'; img-src data:; style-src {_csp_hash(_CSS)}; script-src {_csp_hash(_SCRIPT)}; "
@@ -840,12 +1004,12 @@ def render_report(
 <span class="topbar-facts">p_fake: 1 = fake, 0 = real &middot; generated {_esc(generated)}</span></header>
 <main>
 <section class="card" id="provenance"><h2>The run</h2><dl class="provenance">{
-        _provenance_html(records, threshold, config.scores_path.name)
+        _provenance_html(records, threshold, config.scores_path.name, uncertain_below)
     }</dl>{notes_html}</section>
 <section class="card" id="counts"><h2>Counts</h2>{counts_body}</section>
 <section class="card" id="histogram"><h2>p_fake of the {len(p_fakes):,} scored clips</h2>{
-        histogram_svg(p_fakes, threshold)
-    }</section>
+        histogram_svg(p_fakes, threshold, uncertain_below=uncertain_below)
+    }{histogram_hint}</section>
 <section class="card" id="clips"><h2>Clips, worst first</h2>
 <div class="controls">
 <label>filter <input id="filter" type="search" placeholder="path or error contains&hellip;" autocomplete="off"></label>
@@ -863,6 +1027,7 @@ def render_report(
 <script type="application/json" id="report-data">{json_for_script(data)}</script>
 <script>{_SCRIPT}</script>
 <section id="evidence"><h2>Flagged clips: evidence</h2>{evidence}</section>
+{uncertain_html}
 </main>
 </body>
 </html>
@@ -879,6 +1044,7 @@ def render_report(
         embedded_bytes=plan.embedded_bytes if plan else 0,
         left_out=dict(plan.left_out) if plan else {},
         size_bytes=len(page.encode("utf-8", "backslashreplace")),
+        uncertain_below=uncertain_below,
     )
     return page, summary
 
@@ -909,7 +1075,8 @@ def write_report(config: ReportConfig) -> ReportSummary:
 
 _CSS = """
 :root { --ink:#1d2433; --muted:#5d6677; --line:#dde2ea; --bg:#f3f5f8; --card:#fff; --accent:#2454c5;
-  --fake:#b42318; --fake-soft:#fdeceb; --real:#0b7a4b; --real-soft:#e7f5ee; --warn:#a15c07; --warn-soft:#fdf3e4;
+  --fake:#b42318; --fake-soft:#fdeceb; --real:#0b7a4b; --real-soft:#e7f5ee;
+  --uncertain:#7a5c00; --uncertain-soft:#fcf4d4; --warn:#a15c07; --warn-soft:#fdf3e4;
   font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; color: var(--ink);
   background: var(--bg); line-height: 1.45; }
 * { box-sizing: border-box; }
@@ -934,13 +1101,16 @@ main { max-width: 1180px; margin: 0 auto; padding: 1.2rem 1rem 2rem; }
 .count { border: 1px solid var(--line); border-radius: 8px; padding: 0.35rem 0.8rem; min-width: 6.5rem; }
 .count dd { margin: 0; font-size: 1.3rem; font-weight: 700; font-variant-numeric: tabular-nums; }
 .label-FAKE dd { color: var(--fake); } .label-REAL dd { color: var(--real); }
+.label-UNCERTAIN dd { color: var(--uncertain); }
 .chart-svg { width: 100%; max-width: 680px; height: auto; display: block; }
 .chart-svg .bar.real { fill: #8cc9ab; } .chart-svg .bar.fake { fill: #e58f86; }
+.chart-svg .bar.uncertain { fill: #e6cf72; }
 .chart-svg .zone-fake { fill: #fdf0ef; } .chart-svg .grid { stroke: #e8ebf0; }
 .chart-svg .axis { stroke: #8a93a3; } .chart-svg .tick { font-size: 11px; fill: var(--muted); }
 .chart-svg .axis-title { font-size: 12px; fill: var(--muted); }
 .chart-svg .threshold { stroke: var(--fake); stroke-width: 1.5; stroke-dasharray: 6 4; }
 .chart-svg .threshold-label { font-size: 11px; fill: var(--fake); }
+.chart-svg .threshold-low { stroke: var(--real); } .chart-svg .threshold-label.low { fill: var(--real); }
 .series-line { fill: none; stroke-width: 1.8; } .series-dot { stroke: #fff; stroke-width: 1; }
 .s0 { stroke: #2454c5; fill: #2454c5; } .s1 { stroke: #b42318; fill: #b42318; }
 .s2 { stroke: #0b7a4b; fill: #0b7a4b; } .s3 { stroke: #a15c07; fill: #a15c07; }
@@ -966,12 +1136,16 @@ td.video_path { font-family: ui-monospace, Menlo, Consolas, monospace; word-brea
   max-width: 30rem; }
 td.error { color: var(--muted); max-width: 18rem; word-break: break-word; }
 tr.FAKE td.label { color: var(--fake); font-weight: 700; } tr.REAL td.label { color: var(--real); }
+tr.UNCERTAIN td.label { color: var(--uncertain); font-weight: 700; }
 .pager { display: flex; gap: 0.5rem; align-items: center; margin-top: 0.6rem; flex-wrap: wrap; }
 .pager button { font: inherit; padding: 0.25rem 0.7rem; border: 1px solid var(--accent); background: #fff;
   color: var(--accent); border-radius: 6px; cursor: pointer; }
 .pager button:disabled { opacity: 0.45; cursor: default; }
 .tag { display: inline-block; padding: 0 0.4rem; border-radius: 4px; font-weight: 700; font-size: 0.85rem; }
 .tag-fake { background: var(--fake-soft); color: var(--fake); }
+.tag-uncertain { background: var(--uncertain-soft); color: var(--uncertain); }
+.uncertain-list { margin: 0.3rem 0 0; padding-left: 0; list-style: none; font-size: 0.9rem; }
+.uncertain-list li { margin: 0.15rem 0; }
 .rank { color: var(--muted); } .back { font-size: 0.8rem; font-weight: normal; margin-left: 0.4rem; }
 .evidence-images { display: flex; flex-wrap: wrap; gap: 0.6rem; }
 .evidence-images figure { margin: 0; max-width: 300px; }
@@ -989,6 +1163,7 @@ _SCRIPT = """
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var columns = data.columns, rows = data.rows, pageSize = data.page_size;
   var PATH = 1, STATUS = 2, LABEL = 4, ERROR = 8, EVIDENCE = 9;
+  var LABEL_ROWS = { FAKE: true, UNCERTAIN: true, REAL: true };  // a row's class: its label (tr.FAKE ...)
   var haystack = rows.map(function (r) { return (r[PATH] + "\\n" + r[ERROR]).toLowerCase(); });
   var state = { col: 0, desc: false, text: "", status: "", label: "", page: 0 };
   var view = rows.map(function (_, i) { return i; });
@@ -1033,7 +1208,7 @@ _SCRIPT = """
     for (var i = start; i < end; i++) {
       var r = rows[view[i]];
       var tr = document.createElement("tr");
-      if (r[LABEL] === "FAKE" || r[LABEL] === "REAL") { tr.className = r[LABEL]; }
+      if (LABEL_ROWS.hasOwnProperty(r[LABEL])) { tr.className = r[LABEL]; }
       for (var c = 0; c < columns.length; c++) {
         var col = columns[c];
         if (c === EVIDENCE) {

@@ -37,13 +37,17 @@ log = logging.getLogger(__name__)
 class HeadConfig:
     """``hidden``: hidden layer widths (empty: logistic regression); ``alpha``: L2 penalty (MLP) or ``1 / C``
     (logistic); ``views``: views per face in the cache (training uses them all); ``max_iter``: epochs of
-    Adam at most (early stopping on 10 % of the training faces); ``seed``."""
+    Adam at most (early stopping on 10 % of the training faces); ``seed``; ``pca_dims``: the standardised
+    features are projected on their first principal components (randomised PCA of the training features) before
+    the head, which makes an MLP fit 5x cheaper; the projection is folded into the head's first layer, so the
+    head file is the same kind (``None``: no projection)."""
 
     hidden: tuple[int, ...] = (256,)
     alpha: float = 1e-2
     views: int = 4
     max_iter: int = 60
     seed: int = 0
+    pca_dims: int | None = 512
 
     def __post_init__(self) -> None:
         if any(h < 1 for h in self.hidden):
@@ -52,6 +56,8 @@ class HeadConfig:
             raise ValueError(f"alpha must be > 0, got {self.alpha}")
         if not 1 <= self.views <= 16:
             raise ValueError(f"views must be in [1, 16], got {self.views}")
+        if self.pca_dims is not None and self.pca_dims < 1:
+            raise ValueError(f"pca_dims must be >= 1 or None, got {self.pca_dims}")
 
 
 @dataclasses.dataclass
@@ -111,7 +117,9 @@ def cached_features(mix, backbone, cache_root: str | Path, config: HeadConfig, *
         )
         log.info("feature cache %s: %s", name, stats)
         listed, view0 = load_cached(folder, name, 0)
-        out[name] = SourceFeatures(name, listed, [view0] + [load_cached(folder, name, v)[1] for v in range(1, config.views)])
+        out[name] = SourceFeatures(
+            name, listed, [view0] + [load_cached(folder, name, v)[1] for v in range(1, config.views)]
+        )
     return out
 
 
@@ -146,11 +154,21 @@ def fit_head(features: dict[str, SourceFeatures], config: HeadConfig):
     x = (x - mean) / scale
     weights = balanced_weights(source_ids, y)
     start = time.monotonic()
+    projection = None
+    if config.pca_dims is not None and config.pca_dims < x.shape[1]:
+        from sklearn.decomposition import PCA
+
+        rng = np.random.default_rng(config.seed)
+        sample = x[rng.choice(len(x), min(len(x), 20_000), replace=False)]
+        pca = PCA(n_components=config.pca_dims, svd_solver="randomized", random_state=config.seed).fit(sample)
+        projection = pca.components_.T.astype(np.float32)  # (F, D); the features are centred already
+        x = (x - pca.mean_.astype(np.float32)) @ projection
+        mean = mean + pca.mean_.astype(np.float32) * scale  # fold PCA's centring into the standardisation
     if config.hidden:
         model = MLPClassifier(
             hidden_layer_sizes=config.hidden,
             alpha=config.alpha,
-            batch_size=256,
+            batch_size=512,
             learning_rate_init=1e-3,
             max_iter=config.max_iter,
             early_stopping=True,
@@ -161,7 +179,20 @@ def fit_head(features: dict[str, SourceFeatures], config: HeadConfig):
     else:
         model = LogisticRegression(C=1.0 / config.alpha, max_iter=2000)
     model.fit(x, y, sample_weight=weights)
-    return Head.from_sklearn(mean, scale, model), time.monotonic() - start
+    if hasattr(model, "coefs_"):
+        layers, biases = list(model.coefs_), list(model.intercepts_)
+    else:
+        layers, biases = [model.coef_.T], [model.intercept_]
+    if projection is not None:
+        layers[0] = projection @ layers[0]
+    f32 = [np.asarray(a, dtype=np.float32) for a in layers]
+    head = Head(
+        mean.astype(np.float32),
+        scale.astype(np.float32),
+        tuple(f32),
+        tuple(np.asarray(b, dtype=np.float32) for b in biases),
+    )
+    return head, time.monotonic() - start
 
 
 def validate_head(head, features: dict[str, SourceFeatures], temperature: float = 1.0) -> dict:
@@ -265,7 +296,9 @@ def _mix_json(mix, base: Path) -> dict:
     return raw
 
 
-def face_logits(head, features: dict[str, SourceFeatures], split: str = "val") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def face_logits(
+    head, features: dict[str, SourceFeatures], split: str = "val"
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{source: (fake logits, labels)} of view 0 of one split."""
     out = {}
     for name, source in features.items():

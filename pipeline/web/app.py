@@ -28,6 +28,7 @@ from pipeline.scan.analyze import ScanConfig
 from pipeline.web.errors import register_error_handlers
 from pipeline.web.presentation import page_facts
 from pipeline.web.routes import bp as routes_blueprint
+from pipeline.web.scoring import threshold_text
 from pipeline.web.security import add_security_headers
 from pipeline.web.state import EXTENSION_KEY, ScannerState, WebConfig
 from pipeline.web.uploads import (
@@ -66,6 +67,7 @@ def create_app(detector, scorer, config: ScanConfig | None = None, web: WebConfi
     app.debug = False  # never: the debugger runs arbitrary code for whoever reaches it
     app.extensions[EXTENSION_KEY] = ScannerState(detector, scorer, config, web)
     app.context_processor(page_facts)
+    app.add_template_filter(threshold_text, "threshold_text")  # a result's thresholds, as the page states them
     app.after_request(add_security_headers)
     register_error_handlers(app)
     app.register_blueprint(routes_blueprint)

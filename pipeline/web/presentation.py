@@ -13,15 +13,20 @@ BYTES_PER_MB = 1024 * 1024
 
 def page_facts() -> dict:
     """The template context of every page (a ``context_processor``): ``model_name``,
-    ``threshold`` (and ``threshold_text``: as many digits as it has, e.g. 0.477),
-    ``p_fake_meaning``, ``aggregation`` (and its meaning) and ``limits`` (upload size in MB and
-    bytes, duration in s, frames, fps, image formats, minutes kept)."""
+    ``threshold`` (and ``threshold_text``: as many digits as it has, e.g. 0.477), ``uncertain_below``
+    (the lower threshold of the UNCERTAIN band, ``None`` for one cut, and ``uncertain_below_text``),
+    ``label_rule`` (the config's, one line), ``p_fake_meaning``, ``aggregation`` (and its meaning)
+    and ``limits`` (upload size in MB and bytes, duration in s, frames, fps, image formats, minutes
+    kept)."""
     state = scanner_state()
     config, web = state.config, state.web
     return {
         "model_name": state.scorer.name,
         "threshold": config.threshold,
         "threshold_text": threshold_text(config.threshold),
+        "uncertain_below": config.uncertain_below,
+        "uncertain_below_text": None if config.uncertain_below is None else threshold_text(config.uncertain_below),
+        "label_rule": config.label_rule,
         "p_fake_meaning": P_FAKE_MEANING,
         "aggregation": config.aggregation,
         "aggregation_meaning": AGGREGATION_MEANINGS.get(config.aggregation, config.aggregation),

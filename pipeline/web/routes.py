@@ -110,13 +110,16 @@ def jpeg_response(jpeg: bytes | None, missing: str) -> Response:
 
 @bp.get("/healthz")
 def healthz():
-    """200 while the worker runs, else 503; says which model, threshold and aggregation."""
+    """200 while the worker runs, else 503; says which model, threshold (and ``uncertain_below``, the
+    lower threshold of an UNCERTAIN band, ``null`` for one cut), label rule and aggregation."""
     state = scanner_state()
     stats = state.jobs.stats()
     body = {
         "status": "ok" if stats["worker_alive"] else "worker stopped",
         "model": state.scorer.name,
         "threshold": state.config.threshold,
+        "uncertain_below": state.config.uncertain_below,
+        "label_rule": state.config.label_rule,
         "aggregation": state.config.aggregation,
         "queue": stats,
     }

@@ -17,9 +17,10 @@ the same detect -> crop -> score -> aggregate steps on a single frame (:func:`sc
 
 The evidence a job page shows is the batch's (:mod:`pipeline.scan.evidence`): saliency overlays of
 the face thumbnails (Grad-CAM or occlusion, as the model's family takes, :mod:`pipeline.models.saliency`)
-and the frame of the most suspicious face with every face in it boxed and scored (:func:`gather_evidence`, while the upload is still on disk). :func:`build_result` turns it
-all into the JSON payload, with the reasons to trust the verdict less said in words (``notes``)
-and the model described for people (:func:`model_summary`).
+and the frame of the most suspicious face with every face in it boxed and scored (:func:`gather_evidence`,
+while the upload is still on disk). :func:`build_result` turns it all into the JSON payload, with the
+reasons to trust the verdict less said in words (``notes``) and the model described for people
+(:func:`model_summary`).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from pipeline.scan.analyze import (
     track_summaries,
     verdict_row,
 )
-from pipeline.scan.records import VideoRow
+from pipeline.scan.records import VideoRow, label_for
 from pipeline.video.animated import is_animated
 from pipeline.video.decode import (
     MAX_DECODE_LONG_SIDE_PX,
@@ -84,7 +85,9 @@ SMALL_FACE_PX = 100
 FEW_FACES = 3
 # A p_fake this close to the threshold is a coin toss: the verdict rests on the score's second
 # digit (README: the portrait sample scores 0.481 against the threshold 0.477). 0.05, a
-# twentieth of the scale, is a judgement, not a measurement.
+# twentieth of the scale, is a judgement, not a measurement. With an UNCERTAIN band, a FAKE this
+# close above the upper threshold, or a REAL this close under the lower one, was nearly UNCERTAIN;
+# an UNCERTAIN verdict says it cannot tell already and gets no such note.
 NEAR_THRESHOLD = 0.05
 # People "disagree" when one is at or above the threshold and another at least this far below
 # it: well outside the near-threshold band, so the second person reads clearly real.
@@ -102,6 +105,8 @@ AGGREGATION_MEANINGS = {
     "mean": "mean over all faces",
     "median": "median over all faces",
     "track_max": "mean per person (face track), small faces weighed down, then the most suspicious person counted",
+    "learned": "a score per person (face track) from how their faces scored over the clip (level, spread, "
+    "steadiness, how long they are seen), calibrated on labelled clips, then the most suspicious person counted",
 }
 # Why a person (track) does or does not take part in the verdict, in words
 # (pipeline.scan.aggregate.REASONS); "{weight}": the size weight, e.g. 0.70; "{mean}", "{score}":
@@ -331,7 +336,7 @@ def _check_first_frame(path: Path, info: VideoInfo, config: ScanConfig, timeout_
 
 def score_image(rgb: np.ndarray, detector, scorer, config: ScanConfig, *, name: str) -> VideoResult:
     """Score one still image as a one-frame clip: the scanner's face loop (detect, select,
-    crop, Meso-4, :func:`pipeline.scan.analyze.analyze_faces`) and its row builder
+    crop, score, :func:`pipeline.scan.analyze.analyze_faces`) and its row builder
     (:func:`pipeline.scan.analyze.verdict_row`, ``config``'s aggregation: each face is its own
     track, so ``track_max`` gives the most suspicious face of the main size).
 
@@ -559,13 +564,14 @@ def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def model_summary(spec, name: str, threshold: float) -> str:
+def model_summary(spec, name: str, threshold: float, uncertain_below: float | None = None) -> str:
     """One line about the model for people, from its weights spec
     (:class:`pipeline.models.weights.WeightsSpec`: architecture, provenance, license): what it
     is (the architecture's display name in :mod:`pipeline.models.registry`), who trained it on what, its
     name, and where it says FAKE. E.g. "Meso-4 trained by this project on DFDC, FaceForensics++ and MesoNet
-    faces (meso4_mix_v2); says FAKE at p_fake ≥ 0.477". The provenance's developer text (commands, paths,
-    dates) is never copied; no backticks."""
+    faces (meso4_mix_v2); says FAKE at p_fake ≥ 0.477"; with an UNCERTAIN band (``uncertain_below``), "...;
+    says FAKE at p_fake ≥ 0.712, REAL under 0.301, UNCERTAIN between". The provenance's developer text
+    (commands, paths, dates) is never copied; no backticks."""
     from pipeline.models.registry import display_name
     from pipeline.models.weights import MESONET_LICENSE
 
@@ -586,7 +592,42 @@ def model_summary(spec, name: str, threshold: float) -> str:
     else:
         origin = ""
     line = f"{what} {origin}".strip() + f" ({name}); says FAKE at p_fake ≥ {threshold_text(threshold)}"
+    if uncertain_below is not None:
+        line += f", REAL under {threshold_text(uncertain_below)}, UNCERTAIN between"
     return line.replace("`", "")
+
+
+def uncertain_below_of(row: VideoRow, config: ScanConfig) -> float | None:
+    """The lower threshold of the UNCERTAIN band (``None``: one cut): the app's, else the row's."""
+    return config.uncertain_below if config.uncertain_below is not None else row.uncertain_below
+
+
+def band_text(threshold: float, uncertain_below: float) -> str:
+    """The two thresholds in words: "REAL under 0.30, FAKE at 0.70 and above"."""
+    return f"REAL under {threshold_text(uncertain_below)}, FAKE at {threshold_text(threshold)} and above"
+
+
+def verdict_text(row: VideoRow, config: ScanConfig) -> str | None:
+    """Why the label is what it is, one plain sentence (``None`` without a label). With an
+    UNCERTAIN band: FAKE "at or above the FAKE threshold", REAL "under the REAL threshold", and
+    UNCERTAIN "The model cannot tell with the confidence it was validated for: p_fake 0.550 is between
+    the two thresholds (REAL under 0.30, FAKE at 0.70 and above), so the verdict is UNCERTAIN."."""
+    if row.p_fake is None or not row.label:
+        return None
+    p, hi, lo = f"p_fake {row.p_fake:.3f}", threshold_text(config.threshold), uncertain_below_of(row, config)
+    if lo is None and row.label == "UNCERTAIN":  # a band no one recorded: say what the label means
+        return f"The model cannot tell with the confidence it was validated for: {p} is between its two thresholds."
+    if lo is None:
+        side = "at or above" if row.label == "FAKE" else "below"
+        return f"{p} is {side} the threshold {hi}, so the verdict is {row.label}."
+    if row.label == "FAKE":
+        return f"{p} is at or above the FAKE threshold {hi}, so the verdict is FAKE."
+    if row.label == "REAL":
+        return f"{p} is under the REAL threshold {threshold_text(lo)}, so the verdict is REAL."
+    return (
+        f"The model cannot tell with the confidence it was validated for: {p} is between the two thresholds "
+        f"({band_text(config.threshold, lo)}), so the verdict is UNCERTAIN."
+    )
 
 
 def _num(value: float | None, digits: int) -> float | None:
@@ -617,13 +658,18 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
     """The reasons to trust this verdict less, each ``{"kind": ..., "text": a plain sentence}``,
     the most direct first.
 
-    - ``near_threshold``: ``p_fake`` within :data:`NEAR_THRESHOLD` of the threshold;
+    - ``near_threshold``: ``p_fake`` within :data:`NEAR_THRESHOLD` of the threshold; with an
+      UNCERTAIN band (``config.uncertain_below``), a FAKE that close above the upper threshold or a
+      REAL that close under the lower one (it was nearly UNCERTAIN); never for an UNCERTAIN verdict,
+      which says it cannot tell already (:func:`verdict_text`);
     - ``tracks_disagree``: among the people the aggregation counts (``counted`` of ``tracks``),
       one at or above the threshold and another at least :data:`TRACKS_DISAGREE_MARGIN` below it
-      (by their mean ``p_fake``);
-    - ``person_left_out``: a REAL verdict, and a person the aggregation does not count (seen in
-      too few frames, or a still picture beside moving people: their ``reason``) whose mean
-      ``p_fake`` is at or above the threshold (clips only);
+      (by their mean ``p_fake``; with a band, also under its lower threshold);
+    - ``person_left_out``: a person the aggregation does not count (seen in too few frames, or a
+      still picture beside moving people: their ``reason``) whose mean ``p_fake`` alone would have
+      labelled the clip higher than its verdict: at or above the threshold under a REAL verdict, and
+      with a band also in it under a REAL one, or at or above the upper threshold under an
+      UNCERTAIN one (clips only);
     - ``few_faces``: fewer than :data:`FEW_FACES` faces scored;
     - ``small_faces``: the largest person's median face under :data:`SMALL_FACE_PX`, or (clips)
       the person who sets the verdict has faces that small;
@@ -637,39 +683,70 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
     """
     notes: list[dict] = []
     threshold = config.threshold
+    low_cut = uncertain_below_of(row, config)
 
     def note(kind_: str, text: str) -> None:
         notes.append({"kind": kind_, "text": text})
 
     if row.status == "ok" and faces and tracks:
-        if abs(row.p_fake - threshold) < NEAR_THRESHOLD:
+        if low_cut is None and abs(row.p_fake - threshold) < NEAR_THRESHOLD:
             note(
                 "near_threshold",
                 f"p_fake {row.p_fake:.3f} is within {NEAR_THRESHOLD:.2f} of the threshold {threshold_text(threshold)}: "
                 "this verdict could go either way.",
             )
+        elif low_cut is not None and row.label == "FAKE" and row.p_fake - threshold < NEAR_THRESHOLD:
+            note(
+                "near_threshold",
+                f"p_fake {row.p_fake:.3f} is within {NEAR_THRESHOLD:.2f} above the FAKE threshold "
+                f"{threshold_text(threshold)}: a little lower and the verdict would be UNCERTAIN.",
+            )
+        elif low_cut is not None and row.label == "REAL" and low_cut - row.p_fake < NEAR_THRESHOLD:
+            note(
+                "near_threshold",
+                f"p_fake {row.p_fake:.3f} is within {NEAR_THRESHOLD:.2f} under the REAL threshold "
+                f"{threshold_text(low_cut)}: a little higher and the verdict would be UNCERTAIN.",
+            )
         means = {t.track_id: t.mean_p_fake for t in tracks if t.counted}
         if means:
             high = max(means, key=means.get)
             low = min(means, key=means.get)
-            if means[high] >= threshold and means[low] <= threshold - TRACKS_DISAGREE_MARGIN:
+            clearly_real = means[low] <= threshold - TRACKS_DISAGREE_MARGIN and (
+                low_cut is None or means[low] < low_cut
+            )
+            if means[high] >= threshold and clearly_real:
                 if kind == "image":
                     text = f"The faces disagree: one scores {means[high]:.2f}, another {means[low]:.2f}."
                 else:
+                    where = "well below the threshold" if low_cut is None else "under the REAL threshold"
                     text = (
                         f"The people disagree: person {high + 1} scores {means[high]:.2f} and person {low + 1} "
-                        f"{means[low]:.2f}, well below the threshold."
+                        f"{means[low]:.2f}, {where}."
                     )
-                rule = "the most suspicious one" if config.aggregation == "track_max" else "all of them together"
+                rule = (
+                    "the most suspicious one"
+                    if config.aggregation in ("track_max", "learned")
+                    else "all of them together"
+                )
                 note("tracks_disagree", f"{text} The verdict follows {rule}; look at each face below.")
-        left_out = [t for t in tracks if not t.counted and t.mean_p_fake >= threshold]
-        if left_out and kind != "image" and row.p_fake < threshold:  # they would have turned REAL into FAKE
+        rank = {"REAL": 0, "UNCERTAIN": 1, "FAKE": 2}
+        verdict_rank = rank.get(row.label, 2)
+        left_out = [
+            t for t in tracks if not t.counted and rank[label_for(t.mean_p_fake, threshold, low_cut)] > verdict_rank
+        ]
+        if left_out and kind != "image":  # alone, they would have labelled the clip higher
             worst = max(left_out, key=lambda t: t.mean_p_fake)
             because = LEFT_OUT_BECAUSE.get(worst.reason, reason_text(worst))
             seen = f"{worst.n_faces} face" if worst.n_faces == 1 else f"{worst.n_faces} faces"
+            if low_cut is None:
+                level = "at or above the threshold"
+            elif worst.mean_p_fake >= threshold:
+                level = f"at or above the FAKE threshold {threshold_text(threshold)}"
+            else:
+                level = f"between the two thresholds ({band_text(threshold, low_cut)})"
             note(
                 "person_left_out",
-                f"Person {worst.track_id + 1} scores {worst.mean_p_fake:.2f}, at or above the threshold, but is not "
+                f"Person {worst.track_id + 1} scores {worst.mean_p_fake:.2f}, {level}, but is not "
                 f"counted in the verdict: {because} ({seen}). Look at their faces below.",
             )
         if len(faces) < FEW_FACES:
@@ -712,11 +789,14 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
 
 
 def _verdict_track_id(row: VideoRow, tracks: list[TrackSummary], config: ScanConfig) -> int | None:
-    """The person whose score is the clip's ``p_fake`` (``track_max`` only): the row's
-    ``verdict_track_id``, or, for a row that does not name one, the one the rule picks."""
-    if config.aggregation != "track_max" or row.p_fake is None or not any(t.counted for t in tracks):
+    """The person whose score is the clip's ``p_fake`` (``track_max`` and ``learned`` only): the
+    row's ``verdict_track_id``, or, under ``track_max`` for a row that does not name one, the one
+    the rule picks."""
+    if config.aggregation not in ("track_max", "learned") or row.p_fake is None or not any(t.counted for t in tracks):
         return None
-    return row.verdict_track_id if row.verdict_track_id is not None else verdict_track(tracks).track_id
+    if row.verdict_track_id is not None or config.aggregation == "learned":
+        return row.verdict_track_id
+    return verdict_track(tracks).track_id
 
 
 def _person(track: TrackSummary, verdict_id: int | None) -> dict:
@@ -766,7 +846,11 @@ def build_result(
     face size), ``verdict_score`` (their score as the rule compares it), ``counted`` with its
     ``reason`` (a code of :data:`pipeline.scan.aggregate.REASONS`) and ``reason_text``
     (:func:`reason_text`), ``sets_verdict`` (their score is the clip's ``p_fake``; also as
-    ``sets_clip_p_fake`` under ``track_max``). ``notes``: :func:`uncertainty_notes`. ``model.summary``:
+    ``sets_clip_p_fake`` under ``track_max`` and ``learned``). ``label``: FAKE, UNCERTAIN or REAL;
+    ``threshold`` and ``uncertain_below`` (the lower threshold of the UNCERTAIN band, ``null`` for
+    one cut); ``label_rule``: how the label was made, one line (the row's ``label_rule``);
+    ``verdict_text``: why the label is what it is, one plain sentence (:func:`verdict_text`).
+    ``notes``: :func:`uncertainty_notes`. ``model.summary``:
     :func:`model_summary`; ``model.saliency``: how the overlays were made (``method``, ``grad-cam`` or
     ``occlusion``, :func:`pipeline.models.saliency.saliency_method`, and its ``name`` for people). Nothing
     here names a file on disk. Raises ``ValueError`` when ``evidence.saliency`` has another count than the
@@ -805,7 +889,7 @@ def build_result(
     summaries = sorted(summaries, key=lambda t: t.track_id)
     verdict_id = _verdict_track_id(row, summaries, config)
     tracks = [_person(t, verdict_id) for t in summaries]
-    if config.aggregation == "track_max" and row.p_fake is not None:
+    if config.aggregation in ("track_max", "learned") and row.p_fake is not None:
         # the clip's p_fake is one person's score: name them, so a FAKE next to REAL-looking people reads right
         for track in tracks:
             track["sets_clip_p_fake"] = track["sets_verdict"]
@@ -818,9 +902,12 @@ def build_result(
         "p_fake_meaning": P_FAKE_MEANING,
         "label": row.label or None,
         "threshold": config.threshold,
+        "uncertain_below": uncertain_below_of(row, config),
+        "label_rule": row.label_rule or config.label_rule,
+        "verdict_text": verdict_text(row, config),
         "model": {
             "name": scorer.name,
-            "summary": model_summary(spec, scorer.name, config.threshold),
+            "summary": model_summary(spec, scorer.name, config.threshold, uncertain_below_of(row, config)),
             "saliency": {"method": (method := saliency_method(scorer)), "name": SALIENCY_NAMES[method]},
             "provenance": spec.provenance,
             "license": spec.license,

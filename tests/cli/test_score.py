@@ -447,6 +447,19 @@ def test_warnings_during_the_batch_go_above_the_progress_bar(batch_dir, tmp_path
     assert [type(h) for h in logging.getLogger().handlers] == [logging.StreamHandler]  # put back after
 
 
+def test_the_closing_line_counts_the_labels_of_the_ok_clips(tmp_path, monkeypatch, caplog):
+    from pipeline.scan.batch import BatchSummary
+
+    (tmp_path / "a.mp4").write_bytes(b"")  # found by name; never opened (the batch is stubbed)
+    summary = BatchSummary({"no_face": 2, "ok": 27}, 3, {"FAKE": 5, "UNCERTAIN": 6, "REAL": 16})
+    monkeypatch.setattr(cli, "_run", lambda args, models, config, paths: summary)
+    monkeypatch.setattr(cli, "resolve_scan_settings", lambda args: (None, None))
+    out = tmp_path / "o.csv"
+    with caplog.at_level(logging.INFO):
+        assert cli.main([str(tmp_path / "a.mp4"), "-o", str(out), "--overwrite"]) == 0
+    assert f"wrote {out}: ok 27 (FAKE 5, UNCERTAIN 6, REAL 16), no_face 2 (3 already done)" in caplog.text
+
+
 @pytest.mark.parametrize(
     "hidden",
     [

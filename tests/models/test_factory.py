@@ -6,6 +6,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.errors import WeightsError
@@ -141,3 +142,21 @@ def test_load_models_with_the_real_mesonet_weights(meso4_df_path):
 def test_load_models_without_detector_and_with_an_explicit_threshold(meso4_df_path):
     models = load_models(ModelSpec(weights=meso4_df_path, threshold=0.8), with_detector=False)
     assert models.detector is None and models.threshold == 0.8
+
+
+def test_the_default_weights_are_the_projects_own_model():
+    """Without --weights the scanner finds the project's default in weights/ (REPO_DEFAULT_NAME, whatever its
+    family): its sidecar says p_fake, with its framing and calibration, and it loads and scores crops of its
+    own input size."""
+    from pipeline.models.factory import load_scorer
+    from pipeline.models.weights import REPO_DEFAULT_NAME, REPO_WEIGHTS_DIR, resolve_weights
+
+    assert (REPO_WEIGHTS_DIR / REPO_DEFAULT_NAME).is_file(), f"the default model weights/{REPO_DEFAULT_NAME} is missing"
+    path = resolve_weights(download=False)
+    assert path.name == REPO_DEFAULT_NAME
+    scorer = load_scorer(path)
+    assert scorer.spec.output == "p_fake" and path.name.startswith(scorer.name)
+    assert scorer.spec.crop_margin == 0.93 and scorer.spec.temperature != 1.0  # framing and calibration in its spec
+    size = scorer.spec.input_size_px
+    p = scorer.score_p_fake(np.zeros((2, size, size, 3), np.uint8))
+    assert p.shape == (2,) and ((p >= 0) & (p <= 1)).all()

@@ -55,9 +55,13 @@ def test_head_file_round_trips(tmp_path):
 
 def test_head_refuses_shapes_that_do_not_chain():
     with pytest.raises(ValueError, match="one output"):
-        Head(np.zeros(2, np.float32), np.ones(2, np.float32), (np.zeros((2, 3), np.float32),), (np.zeros(3, np.float32),))
+        Head(
+            np.zeros(2, np.float32), np.ones(2, np.float32), (np.zeros((2, 3), np.float32),), (np.zeros(3, np.float32),)
+        )
     with pytest.raises(ValueError, match="do not follow"):
-        Head(np.zeros(2, np.float32), np.ones(2, np.float32), (np.zeros((3, 1), np.float32),), (np.zeros(1, np.float32),))
+        Head(
+            np.zeros(2, np.float32), np.ones(2, np.float32), (np.zeros((3, 1), np.float32),), (np.zeros(1, np.float32),)
+        )
 
 
 def test_not_a_head_file_is_a_weights_error(tmp_path):

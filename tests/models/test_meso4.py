@@ -97,13 +97,13 @@ def test_unknown_weights_without_sidecar(tmp_path):
         MesoScorer.load(junk)
 
 
-def test_the_default_weights_are_the_projects_own_model():
-    """Without --weights the scanner finds weights/meso4_mix_v2.h5: its sidecar says p_fake,
-    and it loads and scores by layer order like the MesoNet files."""
-    from pipeline.models.weights import REPO_DEFAULT_NAME, resolve_weights
+def test_our_meso4_weights_load_and_score_by_layer_order():
+    """weights/meso4_mix_v2.h5 (the default before the backbone family): its sidecar says p_fake, and it
+    loads and scores by layer order like the MesoNet files."""
+    from pipeline.models.weights import resolve_weights
 
-    path = resolve_weights(download=False)
-    assert path.name == REPO_DEFAULT_NAME
+    path = resolve_weights("meso4_mix_v2", download=False)
+    assert path.name == "meso4_mix_v2.h5"
     scorer = MesoScorer.load(path)
     assert scorer.spec.output == "p_fake" and scorer.name == "meso4_mix_v2"
     assert scorer.spec.crop_margin == 0.93 and scorer.spec.temperature != 1.0  # framing and calibration in its spec

@@ -225,15 +225,16 @@ def test_spec_for_missing_weights(tmp_path):
     [
         # output must say which class the sigmoid is
         (dict(output="fake"), r"output must be one of \('p_real', 'p_fake'\), got 'fake'"),
-        # only Meso-4 and MesoInception-4 are built
+        # only the architectures of pipeline.models.registry
         (
             dict(architecture="xception"),
-            r"architecture must be one of \('meso4', 'mesoinception4', 'ensemble'\), got 'xception'",
+            r"architecture must be one of \('effnet-lite0-head', 'ensemble', 'meso4', 'mesoinception4'\), "
+            r"got 'xception'",
         ),
         # BGR input is not supported
-        (dict(color_order="bgr"), "only rgb input scaled x/255 is supported, got bgr"),
-        # [-1, 1] scaling is not supported
-        (dict(input_scale="x/127.5-1"), r"only rgb input scaled x/255 is supported, got rgb, x/127.5-1"),
+        (dict(color_order="bgr"), r"input must be rgb scaled one of \('x/255', '\(x-127\)/128'\), got bgr"),
+        # [-1, 1] scaling is not one of the two (MesoNet's x/255, EfficientNet-Lite's (x - 127) / 128)
+        (dict(input_scale="x/127.5-1"), r"input must be rgb scaled one of .*, got rgb, x/127.5-1"),
         # threshold 0 would call everything fake
         (dict(threshold=0.0), r"threshold must be in \(0, 1\), got 0.0"),
         # threshold 1 would call nothing fake

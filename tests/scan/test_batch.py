@@ -174,6 +174,7 @@ def _write_stamped(out, settings):
         (dict(scan_settings="fps=2;max_frames=40;detect_long_side_px=480"), "fps 1 -> 2"),
         (dict(scan_settings="fps=1;max_frames=40;detect_long_side_px=640"), "detect_long_side_px 480 -> 640"),
         (dict(tool_version="0.3.0"), "tool_version 0.2.0 -> 0.3.0"),
+        (dict(uncertain_below=0.3), "uncertain_below (none: one cut) -> 0.3"),
     ],
 )
 def test_resuming_with_other_settings_is_refused_naming_the_difference(tmp_path, overrides, named):
@@ -200,3 +201,93 @@ def test_resuming_rows_of_an_older_version_is_refused(tmp_path):
         ResumeMismatchError, match="older version.*model_sha256, threshold, scan_settings, tool_version"
     ):
         check_resume_settings(out, _settings())
+
+
+def test_a_band_resumed_with_another_band_or_one_cut_is_refused(tmp_path):
+    from pipeline.scan.batch import ResumeMismatchError, check_resume_settings
+
+    out = tmp_path / "scores.csv"
+    _write_stamped(out, _settings(uncertain_below=0.4))
+    check_resume_settings(out, _settings(uncertain_below=0.4))  # the same band: resumed
+    with pytest.raises(ResumeMismatchError, match=r"uncertain_below 0.4 -> 0.3"):
+        check_resume_settings(out, _settings(uncertain_below=0.3))
+    with pytest.raises(ResumeMismatchError, match=r"uncertain_below 0.4 -> \(none: one cut\)"):
+        check_resume_settings(out, _settings())  # --threshold forces one cut: labels made another way
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_resuming_an_output_without_the_label_columns_is_refused_naming_them(tmp_path, suffix):
+    import json
+
+    from pipeline.scan.batch import ResumeMismatchError, check_resume_settings
+    from pipeline.scan.records import VideoRow
+
+    out = tmp_path / f"scores{suffix}"
+    row = {c: "" for c in VideoRow.columns() if c not in ("label_rule", "uncertain_below")}
+    row.update(video_path="a.mp4", status="no_face", **{k: str(v) for k, v in _settings().columns().items()})
+    del row["uncertain_below"]
+    if suffix == ".csv":
+        out.write_text(",".join(row) + "\n" + ",".join(row.values()) + "\n")
+    else:
+        out.write_text(json.dumps({**row, "threshold": 0.5}) + "\n")
+    # rows that record every setting but the band: they cannot be checked, and are refused as such
+    with pytest.raises(ResumeMismatchError, match=r"older version.*\(uncertain_below missing\)"):
+        check_resume_settings(out, _settings())
+    # with the band recorded but not the rule: refused, naming the column
+    if suffix == ".csv":
+        out.write_text(",".join([*row, "uncertain_below"]) + "\n" + ",".join([*row.values(), ""]) + "\n")
+    else:
+        out.write_text(json.dumps({**row, "threshold": 0.5, "uncertain_below": None}) + "\n")
+    with pytest.raises(ResumeMismatchError) as excinfo:
+        check_resume_settings(out, _settings())
+    message = str(excinfo.value)
+    assert "another version of the scanner (it lacks label_rule)" in message and "--overwrite" in message
+
+
+def test_the_summary_counts_the_labels_of_the_ok_clips(tmp_path, monkeypatch):
+    import json
+
+    from pipeline.scan import batch
+    from pipeline.scan.analyze import VideoResult, error_row
+    from pipeline.scan.records import VideoRow, label_for
+
+    config = ScanConfig(aggregation="track_max", threshold=0.7, uncertain_below=0.4)
+    rows = [
+        VideoRow(
+            f"{p}.mp4",
+            "ok",
+            p_fake=p,
+            label=label_for(p, 0.7, 0.4),
+            threshold=0.7,
+            uncertain_below=0.4,
+            label_rule=config.label_rule,
+        )
+        for p in (0.9, 0.5, 0.6, 0.1)
+    ]
+    rows.append(error_row("gone.mp4", "error", "file not found", 0.0, config, "m1"))
+    settings = _settings(threshold=0.7, uncertain_below=0.4)
+    monkeypatch.setattr(batch, "run_settings", lambda models, config: settings)
+    monkeypatch.setattr(batch, "_results", lambda todo, *a, **k: [VideoResult(r) for r in rows if r.video_path in todo])
+    out = tmp_path / "scores.jsonl"
+    paths = [r.video_path for r in rows]
+    summary = run_batch(paths, out, config=config, models=ModelSpec(), progress=False)
+    assert summary.status_counts == {"ok": 4, "error": 1}
+    assert summary.label_counts == {"FAKE": 1, "UNCERTAIN": 2, "REAL": 1}
+    assert summary.counts_text() == "ok 4 (FAKE 1, UNCERTAIN 2, REAL 1), error 1"
+    # the JSON Lines rows carry the label, the band and the rule, the error row too
+    objects = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [o["label"] for o in objects] == ["FAKE", "UNCERTAIN", "UNCERTAIN", "REAL", ""]
+    assert {(o["uncertain_below"], o["threshold"], o["label_rule"]) for o in objects} == {(0.4, 0.7, config.label_rule)}
+    # a resume of it with the same settings is accepted (nothing new here: nothing counted)
+    resumed = run_batch(paths, out, config=config, models=ModelSpec(), progress=False)
+    assert resumed.skipped == 5 and resumed.status_counts == {} and resumed.counts_text() == ""
+    # a batch with one cut has no UNCERTAIN count
+
+    one_cut = batch.batch_label_counts(collections_counter(FAKE=2), ScanConfig(threshold=0.7))
+    assert one_cut == {"FAKE": 2, "REAL": 0}
+
+
+def collections_counter(**counts):
+    import collections
+
+    return collections.Counter(counts)

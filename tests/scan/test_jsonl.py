@@ -41,6 +41,40 @@ def test_sink_appends_resumes_and_cuts_a_torn_line(tmp_path):
     assert [json.loads(line)["video_path"] for line in lines] == ["a.mp4", "b.mp4", "c.mp4"]
 
 
+def test_an_uncertain_row_keeps_its_label_band_and_rule_through_a_resume(tmp_path):
+    from pipeline.scan.analyze import ScanConfig
+
+    config = ScanConfig(aggregation="track_max", threshold=0.7, uncertain_below=0.4)
+    row = VideoRow(
+        "a.mp4",
+        "ok",
+        p_fake=0.55,
+        label="UNCERTAIN",
+        threshold=0.7,
+        uncertain_below=0.4,
+        label_rule=config.label_rule,
+    )
+    obj = row_object(row)
+    assert (obj["label"], obj["threshold"], obj["uncertain_below"]) == ("UNCERTAIN", 0.7, 0.4)
+    assert obj["label_rule"] == "FAKE at p_fake >= 0.7, REAL under 0.4, UNCERTAIN between"
+    assert list(obj).index("uncertain_below") == list(obj).index("threshold") + 1
+    out = tmp_path / "scores.jsonl"
+    with JsonlSink(out, VideoRow.columns(), resume=False) as sink:
+        sink.write(row)
+    with JsonlSink(out, VideoRow.columns(), resume=True) as sink:  # written by this version: resumed
+        sink.write(_row("b.mp4", threshold=0.7, uncertain_below=0.4, label_rule=config.label_rule))
+    first, second = read_objects(out)
+    assert first == obj and second["uncertain_below"] == 0.4 and second["label"] == ""
+    # a file written before these fields: refused, not appended to with a second layout
+    older = tmp_path / "older.jsonl"
+    older.write_text(json.dumps({k: v for k, v in obj.items() if k not in ("label_rule", "uncertain_below")}) + "\n")
+    with (
+        pytest.raises(ValueError, match="has fields.*use --overwrite"),
+        JsonlSink(older, VideoRow.columns(), resume=True),
+    ):
+        pass
+
+
 def test_sink_refuses_a_file_with_other_fields(tmp_path):
     out = tmp_path / "scores.jsonl"
     out.write_text('{"video_path": "a.mp4", "status": "ok"}\n')

@@ -8,7 +8,17 @@ import math
 import pytest
 
 from pipeline.scan.aggregate import summarize_tracks
-from pipeline.scan.records import LABELS, STATUSES, FaceRow, TrackRow, VideoRow, face_columns, label_for
+from pipeline.scan.records import (
+    LABELS,
+    STATUSES,
+    FaceRow,
+    TrackRow,
+    VideoRow,
+    counts_text,
+    face_columns,
+    label_for,
+    labels_in_use,
+)
 
 VIDEO_CONTRACT = [
     "video_path",
@@ -89,7 +99,7 @@ def test_video_row_accepts_valid_rows(kwargs):
         # NaN is not a score
         (dict(status="ok", p_fake=math.nan, label="REAL"), r"got nan"),
         # an ok row must have a label
-        (dict(status="ok", p_fake=0.3), r"an ok row needs label in \('FAKE', 'REAL'\), got ''"),
+        (dict(status="ok", p_fake=0.3), r"an ok row needs label in \('FAKE', 'UNCERTAIN', 'REAL'\), got ''"),
         # labels are upper case
         (dict(status="ok", p_fake=0.3, label="real"), r"got 'real'"),
         # no silent score on a failed clip
@@ -248,3 +258,29 @@ def test_track_row_from_a_summary():
     assert (short.track_id, short.counted, short.reason, short.sets_verdict) == (1, False, "too_few_faces", False)
     assert (short.first_timestamp_s, short.last_timestamp_s, short.size_weight) == (5.0, 5.5, 1.0)
     assert list(dataclasses.asdict(small)) == TRACK_CONTRACT
+
+
+def test_rows_say_their_band_and_rule():
+    from pipeline.scan.analyze import ScanConfig, ScoredFace, error_row, verdict_row
+
+    config = ScanConfig(aggregation="track_max", threshold=0.7, uncertain_below=0.4)
+    faces = [ScoredFace(i, i, float(i), 0, (0.0, 0.0, 200.0, 200.0), 0.99, 0.55) for i in range(5)]
+    row = verdict_row("clip.mp4", faces, config, model="m", n_frames=5, started_s=0.0)
+    assert (row.label, row.threshold, row.uncertain_below) == ("UNCERTAIN", 0.7, 0.4)
+    assert row.label_rule == "FAKE at p_fake >= 0.7, REAL under 0.4, UNCERTAIN between"
+    # a clip with no verdict says the same rule: every row of a batch records how labels were made
+    failed = error_row("gone.mp4", "error", "file not found", 0.1, config, "m")
+    assert (failed.label, failed.uncertain_below, failed.label_rule) == ("", 0.4, row.label_rule)
+    one_cut = error_row("gone.mp4", "error", "x", 0.1, ScanConfig(threshold=0.7), "m")
+    assert one_cut.uncertain_below is None and one_cut.label_rule == "FAKE at p_fake >= 0.7, else REAL"
+    columns = VideoRow.columns()
+    assert columns.index("uncertain_below") == columns.index("threshold") + 1
+
+
+def test_labels_in_use_and_counts_text():
+    assert labels_in_use(0.4) == LABELS == ("FAKE", "UNCERTAIN", "REAL")
+    assert labels_in_use(None) == ("FAKE", "REAL")
+    text = counts_text({"no_face": 2, "ok": 27, "decode_error": 0}, {"REAL": 16, "FAKE": 5, "UNCERTAIN": 6})
+    assert text == "ok 27 (FAKE 5, UNCERTAIN 6, REAL 16), no_face 2"
+    assert counts_text({"ok": 3}, {"FAKE": 0, "REAL": 3}) == "ok 3 (FAKE 0, REAL 3)"
+    assert counts_text({"timeout": 1}) == "timeout 1" and counts_text({}) == ""

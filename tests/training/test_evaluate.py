@@ -182,6 +182,38 @@ def test_resize_flag_overrides_the_spec_and_the_weights_contract_is_recorded(kno
     }
 
 
+def test_a_224_px_model_gets_224_px_crops_framed_as_its_spec_says(tmp_path):
+    # the backbone family's contract: 224 px, framed at 0.93 of the detector box; faces stored at 1.3 are
+    # centre-cut to 0.93 / 1.3 of their side first (a half-white, half-black face: the cut keeps more black)
+    from PIL import Image
+
+    folder = tmp_path / "faces"
+    for label in ("fake", "real"):
+        (folder / label).mkdir(parents=True)
+        rgb = np.zeros((260, 260, 3), np.uint8)
+        rgb[:, :130] = 255
+        rgb[:, :10] = 0  # a black border the centre cut drops
+        Image.fromarray(rgb).save(folder / label / "a.png")
+    scorer = BrightnessScorer()
+    scorer.spec = WeightsSpec(
+        name="head",
+        architecture="effnet-lite0-head",
+        sha256="0" * 64,
+        output="p_fake",
+        input_size_px=224,
+        input_scale="(x-127)/128",
+        crop_margin=0.93,
+    )
+    whole = evaluate(EvaluateConfig(data=folder, report_dir=tmp_path / "whole"), scorer=scorer)
+    cut = evaluate(EvaluateConfig(data=folder, report_dir=tmp_path / "cut", faces_crop_margin=1.3), scorer=scorer)
+    assert {shape[1:] for shape in scorer.calls} == {(224, 224, 3)}
+    assert whole["weights"]["crop_margin"] == cut["weights"]["crop_margin"] == 0.93
+    p_whole = [float(r["p_fake"]) for r in csv.DictReader((tmp_path / "whole" / "scores.csv").read_text().splitlines())]
+    p_cut = [float(r["p_fake"]) for r in csv.DictReader((tmp_path / "cut" / "scores.csv").read_text().splitlines())]
+    assert p_whole[0] == pytest.approx(120 / 260, abs=0.01)  # columns 10-129 white of 260
+    assert p_cut[0] == pytest.approx(0.5, abs=0.01)  # the centre 0.93/1.3 of the side, no border: half white
+
+
 def test_without_a_scorer_the_factory_builds_one_without_detector(known_manifest, tmp_path, monkeypatch):
     from pipeline.models import factory
 

@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from pipeline.cli.report import main
+from pipeline.scan.analyze import ScanConfig
 from pipeline.scan.records import FaceRow, VideoRow, label_for
 from pipeline.scan.sink import CsvSink
 from pipeline.training.report import (
@@ -30,6 +31,7 @@ from pipeline.training.report import (
     ClipRecord,
     ReportConfig,
     ReportError,
+    band_from_rule,
     histogram_svg,
     json_for_script,
     read_scores,
@@ -68,7 +70,7 @@ def ok_row(path: str, p_fake: float, threshold: float = THRESHOLD, **extra) -> V
         video_path=path,
         status="ok",
         p_fake=p_fake,
-        label=label_for(p_fake, threshold),
+        label=label_for(p_fake, threshold, extra.get("uncertain_below")),
         n_frames=10,
         n_faces=10,
         n_tracks=1,
@@ -335,7 +337,8 @@ def test_old_csv_without_threshold_column(tmp_path):
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert summary.threshold == 0.65 and "threshold 0.65" in page
     assert "This file records no threshold; --threshold 0.65 is used." in page
-    assert page.count("not recorded") == 5  # model, sha256, aggregation, settings, version
+    assert page.count("not recorded") == 6  # model, sha256, aggregation, label rule, settings, version
+    assert "not recorded:</span> FAKE when p_fake &ge; 0.65, else REAL" in page  # the rule drawn, in words
 
 
 def test_differing_thresholds_are_said(tmp_path):
@@ -490,6 +493,171 @@ def test_jsonl_torn_last_line_is_skipped_but_a_bad_middle_line_is_refused(tmp_pa
     path.write_text('{"video_path": "a.mp4", "status": "ok"}\nnot json\n{"video_path": "b.mp4", "status": "ok"}\n')
     with pytest.raises(ReportError, match=r"scores.jsonl:2 is not JSON"):
         read_scores(path)
+
+
+# --- the UNCERTAIN band -------------------------------------------------------------------------
+
+BAND = ScanConfig(aggregation="track_max", threshold=0.7, uncertain_below=0.4)
+
+
+def band_row(path: str, p_fake: float, config: ScanConfig = BAND) -> VideoRow:
+    """An ok row labelled as the scanner labels it under ``config``'s two thresholds."""
+    return ok_row(
+        path,
+        p_fake,
+        threshold=config.threshold,
+        uncertain_below=config.uncertain_below,
+        label_rule=config.label_rule,
+    )
+
+
+def band_batch() -> list[VideoRow]:
+    return [
+        band_row("fake.mp4", 0.9),
+        band_row("unsure_high.mp4", 0.65),
+        band_row("unsure_low.mp4", 0.45),
+        band_row("real.mp4", 0.1),
+        dataclasses.replace(
+            failed_row("broken.mp4", "decode_error"), threshold=0.7, uncertain_below=0.4, label_rule=BAND.label_rule
+        ),
+    ]
+
+
+@pytest.mark.parametrize("suffix, write", [(".csv", write_scores_csv), (".jsonl", write_jsonl)])
+def test_uncertain_clips_are_counted_styled_and_listed_apart_from_the_flagged(tmp_path, suffix, write):
+    scores = write(tmp_path / f"scores{suffix}", band_batch())
+    summary = write_report(ReportConfig(scores, tmp_path / "report.html"))
+    assert summary.label_counts == {"FAKE": 1, "UNCERTAIN": 2, "REAL": 1, "(none)": 1}
+    assert summary.threshold == 0.7 and summary.uncertain_below == 0.4
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    # the count, in its own colour
+    assert re.search(
+        r'<div class="count label-UNCERTAIN" data-count="label:UNCERTAIN"><dt>UNCERTAIN</dt><dd>2</dd>', page
+    )
+    assert ".label-UNCERTAIN dd { color: var(--uncertain); }" in page
+    assert "UNCERTAIN when p_fake is between the two thresholds" in page
+    # the table: the rows say UNCERTAIN, the script gives them their class, the filter offers the label
+    data = page_data(page)
+    assert [(r[1], r[4]) for r in data["rows"][:4]] == [
+        ("fake.mp4", "FAKE"),
+        ("unsure_high.mp4", "UNCERTAIN"),
+        ("unsure_low.mp4", "UNCERTAIN"),
+        ("real.mp4", "REAL"),
+    ]
+    assert "UNCERTAIN: true" in page and "tr.UNCERTAIN td.label" in page
+    assert '<option value="UNCERTAIN">UNCERTAIN (2)</option>' in page
+    # the histogram: both thresholds, the bars between them in the uncertain colour
+    svg = page[page.index('<svg class="chart-svg histogram"') : page.index("</svg>")]
+    assert 'class="threshold threshold-low"' in svg and "REAL under 0.4" in svg and "FAKE at 0.7" in svg
+    assert svg.count('class="bar uncertain"') == 6  # bins 0.40-0.45 ... 0.65-0.70
+    assert "FAKE at p_fake &ge; 0.7, REAL under 0.4; the bars between are UNCERTAIN" in page
+    # the rule, stated once, in the run's card
+    assert page.count(html_escape(BAND.label_rule)) == 1
+    provenance = page[page.index('id="provenance"') : page.index('id="counts"')]
+    assert "<dt>label rule</dt>" in provenance and html_escape(BAND.label_rule) in provenance
+    assert "<code>0.7</code> and <code>0.4</code>" in provenance
+    assert 'class="differs"' not in page and 'class="note"' not in page  # one run, one rule: nothing to warn of
+    # flagged means FAKE only; the UNCERTAIN clips are listed apart, worst first, without evidence
+    assert "1 of 1 FAKE clips shown here" in page and page.count('class="card evidence"') == 1
+    uncertain = page[page.index('id="uncertain"') :]
+    assert "2 clips are UNCERTAIN (p_fake between 0.4 and 0.7)" in uncertain
+    assert re.findall(r'<li><span class="rank">#(\d+)</span> <code class="path">([^<]*)</code>', uncertain) == [
+        ("2", "unsure_high.mp4"),
+        ("3", "unsure_low.mp4"),
+    ]
+    assert '<span class="tag tag-uncertain">0.650 UNCERTAIN</span>' in uncertain
+
+
+def test_a_long_uncertain_list_stops_and_points_at_the_table(monkeypatch):
+    from pipeline.training import report
+
+    monkeypatch.setattr(report, "UNCERTAIN_LISTED", 1)
+    page, _ = render(read_scores_of(band_batch()))
+    uncertain = page[page.index('id="uncertain"') :]
+    assert "1 listed, worst first (at most 1); choose label UNCERTAIN in the table for all." in uncertain
+    assert uncertain.count("<li>") == 1 and "unsure_high.mp4" in uncertain and "unsure_low.mp4" not in uncertain
+    one, _ = render(read_scores_of([band_row("a.mp4", 0.5)]))
+    assert "1 clip is UNCERTAIN (p_fake between 0.4 and 0.7)" in one
+
+
+def test_the_command_says_the_label_counts(tmp_path, caplog):
+    import logging
+
+    scores = write_scores_csv(tmp_path / "scores.csv", band_batch())
+    with caplog.at_level(logging.INFO):
+        assert main([str(scores), "-o", str(tmp_path / "r.html")]) == 0
+    assert "5 clips (ok 4 (FAKE 1, UNCERTAIN 2, REAL 1), decode_error 1), 1 flagged with evidence" in caplog.text
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def test_one_cut_rows_show_no_uncertain_label_nor_band(tmp_path):
+    one_cut = ScanConfig(aggregation="track_max", threshold=0.7)
+    rows = [band_row("a.mp4", 0.9, one_cut), band_row("b.mp4", 0.5, one_cut)]
+    summary = write_report(ReportConfig(write_scores_csv(tmp_path / "s.csv", rows), tmp_path / "r.html"))
+    assert summary.label_counts == {"FAKE": 1, "REAL": 1} and summary.uncertain_below is None
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert 'data-count="label:UNCERTAIN"' not in page and 'id="uncertain"' not in page
+    assert 'class="threshold threshold-low"' not in page and "threshold 0.7" in page
+    assert html_escape("FAKE at p_fake >= 0.7, else REAL") in page  # the rows' rule, stated
+
+
+def test_a_band_is_read_from_the_label_rule_of_rows_written_before_its_column(tmp_path):
+    from pipeline.scan.decision import FEATURES, ClipDecision
+
+    decision = ClipDecision(
+        mean=(0.0,) * len(FEATURES),
+        scale=(1.0,) * len(FEATURES),
+        coef=(0.0,) * len(FEATURES),
+        intercept=0.0,
+        fake_at=0.712,
+        real_below=0.301,
+        fpr_target=0.05,
+        miss_target=0.05,
+        chosen_on="106 FF++ c23 clips",
+    )
+    assert band_from_rule(decision.rule_text) == 0.301
+    assert band_from_rule(BAND.label_rule) == 0.4
+    assert band_from_rule("FAKE at p_fake >= 0.6, else REAL") is None and band_from_rule("") is None
+    rule = decision.rule_text.replace('"', '""')
+    scores = tmp_path / "scores.csv"
+    scores.write_text(
+        "video_path,status,p_fake,label,threshold,label_rule\n"
+        f'a.mp4,ok,0.5,UNCERTAIN,0.712,"{rule}"\n'
+        f'b.mp4,ok,0.2,REAL,0.712,"{rule}"\n',
+        encoding="utf-8",
+    )
+    summary = write_report(ReportConfig(scores, tmp_path / "r.html"))
+    assert summary.uncertain_below == 0.301 and summary.label_counts["UNCERTAIN"] == 1
+    assert "REAL under 0.301" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_rows_that_differ_in_the_band_are_said():
+    other = ScanConfig(aggregation="track_max", threshold=0.7, uncertain_below=0.3)
+    one_cut = ScanConfig(aggregation="track_max", threshold=0.7)
+    records = read_scores_of([band_row("a.mp4", 0.5), band_row("b.mp4", 0.5), band_row("c.mp4", 0.5, other)])
+    page, summary = render(records + read_scores_of([band_row("d.mp4", 0.5, one_cut)]))
+    assert summary.uncertain_below == 0.4
+    assert "Rows differ in the lower threshold (REAL under): 0.4 (2 clips), 0.3 (1 clips)" in page
+    assert "1 rows were labelled with one cut (FAKE or REAL, no UNCERTAIN band)" in page
+
+
+def read_scores_of(rows) -> list[ClipRecord]:
+    from pipeline.training.report import _record
+
+    return [_record(dataclasses.asdict(r), "test") for r in rows]
+
+
+def test_histogram_draws_the_band():
+    svg = histogram_svg([0.1, 0.5, 0.9], threshold=0.7, bins=10, uncertain_below=0.4)
+    assert svg.count('class="bar real"') == 4 and svg.count('class="bar uncertain"') == 3
+    assert svg.count('class="bar fake"') == 3
+    assert "REAL under 0.4" in svg and "FAKE at 0.7" in svg and "threshold 0.7" not in svg
+    assert 'aria-label="histogram of p_fake over 3 scored clips; FAKE at 0.7, REAL under 0.4, UNCERTAIN between"' in svg
 
 
 # --- the command --------------------------------------------------------------------------------

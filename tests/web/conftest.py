@@ -25,12 +25,14 @@ class _NamedScorer:
 @pytest.fixture
 def make_modelless_app(tmp_path):
     """Build apps whose models are stand-ins (no TensorFlow), uploads in ``tmp_path / "uploads"``,
-    threshold 0.7, 1 MB upload cap unless ``web_fields`` say otherwise; workers stopped afterwards."""
+    threshold 0.7 (unless ``config`` says otherwise), 1 MB upload cap unless ``web_fields`` say
+    otherwise; workers stopped afterwards."""
     apps = []
 
-    def make(**web_fields):
+    def make(config: ScanConfig | None = None, **web_fields):
         web = {"upload_dir": str(tmp_path / "uploads"), "max_upload_bytes": 1024 * 1024, **web_fields}
-        app = create_app(_UnusedDetector(), _NamedScorer(), ScanConfig(threshold=0.7), WebConfig(**web))
+        config = config or ScanConfig(threshold=0.7)
+        app = create_app(_UnusedDetector(), _NamedScorer(), config, WebConfig(**web))
         apps.append(app)
         return app
 

@@ -11,7 +11,7 @@ import numpy as np
 from pipeline.models.weights import KNOWN_WEIGHTS, REPO_WEIGHTS_DIR, WeightsSpec
 from pipeline.scan.aggregate import verdict_track
 from pipeline.scan.analyze import ScanConfig, ScoredFace, VideoResult, track_summaries
-from pipeline.scan.records import VideoRow
+from pipeline.scan.records import VideoRow, label_for
 
 CROP_PX = 256
 
@@ -55,12 +55,18 @@ def face(
 
 
 def ok_result(
-    faces: list[ScoredFace], p_fake: float, threshold: float = 0.5, aggregation: str = "track_max", **row_fields
+    faces: list[ScoredFace],
+    p_fake: float,
+    threshold: float = 0.5,
+    aggregation: str = "track_max",
+    uncertain_below: float | None = None,
+    **row_fields,
 ) -> VideoResult:
     """An ok clip whose verdict is ``p_fake`` (as the aggregation gave it) and whose sampling
-    reached its end, unless ``row_fields`` say otherwise; its people (``tracks``, and the row's
-    ``verdict_track_id`` and ``n_tracks_counted``) as the scanner summarizes them
-    (:func:`pipeline.scan.analyze.track_summaries`)."""
+    reached its end, unless ``row_fields`` say otherwise, labelled at ``threshold`` (with
+    ``uncertain_below``, UNCERTAIN between, and the row records the band and its rule); its people
+    (``tracks``, and the row's ``verdict_track_id`` and ``n_tracks_counted``) as the scanner
+    summarizes them (:func:`pipeline.scan.analyze.track_summaries`)."""
     tracks = track_summaries(faces, ScanConfig(threshold=threshold, aggregation=aggregation))
     fields = {
         "n_frames": 10,
@@ -72,22 +78,28 @@ def ok_result(
         "covered_s": 10.0,
         "reached_end": True,
     }
+    if uncertain_below is not None:
+        config = ScanConfig(threshold=threshold, aggregation=aggregation, uncertain_below=uncertain_below)
+        fields.update(threshold=threshold, uncertain_below=uncertain_below, label_rule=config.label_rule)
     fields.update(row_fields)
-    label = "FAKE" if p_fake >= threshold else "REAL"
+    label = label_for(p_fake, threshold, uncertain_below)
     return VideoResult(VideoRow("clip.mp4", "ok", p_fake=p_fake, label=label, **fields), tuple(faces), tuple(tracks))
 
 
-def result_task(faces: list[ScoredFace], p_fake: float, *, threshold: float = 0.5):
+def result_task(
+    faces: list[ScoredFace], p_fake: float, *, threshold: float = 0.5, uncertain_below: float | None = None
+):
     """A job task (:meth:`pipeline.web.jobs.JobQueue.submit`) returning what the worker would
-    for a clip of ``faces`` scored ``p_fake`` (:func:`ok_result`), with no evidence."""
+    for a clip of ``faces`` scored ``p_fake`` (:func:`ok_result`; with ``uncertain_below``, an
+    UNCERTAIN band), with no evidence."""
     from pipeline.web.jobs import JobOutcome
     from pipeline.web.scoring import build_result
 
     def task(progress) -> JobOutcome:
         payload, images = build_result(
-            ok_result(faces, p_fake, threshold=threshold),
+            ok_result(faces, p_fake, threshold=threshold, uncertain_below=uncertain_below),
             kind="video",
-            config=ScanConfig(threshold=threshold),
+            config=ScanConfig(threshold=threshold, uncertain_below=uncertain_below),
             scorer=FakeScorer(),
             job_id=progress.job_id,
             max_thumbnails=48,

@@ -73,7 +73,9 @@ def test_healthz_names_the_models_settings(modelless_app):
     body = modelless_app.test_client().get("/healthz").get_json()
     assert body["status"] == "ok" and body["model"] == "stand-in-scorer"
     assert body["threshold"] == 0.7 and body["aggregation"] == "track_max"
-    assert list(body) == ["status", "model", "threshold", "aggregation", "queue"]  # written order kept
+    assert body["uncertain_below"] is None and body["label_rule"] == "FAKE at p_fake >= 0.7, else REAL"
+    # written order kept
+    assert list(body) == ["status", "model", "threshold", "uncertain_below", "label_rule", "aggregation", "queue"]
 
 
 def test_job_links_point_at_the_api_and_the_page(modelless_app):
@@ -197,6 +199,7 @@ def test_job_page_shows_the_evidence_and_the_caveats(modelless_app):
     # every thumbnail: its overlay (hidden until the box is ticked) and its time pointing at the chart
     assert page.count('class="thumb"') == page.count('class="overlay"') == 8
     assert 'id="saliency-toggle"' in page and 'loading="lazy"' in page
+    assert "Grad-CAM saliency: red where" in page  # the method the result says made the overlays (Meso-4's)
     assert all(f'class="time-link" data-face="{i}"' in page for i in range(8))
     assert '<div class="table-scroll" id="tracks-box">' in page
     # still nothing the content security policy would block: no inline script or style
@@ -264,3 +267,65 @@ def test_a_left_out_person_under_a_real_verdict_is_listed_with_its_reason(modell
     rows = people_rows(page)
     assert 'class="counted sets-verdict"' in rows[1]
     assert 'class="left-out"' in rows[2] and "left out: seen in too few frames" in rows[2]
+
+
+# --- an UNCERTAIN band: the verdict, the page and the index say it ----------------------------
+
+
+def verdict_html(page: str) -> str:
+    return page[page.index('id="verdict"') : page.index("</section>", page.index('id="verdict"'))]
+
+
+def test_an_uncertain_verdict_has_its_own_style_sentence_and_rule(modelless_app):
+    client = modelless_app.test_client()
+    job_id = finished(modelless_app, result_task(one_person_at(0.55), 0.55, threshold=0.7, uncertain_below=0.4))
+    result = client.get(f"/api/v1/jobs/{job_id}").get_json()["result"]
+    assert result["label"] == "UNCERTAIN" and result["uncertain_below"] == 0.4 and result["threshold"] == 0.7
+    assert result["label_rule"] == "FAKE at p_fake >= 0.7, REAL under 0.4, UNCERTAIN between"
+    assert result["verdict_text"].startswith("The model cannot tell with the confidence it was validated for")
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    verdict = verdict_html(page)
+    assert '<section class="card verdict verdict-uncertain" id="verdict" data-label="UNCERTAIN">' in page
+    assert 'id="verdict-label">UNCERTAIN<' in verdict
+    assert (
+        "The model cannot tell with the confidence it was validated for: p_fake 0.550 is between the two "
+        "thresholds (REAL under 0.40, FAKE at 0.70 and above), so the verdict is UNCERTAIN." in verdict
+    )
+    assert "below the threshold" not in verdict  # the one-cut sentence is not said of an UNCERTAIN verdict
+    # the gauge: the band between its two thresholds; the rule in the facts
+    assert 'class="gauge-uncertain" x="40.0%" y="14" width="30.0%"' in verdict
+    assert 'class="gauge-threshold gauge-threshold-low" x1="40.0%"' in verdict and "uncertain 0.40–0.70" in verdict
+    assert '<dd id="label-rule">FAKE at p_fake &gt;= 0.7, REAL under 0.4, UNCERTAIN between</dd>' in verdict
+    assert "under the lower one (REAL under 0.40) towards real" in page  # the chart's hint
+    # the person's and the faces' scores in the uncertain colour too
+    assert '<span class="pill pill-uncertain">0.550</span>' in people_rows(page)[1]
+    assert page.count('<span class="pill pill-uncertain">0.550</span>') == 1 + 6
+    assert " style=" not in page  # still nothing the content security policy would block
+    # a FAKE and a REAL under the same band say which threshold they are on the far side of
+    fake_page = client.get(
+        f"/jobs/{finished(modelless_app, result_task(one_person_at(0.9), 0.9, threshold=0.7, uncertain_below=0.4))}"
+    )
+    assert "at or above the FAKE threshold 0.70" in fake_page.get_data(as_text=True)
+    real_id = finished(modelless_app, result_task(one_person_at(0.1), 0.1, threshold=0.7, uncertain_below=0.4))
+    real_page = client.get(f"/jobs/{real_id}").get_data(as_text=True)
+    assert "verdict-real" in real_page and "under the REAL threshold 0.40, so the verdict is REAL." in real_page
+
+
+def one_person_at(p_fake: float):
+    return [face(i, 0, p_fake) for i in range(6)]
+
+
+def test_the_index_explains_the_band_only_when_the_app_has_one(make_modelless_app):
+    band = make_modelless_app(config=ScanConfig(aggregation="track_max", threshold=0.7, uncertain_below=0.4))
+    page = band.test_client().get("/").get_data(as_text=True)
+    labels = page[page.index('id="labels-explained"') : page.index("</dd>", page.index('id="labels-explained"'))]
+    labels = " ".join(labels.split())  # the template's line breaks
+    assert '<span class="tag tag-uncertain">UNCERTAIN</span> between' in labels
+    assert "when it is under 0.40" in labels and "at least 0.70" in labels
+    assert "cannot tell with the confidence it was validated for" in labels
+    assert "(FAKE at p_fake &gt;= 0.7, REAL under 0.4, UNCERTAIN between)" in labels
+    one_cut = make_modelless_app().test_client().get("/").get_data(as_text=True)
+    assert "tag-uncertain" not in one_cut and "UNCERTAIN" not in one_cut
+    assert 'otherwise <span class="tag tag-real">REAL</span>' in one_cut
+    health = band.test_client().get("/healthz").get_json()
+    assert health["uncertain_below"] == 0.4 and "UNCERTAIN between" in health["label_rule"]

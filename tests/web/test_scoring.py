@@ -416,6 +416,88 @@ def test_a_person_left_out_of_a_real_verdict_is_named():
     assert all("half" not in n["text"] for n in payload["notes"] + passer_by["notes"])
 
 
+# --- an UNCERTAIN band: two thresholds --------------------------------------------------------
+
+BAND = ScanConfig(aggregation="track_max", threshold=0.7, uncertain_below=0.4)
+
+
+def build_band(faces, p_fake, **kwargs):
+    return build(ok_result(faces, p_fake, threshold=0.7, uncertain_below=0.4), config=BAND, **kwargs)
+
+
+def test_an_uncertain_verdict_says_in_plain_words_that_the_model_cannot_tell():
+    payload, _ = build_band(one_person(0.55), 0.55)
+    assert payload["label"] == "UNCERTAIN" and payload["threshold"] == 0.7 and payload["uncertain_below"] == 0.4
+    assert payload["label_rule"] == "FAKE at p_fake >= 0.7, REAL under 0.4, UNCERTAIN between"
+    assert payload["verdict_text"] == (
+        "The model cannot tell with the confidence it was validated for: p_fake 0.550 is between the two "
+        "thresholds (REAL under 0.40, FAKE at 0.70 and above), so the verdict is UNCERTAIN."
+    )
+    assert payload["model"]["summary"].endswith("says FAKE at p_fake ≥ 0.70, REAL under 0.40, UNCERTAIN between")
+    assert payload["notes"] == []  # one clear person: the verdict's own sentence says it all
+
+
+def test_the_verdict_sentence_names_the_threshold_it_rests_on():
+    fake, _ = build_band(one_person(0.9), 0.9)
+    real, _ = build_band(one_person(0.1), 0.1)
+    assert fake["verdict_text"] == "p_fake 0.900 is at or above the FAKE threshold 0.70, so the verdict is FAKE."
+    assert real["verdict_text"] == "p_fake 0.100 is under the REAL threshold 0.40, so the verdict is REAL."
+    one_cut, _ = build(ok_result(one_person(0.9), 0.9))
+    assert one_cut["verdict_text"] == "p_fake 0.900 is at or above the threshold 0.50, so the verdict is FAKE."
+    assert one_cut["uncertain_below"] is None and one_cut["label_rule"] == "FAKE at p_fake >= 0.5, else REAL"
+    no_face, _ = build(VideoResult(VideoRow("x.mp4", "no_face", n_frames=5, reached_end=True)))
+    assert no_face["verdict_text"] is None and no_face["label"] is None
+
+
+@pytest.mark.parametrize(
+    "p_fake, label, text",
+    [
+        (0.72, "FAKE", "p_fake 0.720 is within 0.05 above the FAKE threshold 0.70: a little lower and the verdict "
+         "would be UNCERTAIN."),
+        (0.37, "REAL", "p_fake 0.370 is within 0.05 under the REAL threshold 0.40: a little higher and the verdict "
+         "would be UNCERTAIN."),
+        # between the thresholds, near either one: not a coin toss against one of them, it is UNCERTAIN already
+        (0.41, "UNCERTAIN", None),
+        (0.69, "UNCERTAIN", None),
+        (0.55, "UNCERTAIN", None),
+        # clear of both
+        (0.8, "FAKE", None),
+        (0.3, "REAL", None),
+    ],
+)  # fmt: skip
+def test_near_a_threshold_with_a_band(p_fake, label, text):
+    payload, _ = build_band(one_person(p_fake), p_fake)
+    assert payload["label"] == label
+    near = [n["text"] for n in payload["notes"] if n["kind"] == "near_threshold"]
+    assert near == ([text] if text else [])
+
+
+def test_a_person_left_out_is_named_when_alone_they_would_label_the_clip_higher():
+    # a REAL verdict, and a passer-by in the band: they alone would make it UNCERTAIN
+    payload, _ = build_band(one_person(0.1, n=10) + [face(3, 1, 0.55)], 0.1)
+    (note,) = payload["notes"]
+    assert note["kind"] == "person_left_out"
+    assert note["text"].startswith(
+        "Person 2 scores 0.55, between the two thresholds (REAL under 0.40, FAKE at 0.70 and above), but is not counted"
+    )
+    # an UNCERTAIN verdict, and a passer-by over the upper threshold: they alone would make it FAKE
+    payload, _ = build_band(one_person(0.55, n=10) + [face(3, 1, 0.9)], 0.55)
+    (note,) = payload["notes"]
+    assert note["text"].startswith("Person 2 scores 0.90, at or above the FAKE threshold 0.70, but is not counted")
+    # ... but not a passer-by in the band beside an UNCERTAIN verdict: they would change nothing
+    payload, _ = build_band(one_person(0.55, n=10) + [face(3, 1, 0.5)], 0.55)
+    assert payload["notes"] == []
+
+
+def test_people_disagree_only_when_the_second_reads_real_by_the_rule():
+    payload, _ = build_band(one_person(0.9) + [face(i, 1, 0.1) for i in range(6)], 0.9)
+    (note,) = payload["notes"]
+    assert note["kind"] == "tracks_disagree" and "person 2 0.10, under the REAL threshold." in note["text"]
+    # 0.45 is well under 0.70 but in the band: UNCERTAIN on their own, not clearly real
+    payload, _ = build_band(one_person(0.9) + [face(i, 1, 0.45) for i in range(6)], 0.9)
+    assert payload["notes"] == []
+
+
 # --- the people: the same tracks the verdict was made from ----------------------------------
 
 PERSON_KEYS = {

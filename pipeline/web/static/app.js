@@ -204,6 +204,12 @@
     const svg = el("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, class: "chart-svg", role: "img",
                             "aria-label": "p_fake of each face over time, one line per person" });
     el("rect", { x: M.left, y: y(1), width: plotW, height: y(result.threshold) - y(1), class: "zone-fake" }, svg);
+    // an UNCERTAIN band (uncertain_below set): shaded between its two thresholds
+    const band = typeof result.uncertain_below === "number";
+    if (band) {
+      el("rect", { x: M.left, y: y(result.threshold), width: plotW,
+                   height: y(result.uncertain_below) - y(result.threshold), class: "zone-uncertain" }, svg);
+    }
 
     // y grid and labels
     [0, 0.25, 0.5, 0.75, 1].forEach(function (p) {
@@ -231,7 +237,14 @@
                  class: "threshold" }, svg);
     const tLabel = el("text", { x: M.left + plotW - 4, y: y(result.threshold) - 6, "text-anchor": "end",
                                 class: "threshold-label" }, svg);
-    tLabel.textContent = "threshold " + thresholdText(result.threshold);
+    tLabel.textContent = (band ? "FAKE at " : "threshold ") + thresholdText(result.threshold);
+    if (band) {
+      el("line", { x1: M.left, x2: M.left + plotW, y1: y(result.uncertain_below), y2: y(result.uncertain_below),
+                   class: "threshold threshold-low" }, svg);
+      const lowLabel = el("text", { x: M.left + plotW - 4, y: y(result.uncertain_below) + 14, "text-anchor": "end",
+                                    class: "threshold-label low" }, svg);
+      lowLabel.textContent = "REAL under " + thresholdText(result.uncertain_below);
+    }
 
     // one line and a dot per face, per track; people left out of the verdict are drawn first
     // (under the counted ones), faded and dashed
