@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from pipeline.models.calibration import expected_calibration_error, sigmoid
+from pipeline.models.calibration import expected_calibration_error, logit, sigmoid
 from pipeline.scan.decision import FEATURES, ClipDecision, choose_thresholds, person_features
 from pipeline.training.metrics import roc_auc
 
@@ -119,6 +119,9 @@ def main() -> int:
     parser.add_argument("--fpr", type=float, default=0.05)
     parser.add_argument("--miss", type=float, default=0.05)
     parser.add_argument("--write-spec", action="store_true")
+    parser.add_argument(
+        "--make-default", action="store_true", help="mark the decision as the model's default labelling (is_default)"
+    )
     args = parser.parse_args()
 
     spec = spec_for_weights(args.head)
@@ -140,7 +143,8 @@ def main() -> int:
             continue
         feats = clip["data"]["features"].astype(np.float32)
         use = heads[folds[clip["group"]]] if clip["split"] == "train" and clip["group"] in folds else head
-        z = use.logit(feats)
+        # what the scanner will see: calibrated face scores, rounded to float64, turned back into logits
+        z = spec.temperature * logit(sigmoid(use.logit(feats) / spec.temperature))
         clip["z"] = z
         clip["people"] = clip_people(clip, z)
 
@@ -188,6 +192,8 @@ def main() -> int:
         real_below=round(real_below, 4),
         fpr_target=args.fpr,
         miss_target=args.miss,
+        face_temperature=spec.temperature,
+        is_default=args.make_default,
         chosen_on=(
             f"{len(train) + len(val)} FF++ c23 clips of non-reserved identities "
             f"({int((choose_y == 0).sum())} real, {int(choose_y.sum())} fake; out-of-fold scores)"

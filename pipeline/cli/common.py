@@ -195,7 +195,7 @@ def add_scan_arguments(parser: argparse.ArgumentParser, *, timeout_default: floa
     :func:`pipeline.models.factory.resolve_threshold`. ``timeout_default`` (seconds) and
     ``timeout_help`` differ by command (a clip in a batch, an upload on the web).
     """
-    from pipeline.scan.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION
+    from pipeline.scan.aggregate import AGGREGATION_NAMES, DEFAULT_AGGREGATION
     from pipeline.scan.analyze import ScanConfig
 
     defaults = ScanConfig()
@@ -221,7 +221,7 @@ def add_scan_arguments(parser: argparse.ArgumentParser, *, timeout_default: floa
     )
     scan.add_argument(
         "--aggregation",
-        choices=sorted(AGGREGATIONS),
+        choices=sorted(AGGREGATION_NAMES),
         default=None,
         help="how face scores become one p_fake per clip; default: 'learned' (the model's clip decision, with "
         f"FAKE / UNCERTAIN / REAL) when the model has one, else {DEFAULT_AGGREGATION}",

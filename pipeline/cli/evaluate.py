@@ -27,7 +27,7 @@ from pipeline.cli.common import (
     start_logging,
 )
 from pipeline.faces.crop import RESIZE_INTERPOLATIONS
-from pipeline.scan.aggregate import AGGREGATIONS, DEFAULT_AGGREGATION
+from pipeline.scan.aggregate import AGGREGATION_NAMES, DEFAULT_AGGREGATION
 from pipeline.scan.analyze import ScanConfig
 from pipeline.training.evaluate import POSITIVE_CLASSES, SCORE_BATCH, EvaluateConfig
 
@@ -105,7 +105,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     clips.add_argument(
         "--aggregation",
-        choices=sorted(AGGREGATIONS),
+        choices=sorted(AGGREGATION_NAMES),
         default=None,
         help="how face scores become one p_fake per clip; default: 'learned' when the model has a clip "
         f"decision, else {DEFAULT_AGGREGATION}",

@@ -69,14 +69,15 @@ def build_trunk(variant: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    import hashlib
-
-    import torch
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", default="lite0", choices=sorted(TAPS))
     parser.add_argument("-o", "--output", required=True, type=Path)
     args = parser.parse_args(argv)
+    # after parsing: --help and usage errors need no PyTorch
+    import hashlib
+
+    import torch
+
     trunk, weights = build_trunk(args.variant)
     size = IMAGE_SIZE[args.variant]
     sample = torch.zeros(2, 3, size, size)

@@ -172,18 +172,14 @@ def aggregate_track_max(p_fake: Sequence[float], track_ids: Sequence[int], face_
     return verdict_track(summarize_tracks(p_fake, track_ids, face_sizes_px, **context)).score
 
 
-def aggregate_learned(*_, **__) -> float:
-    """The learned clip decision needs the model's :class:`pipeline.scan.decision.ClipDecision`: it is applied
-    by :func:`pipeline.scan.analyze.learned_verdict`, never through :func:`aggregate`."""
-    raise ValueError("aggregation 'learned' is applied with the model's clip decision (pipeline.scan.analyze)")
-
-
 AGGREGATIONS: dict[str, Callable[..., float]] = {
     "mean": aggregate_mean,
     "median": aggregate_median,
     "track_max": aggregate_track_max,
-    "learned": aggregate_learned,
 }
+# Every aggregation a scan may name: the face-score rules above and ``learned``, the model's own clip decision
+# (pipeline.scan.decision: per-person features and a fitted model, applied by pipeline.scan.analyze).
+AGGREGATION_NAMES = (*AGGREGATIONS, "learned")
 DEFAULT_AGGREGATION = "track_max"
 
 

@@ -18,6 +18,7 @@ from pipeline.faces.detect import FaceDetector
 from pipeline.models.factory import neutral_p_fake
 from pipeline.models.meso4 import SCORE_BATCH_SIZE, MesoScorer
 from pipeline.scan.aggregate import (
+    AGGREGATION_NAMES,
     AGGREGATIONS,
     COUNTED,
     DEFAULT_AGGREGATION,
@@ -60,7 +61,7 @@ class ScanConfig:
     sampled evenly at a lower rate); ``threshold``: ``p_fake`` at or above which the label is
     FAKE, the value already resolved once by :func:`pipeline.models.factory.resolve_threshold`
     (explicit, else the weights spec's, else 0.5); ``aggregation``: name in
-    :data:`pipeline.scan.aggregate.AGGREGATIONS`; ``timeout_s``: time budget per clip (status
+    :data:`pipeline.scan.aggregate.AGGREGATION_NAMES`; ``timeout_s``: time budget per clip (status
     ``timeout``); ``decision``: the learned clip-level model (aggregation ``learned``,
     :mod:`pipeline.scan.decision`), from the weights spec; ``uncertain_below``: with it, the label is
     UNCERTAIN for ``uncertain_below <= p_fake < threshold`` (``None``: one cut, FAKE or REAL).
@@ -85,8 +86,8 @@ class ScanConfig:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {sorted(AGGREGATIONS)}, got {self.aggregation!r}")
+        if self.aggregation not in AGGREGATION_NAMES:
+            raise ValueError(f"aggregation must be one of {sorted(AGGREGATION_NAMES)}, got {self.aggregation!r}")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {self.timeout_s}")
         if self.aggregation == LEARNED and self.decision is None:
@@ -99,9 +100,9 @@ class ScanConfig:
         cls, weights_spec, *, threshold: float | None = None, aggregation: str | None = None, **settings
     ) -> ScanConfig:
         """The scan of a model, its labelling settled by one rule: ``aggregation`` ``None`` takes ``learned``
-        when the spec carries a clip decision, else :data:`DEFAULT_AGGREGATION`. Under ``learned``, an
-        explicit ``threshold`` (``--threshold``) is one cut, FAKE or REAL; without it, the decision's two
-        thresholds, with UNCERTAIN between. Otherwise the threshold is ``threshold``, else the spec's
+        when the spec carries a clip decision marked ``is_default``, else :data:`DEFAULT_AGGREGATION`.
+        Under ``learned``, an explicit ``threshold`` (``--threshold``) is one cut, FAKE or REAL; without it,
+        the decision's two thresholds, with UNCERTAIN between. Otherwise the threshold is ``threshold``, else the spec's
         (:func:`pipeline.models.factory.resolve_threshold`). ``settings``: the other fields. Raises
         ``ValueError`` for ``learned`` with a model that has no clip decision."""
         from pipeline.models.factory import resolve_threshold
@@ -109,7 +110,7 @@ class ScanConfig:
         raw = getattr(weights_spec, "clip_decision", None)
         decision = ClipDecision.from_json(raw) if raw else None
         if aggregation is None:
-            aggregation = LEARNED if decision is not None else DEFAULT_AGGREGATION
+            aggregation = LEARNED if decision is not None and decision.is_default else DEFAULT_AGGREGATION
         if aggregation == LEARNED:
             if decision is None:
                 name = getattr(weights_spec, "name", "this model")

@@ -83,7 +83,9 @@ class ClipDecision:
     order); ``intercept``; ``fake_at`` / ``real_below``: the two thresholds on the clip ``p_fake``
     (``real_below <= fake_at``); ``fpr_target`` / ``miss_target``: the rates they were chosen for;
     ``chosen_on``: the validation clips (words); ``measured``: the rates measured there; ``face_temperature``:
-    the face model's temperature it was fitted under (face logits are ``face_temperature * logit(p_fake)``).
+    the face model's temperature it was fitted under (face logits are ``face_temperature * logit(p_fake)``);
+    ``is_default``: whether a scan uses it unless told otherwise (``--aggregation learned`` always can); set only
+    when validation says it beats ``track_max`` without calling most clips UNCERTAIN.
     """
 
     mean: tuple[float, ...]
@@ -98,6 +100,7 @@ class ClipDecision:
     features: tuple[str, ...] = FEATURES
     measured: str = ""
     face_temperature: float = 1.0
+    is_default: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.features)

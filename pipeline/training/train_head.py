@@ -4,7 +4,7 @@
    carries its ``split``) through the frozen backbone, as ``views`` views (view 0 as is, the others
    augmented), from the cache (:mod:`pipeline.training.features`), computing what is missing.
 2. **Fit**: standardise on the training features, then scikit-learn's ``MLPClassifier`` (ReLU, Adam, L2
-   ``alpha``) or, with no hidden layer, ``LogisticRegression``. Every source weighs the same, and within a
+   ``alpha``) or, with no hidden layer, ``LogisticRegression``. Every source weighs its share in the mix, and within a
    source real and fake weigh the same (sample weights), whatever their counts: a head fitted on one source
    learns that source's look (issue 24: a DFDC-only head scored 0.28-0.35 on MesoNet faces).
 3. **Validate per source** on view 0 of its validation faces: face AUC, ECE, and AUC on the augmented views
@@ -40,7 +40,8 @@ class HeadConfig:
     Adam at most (early stopping on 10 % of the training faces); ``seed``; ``pca_dims``: the standardised
     features are projected on their first principal components (randomised PCA of the training features) before
     the head, which makes an MLP fit 5x cheaper; the projection is folded into the head's first layer, so the
-    head file is the same kind (``None``: no projection)."""
+    head file is the same kind (``None``: no projection; none either when the training rows are no more than
+    ``pca_dims``)."""
 
     hidden: tuple[int, ...] = (256,)
     alpha: float = 1e-2
@@ -133,7 +134,7 @@ def balanced_weights(source_ids: np.ndarray, y: np.ndarray) -> np.ndarray:
     return weights * (len(y) / weights.sum())
 
 
-def fit_head(features: dict[str, SourceFeatures], config: HeadConfig):
+def fit_head(features: dict[str, SourceFeatures], config: HeadConfig, source_weights: dict[str, float] | None = None):
     """Fit one head on the training faces of every source (all views). Returns a
     :class:`pipeline.models.head.Head` (uncalibrated) and the seconds it took."""
     from sklearn.linear_model import LogisticRegression
@@ -153,9 +154,14 @@ def fit_head(features: dict[str, SourceFeatures], config: HeadConfig):
     scale = x.std(axis=0) + 1e-3
     x = (x - mean) / scale
     weights = balanced_weights(source_ids, y)
+    if source_weights:  # the mix's stated shares: a source's cells weigh its share instead of 1 / n_sources
+        share = np.array([source_weights.get(name, 0.0) for name in features]) * len(features)
+        weights = weights * share[source_ids]
+        weights *= len(weights) / weights.sum()
     start = time.monotonic()
     projection = None
-    if config.pca_dims is not None and config.pca_dims < x.shape[1]:
+    # PCA needs more rows than components: a training set that small is cheap to fit without it
+    if config.pca_dims is not None and config.pca_dims < min(x.shape[1], len(x)):
         from sklearn.decomposition import PCA
 
         rng = np.random.default_rng(config.seed)
@@ -332,7 +338,7 @@ def train_head_model(
     backbone = OnnxBackbone.load(backbone_path)
     features = cached_features(mix, backbone, cache_root, config, deadline=deadline)
     cached_s = time.monotonic() - started
-    head, fit_s = fit_head(features, config)
+    head, fit_s = fit_head(features, config, mix.weights)
     temperature = fit_balanced_temperature(head, features)
     zs, ys, ws = [], [], []
     for source in features.values():

@@ -75,8 +75,16 @@ def test_defaults_give_the_default_configs():
     args = _score_args()
     spec = common.model_spec_from_args(args)
     assert spec.detector == DetectorConfig() and spec.threshold is None and spec.weights is None and spec.download
-    config = common.scan_config_from_args(args, threshold=0.5)
+    config = common.scan_config_from_args(args, _Spec(0.5))
     assert (config.fps, config.max_frames, config.threshold, config.timeout_s) == (1.0, 40, 0.5, 900.0)
+    assert config.aggregation == "track_max"  # a model without a clip decision
+
+
+class _Spec:
+    """A weights spec's labelling fields (its threshold, no clip decision)."""
+
+    def __init__(self, threshold: float, clip_decision: str | None = None):
+        self.name, self.threshold, self.clip_decision = "m", threshold, clip_decision
 
 
 def test_scan_flags_reach_the_scan_config():
@@ -95,7 +103,7 @@ def test_scan_flags_reach_the_scan_config():
         "--weights",
         "w.h5",
     )
-    config = common.scan_config_from_args(args, threshold=0.3)
+    config = common.scan_config_from_args(args, _Spec(0.477))
     assert (config.fps, config.max_frames, config.aggregation, config.timeout_s, config.threshold) == (
         5,
         7,

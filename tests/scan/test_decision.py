@@ -133,7 +133,7 @@ def test_for_model_settles_aggregation_and_thresholds():
     class Spec:
         name = "m"
         threshold = 0.5
-        clip_decision = json.dumps(decision().to_json())
+        clip_decision = json.dumps(decision(is_default=True).to_json())
 
     config = ScanConfig.for_model(Spec())
     assert config.aggregation == "learned"
@@ -150,5 +150,14 @@ def test_for_model_settles_aggregation_and_thresholds():
         clip_decision = None
 
     assert ScanConfig.for_model(Plain()).aggregation == "track_max"
+
+    class NotDefault:
+        name = "measured but not the default"
+        threshold = 0.497
+        clip_decision = json.dumps(decision().to_json())
+
+    assert ScanConfig.for_model(NotDefault()).aggregation == "track_max"
+    asked = ScanConfig.for_model(NotDefault(), aggregation="learned")
+    assert (asked.aggregation, asked.threshold, asked.uncertain_below) == ("learned", 0.8, 0.3)
     with pytest.raises(ValueError, match="clip decision"):
         ScanConfig.for_model(Plain(), aggregation="learned")
