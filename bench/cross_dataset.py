@@ -53,9 +53,9 @@ MESONET_MARGIN, DFDC_MARGIN = 1.11, 0.93
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap")
 
 
-def clip_faces(path: str, detector, config: ScanConfig, margins: set[tuple[float, str]]) -> dict:
-    """One pass of the scanner's face loop over a clip: per framing (margin, interpolation) the
-    256 px crops, plus track ids and face sizes for the aggregation."""
+def clip_faces(path: str, detector, config: ScanConfig, margins: set[tuple[float, str, int]]) -> dict:
+    """One pass of the scanner's face loop over a clip: per framing (margin, interpolation, input side) the
+    crops, plus track ids and face sizes for the aggregation."""
     info = probe_video(path, timeout_s=120)
     fps = sampling_fps(info, config.fps, config.max_frames)
     loop = FaceLoop(iter_frames(path, info, sample_fps=fps, max_frames=config.max_frames, timeout_s=300), detector)
@@ -65,12 +65,14 @@ def clip_faces(path: str, detector, config: ScanConfig, margins: set[tuple[float
         for item in batch:
             for face in item.faces:
                 sizes.append(max(face.box_xyxy[2] - face.box_xyxy[0], face.box_xyxy[3] - face.box_xyxy[1]))
-                for margin, interpolation in margins:
-                    crops[(margin, interpolation)].append(
-                        crop_face_rgb(item.frame.rgb, face.box_xyxy, margin=margin, interpolation=interpolation)
+                for margin, interpolation, size in margins:
+                    crops[(margin, interpolation, size)].append(
+                        crop_face_rgb(
+                            item.frame.rgb, face.box_xyxy, margin=margin, interpolation=interpolation, size_px=size
+                        )
                     )
     return {
-        "crops": {m: np.stack(c) if c else np.empty((0, 256, 256, 3), np.uint8) for m, c in crops.items()},
+        "crops": {m: np.stack(c) if c else np.empty((0, m[2], m[2], 3), np.uint8) for m, c in crops.items()},
         "tracks": loop.track_ids(),
         "sizes": sizes,
     }
@@ -88,7 +90,7 @@ def timed_scores(name: str, scorer, crops: np.ndarray) -> np.ndarray:
 
 
 def clip_p_fake(name: str, scorer, faces: dict) -> float | None:
-    key = (scorer.spec.crop_margin, scorer.spec.resize_interpolation)
+    key = (scorer.spec.crop_margin, scorer.spec.resize_interpolation, scorer.spec.input_size_px)
     if not faces["tracks"]:
         return None
     p = timed_scores(name, scorer, faces["crops"][key])
@@ -100,7 +102,10 @@ def face_scores(name: str, scorer, items, data_margin: float) -> np.ndarray:
     out = []
     for start in range(0, len(items), 256):
         chunk = items[start : start + 256]
-        crops = np.stack([load_crop_rgb(i.source_path, 256, scorer.spec.resize_interpolation, fraction) for i in chunk])
+        side = scorer.spec.input_size_px
+        crops = np.stack(
+            [load_crop_rgb(i.source_path, side, scorer.spec.resize_interpolation, fraction) for i in chunk]
+        )
         out.append(timed_scores(name, scorer, crops))
     return np.concatenate(out)
 
@@ -140,7 +145,7 @@ def main(argv=None) -> int:
         name, path = entry.split("=", 1)
         scorers[name] = load_models(ModelSpec(weights=path, download=False), with_detector=False).scorer
     thresholds = {n: resolve_threshold(None, s.spec) for n, s in scorers.items()}
-    margins = {(s.spec.crop_margin, s.spec.resize_interpolation) for s in scorers.values()}
+    margins = {(s.spec.crop_margin, s.spec.resize_interpolation, s.spec.input_size_px) for s in scorers.values()}
     detector = load_detector()
     config = ScanConfig()
     results: dict = defaultdict(dict)
