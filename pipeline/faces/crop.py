@@ -15,6 +15,15 @@ RESIZE_INTERPOLATIONS = ("area", "bilinear", "nearest")
 DEFAULT_RESIZE = "area"
 
 
+def check_crops(crops_rgb, size_px: int) -> np.ndarray:
+    """``crops_rgb`` as an array, checked to be a stack of (``size_px``, ``size_px``, 3) RGB crops, the input every
+    scorer takes. Raises ``ValueError`` naming the shape it got."""
+    crops_rgb = np.asarray(crops_rgb)
+    if crops_rgb.ndim != 4 or crops_rgb.shape[1:] != (size_px, size_px, 3):
+        raise ValueError(f"crops must be (N, {size_px}, {size_px}, 3), got {crops_rgb.shape}")
+    return crops_rgb
+
+
 def resize_rgb(rgb: np.ndarray, size_px: int, interpolation: str = DEFAULT_RESIZE) -> np.ndarray:
     """Resize a uint8 (H, W, 3) image to (size_px, size_px, 3) with the named interpolation."""
     import cv2

@@ -115,10 +115,10 @@ class OnnxBackbone:
 
     def features(self, crops_rgb: np.ndarray) -> np.ndarray:
         """Pooled features, float32 (N, F), of uint8 (N, S, S, 3) RGB crops, S = ``info.input_size_px``."""
-        crops_rgb = np.asarray(crops_rgb)
+        from pipeline.faces.crop import check_crops
+
         size = self.info.input_size_px
-        if crops_rgb.ndim != 4 or crops_rgb.shape[1:] != (size, size, 3):
-            raise ValueError(f"crops must be (N, {size}, {size}, 3), got {crops_rgb.shape}")
+        crops_rgb = check_crops(crops_rgb, size)
         if len(crops_rgb) == 0:
             return np.empty((0, self.info.n_features), dtype=np.float32)
         out = []

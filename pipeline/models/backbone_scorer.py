@@ -74,11 +74,5 @@ class BackboneScorer:
     def score_p_fake(self, crops_rgb: np.ndarray, calibrated: bool = True) -> np.ndarray:
         """``p_fake`` float64 (N,) in [0, 1] of uint8 (N, S, S, 3) RGB crops, S = ``spec.input_size_px``;
         ``sigmoid(logit / temperature)`` unless ``calibrated`` is False."""
-        crops_rgb = np.asarray(crops_rgb)
-        size = self.spec.input_size_px
-        if crops_rgb.ndim != 4 or crops_rgb.shape[1:] != (size, size, 3):
-            raise ValueError(f"crops must be (N, {size}, {size}, 3), got {crops_rgb.shape}")
-        if len(crops_rgb) == 0:
-            return np.empty(0, dtype=np.float64)
-        z = self.logit(crops_rgb)
+        z = self.logit(crops_rgb)  # the backbone checks the crops (its side is the spec's, checked at load)
         return sigmoid(z / self.spec.temperature if calibrated else z)

@@ -117,10 +117,10 @@ class MesoScorer:
         (temperature 1 changes nothing). One model call per ``SCORE_BATCH_SIZE`` crops, the last
         one padded.
         """
-        crops_rgb = np.asarray(crops_rgb)
+        from pipeline.faces.crop import check_crops
+
         size = self.spec.input_size_px
-        if crops_rgb.ndim != 4 or crops_rgb.shape[1:] != (size, size, 3):
-            raise ValueError(f"crops must be (N, {size}, {size}, 3), got {crops_rgb.shape}")
+        crops_rgb = check_crops(crops_rgb, size)
         if len(crops_rgb) == 0:
             return np.empty(0, dtype=np.float64)
         outputs = []

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.models.calibration import expected_calibration_error, logit, sigmoid
+from pipeline.models.calibration import expected_calibration_error, sigmoid
 from pipeline.training.features import CachedFace, build_cache, cache_dir_for, load_cached
 from pipeline.training.metrics import roc_auc
 
@@ -326,7 +326,7 @@ def train_head_model(
     """The whole run of ``python -m pipeline train MIX.json --architecture effnet-lite0-head``: cache what is
     missing (within ``max_minutes``; a cache left incomplete raises ``FileNotFoundError`` naming the missing
     chunk, and the next run resumes it), fit, calibrate, choose the face threshold (best balanced accuracy of
-    the pooled, source-balanced validation faces), validate per source and write ``output`` and its sidecar.
+    the pooled validation faces), validate per source and write ``output`` and its sidecar.
     Returns the per-source metrics."""
     from pipeline.models.backbone import OnnxBackbone
     from pipeline.training.mix import MixSpec
@@ -340,12 +340,11 @@ def train_head_model(
     cached_s = time.monotonic() - started
     head, fit_s = fit_head(features, config, mix.weights)
     temperature = fit_balanced_temperature(head, features)
-    zs, ys, ws = [], [], []
+    zs, ys = [], []
     for source in features.values():
         val = source.part("val")
         zs.append(head.logit(source.views[0][val]))
         ys.append(source.y[val])
-        ws.append(np.full(int(val.sum()), 1.0 / max(1, int(val.sum()))))
     p_val = sigmoid(np.concatenate(zs) / temperature)
     threshold = choose_threshold(p_val, np.concatenate(ys))
     metrics = validate_head(head, features, temperature)
@@ -374,7 +373,6 @@ __all__ = [
     "face_logits",
     "fit_balanced_temperature",
     "fit_head",
-    "logit",
     "mix_faces",
     "train_head_model",
     "validate_head",
