@@ -180,10 +180,15 @@ def add_model_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGrou
         "--weights",
         default=None,
         metavar="FILE_OR_NAME",
-        help="Meso-4 weights: a file (.h5, .ensemble.json) or a model name such as meso4_mix_v2 or "
-        "mesonet-meso4-df; default: weights/ in the repo, then the cache, then download",
+        help="the model: a weights file (.npz head, .h5 Meso-4, .ensemble.json) or a model name such as "
+        "lite0_mix_v1, meso4_mix_v2 or mesonet-meso4-df; default: lite0_mix_v1 in weights/ of the repo, then "
+        "MesoNet's Meso4_DF in the cache, then its download",
     )
-    parser.add_argument("--no-download", action="store_true", help="never download default weights")
+    parser.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download MesoNet's weights (the fallback default, the mesonet-* names)",
+    )
 
 
 def add_scan_arguments(parser: argparse.ArgumentParser, *, timeout_default: float, timeout_help: str) -> None:

@@ -59,7 +59,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--weights",
         metavar="FILE_OR_NAME",
-        help="Meso-4 weights file or model name; default: the scanner's default model",
+        help="weights file or model name (any registered model); default: the scanner's default model",
     )
     p.add_argument(
         "--positive",
@@ -82,7 +82,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--split", default=None, help="only this split of a manifest with a split column (train/val/test)")
     p.add_argument("--batch-size", type=int, default=SCORE_BATCH, metavar="FACES", help="faces per model call")
-    p.add_argument("--no-download", action="store_true", help="never download default weights")
+    p.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download MesoNet's weights (the fallback default, the mesonet-* names)",
+    )
     p.add_argument(
         "--faces-crop-margin",
         type=float,
