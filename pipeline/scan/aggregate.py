@@ -60,7 +60,8 @@ def size_reliability(face_px: float) -> float:
 class TrackSummary:
     """One track (person) of a clip and its part in the verdict.
 
-    ``track_id``: as in the faces; ``n_faces``; ``first_timestamp_s``/``last_timestamp_s``: when
+    ``track_id``: as in the faces; ``n_faces``; ``n_frames``: sampled frames it was seen in (distinct
+    face times); ``first_timestamp_s``/``last_timestamp_s``: when
     it was seen (seconds); ``median_face_px``: median longer box side (source pixels);
     ``mean_p_fake``/``max_p_fake`` over its faces; ``static``: it never moved nor changed (a
     photo, a poster, a screen); ``weight``: :func:`size_reliability` of its median face;
@@ -82,6 +83,7 @@ class TrackSummary:
     score: float
     counted: bool
     reason: str
+    n_frames: int = 0
 
 
 def summarize_tracks(
@@ -92,6 +94,7 @@ def summarize_tracks(
     timestamps_s: Sequence[float] | None = None,
     static: Sequence[bool] | None = None,
     neutral_p_fake: float = 0.5,
+    sample_indices: Sequence[int] | None = None,
 ) -> list[TrackSummary]:
     """Every track of a clip, by first appearance, with whether it counts for ``track_max``.
 
@@ -109,6 +112,13 @@ def summarize_tracks(
     sizes = np.full(n, np.inf) if face_sizes_px is None else np.asarray(face_sizes_px, dtype=np.float64)
     times = np.zeros(n) if timestamps_s is None else np.asarray(timestamps_s, dtype=np.float64)
     still = np.zeros(n, dtype=bool) if static is None else np.asarray(static, dtype=bool)
+    # which sampled frame each face is on: by index, else by time, else each face its own frame
+    if sample_indices is not None:
+        frame_of = np.asarray(sample_indices)
+    elif timestamps_s is not None:
+        frame_of = times
+    else:
+        frame_of = np.arange(n)
     order = list(dict.fromkeys(ids.tolist()))
     counts = {t: int(np.sum(ids == t)) for t in order}
     longest = max(counts.values())
@@ -144,6 +154,7 @@ def summarize_tracks(
                 score=float(neutral_p_fake + weight * (mean - neutral_p_fake)),
                 counted=counted,
                 reason=reason,
+                n_frames=len(np.unique(frame_of[mine])),
             )
         )
     return out

@@ -28,6 +28,7 @@ from pipeline.scan.aggregate import (
 )
 from pipeline.scan.decision import LEARNED, ClipDecision, person_features
 from pipeline.scan.face_loop import FaceLoop, FrameFaces, add_elapsed, batched  # noqa: F401 (batched: public here too)
+from pipeline.scan.notes import LITTLE_FACE_EVIDENCE, join_notes, little_face_evidence
 from pipeline.scan.records import FaceRow, TrackRow, VideoRow, display_path, label_for
 from pipeline.scan.rotation import (
     ProbeFrameKeeper,
@@ -38,13 +39,16 @@ from pipeline.scan.rotation import (
     turn_frames,
     upright_probe,
 )
+from pipeline.video.completeness import Coverage, check_coverage
 from pipeline.video.decode import (
+    DecodeReport,
     DecodeTimeoutError,
     Frame,
     can_detect_cuts,
     expected_sample_count,
     iter_frames,
     sampling_fps,
+    will_deinterlace,
     will_tone_map,
 )
 from pipeline.video.hashing import BackgroundSha256
@@ -181,7 +185,12 @@ class VideoResult:
         """One ``--tracks-csv`` row per track (:meth:`TrackRow.from_summary`); under ``mean`` and
         ``median`` (every face counts as it is) without a ``verdict_score``."""
         verdict = self.row.verdict_track_id
-        rows = [TrackRow.from_summary(self.row.video_path, t, sets_verdict=t.track_id == verdict) for t in self.tracks]
+        rows = [
+            TrackRow.from_summary(
+                self.row.video_path, t, frames_sampled=self.row.frames_sampled, sets_verdict=t.track_id == verdict
+            )
+            for t in self.tracks
+        ]
         if self.row.aggregation not in ("", "track_max"):
             rows = [dataclasses.replace(r, verdict_score=None) for r in rows]
         return rows
@@ -319,6 +328,7 @@ def track_summaries(
         timestamps_s=[f.timestamp_s for f in faces],
         static=[f.track_static for f in faces],
         neutral_p_fake=neutral_p_fake,
+        sample_indices=[f.sample_index for f in faces],
     )
     if config.aggregation not in ("track_max", LEARNED):
         tracks = [dataclasses.replace(t, counted=True, reason=COUNTED) for t in tracks]
@@ -356,11 +366,19 @@ def verdict_row(
     n_frames: int,
     started_s: float,
     tracks: Sequence[TrackSummary] | None = None,
+    partial_reason: str = "",
+    still_image: bool = False,
+    notes: Iterable[str] = (),
     **media,
 ) -> VideoRow:
     """The row of a clip or still image that was read: status ``ok`` with the faces' ``p_fake``
     aggregated by ``config.aggregation`` and labelled at ``config.threshold``, or ``no_face``
-    (no probability) when ``faces`` is empty. Under ``track_max`` the clip's ``p_fake`` is its
+    (no probability) when ``faces`` is empty; with ``partial_reason`` (the frames stopped short of the
+    clip's end, :func:`pipeline.video.completeness.check_coverage`) status ``partial`` instead, the
+    verdict of what was seen (none without faces) and ``error`` the reason. A clip's verdict that
+    rests on too little (:func:`pipeline.scan.notes.little_face_evidence`; not for a
+    ``still_image``) is labelled UNCERTAIN with the note ``little_face_evidence``; ``notes``: other
+    note codes to record. Under ``track_max`` the clip's ``p_fake`` is its
     most suspicious counted track's score (small faces pulled toward the model's own threshold
     by their reliability), named by ``verdict_track_id``; ``n_tracks_counted`` says how many tracks
     took part.
@@ -374,6 +392,7 @@ def verdict_row(
     """
     p_fake, label, status = None, "", "no_face"
     face_stats = {}
+    codes = set(notes)
     if faces:
         status = "ok"
         tracks = track_summaries(faces, config) if tracks is None else tracks
@@ -388,6 +407,9 @@ def verdict_row(
             p_fake = AGGREGATIONS[config.aggregation]([f.p_fake for f in faces], [f.track_id for f in faces])
         p_fake = float(np.clip(p_fake, 0.0, 1.0))
         label = label_for(p_fake, config.threshold, config.uncertain_below)
+        if not still_image and little_face_evidence(n_frames, [t.n_frames for t in tracks], len(faces)):
+            codes.add(LITTLE_FACE_EVIDENCE)
+            label = "UNCERTAIN"
         worst = max(faces, key=lambda f: f.p_fake)  # the first of equals: the earliest
         face_stats.update(
             max_face_p_fake=worst.p_fake,
@@ -395,12 +417,18 @@ def verdict_row(
             n_faces_over_threshold=sum(f.p_fake >= config.threshold for f in faces),
             n_tracks_counted=sum(t.counted for t in tracks),
         )
+    if partial_reason:
+        status = "partial"
+        media["error"] = partial_reason if faces else f"{partial_reason}; no face in what was decoded"
     return VideoRow(
         video_path=video_path,
         status=status,
         p_fake=p_fake,
         label=label,
+        notes=join_notes(codes),
         n_frames=n_frames,
+        frames_sampled=n_frames,
+        frames_with_faces=len({f.sample_index for f in faces}),
         n_faces=len(faces),
         n_tracks=len({f.track_id for f in faces}),
         **face_stats,
@@ -456,8 +484,9 @@ class OpenedClip:
     ``frames``: the sampled frames (when primed, decoding from the moment the clip was opened,
     bounded by the decoder's read-ahead: ffmpeg waits once about 64 MB of frames are ready);
     ``cuts``: the list the shot cuts are appended to (``None`` where this ffmpeg cannot detect
-    cuts); ``probe_s``: seconds probing took. Not frozen: it holds a decoder, which
-    :meth:`close` stops if the clip is never scored.
+    cuts); ``probe_s``: seconds probing took; ``report``: what the decode delivered and how it
+    ended (:class:`pipeline.video.decode.DecodeReport`, complete once the frames are exhausted).
+    Not frozen: it holds a decoder, which :meth:`close` stops if the clip is never scored.
     """
 
     path: str | Path
@@ -466,6 +495,7 @@ class OpenedClip:
     cuts: list[float] | None
     frames: Iterator[Frame]
     probe_s: float
+    report: DecodeReport = dataclasses.field(default_factory=DecodeReport)
 
     def close(self) -> None:
         """Stop the decoder (kills and reaps ffmpeg if it still runs)."""
@@ -502,6 +532,7 @@ def open_clip(
     remaining = config.timeout_s
     if remaining is not None and clock_starts is None:  # the budget runs from here: probing spent some
         remaining = max(1.0, remaining - probe_s)
+    report = DecodeReport()
     frames: Iterator[Frame] = iter_frames(
         path,
         info,
@@ -510,10 +541,11 @@ def open_clip(
         timeout_s=remaining,
         cut_times_s=cuts,
         clock_starts=clock_starts,
+        report=report,
     )
     if prime:
         frames = _PrimedFrames(frames)
-    return OpenedClip(path, info, sample_fps, cuts, frames, probe_s)
+    return OpenedClip(path, info, sample_fps, cuts, frames, probe_s, report)
 
 
 def _new_cut_log() -> list[float] | None:
@@ -577,7 +609,7 @@ def score_video(
     if on_info is not None:
         on_info(info, sample_fps)
 
-    def decode(cut_times_s: list[float] | None) -> Iterator[Frame]:
+    def decode(cut_times_s: list[float] | None, report: DecodeReport) -> Iterator[Frame]:
         remaining = None if deadline_s is None else max(1.0, deadline_s - (time.perf_counter() - started))
         return iter_frames(
             path,
@@ -586,13 +618,14 @@ def score_video(
             max_frames=config.max_frames,
             timeout_s=remaining,
             cut_times_s=cut_times_s,
+            report=report,
         )
 
     keeper = ProbeFrameKeeper(
         probe_sample_indices(expected_sample_count(info, sample_fps, config.max_frames)),
         detector.config.detect_long_side_px,
     )
-    cuts = clip.cuts
+    cuts, report = clip.cuts, clip.report
     n_frames, faces = analyze_faces(
         keeper.keep_from(_then(clip.frames, on_decoded)),
         detector,
@@ -606,9 +639,9 @@ def score_video(
     rotation_deg = _rotation_to_try(path, keeper, faces, detector, timings)
     if rotation_deg is not None:
         rescan_started = time.perf_counter()
-        turned_cuts = _new_cut_log()
+        turned_cuts, turned_report = _new_cut_log(), DecodeReport()
         turned_n_frames, turned_faces = analyze_faces(
-            turn_frames(decode(turned_cuts), rotation_deg),
+            turn_frames(decode(turned_cuts, turned_report), rotation_deg),
             detector,
             scorer,
             keep_crops=keep_crops,
@@ -630,23 +663,34 @@ def score_video(
                 rotation_deg,
                 tag,
             )
-            n_frames, faces, cuts = turned_n_frames, turned_faces, turned_cuts
+            n_frames, faces, cuts, report = turned_n_frames, turned_faces, turned_cuts, turned_report
             extra["rotation_guess_deg"] = rotation_deg
         else:
             log.info("%s: a few frames turned %d degrees showed faces, the whole clip did not", path, rotation_deg)
     if cuts is not None:
         extra["n_cuts"] = len(cuts)
-    media = media_columns(info, sample_fps, n_frames=n_frames, max_frames=config.max_frames, **extra)
-    if not media["reached_end"]:
+    seen = check_coverage(path, info, sample_fps, report, max_frames=config.max_frames)
+    media = media_columns(info, sample_fps, seen, **extra)
+    if seen.partial:
+        log.warning("%s: partial: %s", path, seen.reason)
+    elif not seen.reached_end:
         log.warning(
             "%s: only the first %.0f s were sampled: the container gives no duration and it could not be "
             "measured (raise --max-frames to cover more)",
             path,
-            media["covered_s"],
+            seen.covered_s,
         )
     tracks = track_summaries(faces, config, neutral_p_fake=neutral_p_fake(scorer))
     row = verdict_row(
-        video_path, faces, config, model=scorer.name, n_frames=n_frames, started_s=started, tracks=tracks, **media
+        video_path,
+        faces,
+        config,
+        model=scorer.name,
+        n_frames=n_frames,
+        started_s=started,
+        tracks=tracks,
+        partial_reason=seen.reason if seen.partial else "",
+        **media,
     )
     return VideoResult(row, tuple(faces), tuple(tracks))
 
@@ -673,25 +717,10 @@ def _rotation_to_try(
     return choose_rotation(probes)
 
 
-def coverage(info: VideoInfo, sample_fps: float, *, n_frames: int, max_frames: int) -> tuple[float, bool]:
-    """(``covered_s``, ``reached_end``): the seconds of the clip that ``n_frames`` samples at
-    ``sample_fps`` span (each sample stands for one sampling interval, capped at the duration),
-    and whether they reached its end: the decoder ran out of frames before the ``max_frames``
-    cap (the video ended, also when it is shorter than the container's duration, e.g. audio
-    that runs on), or the samples span the known duration (to within half an interval). Only
-    a clip of unknown duration that hit the cap has not reached its end.
-    """
-    span_s = n_frames / sample_fps if sample_fps > 0 else 0.0
-    ran_out = n_frames < max_frames
-    if info.duration_s:
-        return round(min(span_s, info.duration_s), 3), ran_out or span_s >= info.duration_s - 0.5 / sample_fps
-    return round(span_s, 3), ran_out
-
-
-def media_columns(info: VideoInfo, sample_fps: float, *, n_frames: int, max_frames: int, **extra) -> dict:
+def media_columns(info: VideoInfo, sample_fps: float, seen: Coverage, **extra) -> dict:
     """The :class:`VideoRow` fields that describe the clip and how it was sampled (displayed
-    size, stream, pixel shape, colour, duration and coverage); ``extra`` adds or overrides."""
-    covered_s, reached_end = coverage(info, sample_fps, n_frames=n_frames, max_frames=max_frames)
+    size, stream, pixel shape, colour, interlacing, duration and ``seen``: how much of it the
+    decode covered, :func:`pipeline.video.completeness.check_coverage`); ``extra`` adds or overrides."""
     return dict(
         duration_s=info.duration_s,
         fps=info.fps,
@@ -703,9 +732,10 @@ def media_columns(info: VideoInfo, sample_fps: float, *, n_frames: int, max_fram
         sample_aspect_ratio=info.sar_text,
         color_transfer=info.color_transfer,
         tone_mapped=will_tone_map(info),
+        deinterlaced=will_deinterlace(info),
         duration_source=info.duration_source,
-        covered_s=covered_s,
-        reached_end=reached_end,
+        covered_s=seen.covered_s,
+        reached_end=seen.reached_end,
         **extra,
     )
 
@@ -716,6 +746,7 @@ def error_row(video_path: str, status: str, error: str, elapsed_s: float, config
     return VideoRow(
         video_path=video_path,
         status=status,
+        frames_with_faces=None,
         aggregation=config.aggregation,
         label_rule=config.label_rule,
         model=model,

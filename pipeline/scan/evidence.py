@@ -237,7 +237,7 @@ def write_evidence(
     from pipeline.models.saliency import saliency_maps
 
     row = result.row
-    if row.status != "ok" or not result.faces:
+    if row.p_fake is None or not result.faces:  # ok, or partial with faces: evidence of what was seen
         return []
     chosen = select_evidence_faces(result.faces, row.aggregation, max_crops_per_track)
     missing = [f for f in chosen if f.crop_rgb is None]

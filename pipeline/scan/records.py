@@ -14,7 +14,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-STATUSES = ("ok", "no_face", "decode_error", "timeout", "error")
+STATUSES = ("ok", "partial", "no_face", "decode_error", "timeout", "error")
+# Statuses whose rows carry a verdict (p_fake and label): ``partial`` only when faces were seen in what was decoded.
+VERDICT_STATUSES = ("ok", "partial")
 LABELS = ("FAKE", "UNCERTAIN", "REAL")
 
 
@@ -28,7 +30,15 @@ class CsvRow:
 
 @dataclasses.dataclass(frozen=True)
 class VideoRow(CsvRow):
-    """One clip's verdict. ``p_fake`` (1 = fake) and ``label`` are set only when ``status`` is ok.
+    """One clip's verdict. ``p_fake`` (1 = fake) and ``label`` are set when ``status`` is ok, and
+    when it is ``partial`` (the frames stopped short of the clip's end: a file cut short, a decoder
+    stopped from outside; ``error`` says "decoded 1.0 s of 10.0 s" and why) and faces were seen.
+
+    ``notes``: caveats of the verdict, codes of :data:`pipeline.scan.notes.NOTES` ``;``-separated
+    (``little_face_evidence``: the label is then UNCERTAIN; ``outside_validated_range``);
+    ``frames_sampled``: sampled frames looked at (the same as ``n_frames``); ``frames_with_faces``:
+    how many of them had a face that was scored; ``deinterlaced``: interlaced video, deinterlaced
+    before detection (False: progressive, or no deinterlacer in this ffmpeg).
 
     ``n_frames``: sampled frames decoded; ``n_faces``: faces scored; ``max_face_p_fake``: the
     highest ``p_fake`` of one face, at ``most_suspicious_timestamp_s`` (seconds into the clip);
@@ -64,7 +74,10 @@ class VideoRow(CsvRow):
     status: str
     p_fake: float | None = None
     label: str = ""
+    notes: str = ""
     n_frames: int = 0
+    frames_sampled: int = 0
+    frames_with_faces: int | None = None
     n_faces: int = 0
     n_tracks: int = 0
     n_tracks_counted: int | None = None
@@ -83,6 +96,7 @@ class VideoRow(CsvRow):
     sample_aspect_ratio: str = ""
     color_transfer: str = ""
     tone_mapped: bool | None = None
+    deinterlaced: bool | None = None
     duration_source: str = ""
     covered_s: float | None = None
     reached_end: bool | None = None
@@ -102,11 +116,11 @@ class VideoRow(CsvRow):
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
-        if self.status == "ok":
+        if self.status == "ok" or (self.status == "partial" and self.p_fake is not None):
             if self.p_fake is None or not (0.0 <= self.p_fake <= 1.0) or math.isnan(self.p_fake):
                 raise ValueError(f"an ok row needs p_fake in [0, 1], got {self.p_fake!r}")
             if self.label not in LABELS:
-                raise ValueError(f"an ok row needs label in {LABELS}, got {self.label!r}")
+                raise ValueError(f"a row with a verdict ({self.status}) needs label in {LABELS}, got {self.label!r}")
         elif self.p_fake is not None or self.label:
             raise ValueError(f"a {self.status} row carries no p_fake or label, got {self.p_fake!r}, {self.label!r}")
 
@@ -178,7 +192,8 @@ class TrackRow(CsvRow):
     """One track (person) of a clip and its part in the verdict, for ``--tracks-csv``. Build it
     from a :class:`pipeline.scan.aggregate.TrackSummary` with :meth:`from_summary`.
 
-    ``n_faces``; ``first_timestamp_s``/``last_timestamp_s``: when the person was seen
+    ``n_faces``; ``frames_with_faces``: sampled frames in which the person was seen, of the clip's
+    ``frames_sampled``; ``first_timestamp_s``/``last_timestamp_s``: when the person was seen
     (seconds); ``median_face_px``: median longer side of the face box (source pixels);
     ``mean_p_fake``/``max_p_fake`` over the faces; ``counted``: whether it took part in the
     verdict; ``reason``: why or why not (``counted``, ``counted_small_faces``,
@@ -191,6 +206,8 @@ class TrackRow(CsvRow):
     video_path: str
     track_id: int
     n_faces: int
+    frames_with_faces: int
+    frames_sampled: int
     first_timestamp_s: float
     last_timestamp_s: float
     median_face_px: float
@@ -204,13 +221,15 @@ class TrackRow(CsvRow):
     sets_verdict: bool = False
 
     @classmethod
-    def from_summary(cls, video_path: str, track, *, sets_verdict: bool = False) -> TrackRow:
-        """The row of one :class:`pipeline.scan.aggregate.TrackSummary` (``p_fake`` values to 5
-        decimals)."""
+    def from_summary(cls, video_path: str, track, *, frames_sampled: int, sets_verdict: bool = False) -> TrackRow:
+        """The row of one :class:`pipeline.scan.aggregate.TrackSummary` of a clip of ``frames_sampled``
+        sampled frames (``p_fake`` values to 5 decimals)."""
         return cls(
             video_path=video_path,
             track_id=track.track_id,
             n_faces=track.n_faces,
+            frames_with_faces=track.n_frames,
+            frames_sampled=frames_sampled,
             first_timestamp_s=track.first_timestamp_s,
             last_timestamp_s=track.last_timestamp_s,
             median_face_px=track.median_face_px,

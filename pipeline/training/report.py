@@ -88,6 +88,7 @@ TABLE_COLUMNS = (
     ("n_tracks", "people", "num"),
     ("duration_s", "duration (s)", "num"),
     ("error", "error", "text"),
+    ("notes", "notes", "text"),
     ("evidence", "evidence", "num"),
 )
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -156,6 +157,7 @@ class ClipRecord:
     tool_version: str = ""
     uncertain_below: float | None = None
     label_rule: str = ""
+    notes: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +252,7 @@ def _record(fields: Mapping, where: str) -> ClipRecord:
         **{name: _text(fields.get(name)) for name in PROVENANCE_FIELDS if name != "threshold"},
         uncertain_below=uncertain_below,
         label_rule=label_rule,
+        notes=_text(fields.get("notes")),
     )
 
 
@@ -924,6 +927,7 @@ def _table_rows(ranked: Sequence[ClipRecord], with_evidence: set[int]) -> list[l
                 r.n_tracks,
                 None if r.duration_s is None else round(r.duration_s, 2),
                 r.error,
+                r.notes.replace(";", ", "),
                 rank if rank in with_evidence else None,
             ]
         )
@@ -1162,7 +1166,7 @@ _SCRIPT = """
   "use strict";
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var columns = data.columns, rows = data.rows, pageSize = data.page_size;
-  var PATH = 1, STATUS = 2, LABEL = 4, ERROR = 8, EVIDENCE = 9;
+  var PATH = 1, STATUS = 2, LABEL = 4, ERROR = 8, EVIDENCE = 10;
   var LABEL_ROWS = { FAKE: true, UNCERTAIN: true, REAL: true };  // a row's class: its label (tr.FAKE ...)
   var haystack = rows.map(function (r) { return (r[PATH] + "\\n" + r[ERROR]).toLowerCase(); });
   var state = { col: 0, desc: false, text: "", status: "", label: "", page: 0 };

@@ -30,6 +30,7 @@ import numpy as np
 
 from pipeline.errors import DecodeError
 from pipeline.video.ffmpeg_bin import ffmpeg_exe, ffmpeg_filters
+from pipeline.video.interlace import DEINTERLACE_FILTER, can_deinterlace
 from pipeline.video.memory import read_frame
 from pipeline.video.probe import INPUT_OPTIONS, VideoInfo, summarize_ffmpeg_errors
 
@@ -76,6 +77,34 @@ class Frame:
     def __post_init__(self) -> None:
         if self.rgb.ndim != 3 or self.rgb.shape[2] != 3 or self.rgb.dtype != np.uint8:
             raise ValueError(f"rgb must be uint8 (H, W, 3), got {self.rgb.dtype} {self.rgb.shape}")
+
+
+@dataclasses.dataclass
+class DecodeReport:
+    """What one decode delivered, filled in by :func:`iter_frames` as its frames arrive.
+
+    ``n_frames``: frames delivered; ``first_timestamp_s``/``last_timestamp_s``: the first and last
+    delivered frame's time (seconds from the file's start, as ffmpeg counts it; ``None`` before
+    any); ``ended``: the decoder finished (set once the frames are exhausted); ``stopped_by``:
+    the signal that stopped ffmpeg from outside (``"SIGINT"``, ``"SIGKILL"``), ``""`` when it ended by
+    itself; ``errors``: ffmpeg's complaints, on one line; ``timed_out_after_all``: the time budget
+    ran out after every expected sample had arrived (ffmpeg was still decoding the tail): not a timeout.
+    """
+
+    n_frames: int = 0
+    first_timestamp_s: float | None = None
+    last_timestamp_s: float | None = None
+    ended: bool = False
+    stopped_by: str = ""
+    errors: str = ""
+    timed_out_after_all: bool = False
+
+    def add(self, timestamp_s: float) -> None:
+        """Count one delivered frame shown at ``timestamp_s``."""
+        if self.first_timestamp_s is None:
+            self.first_timestamp_s = timestamp_s
+        self.last_timestamp_s = timestamp_s
+        self.n_frames += 1
 
 
 # Sparse sampling decodes fewer frames. When samples are far apart (at least this many source
@@ -140,7 +169,7 @@ def skips_frames(info: VideoInfo, sample_fps: float) -> bool:
     in a container (not a raw elementary stream), the ffmpeg in use can (:func:`can_skip_frames`)
     and sparse decoding is not switched off (:func:`sparse_decode_enabled`).
     """
-    if not sparse_decode_enabled():
+    if not sparse_decode_enabled() or will_deinterlace(info):  # deinterlacing needs every field
         return False
     if not info.fps or not sample_fps > 0 or info.fps / sample_fps < SPARSE_MIN_FRAMES_PER_SAMPLE:
         return False
@@ -195,6 +224,20 @@ def can_tone_map() -> bool:
     return set(TONE_MAP_FILTERS) <= ffmpeg_filters()
 
 
+def will_deinterlace(info: VideoInfo) -> bool:
+    """Whether frames of this clip are deinterlaced (:mod:`pipeline.video.interlace`): interlaced
+    streams, where this ffmpeg has the filter (else a warning is logged and frames stay combed)."""
+    return info.is_interlaced and can_deinterlace()
+
+
+def passthrough_options() -> dict[str, str]:
+    """The output option that writes exactly the frames the filter graph gives, no more:
+    ``-fps_mode passthrough`` (ffmpeg 5.1 and later), else the older ``-vsync passthrough``.
+    Without it the rawvideo output is constant frame rate from time 0, so a video stream that
+    starts late (after an audio-only lead) gets its first frame repeated over the lead."""
+    return {"fps_mode": "passthrough"} if can_skip_frames() else {"vsync": "passthrough"}
+
+
 def can_detect_cuts() -> bool:
     """True when the ffmpeg in use has the ``scdet`` filter (ffmpeg 4.4 and later)."""
     return "scdet" in ffmpeg_filters()
@@ -229,11 +272,14 @@ def build_decode_command(
 ) -> list[str]:
     """The ffmpeg command line that writes sampled, upright ``rgb24`` frames of ``size_wh`` to stdout.
 
+    Interlaced streams are deinterlaced first (``bwdif``, one frame per frame, :func:`will_deinterlace`).
     ``sample_fps`` goes to the ``fps`` filter with ``round=up``; with ``skip_frames``
-    (:func:`skips_frames`) the decoder skips non-reference frames instead, a ``select`` filter
-    (:func:`_sparse_select_expr`) picks one decoded frame per sampling time, ``showinfo`` logs
-    each picked frame's time (the log is at ``level+info``, each line tagged with its level)
-    and the frames pass through unchanged (``-fps_mode passthrough``). HDR clips are then tone-mapped
+    (:func:`skips_frames`) the decoder skips non-reference frames instead and a ``select`` filter
+    (:func:`_sparse_select_expr`) picks one decoded frame per sampling time. Either way
+    ``showinfo`` logs each sampled frame's time (the log is at ``level+info``, each line tagged
+    with its level) and the sampled frames pass through unchanged (:func:`passthrough_options`):
+    only frames the video stream has are written, never copies over a stretch without picture
+    (an audio-only lead). HDR clips are then tone-mapped
     (:func:`will_tone_map`); the ``scale`` filter is added only when ``size_wh`` differs from
     the stored frame turned upright (area averaging when shrinking, bicubic when a side grows,
     as non-square pixels stretched to their display shape do), followed by ``setsar=1``. An
@@ -241,7 +287,7 @@ def build_decode_command(
     subtitle and data streams are dropped; at most ``max_frames`` frames are written. ``path``
     is made absolute: ffmpeg would read a bare ``take:1.mp4`` as protocol ``take``. With
     ``detect_cuts``, ``scdet`` (:data:`CUT_SCORE_THRESHOLD`) sees every decoded frame before
-    sampling and logs each cut at info level (the log is then at ``level+info``).
+    sampling and logs each cut at info level.
     """
     import ffmpeg  # ffmpeg-python: builds the command line
 
@@ -253,14 +299,18 @@ def build_decode_command(
     if skip_frames:
         input_options["skip_frame"] = "noref"
     stream = ffmpeg.input(placeholder, **input_options)[str(info.stream_index)]
+    if will_deinterlace(info):
+        parity = {"tff": "tff", "tb": "tff", "bff": "bff", "bt": "bff"}[info.field_order]
+        stream = stream.filter(DEINTERLACE_FILTER, mode="send_frame", parity=parity, deint="all")
     if detect_cuts:
         stream = stream.filter("scdet", threshold=CUT_SCORE_THRESHOLD)
     if skip_frames:
-        stream = stream.filter("select", _sparse_select_expr(sample_fps, info.fps)).filter("showinfo")
+        stream = stream.filter("select", _sparse_select_expr(sample_fps, info.fps))
     else:
         # round=up: the sample at t is the frame on screen at t (the default, near, passes the
         # last frame of each interval, up to half an interval late).
         stream = stream.filter("fps", fps=f"{sample_fps:.6f}", round="up")
+    stream = stream.filter("showinfo")
     if will_tone_map(info):
         stream = _tone_map(stream, info)
     upright_w, upright_h = info.upright_coded_wh
@@ -268,13 +318,9 @@ def build_decode_command(
         grows = width > upright_w or height > upright_h
         stream = stream.filter("scale", width, height, flags="bicubic" if grows else "area")
         stream = stream.filter("setsar", 1)
-    output_options = {"frames:v": max_frames, "an": None, "sn": None, "dn": None}
-    if skip_frames:
-        output_options["fps_mode"] = "passthrough"
+    output_options = {"frames:v": max_frames, "an": None, "sn": None, "dn": None, **passthrough_options()}
     out = ffmpeg.output(stream, "pipe:", format="rawvideo", pix_fmt="rgb24", **output_options)
-    tagged = skip_frames or detect_cuts
-    loglevel = ["-loglevel", "level+info", "-nostats"] if tagged else ["-loglevel", "error"]
-    out = out.global_args("-nostdin", "-hide_banner", *loglevel)
+    out = out.global_args("-nostdin", "-hide_banner", "-loglevel", "level+info", "-nostats")
     return [os.path.abspath(path) if a == placeholder else a for a in out.compile(cmd=ffmpeg_exe())]
 
 
@@ -302,6 +348,8 @@ _LEVEL_RE = re.compile(r"^(\[[^\]]* @ [^\]]*\] )?\[(trace|debug|verbose|info|war
 _SHOWINFO_RE = re.compile(r"^\[Parsed_showinfo_\d+ @ [^\]]*\] \[info\] n:\s*\d+ pts:\s*-?\d+ pts_time:(\S+)")
 # "[Parsed_scdet_0 @ 0x...] [info] lavfi.scd.score: 28.144, lavfi.scd.time: 3"
 _SCDET_RE = re.compile(r"^\[Parsed_scdet_\d+ @ [^\]]*\] \[info\] lavfi\.scd\.score: (\S+), lavfi\.scd\.time: (\S+)")
+# "[info] Exiting normally, received signal 2.": ffmpeg stopped from outside (SIGINT, SIGTERM), on its own terms.
+_RECEIVED_SIGNAL_RE = re.compile(r"received signal (\d+)")
 # The levels kept in the tail when the log is at level+info: what "-loglevel error" shows.
 _TAIL_LEVELS = frozenset({"error", "fatal", "panic"})
 
@@ -323,6 +371,7 @@ class _StderrTail:
         self._tagged = tagged_levels
         self._cut_times_s = cut_times_s
         self._timestamps: queue.Queue = queue.Queue()
+        self.received_signal: int | None = None
         self._thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
         self._thread.start()
 
@@ -350,6 +399,8 @@ class _StderrTail:
             if (tagged := _LEVEL_RE.match(line)) is not None:
                 context, level, message = tagged.groups()
                 line = (context or "") + message
+                if level == "info" and (got := _RECEIVED_SIGNAL_RE.search(message)) is not None:
+                    self.received_signal = int(got.group(1))
             if level in _TAIL_LEVELS:  # an untagged line continues the last tagged one
                 self.lines.append(line)
         self._timestamps.put(None)
@@ -478,12 +529,16 @@ def iter_frames(
     decode_all: bool = False,
     cut_times_s: list[float] | None = None,
     clock_starts: threading.Event | None = None,
+    report: DecodeReport | None = None,
 ) -> Iterator[Frame]:
     """Yield up to ``max_frames`` frames sampled at ``sample_fps`` from one ffmpeg process.
 
-    Where :func:`skips_frames` says so (sparse sampling of inter-frame codecs), non-reference
-    frames are not decoded and each frame carries its actual time and index; ``decode_all``
-    decodes every frame whatever the sampling (the ``fps`` filter's exact sampling times).
+    Only frames of the video stream are sampled, at their own times: a stream that starts late
+    gives its first sample then (``timestamp_s`` from ffmpeg's ``showinfo``), never copies of its
+    first frame over the stretch before. Where :func:`skips_frames` says so (sparse sampling of
+    inter-frame codecs), non-reference frames are not decoded and each frame carries its actual
+    time and index; ``decode_all`` decodes every frame whatever the sampling (the ``fps``
+    filter's exact sampling times).
     Frames are ``uint8 (height, width, 3)`` RGB of :func:`decode_size_wh`. Raises
     :class:`DecodeError` if ffmpeg fails before the first frame, and
     :class:`DecodeTimeoutError` if the clip is not done within ``timeout_s`` (frames already
@@ -496,7 +551,16 @@ def iter_frames(
 
     ``clock_starts``: ``timeout_s`` counts only from when this event is set (a clip decoded
     ahead of its turn, :func:`pipeline.scan.analyze.open_clip`); ``None``: from now.
+
+    ``report``: filled in with what was delivered and how the decode ended (:class:`DecodeReport`):
+    where the frames stopped, and whether ffmpeg was stopped from outside (those frames are kept;
+    the scan then says the clip was seen in part). A budget that runs out after every expected
+    sample arrived is no timeout (``report.timed_out_after_all``).
     """
+    if info.is_interlaced and not can_deinterlace():
+        log.warning(
+            "%s: interlaced video, but this ffmpeg has no %s filter: frames stay combed", path, DEINTERLACE_FILTER
+        )
     if will_tone_map(info) is False:
         log.warning(
             "%s: HDR video (%s), but this ffmpeg has no %s filters: frames are not converted to SDR, "
@@ -519,20 +583,19 @@ def iter_frames(
         detect_cuts=detect_cuts,
     )
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stderr_tail = _StderrTail(proc.stderr, tagged_levels=sparse or detect_cuts, cut_times_s=cut_times_s)
+    stderr_tail = _StderrTail(proc.stderr, tagged_levels=True, cut_times_s=cut_times_s)
     watchdog = _Watchdog(proc, timeout_s, clock_starts)
     reader = _FrameReader(proc.stdout, width * height * 3, max_frames)
     _kill_live_decoders_at_exit()
     _LIVE_DECODERS[proc] = (reader, stderr_tail, watchdog)
+    report = DecodeReport() if report is None else report
     count = 0
     try:
         while (buf := reader.next_buffer()) is not None:
-            timestamp_s = count / sample_fps
-            frame_index = math.floor(timestamp_s * info.fps + 1e-9) if info.fps else count
-            if sparse:
-                timestamp_s, frame_index = _actual_time(path, stderr_tail, count, timestamp_s, frame_index, info)
+            timestamp_s, frame_index = _actual_time(path, stderr_tail, count, sample_fps, info, sparse=sparse)
             rgb = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
-            yield Frame(count, frame_index, timestamp_s, rgb, count / sample_fps)
+            report.add(timestamp_s)
+            yield Frame(count, frame_index, timestamp_s, rgb, count / sample_fps if sparse else timestamp_s)
             count += 1
         reader.join()
         proc.stdout.close()
@@ -540,25 +603,38 @@ def iter_frames(
         stderr_tail.join()
     finally:
         _shut_down(proc, reader, stderr_tail, watchdog)
+    expected = expected_sample_count(info, sample_fps, max_frames)
     if watchdog.timed_out.is_set():
-        raise DecodeTimeoutError(f"decoding took more than {timeout_s:g} s ({count} frames read)")
-    _report_end(path, count, returncode, stderr_tail.text(), expected_sample_count(info, sample_fps, max_frames))
+        if count < expected:
+            raise DecodeTimeoutError(f"decoding took more than {timeout_s:g} s ({count} frames read)")
+        log.info(
+            "%s: all %d samples arrived before the %g s budget ran out (ffmpeg was decoding the tail)",
+            path,
+            count,
+            timeout_s,
+        )
+        report.timed_out_after_all = True
+        returncode = 0
+    _report_end(path, count, returncode, stderr_tail, expected, report)
 
 
 def _actual_time(
-    path: str | Path, stderr_tail: _StderrTail, count: int, target_s: float, target_index: int, info: VideoInfo
+    path: str | Path, stderr_tail: _StderrTail, count: int, sample_fps: float, info: VideoInfo, *, sparse: bool
 ) -> tuple[float, int]:
-    """(``timestamp_s``, ``frame_index``) of the ``count``-th delivered frame under sparse
-    sampling, from the ``showinfo`` log (the frame shown at ``timestamp_s``: ``round(t * fps)``);
-    the sampling time and its frame when the log gave none (logged, never waited on for more
-    than :data:`TIMESTAMP_WAIT_S`)."""
+    """(``timestamp_s``, ``frame_index``) of the ``count``-th delivered frame, from the ``showinfo``
+    log: under sparse sampling the frame actually delivered (``round(t * fps)``), else the sampling
+    time and the frame on screen then (``floor(t * fps)``). Where the log gave none (logged, never
+    waited on for more than :data:`TIMESTAMP_WAIT_S`), the ``count``-th sampling time."""
     actual_s = stderr_tail.next_timestamp_s()
     if actual_s is None or actual_s < 0:
+        target_s = count / sample_fps
         log.warning(
             "%s: sample %d: no frame time from ffmpeg; the sampling time %.3f s is recorded", path, count, target_s
         )
-        return target_s, target_index
-    return actual_s, round(actual_s * info.fps)
+        return target_s, math.floor(target_s * info.fps + 1e-9) if info.fps else count
+    if sparse:
+        return actual_s, round(actual_s * info.fps)
+    return actual_s, math.floor(actual_s * info.fps + 1e-9) if info.fps else count
 
 
 def _shut_down(proc: subprocess.Popen, reader: _FrameReader, stderr_tail: _StderrTail, watchdog: _Watchdog) -> None:
@@ -575,19 +651,32 @@ def _shut_down(proc: subprocess.Popen, reader: _FrameReader, stderr_tail: _Stder
     proc.stderr.close()
 
 
-def _report_end(path: str | Path, count: int, returncode: int, stderr_text: str, expected: int) -> None:
-    """After the last frame: :class:`DecodeError` when none came, or when ffmpeg was killed
-    from outside before the ``expected`` samples came (its frames end where it was killed, not
-    where the clip does, so a row from them would claim the whole clip); a warning when ffmpeg
-    complained or failed after some frames (those frames are kept)."""
-    message = summarize_ffmpeg_errors(stderr_text)
+def _report_end(
+    path: str | Path, count: int, returncode: int, stderr_tail: _StderrTail, expected: int, report: DecodeReport
+) -> None:
+    """After the last frame: :class:`DecodeError` when none came; else ``report`` says how it ended
+    (``stopped_by``: a signal from outside, by which ffmpeg was killed or on which it exited; its
+    frames end where it stopped, not where the clip does) and a warning is logged when ffmpeg
+    complained, failed or was stopped after some frames (those frames are kept)."""
+    message = summarize_ffmpeg_errors(stderr_tail.text())
     if count == 0:
         raise DecodeError(f"no frame could be decoded: {message or 'the video stream is empty'}")
     killed_by = _killing_signal(returncode)
+    if killed_by is None and stderr_tail.received_signal is not None and returncode != 0:
+        killed_by = _signal_name(stderr_tail.received_signal)
+    report.ended, report.errors = True, message
     if killed_by is not None and count < expected:
-        raise DecodeError(f"the decoder was stopped by {killed_by} after {count} of {expected} frames")
-    if returncode != 0 or message:
+        report.stopped_by = killed_by
+        log.warning("%s: the decoder was stopped by %s after %d of %d frames", path, killed_by, count, expected)
+    elif returncode != 0 or message:
         log.warning("%s: decoding ended with errors after %d frames: %s", path, count, message)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _killing_signal(returncode: int) -> str | None:
@@ -595,10 +684,7 @@ def _killing_signal(returncode: int) -> str | None:
     broken pipe (ours to close) does not count."""
     if returncode >= 0 or -returncode == signal.SIGPIPE:
         return None
-    try:
-        return signal.Signals(-returncode).name
-    except ValueError:
-        return f"signal {-returncode}"
+    return _signal_name(-returncode)
 
 
 def expected_sample_count(info: VideoInfo, sample_fps: float, max_frames: int) -> int:

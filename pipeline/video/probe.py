@@ -53,7 +53,17 @@ _ROTATE_TAG_RE = re.compile(r"^\s*rotate\s*:\s*(-?\d+(?:\.\d+)?)\s*$")
 _SAR_RE = re.compile(r"\[SAR (\d+):(\d+) DAR \d+:\d+\]")
 # "yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67, progressive)": pixel format, then in brackets
 # the range, the colour space/primaries/transfer (one name when all three agree), field order.
-_PIX_FMT_RE = re.compile(r"(?:^|, )(\w+)(?:\(([^)]*)\))?(?=, \d{1,6}x\d{1,6})")
+_PIX_FMT_RE = re.compile(r"(?:^|, )(\w+)(?:\(((?:[^()]|\([^()]*\))*)\))?(?=, \d{1,6}x\d{1,6})")
+# The field order ffmpeg prints among the pixel format's details: "yuv420p(tv, top first)".
+_FIELD_ORDER_RE = re.compile(r"\b(progressive|top first|bottom first|top coded first|bottom coded first)\b")
+FIELD_ORDERS = {
+    "progressive": "progressive",
+    "top first": "tff",
+    "bottom first": "bff",
+    "top coded first": "tb",
+    "bottom coded first": "bt",
+}
+INTERLACED_FIELD_ORDERS = frozenset({"tff", "bff", "tb", "bt"})
 _STREAM_DURATION_TAG_RE = re.compile(r"^\s*DURATION(?:-\w+)?\s*:\s*(\d+):(\d+):(\d+(?:\.\d+)?)\s*$")
 # Names ffmpeg prints once when colour space, primaries and transfer agree.
 _SAME_COLOUR_NAMES = frozenset({"bt709", "smpte170m", "smpte240m", "unknown"})
@@ -80,6 +90,10 @@ class VideoInfo:
     says where ``duration_s`` came from: ``container``, ``stream_tag``, ``packets`` (measured
     by :func:`measure_duration_s`) or ``""`` (unknown). ``format_name`` is the
     demuxer ffmpeg chose (``mov,mp4,m4a,3gp,3g2,mj2``, ``matroska,webm``, ``gif``).
+    ``field_order``: ``progressive``, interlaced ``tff``/``bff`` (top or bottom field first) or
+    ``tb``/``bt`` (coded in the other order), as the stream states it; ``""`` when it does not say;
+    ``interlace_source`` says how it was known (``stream``, or ``idet`` when measured,
+    :func:`pipeline.video.interlace.detect_field_order`).
     """
 
     stream_index: int
@@ -98,6 +112,8 @@ class VideoInfo:
     n_video_streams: int = 1
     duration_source: str = ""
     format_name: str = ""
+    field_order: str = ""
+    interlace_source: str = ""
 
     def __post_init__(self) -> None:
         if self.coded_width <= 0 or self.coded_height <= 0:
@@ -146,6 +162,11 @@ class VideoInfo:
         return f"{self.sample_aspect_ratio[0]}:{self.sample_aspect_ratio[1]}"
 
     @property
+    def is_interlaced(self) -> bool:
+        """True when the stream is interlaced (:data:`INTERLACED_FIELD_ORDERS`), as stated or measured."""
+        return self.field_order in INTERLACED_FIELD_ORDERS
+
+    @property
     def is_hdr(self) -> bool:
         """True for PQ and HLG video (:data:`HDR_TRANSFERS`)."""
         return self.color_transfer in HDR_TRANSFERS
@@ -183,6 +204,15 @@ def _parse_colour(description: str) -> tuple[str, str, str, str]:
             space, primaries, transfer = ("" if n == "unknown" else n for n in names)
             return pix_fmt, space, primaries, transfer
     return pix_fmt, "", "", ""
+
+
+def _parse_field_order(description: str) -> str:
+    """The stream's field order (:data:`FIELD_ORDERS` values), ``""`` when it states none."""
+    m = _PIX_FMT_RE.search(description)
+    if m is None or not m.group(2):
+        return ""
+    found = _FIELD_ORDER_RE.search(m.group(2))
+    return FIELD_ORDERS[found.group(1)] if found else ""
 
 
 def _parse_sar(description: str) -> tuple[int, int]:
@@ -304,6 +334,8 @@ def parse_stream_candidates(stderr_text: str) -> list[_StreamCandidate]:
             color_primaries=color_primaries,
             color_transfer=color_transfer,
             duration_source="container" if duration_s else ("stream_tag" if stream_duration_s else ""),
+            field_order=(field_order := _parse_field_order(description)),
+            interlace_source="stream" if field_order else "",
         )
         candidates.append(_StreamCandidate(info, "(default)" in description))
     if not candidates:
@@ -368,6 +400,11 @@ def probe_video(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> VideoIn
     if info.format_name in _ANIMATABLE_FORMATS and not is_animated_image(path):
         # one rule with the web app: an image file is a clip only when it has more than one frame
         raise DecodeError(f"a still image ({info.format_name.removesuffix('_anim')}), not a video")
+    if not info.field_order and info.format_name not in _ANIMATABLE_FORMATS:
+        from pipeline.video.interlace import detect_field_order
+
+        measured = detect_field_order(path, info.stream_index, timeout_s=min(timeout_s, MEASURE_TIMEOUT_S))
+        info = dataclasses.replace(info, field_order=measured, interlace_source="idet" if measured else "")
     if info.duration_s is None:
         measured_s = measure_duration_s(path, info, timeout_s=min(timeout_s, MEASURE_TIMEOUT_S))
         if measured_s is not None:
@@ -446,6 +483,19 @@ def count_video_packets(path: str | Path, timeout_s: float = MEASURE_TIMEOUT_S) 
 
 
 _PROGRESS_RE = re.compile(r"^(out_time_us|frame)=(\d+)\s*$", re.MULTILINE)
+
+
+def packets_end_s(path: str | Path, stream: str = "0", timeout_s: float = MEASURE_TIMEOUT_S) -> float | None:
+    """Where the packets of the ``stream`` map (``0``: every stream, the latest of them; ``0:3``)
+    that the file actually holds end, in seconds from its start: one pass over the packets
+    without decoding (:func:`_demux_pass`). ``None`` when the pass fails or times out. A file
+    cut short ends here before the duration its header states."""
+    proc = _demux_pass(path, stream, (), ("-progress", "pipe:1"), timeout_s)
+    if proc is None:
+        return None
+    found = _PROGRESS_RE.findall(proc.stdout.decode("ascii", errors="replace"))
+    times = [int(v) for k, v in found if k == "out_time_us"]
+    return round(times[-1] / 1e6, 3) if times else None
 
 
 def measure_duration_s(path: str | Path, info: VideoInfo, timeout_s: float = MEASURE_TIMEOUT_S) -> float | None:

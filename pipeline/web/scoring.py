@@ -55,7 +55,8 @@ from pipeline.scan.analyze import (
     track_summaries,
     verdict_row,
 )
-from pipeline.scan.records import VideoRow, label_for
+from pipeline.scan.notes import LITTLE_FACE_EVIDENCE, NOTES, split_notes
+from pipeline.scan.records import VERDICT_STATUSES, VideoRow, label_for
 from pipeline.video.animated import is_animated
 from pipeline.video.decode import (
     MAX_DECODE_LONG_SIDE_PX,
@@ -357,6 +358,7 @@ def score_image(rgb: np.ndarray, detector, scorer, config: ScanConfig, *, name: 
         height=height,
         rotation_deg=0,
         tracks=tracks,
+        still_image=True,
     )
     return VideoResult(row, tuple(faces), tuple(tracks))
 
@@ -519,7 +521,7 @@ def gather_evidence(
     from pipeline.scan.evidence import select_evidence_faces
 
     started = time.perf_counter()
-    if result.row.status != "ok" or not result.faces:
+    if result.row.p_fake is None or not result.faces:
         return Evidence()
     shown = shown_faces(result.faces, max_thumbnails)
     saliency = None
@@ -615,6 +617,12 @@ def verdict_text(row: VideoRow, config: ScanConfig) -> str | None:
     if row.p_fake is None or not row.label:
         return None
     p, hi, lo = f"p_fake {row.p_fake:.3f}", threshold_text(config.threshold), uncertain_below_of(row, config)
+    if LITTLE_FACE_EVIDENCE in split_notes(row.notes):
+        alone = label_for(row.p_fake, config.threshold, lo)
+        return (
+            f"Faces were found in only {row.frames_with_faces} of the {row.frames_sampled} sampled frames: too little "
+            f"to decide on ({p} alone would say {alone}), so the verdict is UNCERTAIN."
+        )
     if lo is None and row.label == "UNCERTAIN":  # a band no one recorded: say what the label means
         return f"The model cannot tell with the confidence it was validated for: {p} is between its two thresholds."
     if lo is None:
@@ -637,8 +645,11 @@ def _num(value: float | None, digits: int) -> float | None:
 
 
 def _partial_coverage_note(row: VideoRow) -> str:
-    """Why only part of a clip was looked at. ``reached_end`` is False only for a clip whose
-    duration is unknown that hit the frame cap (:func:`pipeline.scan.analyze.coverage`)."""
+    """Why only part of a clip was looked at: a ``partial`` clip (its frames stopped short: the row's
+    ``error`` says how much was decoded and why), or one whose duration is unknown that hit the frame
+    cap (:func:`pipeline.video.completeness.check_coverage`)."""
+    if row.status == "partial":
+        return f"Only part of this clip could be decoded ({row.error}): the verdict is about that part alone."
     return (
         f"Only the first {row.covered_s:.0f} s of this clip were looked at: the file states no length "
         f"and it could not be measured, so sampling stopped at the cap of {row.n_frames} frames."
@@ -688,7 +699,11 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
     def note(kind_: str, text: str) -> None:
         notes.append({"kind": kind_, "text": text})
 
-    if row.status == "ok" and faces and tracks:
+    codes = split_notes(row.notes)
+    for code in codes:  # the caveats written into the row at scan time, in their one wording
+        means = NOTES[code].means
+        note(code, f"{means[0].upper()}{means[1:]}: {NOTES[code].do}.")
+    if row.status in VERDICT_STATUSES and row.p_fake is not None and faces and tracks:
         if low_cut is None and abs(row.p_fake - threshold) < NEAR_THRESHOLD:
             note(
                 "near_threshold",
@@ -749,7 +764,7 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
                 f"Person {worst.track_id + 1} scores {worst.mean_p_fake:.2f}, {level}, but is not "
                 f"counted in the verdict: {because} ({seen}). Look at their faces below.",
             )
-        if len(faces) < FEW_FACES:
+        if len(faces) < FEW_FACES and LITTLE_FACE_EVIDENCE not in codes:
             scored = f"{len(faces)} face was" if len(faces) == 1 else f"{len(faces)} faces were"
             where = "in this image" if kind == "image" else "in the whole clip"
             note(
@@ -930,8 +945,10 @@ def build_result(
             "sample_aspect_ratio": row.sample_aspect_ratio or None,
             "color_transfer": row.color_transfer or None,
             "tone_mapped": row.tone_mapped,
+            "deinterlaced": row.deinterlaced,
             "sample_fps": _num(row.sample_fps, 4),
             "frames_sampled": row.n_frames,
+            "frames_with_faces": row.frames_with_faces,
             "covered_s": _num(row.covered_s, 3),
             "reached_end": row.reached_end,
             "faces_found": row.n_faces,
@@ -941,6 +958,7 @@ def build_result(
         "evidence_s": evidence.elapsed_s,
         "error": row.error or None,
         "notes": uncertainty_notes(row, faces, summaries, kind=kind, config=config),
+        "note_codes": split_notes(row.notes),
         "frame": None
         if frame is None
         else {

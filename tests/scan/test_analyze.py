@@ -160,21 +160,39 @@ def test_a_missing_file_has_no_sha256(tmp_path, detector, scorer):
 @pytest.mark.parametrize(
     "duration_s, n_frames, max_frames, expected",
     [
-        # the video ended before the cap: the end was reached, also when the container's duration
-        # is longer (audio that runs on after the video)
-        (12.0, 4, 40, (4.0, True)),
-        (None, 7, 40, (7.0, True)),
         # the samples span the known duration
+        (12.0, 12, 40, (12.0, True)),
         (82.0, 40, 40, (82.0, True)),
+        # unknown duration, the decoder ran out before the cap: the end was reached
+        (None, 7, 40, (7.0, True)),
         # unknown duration and the cap was hit: only the first 40 s were looked at
         (None, 40, 40, (40.0, False)),
     ],
 )
 def test_coverage(duration_s, n_frames, max_frames, expected):
-    from pipeline.scan.analyze import coverage
+    from pipeline.video.completeness import check_coverage
+    from pipeline.video.decode import DecodeReport
     from pipeline.video.probe import VideoInfo
 
     info = VideoInfo(0, 320, 240, 0, 25.0, duration_s, 0.0, "h264")
     rate = min(1.0, max_frames / duration_s) if duration_s else 1.0
-    covered_s, reached_end = coverage(info, rate, n_frames=n_frames, max_frames=max_frames)
-    assert (covered_s, reached_end) == (pytest.approx(expected[0], abs=0.01), expected[1])
+    report = DecodeReport()
+    for k in range(n_frames):
+        report.add(k / rate)
+    seen = check_coverage("never-read.mp4", info, rate, report, max_frames=max_frames)  # no packet pass needed
+    assert (seen.covered_s, seen.reached_end) == (pytest.approx(expected[0], abs=0.01), expected[1])
+    assert not seen.partial and seen.reason == ""
+
+
+def test_a_decoder_stopped_from_outside_is_partial_without_reading_the_file():
+    from pipeline.video.completeness import check_coverage
+    from pipeline.video.decode import DecodeReport
+    from pipeline.video.probe import VideoInfo
+
+    info = VideoInfo(0, 320, 240, 0, 25.0, 31.0, 0.0, "h264")
+    report = DecodeReport(stopped_by="SIGINT")
+    for k in range(29):
+        report.add(float(k))
+    seen = check_coverage("never-read.mp4", info, 1.0, report, max_frames=40)
+    assert seen.partial and not seen.reached_end
+    assert seen.reason == "decoded 29.0 s of 31.0 s: the decoder was stopped by SIGINT"

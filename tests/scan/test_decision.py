@@ -101,7 +101,7 @@ def test_label_for_with_and_without_a_band():
 
 
 def _face(track_id: int, p: float, t: float, size: float = 200.0) -> ScoredFace:
-    return ScoredFace(0, 0, t, track_id, (0.0, 0.0, size, size), 0.99, p)
+    return ScoredFace(round(t), round(t), t, track_id, (0.0, 0.0, size, size), 0.99, p)
 
 
 def test_a_real_bystander_neither_makes_the_clip_fake_nor_hides_the_fake_person():

@@ -3,6 +3,8 @@ verdict_row), with stand-ins for MTCNN and Meso-4 so the batching is checked exa
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -141,6 +143,7 @@ def test_verdict_row(faces, aggregation, expected_status, expected_p_fake, expec
     import time
 
     config = ScanConfig(aggregation=aggregation, threshold=0.5)
+    faces = [dataclasses.replace(f, sample_index=k) for k in range(3) for f in faces]  # each seen in all 3 frames
     row = verdict_row(
         "clip.mp4",
         faces,
@@ -154,6 +157,7 @@ def test_verdict_row(faces, aggregation, expected_status, expected_p_fake, expec
     )
     assert (row.status, row.p_fake, row.label) == (expected_status, expected_p_fake, expected_label)
     assert (row.n_frames, row.n_faces, row.n_tracks) == (3, len(faces), len({f.track_id for f in faces}))
+    assert row.notes == "" and row.frames_with_faces == (3 if faces else 0)
     assert (row.width, row.height, row.model, row.aggregation) == (640, 480, "stub", aggregation)
     assert 0.0 <= row.elapsed_s < 5.0
 

@@ -25,7 +25,10 @@ VIDEO_CONTRACT = [
     "status",
     "p_fake",
     "label",
+    "notes",
     "n_frames",
+    "frames_sampled",
+    "frames_with_faces",
     "n_faces",
     "n_tracks",
     "n_tracks_counted",
@@ -44,6 +47,8 @@ TRACK_CONTRACT = [
     "video_path",
     "track_id",
     "n_faces",
+    "frames_with_faces",
+    "frames_sampled",
     "first_timestamp_s",
     "last_timestamp_s",
     "median_face_px",
@@ -99,7 +104,10 @@ def test_video_row_accepts_valid_rows(kwargs):
         # NaN is not a score
         (dict(status="ok", p_fake=math.nan, label="REAL"), r"got nan"),
         # an ok row must have a label
-        (dict(status="ok", p_fake=0.3), r"an ok row needs label in \('FAKE', 'UNCERTAIN', 'REAL'\), got ''"),
+        (
+            dict(status="ok", p_fake=0.3),
+            r"a row with a verdict \(ok\) needs label in \('FAKE', 'UNCERTAIN', 'REAL'\), got ''",
+        ),
         # labels are upper case
         (dict(status="ok", p_fake=0.3, label="real"), r"got 'real'"),
         # no silent score on a failed clip
@@ -107,7 +115,10 @@ def test_video_row_accepts_valid_rows(kwargs):
         # nor a label
         (dict(status="decode_error", label="REAL"), r"a decode_error row carries no p_fake or label, got None, 'REAL'"),
         # unknown status, listing the valid ones
-        (dict(status="OK", p_fake=0.3, label="REAL"), r"status must be one of \('ok', 'no_face', .*\), got 'OK'"),
+        (
+            dict(status="OK", p_fake=0.3, label="REAL"),
+            r"status must be one of \('ok', 'partial', 'no_face', .*\), got 'OK'",
+        ),
         (dict(status="skipped"), r"got 'skipped'"),
     ],
 )
@@ -237,12 +248,16 @@ def test_track_row_from_a_summary():
         [64.0] * 10 + [200.0] * 2,
         timestamps_s=[0.5 * i for i in range(12)],
     )
-    small, short = (TrackRow.from_summary("clips/a.mp4", t, sets_verdict=i == 0) for i, t in enumerate(summaries))
+    small, short = (
+        TrackRow.from_summary("clips/a.mp4", t, frames_sampled=12, sets_verdict=i == 0) for i, t in enumerate(summaries)
+    )
     mean = (0.123456789 * 9 + 0.9) / 10
     assert small == TrackRow(
         video_path="clips/a.mp4",
         track_id=0,
         n_faces=10,
+        frames_with_faces=10,
+        frames_sampled=12,
         first_timestamp_s=0.0,
         last_timestamp_s=4.5,
         median_face_px=64.0,

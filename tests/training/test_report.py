@@ -224,7 +224,7 @@ def test_counts_order_and_table(tmp_path):
     scores = write_scores_csv(tmp_path / "scores.csv", rows)
     summary = write_report(ReportConfig(scores, tmp_path / "report.html"))
     assert summary.n_clips == 6
-    assert summary.status_counts == {"ok": 3, "no_face": 2, "decode_error": 1, "timeout": 0, "error": 0}
+    assert summary.status_counts == {"ok": 3, "partial": 0, "no_face": 2, "decode_error": 1, "timeout": 0, "error": 0}
     assert summary.label_counts == {"FAKE": 2, "REAL": 1, "(none)": 3}
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert re.search(r'data-count="status:no_face"><dt>no_face</dt><dd>2</dd>', page)
@@ -378,7 +378,7 @@ def test_evidence_only_for_flagged_clips_within_limits(tmp_path):
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", worst)
     assert captions[0].startswith("boxed frame") and "p_fake 0.750" in captions[1] and "p_fake 0.650" in captions[3]
     # the table links the clips with evidence
-    assert [r[9] for r in page_data(page)["rows"]] == [1, 2, None, None]
+    assert [r[10] for r in page_data(page)["rows"]] == [1, 2, None, None]  # the evidence column
 
 
 def test_evidence_budget_and_bad_files(tmp_path):

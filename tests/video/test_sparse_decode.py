@@ -94,9 +94,11 @@ def test_build_decode_command_sparse():
     info = _info()
     full = build_decode_command("x.mp4", info, sample_fps=1.0, max_frames=40, size_wh=(64, 48))
     sparse = build_decode_command("x.mp4", info, sample_fps=1.0, max_frames=40, size_wh=(64, 48), skip_frames=True)
-    # decoding everything: the command as it always was
+    # decoding everything: the fps filter, each sample's time logged, only the stream's own frames written
     assert "-skip_frame" not in full and "fps=fps=1.000000:round=up" in " ".join(full)
-    assert full[full.index("-loglevel") + 1] == "error"
+    assert "showinfo" in full[full.index("-filter_complex") + 1]
+    assert full[full.index("-fps_mode") + 1] == "passthrough"
+    assert full[full.index("-loglevel") + 1] == "level+info"
     # sparse: a decoder option (before -i), select + showinfo, frames passed through, levels tagged
     assert sparse.index("-skip_frame") < sparse.index("-i") and sparse[sparse.index("-skip_frame") + 1] == "noref"
     graph = sparse[sparse.index("-filter_complex") + 1]
