@@ -289,3 +289,23 @@ def test_interlaced_streams_are_deinterlaced_before_sampling(interlaced):
 )
 def test_parse_idet(log, expected):
     assert parse_idet("Multi frame detection: TFF: 0 BFF: 0 Progressive: 0 Undetermined: 0\n" + log) == expected
+
+
+def _line_excess(rgb: np.ndarray) -> float:
+    """Combing: mean absolute difference between neighbouring lines, less half that between lines two apart."""
+    grey = rgb.astype(np.float32).mean(axis=2)
+    return float(np.abs(np.diff(grey, axis=0)).mean() - np.abs(grey[2:] - grey[:-2]).mean() / 2)
+
+
+def test_the_dataset_builder_deinterlaces_too(interlaced):
+    """``extract_faces.py`` samples through the same decode, so its crops are not combed either."""
+    from pipeline.training.extract import ExtractConfig, SourceClip, _sample_frames
+
+    progressive = next(
+        iter_frames(interlaced["progressive"], probe_video(interlaced["progressive"]), sample_fps=1.0, max_frames=1)
+    )
+    for name in ("flagged", "unflagged"):
+        frames = _sample_frames(SourceClip(str(interlaced[name]), "real", name), ExtractConfig(fps=1.0))
+        first = next(iter(frames))
+        frames.close()
+        assert _line_excess(first.rgb) < _line_excess(progressive.rgb) + 2.0, name
