@@ -13,6 +13,8 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
+import numbers
 import os
 import shutil
 import urllib.request
@@ -55,7 +57,10 @@ class WeightsSpec:
     ``architecture``: a name of :mod:`pipeline.models.registry`. Backbone heads also name ``backbone``
     (the ONNX file, relative to the weights file) and its ``backbone_sha256``, and may carry
     ``clip_decision`` (:class:`pipeline.scan.decision.ClipDecision` as a JSON object: the clip-level model and
-    its two thresholds, ``FAKE`` / ``UNCERTAIN`` / ``REAL``).
+    its two thresholds, ``FAKE`` / ``UNCERTAIN`` / ``REAL``). ``validated_range``: the picture quality the
+    model was validated on, as ``(measure, (low, high))`` items in :data:`pipeline.faces.quality.QUALITY_MEASURES`
+    order (``dict(spec.validated_range)`` is the mapping; a sidecar writes it as ``{measure: [low, high]}``; empty
+    when unknown), with ``validated_range_source`` saying on which faces it was measured.
     """
 
     name: str
@@ -75,9 +80,13 @@ class WeightsSpec:
     backbone: str | None = None
     backbone_sha256: str | None = None
     clip_decision: str | None = None
+    validated_range: tuple[tuple[str, tuple[float, float]], ...] = ()
+    validated_range_source: str = ""
 
     def __post_init__(self) -> None:
         from pipeline.models.registry import is_registered, list_models
+
+        object.__setattr__(self, "validated_range", _checked_range(self.validated_range))
 
         if self.output not in OUTPUT_MEANINGS:
             raise ValueError(f"output must be one of {OUTPUT_MEANINGS}, got {self.output!r}")
@@ -95,7 +104,34 @@ class WeightsSpec:
             raise ValueError(f"temperature must be in [0.01, 100], got {self.temperature}")
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        fields = dataclasses.asdict(self)
+        fields["validated_range"] = {name: list(bounds) for name, bounds in self.validated_range}
+        return json.dumps(fields, indent=2, sort_keys=True)
+
+
+def _checked_range(validated_range) -> tuple[tuple[str, tuple[float, float]], ...]:
+    """A spec's ``validated_range`` (a mapping or items of measure -> (low, high); None = unknown) as items in
+    measure order. Raises ``ValueError`` for an unknown measure, a bound that is not a finite number, or low > high."""
+    if not validated_range:
+        return ()
+    from pipeline.faces.quality import QUALITY_MEASURES
+
+    items = dict(validated_range)
+    unknown = sorted(set(items) - set(QUALITY_MEASURES))
+    if unknown:
+        raise ValueError(f"validated_range: unknown measures {unknown}; known: {list(QUALITY_MEASURES)}")
+    out = []
+    for name in (m for m in QUALITY_MEASURES if m in items):
+        bounds = items[name]
+        if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+            raise ValueError(f"validated_range {name}: expected [low, high], got {bounds!r}")
+        if not all(isinstance(b, numbers.Real) and not isinstance(b, bool) and math.isfinite(b) for b in bounds):
+            raise ValueError(f"validated_range {name}: bounds must be finite numbers, got {bounds!r}")
+        low, high = float(bounds[0]), float(bounds[1])
+        if low > high:
+            raise ValueError(f"validated_range {name}: low {low:g} > high {high:g}")
+        out.append((name, (low, high)))
+    return tuple(out)
 
 
 MESONET_BASE_URL = "https://github.com/DariusAf/MesoNet/raw/master/weights/"

@@ -15,6 +15,7 @@ from pipeline.errors import DecodeError
 from pipeline.faces.boxes import FaceBox
 from pipeline.faces.crop import crop_face_rgb
 from pipeline.faces.detect import FaceDetector
+from pipeline.faces.quality import QUALITY_MEASURES, FaceQuality, clip_quality, face_quality, outside_range
 from pipeline.models.factory import neutral_p_fake
 from pipeline.models.meso4 import SCORE_BATCH_SIZE, MesoScorer
 from pipeline.scan.aggregate import (
@@ -28,7 +29,7 @@ from pipeline.scan.aggregate import (
 )
 from pipeline.scan.decision import LEARNED, ClipDecision, person_features
 from pipeline.scan.face_loop import FaceLoop, FrameFaces, add_elapsed, batched  # noqa: F401 (batched: public here too)
-from pipeline.scan.notes import LITTLE_FACE_EVIDENCE, join_notes, little_face_evidence
+from pipeline.scan.notes import LITTLE_FACE_EVIDENCE, OUTSIDE_VALIDATED_RANGE, join_notes, little_face_evidence
 from pipeline.scan.records import FaceRow, TrackRow, VideoRow, display_path, label_for
 from pipeline.scan.rotation import (
     ProbeFrameKeeper,
@@ -148,7 +149,8 @@ class ScoredFace:
     ``landmarks_xy``: MTCNN's five points (full-resolution pixels, ``FaceBox`` order; ``()`` when
     the detector gave none), which say whether the face is upright
     (:func:`pipeline.scan.rotation.looks_upright`); ``track_static``: the face's track never
-    moves nor changes (a photo, a poster, a screen: :func:`pipeline.faces.tracks.is_static`)."""
+    moves nor changes (a photo, a poster, a screen: :func:`pipeline.faces.tracks.is_static`); ``quality``:
+    the picture quality of the crop the model scored (:func:`pipeline.faces.quality.face_quality`)."""
 
     sample_index: int
     frame_index: int
@@ -160,6 +162,7 @@ class ScoredFace:
     crop_rgb: np.ndarray | None = None
     landmarks_xy: tuple[tuple[float, float], ...] = ()
     track_static: bool = False
+    quality: FaceQuality | None = None
 
     @property
     def size_px(self) -> float:
@@ -210,7 +213,7 @@ class _CropScorer:
         self._timings = timings
         self._crops: list[np.ndarray] = []
         self._where: list[tuple[tuple[int, int, float], FaceBox]] = []
-        self._scored: list[tuple[tuple[int, int, float], FaceBox, float, np.ndarray | None]] = []
+        self._scored: list[tuple[tuple[int, int, float], FaceBox, float, np.ndarray | None, FaceQuality]] = []
 
     @property
     def n_pending(self) -> int:
@@ -239,7 +242,9 @@ class _CropScorer:
         p_fake = self._scorer.score_p_fake(np.stack(self._crops))
         add_elapsed(self._timings, "score_s", started)
         for (where, face), p, crop in zip(self._where, p_fake, self._crops):
-            self._scored.append((where, face, float(p), crop if self._keep_crops else None))
+            x1, y1, x2, y2 = face.box_xyxy
+            quality = face_quality(crop, max(x2 - x1, y2 - y1))
+            self._scored.append((where, face, float(p), crop if self._keep_crops else None, quality))
         self._crops.clear()
         self._where.clear()
 
@@ -257,8 +262,11 @@ class _CropScorer:
                 crop,
                 face.landmarks_xy,
                 track_id in static_tracks,
+                quality,
             )
-            for ((sample_index, frame_index, timestamp_s), face, p, crop), track_id in zip(self._scored, track_ids)
+            for ((sample_index, frame_index, timestamp_s), face, p, crop, quality), track_id in zip(
+                self._scored, track_ids
+            )
         ]
 
 
@@ -357,6 +365,11 @@ def learned_verdict(
     return best
 
 
+def validated_range_of(scorer) -> tuple:
+    """The picture quality ``scorer``'s model was validated on (its spec's ``validated_range``; empty when unknown)."""
+    return getattr(getattr(scorer, "spec", None), "validated_range", ()) or ()
+
+
 def verdict_row(
     video_path: str,
     faces: Sequence[ScoredFace],
@@ -369,6 +382,7 @@ def verdict_row(
     partial_reason: str = "",
     still_image: bool = False,
     notes: Iterable[str] = (),
+    validated_range=(),
     **media,
 ) -> VideoRow:
     """The row of a clip or still image that was read: status ``ok`` with the faces' ``p_fake``
@@ -378,7 +392,10 @@ def verdict_row(
     verdict of what was seen (none without faces) and ``error`` the reason. A clip's verdict that
     rests on too little (:func:`pipeline.scan.notes.little_face_evidence`; not for a
     ``still_image``) is labelled UNCERTAIN with the note ``little_face_evidence``; ``notes``: other
-    note codes to record. Under ``track_max`` the clip's ``p_fake`` is its
+    note codes to record. The clip's picture quality (medians over its faces,
+    :func:`pipeline.faces.quality.clip_quality`) goes into the ``quality_*`` columns, and outside the
+    model's ``validated_range`` (its spec's) it gets the note ``outside_validated_range``, naming the
+    measures in ``quality_outside``. Under ``track_max`` the clip's ``p_fake`` is its
     most suspicious counted track's score (small faces pulled toward the model's own threshold
     by their reliability), named by ``verdict_track_id``; ``n_tracks_counted`` says how many tracks
     took part.
@@ -410,6 +427,16 @@ def verdict_row(
         if not still_image and little_face_evidence(n_frames, [t.n_frames for t in tracks], len(faces)):
             codes.add(LITTLE_FACE_EVIDENCE)
             label = "UNCERTAIN"
+        measured = [f.quality for f in faces if f.quality is not None]
+        if measured:
+            quality = clip_quality(measured)
+            outside = outside_range(quality, validated_range)
+            face_stats.update(
+                {f"quality_{name}": round(getattr(quality, name), 4) for name in QUALITY_MEASURES},
+                quality_outside=";".join(outside),
+            )
+            if outside:
+                codes.add(OUTSIDE_VALIDATED_RANGE)
         worst = max(faces, key=lambda f: f.p_fake)  # the first of equals: the earliest
         face_stats.update(
             max_face_p_fake=worst.p_fake,
@@ -690,6 +717,7 @@ def score_video(
         started_s=started,
         tracks=tracks,
         partial_reason=seen.reason if seen.partial else "",
+        validated_range=validated_range_of(scorer),
         **media,
     )
     return VideoResult(row, tuple(faces), tuple(tracks))

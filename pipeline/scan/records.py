@@ -38,7 +38,11 @@ class VideoRow(CsvRow):
     (``little_face_evidence``: the label is then UNCERTAIN; ``outside_validated_range``);
     ``frames_sampled``: sampled frames looked at (the same as ``n_frames``); ``frames_with_faces``:
     how many of them had a face that was scored; ``deinterlaced``: interlaced video, deinterlaced
-    before detection (False: progressive, or no deinterlacer in this ffmpeg).
+    before detection (False: progressive, or no deinterlacer in this ffmpeg). ``quality_face_px``,
+    ``quality_brightness``, ``quality_noise_sigma``, ``quality_sharpness``, ``quality_blockiness``: the
+    picture quality of the faces scored, medians (:class:`pipeline.faces.quality.FaceQuality`: source
+    pixels, luma grey levels, Laplacian variance, block-edge ratio); ``quality_outside``: the measures
+    outside the range the model was validated on, ``;``-separated (note ``outside_validated_range``).
 
     ``n_frames``: sampled frames decoded; ``n_faces``: faces scored; ``max_face_p_fake``: the
     highest ``p_fake`` of one face, at ``most_suspicious_timestamp_s`` (seconds into the clip);
@@ -86,6 +90,12 @@ class VideoRow(CsvRow):
     max_face_p_fake: float | None = None
     most_suspicious_timestamp_s: float | None = None
     n_faces_over_threshold: int | None = None
+    quality_face_px: float | None = None
+    quality_brightness: float | None = None
+    quality_noise_sigma: float | None = None
+    quality_sharpness: float | None = None
+    quality_blockiness: float | None = None
+    quality_outside: str = ""
     duration_s: float | None = None
     fps: float | None = None
     width: int | None = None
@@ -157,8 +167,10 @@ class ScoredFaceLike(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class FaceRow(CsvRow):
-    """One scored face: where it is (full-resolution pixels, ``xyxy``) and its ``p_fake``.
-    Build it from a scored face with :meth:`from_face`."""
+    """One scored face: where it is (full-resolution pixels, ``xyxy``), its ``p_fake``, and the picture
+    quality of the crop the model scored (``face_px`` longer box side in source pixels, ``brightness``,
+    ``noise_sigma``, ``sharpness``, ``blockiness``: :class:`pipeline.faces.quality.FaceQuality`; empty when
+    not measured). Build it from a scored face with :meth:`from_face`."""
 
     video_path: str
     frame_index: int
@@ -170,6 +182,11 @@ class FaceRow(CsvRow):
     y2: float
     det_confidence: float
     p_fake: float
+    face_px: float | None = None
+    brightness: float | None = None
+    noise_sigma: float | None = None
+    sharpness: float | None = None
+    blockiness: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p_fake <= 1.0:
@@ -179,11 +196,14 @@ class FaceRow(CsvRow):
     def from_face(cls, video_path: str, face: ScoredFaceLike) -> FaceRow:
         """The row of one scored face of the clip ``video_path`` (columns rounded by
         :func:`face_columns`; ``p_fake`` as scored). Raises ``ValueError`` as the row does."""
+        quality = getattr(face, "quality", None)
+        measures = {} if quality is None else {k: round(v, 4) for k, v in dataclasses.asdict(quality).items()}
         return cls(
             video_path=video_path,
             track_id=face.track_id,
             p_fake=face.p_fake,
             **face_columns(face.frame_index, face.timestamp_s, face.box_xyxy, face.det_confidence),
+            **measures,
         )
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import DecodeError, NoVideoStreamError
+from pipeline.faces.quality import QUALITY_MEASURES
 from pipeline.models.factory import neutral_p_fake
 from pipeline.scan.aggregate import (
     COUNTED,
@@ -53,6 +54,7 @@ from pipeline.scan.analyze import (
     analyze_faces,
     score_video_safe,
     track_summaries,
+    validated_range_of,
     verdict_row,
 )
 from pipeline.scan.notes import LITTLE_FACE_EVIDENCE, NOTES, split_notes
@@ -359,6 +361,7 @@ def score_image(rgb: np.ndarray, detector, scorer, config: ScanConfig, *, name: 
         rotation_deg=0,
         tracks=tracks,
         still_image=True,
+        validated_range=validated_range_of(scorer),
     )
     return VideoResult(row, tuple(faces), tuple(tracks))
 
@@ -949,6 +952,8 @@ def build_result(
             "sample_fps": _num(row.sample_fps, 4),
             "frames_sampled": row.n_frames,
             "frames_with_faces": row.frames_with_faces,
+            "quality": {name: getattr(row, f"quality_{name}") for name in QUALITY_MEASURES},
+            "quality_outside": split_notes(row.quality_outside),
             "covered_s": _num(row.covered_s, 3),
             "reached_end": row.reached_end,
             "faces_found": row.n_faces,

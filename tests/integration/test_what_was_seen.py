@@ -97,3 +97,24 @@ def test_interlaced_broadcast_is_deinterlaced(shared_cases, detector, default_sc
     assert (interlaced.deinterlaced, progressive.deinterlaced) == (True, False)
     assert interlaced.label == progressive.label == "REAL"
     assert interlaced.p_fake == pytest.approx(progressive.p_fake, abs=P_FAKE_TOLERANCE)
+
+
+def test_dark_noisy_and_small_faces_are_outside_the_validated_range(tmp_path, detector, default_scorer):
+    """Field reports: dark, noisy fakes drop to REAL; 40-60 px faces of a screen-recorded call score
+    0.65-0.92 whatever they are. The row measures the faces and says when they are outside what the
+    default model was validated on (``validated_range`` in its spec)."""
+    assert dict(default_scorer.spec.validated_range), "the default model states its validated range"
+    face = make_face_clip(tmp_path / "face.mp4", duration_s=4.0)
+    dark_noisy = tmp_path / "dark_noisy.mp4"
+    ffmpeg("-i", str(face), "-vf", "eq=brightness=-0.25,noise=alls=40:allf=t", "-c:v", "libx264", "-crf", "18",
+           str(dark_noisy))  # fmt: skip
+    small = tmp_path / "small.mp4"
+    ffmpeg("-i", str(face), "-vf", "scale=448:252", "-c:v", "libx264", "-crf", "18", str(small))  # faces under 80 px
+    clean = _row(face, detector, default_scorer)
+    assert clean.status == "ok" and clean.quality_outside == "" and "outside_validated_range" not in clean.notes
+    for path, measure in ((dark_noisy, "noise_sigma"), (small, "face_px")):
+        row = _row(path, detector, default_scorer)
+        assert row.status == "ok", path.name
+        assert "outside_validated_range" in row.notes.split(";"), (path.name, row.quality_outside)
+        assert measure in row.quality_outside.split(";"), (path.name, row.quality_outside)
+    assert _row(dark_noisy, detector, default_scorer).quality_brightness < clean.quality_brightness

@@ -253,6 +253,68 @@ def test_weights_spec_json_round_trip():
     assert WeightsSpec(**json.loads(spec.to_json())) == spec
 
 
+RANGE = {"sharpness": [3.0, 300.0], "face_px": [80, 540.5]}
+
+
+def test_validated_range_is_held_in_measure_order_and_round_trips(tmp_path):
+    spec = _spec(validated_range=RANGE, validated_range_source="on 10 faces")
+    assert spec.validated_range == (("face_px", (80.0, 540.5)), ("sharpness", (3.0, 300.0)))  # field order
+    assert dict(spec.validated_range)["face_px"] == (80.0, 540.5)
+    assert hash(spec) == hash(_spec(validated_range=dict(spec.validated_range), validated_range_source="on 10 faces"))
+    assert json.loads(spec.to_json())["validated_range"] == {"face_px": [80.0, 540.5], "sharpness": [3.0, 300.0]}
+    assert WeightsSpec(**json.loads(spec.to_json())) == spec
+    path = tmp_path / "finetuned.h5"
+    path.write_bytes(PAYLOAD)
+    sidecar_path(path).write_text(spec.to_json())
+    assert spec_for_weights(path) == spec
+
+
+@pytest.mark.parametrize("unknown", [None, {}, ()])
+def test_validated_range_may_be_unknown(unknown):
+    assert _spec(validated_range=unknown).validated_range == ()
+    assert all(not spec.validated_range for spec in KNOWN_WEIGHTS.values())  # MesoNet's files: never measured
+
+
+@pytest.mark.parametrize(
+    "validated_range, match",
+    [
+        # a measure FaceQuality does not have
+        ({"contrast": [0, 1]}, r"unknown measures \['contrast'\]"),
+        # low above high
+        ({"brightness": [200, 20]}, r"brightness: low 200 > high 20"),
+        # one bound only
+        ({"brightness": [20]}, r"brightness: expected \[low, high\]"),
+        # not a pair at all
+        ({"brightness": 20}, r"brightness: expected \[low, high\]"),
+        # a bound that is not a number, or not finite
+        ({"brightness": ["dark", 200]}, "finite numbers"),
+        ({"noise_sigma": [0, float("nan")]}, "finite numbers"),
+        ({"noise_sigma": [0, float("inf")]}, "finite numbers"),
+    ],
+)
+def test_validated_range_is_checked(tmp_path, validated_range, match):
+    with pytest.raises(ValueError, match=match):
+        _spec(validated_range=validated_range)
+    path = tmp_path / "finetuned.h5"  # and through a sidecar: a WeightsError naming it
+    path.write_bytes(PAYLOAD)
+    fields = json.loads(_spec().to_json()) | {"validated_range": validated_range}
+    sidecar_path(path).write_text(json.dumps(fields))
+    with pytest.raises(WeightsError, match="invalid spec sidecar.*validated_range"):
+        spec_for_weights(path)
+
+
+def test_shipped_default_spec_carries_a_validated_range():
+    from pipeline.faces.quality import QUALITY_MEASURES
+
+    spec = spec_for_weights(Path(__file__).resolve().parents[2] / "weights" / REPO_DEFAULT_NAME)
+    assert spec.name == "lite0_mix_v1"
+    assert [name for name, _ in spec.validated_range] == list(QUALITY_MEASURES)
+    bounds = dict(spec.validated_range)
+    assert bounds["face_px"][0] > 60  # a 40-60 px face of a screen-recorded call is outside
+    assert 0 < bounds["brightness"][0] < bounds["brightness"][1] < 255
+    assert "faces" in spec.validated_range_source and "dfdc" in spec.validated_range_source
+
+
 # --------------------------------------------------------------------------------------------
 # resolve_weights
 # --------------------------------------------------------------------------------------------

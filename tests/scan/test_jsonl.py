@@ -87,7 +87,7 @@ def test_sink_refuses_a_file_with_other_fields(tmp_path):
 
 def test_sink_nests_faces_when_asked(tmp_path):
     out = tmp_path / "scores.jsonl"
-    face = FaceRow("a.mp4", 3, 0.12, 1, 1.0, 2.0, 30.0, 40.0, 0.99, 0.7)
+    face = FaceRow("a.mp4", 3, 0.12, 1, 1.0, 2.0, 30.0, 40.0, 0.99, 0.7, 39.0, 101.5, 0.41, 52.3, 1.08)
     with JsonlSink(out, VideoRow.columns(), resume=False, faces=True) as sink:
         sink.write(_row("a.mp4"), faces=[face])
     (obj,) = read_objects(out)
@@ -102,6 +102,11 @@ def test_sink_nests_faces_when_asked(tmp_path):
             y2=40.0,
             det_confidence=0.99,
             p_fake=0.7,
+            face_px=39.0,
+            brightness=101.5,
+            noise_sigma=0.41,
+            sharpness=52.3,
+            blockiness=1.08,
         )
     ]
 

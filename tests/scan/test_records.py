@@ -72,6 +72,11 @@ FACE_CONTRACT = [
     "y2",
     "det_confidence",
     "p_fake",
+    "face_px",
+    "brightness",
+    "noise_sigma",
+    "sharpness",
+    "blockiness",
 ]
 
 
