@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -317,6 +318,71 @@ def logging_above_progress():
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     return logging_redirect_tqdm()
+
+
+# --- paths: each command checks the kind of every path it is given with these, before any work --
+
+
+def input_problem(path: str | os.PathLike, what: str, kind: str) -> str | None:
+    """The one-line problem of an input ``path`` that should be a ``kind`` (``"file"`` or
+    ``"folder"``): missing, or of the other kind; ``None`` when it is fine. ``what`` names it
+    in the message (``"scores file"``, ``"--evidence-dir"``)."""
+    if kind not in ("file", "folder"):
+        raise ValueError(f"kind must be 'file' or 'folder', got {kind!r}")
+    if not os.path.lexists(path):
+        return f"{what} {os.fspath(path)} not found"
+    if kind == "file" and os.path.isdir(path):
+        return f"{what} {os.fspath(path)} is a folder, not a file"
+    if kind == "folder" and not os.path.isdir(path):
+        return f"{what} {os.fspath(path)} is a file, not a folder"
+    return None
+
+
+def output_file_problem(path: str | os.PathLike, what: str, example: str) -> str | None:
+    """The one-line problem of a file a command is to write, or ``None``: a folder there, a
+    missing or read-only folder for it, a read-only file, or the name of a video clip (a clip
+    named where the output goes is a slip of the command line, never to be overwritten).
+    ``example``: a file name of the right kind, for the message (``"scores.csv"``)."""
+    from pipeline.video.discover import is_video_name
+
+    target = Path(path)
+    if target.is_dir():
+        return f"{what} {path} is a folder, not a file"
+    if is_video_name(target.name):
+        return f"{what} {path} is named as a video clip; give a file such as {example}"
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        return f"{what} folder {parent} does not exist"
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        return f"{what} {path} is not writable"
+    return None
+
+
+def output_folder_problem(path: str | os.PathLike, what: str) -> str | None:
+    """The one-line problem of a folder a command is to write into (made when missing), or
+    ``None``: a file there."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        return f"{what} {os.fspath(path)} is a file, not a folder"
+    return None
+
+
+def clip_given_as_data(path: str | os.PathLike, command: str, expected: str, instead: str) -> str | None:
+    """The one-line refusal of a single video clip given to ``command`` where it needs
+    ``expected`` (labelled data), pointing to what to run ``instead``; ``None`` when ``path``
+    is no clip (:func:`pipeline.video.discover.is_clip_file`)."""
+    from pipeline.video.discover import is_clip_file
+
+    if not is_clip_file(path):
+        return None
+    return f"{os.fspath(path)} is one video clip; {command} needs {expected}; {instead}"
+
+
+def sibling_command(prog: str, command: str) -> str:
+    """How to type another command of the same entry point: ``python -m pipeline evaluate`` ->
+    ``python -m pipeline score``; a script of its own (``extract_faces.py``) -> ``python -m
+    pipeline score``."""
+    head, _, last = prog.rpartition(" ")
+    return f"{head} {command}" if head and last else f"python -m pipeline {command}"
 
 
 # --- errors and logging -------------------------------------------------------------------------

@@ -20,10 +20,13 @@ from pathlib import Path
 from pipeline.cli.common import (
     DefaultsHelpFormatter,
     add_detector_arguments,
+    clip_given_as_data,
     detector_config_from_args,
     fail,
+    output_folder_problem,
     positive_float,
     positive_int,
+    sibling_command,
     start_logging,
 )
 from pipeline.faces.crop import RESIZE_INTERPOLATIONS
@@ -128,7 +131,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 def run_clips(args: argparse.Namespace) -> dict:
     """Clip-level evaluation with the scanner's settings from the flags; the threshold resolved by
     the one rule (flag, else the weights spec's). Raises like the scanner's set-up."""
-    from pipeline.models.factory import ModelSpec, load_models
+    from pipeline.models.factory import ModelSpec, resolve_model
     from pipeline.training.evaluate_clips import evaluate_clips
 
     spec = ModelSpec(
@@ -137,9 +140,9 @@ def run_clips(args: argparse.Namespace) -> dict:
         detector=detector_config_from_args(args),
         threshold=args.threshold,
     )
-    models = load_models(spec)
+    weights_path, weights_spec = resolve_model(spec)  # no TensorFlow: the batch loads it once a clip opens
     config = ScanConfig.for_model(
-        models.weights_spec,
+        weights_spec,
         threshold=args.threshold,
         aggregation=args.aggregation,
         fps=args.fps,
@@ -149,7 +152,7 @@ def run_clips(args: argparse.Namespace) -> dict:
     return evaluate_clips(
         args.data,
         args.report_dir,
-        models if args.workers == 1 else spec.with_weights(models.weights_path),
+        spec.with_weights(weights_path),
         config,
         workers=args.workers,
     )
@@ -173,7 +176,8 @@ def config_from_args(args: argparse.Namespace) -> EvaluateConfig:
 
 def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate") -> int:
     """Exit 0 with the report written; 2 with a one-line message for usage errors (missing data
-    or weights, unknown weights, bad split, unwritable report folder)."""
+    or weights, data of the wrong kind such as one clip, unknown weights, bad split, a report
+    folder that is a file or cannot be written)."""
     args = build_parser(prog).parse_args(argv)
     start_logging(args.quiet)
     from pipeline.errors import WeightsError
@@ -181,6 +185,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate
     from pipeline.training.evaluate import evaluate, format_metric, summary_text
     from pipeline.training.evaluate_clips import is_clip_data
 
+    if problem := clip_given_as_data(
+        args.data,
+        "evaluate",
+        "labels: real/ and fake/ folders of clips or face images, or a CSV path,label (clips) or file,label (faces)",
+        f"to score one clip: {sibling_command(prog, 'score')} {args.data} -o scores.csv",
+    ) or output_folder_problem(args.report_dir, "report folder"):
+        return fail(prog, problem)
     if is_clip_data(args.data):
         try:
             metrics = run_clips(args)
@@ -202,8 +213,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate
     except ValueError as exc:
         return fail(prog, str(exc))
     report_dir = config.report_dir
-    if report_dir.exists() and not report_dir.is_dir():
-        return fail(prog, f"report folder {report_dir} is a file")
     try:
         metrics = evaluate(config)
     except (FileNotFoundError, WeightsError, DatasetError) as exc:

@@ -19,6 +19,7 @@ from pipeline.cli.common import (
     detector_config_from_args,
     fail,
     logging_above_progress,
+    output_folder_problem,
     program_name,
     start_logging,
 )
@@ -48,7 +49,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         description="Build a labelled face dataset from clips, cropped as the scanner crops them.",
     )
     p.add_argument(
-        "sources", help="folder with one subfolder per label (real/, fake/), or a CSV path,label[,source_id]"
+        "sources",
+        help="folder with one subfolder per label (real/, fake/), a CSV path,label[,source_id], or one clip "
+        "(labelled by --label, else by the folder it is in: real/ or fake/)",
     )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="dataset folder (resumed if it exists)")
     p.add_argument("--fps", type=float, default=d.fps, metavar="FPS", help="frames sampled per second of each clip")
@@ -85,6 +88,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="skip a crop within this mean grey-level difference (0-255) of the previous one of the same person",
     )
     p.add_argument("--labels", default=",".join(d.labels), help="labels (subfolders) to take")
+    p.add_argument(
+        "--label",
+        default=None,
+        help="the label (real or fake) of SOURCES when it is one clip; default: the name of the folder it is in",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     return p
 
@@ -150,20 +158,27 @@ def format_summary(summary: dict, labels: Sequence[str]) -> str:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Build the dataset. Exit 0 with the summary printed; 2 with a one-line message for usage
-    errors (missing sources, no labelled clips, a locked or unwritable output). ``prog``: the
-    command name in messages (``None``: ``extract_faces.py``)."""
+    errors (missing sources or sources of the wrong kind, a clip with no label, no labelled
+    clips, a dataset folder that is a file, a locked or unwritable output), before the detector
+    is loaded. ``prog``: the command name in messages (``None``: ``extract_faces.py``)."""
     prog = prog or program_name("extract_faces.py", ("extract_faces.py",))
     args = build_parser(prog).parse_args(argv)
     start_logging(args.quiet)
     from pipeline.training.extract import build_dataset, find_sources
 
+    if problem := output_folder_problem(args.output, "dataset folder"):
+        return fail(prog, problem)
     try:
         config = config_from_args(args)
-        clips = find_sources(args.sources, config.labels)
+        clips = find_sources(args.sources, config.labels, label=args.label)
     except (ValueError, FileNotFoundError) as exc:
         return fail(prog, str(exc))
     if not clips:
-        return fail(prog, f"no labelled clips under {args.sources} (labels {list(config.labels)})")
+        return fail(
+            prog,
+            f"no labelled clips under {args.sources}: expected subfolders named after the labels "
+            f"{list(config.labels)} holding video clips, a CSV path,label[,source_id], or one clip",
+        )
     from pipeline.errors import OutputLockedError
     from pipeline.models.factory import load_detector
 

@@ -15,7 +15,16 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli.common import fail, non_negative_int, probability, start_logging
+from pipeline.cli.common import (
+    clip_given_as_data,
+    fail,
+    input_problem,
+    non_negative_int,
+    output_file_problem,
+    probability,
+    sibling_command,
+    start_logging,
+)
 from pipeline.scan.records import LABELS, counts_text
 from pipeline.training.report import ReportConfig, ReportError, write_report
 
@@ -92,17 +101,35 @@ def config_from_args(args: argparse.Namespace) -> ReportConfig:
     )
 
 
+def path_problem(args: argparse.Namespace, prog: str) -> str | None:
+    """The first path of the wrong kind among the flags (missing, a folder for a file or the
+    other way round, a clip where the scores go in, a clip's name for the page), or ``None``."""
+    return (
+        clip_given_as_data(
+            args.scores,
+            "report",
+            "the scores file that score writes (.csv or .jsonl)",
+            f"score it first: {sibling_command(prog, 'score')} {args.scores} -o scores.csv",
+        )
+        or input_problem(args.scores, "scores file", "file")
+        or (args.faces_csv and input_problem(args.faces_csv, "faces CSV", "file"))
+        or (args.evidence_dir and input_problem(args.evidence_dir, "evidence folder", "folder"))
+        or output_file_problem(args.output, "output", "report.html")
+    )
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m pipeline report") -> int:
     """Exit 0 with the page written; 2 with a one-line message for bad input (missing or
-    unreadable scores, faces or evidence, not a scores file) or an unwritable output."""
+    unreadable scores, faces or evidence, a path of the wrong kind, such as a clip or a folder
+    for the scores file, not a scores file) or an unwritable output."""
     args = build_parser(prog).parse_args(argv)
     start_logging(args.quiet)
+    if problem := path_problem(args, prog):
+        return fail(prog, _one_line(problem))
     try:
         config = config_from_args(args)
     except ValueError as exc:
         return fail(prog, str(exc))
-    if config.output_path.is_dir():
-        return fail(prog, _one_line(f"output {config.output_path} is a folder; give a file name such as report.html"))
     try:
         summary = write_report(config)
     except ReportError as exc:

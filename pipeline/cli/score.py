@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -22,6 +21,8 @@ from pipeline.cli.common import (
     fail,
     logging_above_progress,
     missing_extra,
+    output_file_problem,
+    output_folder_problem,
     positive_int,
     program_name,
     resolve_scan_settings,
@@ -94,18 +95,6 @@ def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
     return p
 
 
-def _check_writable(path: str, what: str) -> str | None:
-    target = Path(path)
-    if target.is_dir():
-        return f"{what} {path} is a folder, not a file"
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        return f"{what} folder {parent} does not exist"
-    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        return f"{what} {path} is not writable"
-    return None
-
-
 def usage_problem(args: argparse.Namespace) -> str | None:
     """The first usage error of ``args`` that needs no model (missing input, unwritable output,
     flags that do not go together, Dask missing), or ``None``."""
@@ -115,8 +104,12 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     missing = missing_inputs(args.inputs)
     if missing:
         return f"input not found: {', '.join(missing)}"
-    for path, what in ((args.output, "output"), (args.faces_csv, "faces CSV"), (args.tracks_csv, "tracks CSV")):
-        if path and (problem := _check_writable(path, what)):
+    for path, what, example in (
+        (args.output, "output", "scores.csv"),
+        (args.faces_csv, "faces CSV", "faces.csv"),
+        (args.tracks_csv, "tracks CSV", "tracks.csv"),
+    ):
+        if path and (problem := output_file_problem(path, what, example)):
             return problem
     if args.faces_csv and Path(args.faces_csv).resolve() == Path(args.output).resolve():
         return "--faces-csv must differ from --output"
@@ -124,8 +117,8 @@ def usage_problem(args: argparse.Namespace) -> str | None:
         Path(p).resolve() for p in (args.output, args.faces_csv) if p
     }:
         return "--tracks-csv must differ from --output and --faces-csv"
-    if args.evidence_dir and os.path.exists(args.evidence_dir) and not os.path.isdir(args.evidence_dir):
-        return f"--evidence-dir {args.evidence_dir} is a file, not a folder"
+    if args.evidence_dir and (problem := output_folder_problem(args.evidence_dir, "--evidence-dir")):
+        return problem
     if args.nest_faces and not is_jsonl(args.output):
         return "--nest-faces needs a JSON Lines output (-o NAME.jsonl)"
     if args.address and args.engine != "dask":

@@ -11,7 +11,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.cli.common import DefaultsHelpFormatter, fail, start_logging
+from pipeline.cli.common import (
+    DefaultsHelpFormatter,
+    clip_given_as_data,
+    fail,
+    input_problem,
+    output_folder_problem,
+    sibling_command,
+    start_logging,
+)
 from pipeline.faces.crop import CROP_MARGIN, DEFAULT_RESIZE, RESIZE_INTERPOLATIONS
 from pipeline.training.train import TRAINABLE_ARCHITECTURES, AugmentConfig, TrainConfig
 from pipeline.training.train_head import HeadConfig
@@ -152,23 +160,34 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m pipeline train") -> int:
-    """Exit 0 with weights and sidecar written; 2 with a one-line message for usage errors."""
+    """Exit 0 with weights and sidecar written; 2 with a one-line message for usage errors (data
+    missing or of the wrong kind, such as one clip; an output, ``--init-weights`` or
+    ``--report-dir`` of the wrong kind; bad values)."""
     args = build_parser(prog).parse_args(argv)
     start_logging(args.quiet)
     from pipeline.errors import WeightsError
     from pipeline.training.dataset import DatasetError
     from pipeline.training.train import train
 
+    if problem := clip_given_as_data(
+        args.data,
+        "train",
+        "face crops: a folder with real/ and fake/ subfolders of images, a manifest CSV or a MIX.json",
+        f"to make them from clips: {sibling_command(prog, 'extract')} CLIPS -o DATASET",
+    ):
+        return fail(prog, problem)
     if args.architecture == HEAD_ARCHITECTURE:
         return _train_head(prog, args)
     try:
         config = config_from_args(args)
     except ValueError as exc:
         return fail(prog, str(exc))
-    if config.init_weights is not None and not config.init_weights.is_file():
-        return fail(prog, f"--init-weights not found: {config.init_weights}")
+    if config.init_weights is not None and (problem := input_problem(config.init_weights, "--init-weights", "file")):
+        return fail(prog, problem)
     if config.output.exists() and not config.output.is_file():
         return fail(prog, f"output {config.output} is not a file")
+    if config.report_dir is not None and (problem := output_folder_problem(config.report_dir, "--report-dir")):
+        return fail(prog, problem)
     try:
         train(config)
     except (DatasetError, WeightsError, FileNotFoundError) as exc:

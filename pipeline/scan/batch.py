@@ -4,6 +4,9 @@ The models come from :func:`pipeline.models.factory.load_models` only: in this p
 :class:`~pipeline.models.factory.LoadedModels`, or a :class:`~pipeline.models.factory.ModelSpec`
 loaded here), and in each worker process or Dask worker from the spec pinned to one resolved
 file (:meth:`ModelSpec.with_weights`), with TensorFlow's threads split between the workers.
+A spec is loaded (here or in a local worker process) only once a clip due opens: the rows of
+clips that fail to open (``decode_error``) need no model, so a batch of only unreadable files
+ends in about the time their probes take.
 """
 
 from __future__ import annotations
@@ -67,23 +70,76 @@ class BatchSummary:
         return counts_text(self.status_counts, self.label_counts)
 
 
-# --- worker processes: each builds its models once ------------------------------------------
+# --- worker processes: each builds its models once, when its first clip opens ------------------
 _WORKER_STATE: dict = {}
 
 
 def _init_worker(spec: ModelSpec, config: ScanConfig, keep_crops: bool = False) -> None:
-    """Pool initializer: the models of ``spec`` (pinned to a file, threads set), once per process.
+    """Pool initializer: what the worker scores with. The models of ``spec`` (pinned to a file,
+    threads set) are loaded once per process, when its first clip that opens is due
+    (:func:`_score_in_worker`): a worker given only unreadable files never loads TensorFlow.
     ``keep_crops``: results carry the crops evidence needs (:func:`score_for_batch`)."""
-    models = load_models(spec)
-    _WORKER_STATE["detector"] = models.detector
-    _WORKER_STATE["scorer"] = models.scorer
+    _WORKER_STATE.clear()
+    _WORKER_STATE["spec"] = spec
     _WORKER_STATE["config"] = config
     _WORKER_STATE["keep_crops"] = keep_crops
 
 
 def _score_in_worker(path: str) -> VideoResult:
+    """One clip in a worker process. Until the worker's models are loaded the clip is opened
+    (probed) first: one that fails to open gets its row with no model loaded; one that opens
+    has the models loaded before its clock starts, so loading them does not count against its
+    ``--timeout``."""
+    from pipeline.models import factory  # looked up when called: one factory, patchable in tests
+    from pipeline.scan import analyze
+
     s = _WORKER_STATE
-    return score_for_batch(path, s["detector"], s["scorer"], s["config"], keep_crops=s.get("keep_crops", False))
+    config, keep_crops = s["config"], s.get("keep_crops", False)
+    opened: dict = {}
+    if "scorer" not in s:
+        clock = threading.Event()
+        try:
+            clip = analyze.open_clip(path, config, clock_starts=clock)
+        except Exception as exc:  # noqa: BLE001 - the clip's row says what it was, as score_video_safe words it
+            if "unloaded" not in s:
+                s["unloaded"] = unloaded_scorer(s["spec"])
+            return score_for_batch(path, None, s["unloaded"], config, keep_crops=keep_crops, opened=_raising(exc))
+        try:
+            models = factory.load_models(s["spec"])
+        except BaseException:
+            clip.close()
+            raise
+        s["detector"], s["scorer"] = models.detector, models.scorer
+        clock.set()
+        opened["opened"] = clip
+    return score_for_batch(path, s["detector"], s["scorer"], config, keep_crops=keep_crops, **opened)
+
+
+@dataclasses.dataclass(frozen=True)
+class UnloadedScorer:
+    """Stands in for the scorer where a clip failed to open before any model was loaded: the
+    error row of such a clip needs only the model's name (:func:`score_video_safe` opens the
+    clip before it uses a detector or a scorer)."""
+
+    name: str
+
+
+def unloaded_scorer(models: ModelSpec | LoadedModels) -> UnloadedScorer:
+    """The :class:`UnloadedScorer` of ``models`` (its weights' spec name, read without TensorFlow)."""
+    from pipeline.models.factory import resolve_model
+
+    if isinstance(models, LoadedModels):
+        return UnloadedScorer(models.scorer.name)
+    return UnloadedScorer(resolve_model(models)[1].name)
+
+
+def _raising(exc: BaseException):
+    """An ``opened`` for :func:`score_video` that raises ``exc``: what opening the clip raised."""
+
+    def opened():
+        raise exc
+
+    return opened
 
 
 def score_for_batch(
@@ -228,9 +284,10 @@ def run_batch(
     (:mod:`pipeline.scan.jsonl`; ``nest_faces`` puts each clip's faces in its object).
 
     ``models``: a :class:`LoadedModels` (used as is in this process) or a :class:`ModelSpec`
-    (loaded here with :func:`pipeline.models.factory.load_models` when scored in this process).
-    Worker processes get the spec pinned to the resolved file
-    (:func:`pipeline.models.factory.worker_spec`) and load it once each. ``config.threshold``
+    (loaded here with :func:`pipeline.models.factory.load_models` when scored in this process,
+    once a clip opens: see :func:`_results_here`). Worker processes get the spec pinned to the
+    resolved file (:func:`pipeline.models.factory.worker_spec`) and load it once each, when their
+    first clip that opens is due. ``config.threshold``
     labels the rows. Unless ``overwrite``, clips already in ``output_csv`` are skipped (resume).
     Engine ``local``: with ``workers == 1`` this process scores; with more, ``workers``
     processes. Engine ``dask``: the clips go to the cluster at ``address`` (or a local one of
@@ -365,6 +422,11 @@ def check_resume_settings(output_csv: Path, settings: RunSettings) -> None:
     header = read_jsonl_header(output_csv) if jsonl else sink.read_header(output_csv)
     if not header:
         return
+    if not {"video_path", "status"} <= set(header):  # a text file, a clip: nothing the scanner wrote
+        raise ResumeMismatchError(
+            f"{output_csv} is not a scores file (it has no video_path and status columns): write to another "
+            "output, or pass --overwrite to replace it"
+        )
     missing = [c for c in PROVENANCE_COLUMNS if c not in header]
     if missing:
         raise ResumeMismatchError(
@@ -496,16 +558,20 @@ def _results(
 def _results_here(
     todo: Iterable[str], models: ModelSpec | LoadedModels, config: ScanConfig, progress: bool, keep_crops: bool
 ) -> Iterable[VideoResult]:
-    """Clips scored in this process, the models loaded (from a spec) once the first clip is
-    due: a resume with nothing left to score never loads TensorFlow.
+    """Clips scored in this process, the models loaded (from a spec) once the first clip that
+    opens is due: a resume with nothing left to score never loads TensorFlow, and neither does
+    a run whose clips all fail to open (their rows need no model: :class:`UnloadedScorer`).
 
     Decoding runs ahead (:class:`ClipPrefetcher`): the first :data:`START_UP_CLIPS_AHEAD` clips are
     probed and start decoding while TensorFlow loads (its import keeps one core busy for
     seconds), and from then on each next clip as soon as the current one's frames have all been
-    delivered, while its last frames are detected and scored and its row written."""
+    delivered, while its last frames are detected and scored and its row written. Until the
+    models are loaded, the batch first waits (at most :data:`OPEN_WAIT_BEFORE_LOAD_S`) for the
+    clip due to be opened: the models are loaded only once one opened, or is still opening."""
     from pipeline.models import factory  # looked up when called: one factory, patchable in tests
 
     loaded = models if isinstance(models, LoadedModels) else None
+    unloaded: UnloadedScorer | None = None
     paths = iter(todo)
     upcoming: collections.deque[str] = collections.deque()
 
@@ -518,9 +584,12 @@ def _results_here(
         for path in upcoming:
             prefetcher.open(path)
         while upcoming:
-            if loaded is None:
-                loaded = factory.load_models(models)
             path = upcoming.popleft()
+            no_model_needed = loaded is None and prefetcher.failed_to_open(path, OPEN_WAIT_BEFORE_LOAD_S)
+            if loaded is None and not no_model_needed:
+                loaded = factory.load_models(models)
+            if no_model_needed and unloaded is None:
+                unloaded = unloaded_scorer(models)
             look_ahead(1)
             following = upcoming[0] if upcoming else None
 
@@ -531,8 +600,8 @@ def _results_here(
             opened = prefetcher.take(path)
             result = _score_here(
                 path,
-                loaded.detector,
-                loaded.scorer,
+                None if no_model_needed else loaded.detector,
+                unloaded if no_model_needed else loaded.scorer,
                 config,
                 progress,
                 keep_crops,
@@ -543,6 +612,11 @@ def _results_here(
                 open_following()
             yield result
 
+
+# Seconds the batch waits, before its models are loaded, for the clip due to finish opening (its
+# probe, its first frame): a clip that fails to open needs no model. The clip's clock has not
+# started; one still opening after this is taken to open, and the models are loaded meanwhile.
+OPEN_WAIT_BEFORE_LOAD_S = 2.0
 
 # Clips opened (probed, decoding) while the models load: TensorFlow's import keeps one core busy
 # for 3-6 s, and one clip's decoder stops once its read-ahead is full (about 1 s of work).
@@ -573,6 +647,18 @@ class ClipPrefetcher:
 
     def has(self, path: str) -> bool:
         return path in self._pending
+
+    def failed_to_open(self, path: str, wait_s: float) -> bool:
+        """Whether opening ``path`` ahead raised (a probe that failed: its row needs no model),
+        waiting up to ``wait_s`` seconds for the opening to end; ``False`` when it opened, is
+        still opening, or was never opened ahead. Its clock does not start."""
+        pending = self._pending.get(path)
+        if pending is None:
+            return False
+        try:
+            return pending[0].exception(timeout=wait_s) is not None
+        except cf.TimeoutError:
+            return False
 
     def take(self, path: str):
         """What :func:`pipeline.scan.analyze.score_video` takes as ``opened`` for ``path``: a

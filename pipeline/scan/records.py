@@ -133,6 +133,10 @@ class VideoRow(CsvRow):
                 raise ValueError(f"a row with a verdict ({self.status}) needs label in {LABELS}, got {self.label!r}")
         elif self.p_fake is not None or self.label:
             raise ValueError(f"a {self.status} row carries no p_fake or label, got {self.p_fake!r}, {self.label!r}")
+        if self.status == "ok" and self.duration_s is not None and self.reached_end is False:
+            raise ValueError("an ok row of a clip of known duration must have reached its end; else it is partial")
+        if self.covered_s is not None and self.duration_s is not None and self.covered_s > self.duration_s + 1e-3:
+            raise ValueError(f"covered_s {self.covered_s} exceeds duration_s {self.duration_s}: more than was decoded")
 
 
 def face_columns(frame_index: int, timestamp_s: float, box_xyxy: Sequence[float], det_confidence: float) -> dict:

@@ -118,6 +118,16 @@ def _read_class_folders(root: Path) -> list[FaceItem]:
 
 
 def _read_manifest(csv_path: Path, group_column: str = "source_video") -> list[FaceItem]:
+    try:
+        return _read_manifest_rows(csv_path, group_column)
+    except UnicodeDecodeError:
+        raise DatasetError(
+            f"{csv_path} is not a manifest CSV (not text): expected a folder with real/ and fake/ subfolders of "
+            "face images, or a CSV file,label[,source_video][,split]"
+        ) from None
+
+
+def _read_manifest_rows(csv_path: Path, group_column: str) -> list[FaceItem]:
     base = csv_path.resolve().parent
     items = []
     with open(csv_path, newline="", encoding="utf-8") as f:

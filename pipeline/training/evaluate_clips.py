@@ -52,7 +52,7 @@ def is_clip_data(data: str | Path) -> bool:
 
     path = Path(data)
     if path.is_file() and path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:  # not text: not clips
             header = f.readline().strip().split(",")
         return set(VIDEO_CSV_COLUMNS) <= set(header) and "file" not in header
     if path.is_dir():
@@ -148,7 +148,10 @@ def _calibration(labels: list[str], p_fake: np.ndarray) -> dict:
 
 
 def _run_facts(data, models, config: ScanConfig, rows: pd.DataFrame) -> dict:
-    spec = models.scorer.spec if hasattr(models, "scorer") else None
+    from pipeline.models.factory import LoadedModels, resolve_model
+
+    # a spec's weights are read without TensorFlow: a run whose clips all failed loaded none
+    spec = models.scorer.spec if isinstance(models, LoadedModels) else resolve_model(models)[1]
     unscored = rows[rows["p_fake"].isna()]
     return {
         "unit": "clip",

@@ -158,44 +158,83 @@ def canonical_label(name: str) -> str | None:
     return LABEL_ALIASES.get(name.strip().lower())
 
 
-def find_sources(sources: str | Path, labels: Sequence[str] = ("real", "fake")) -> list[SourceClip]:
-    """Labelled clips from a folder with one subfolder per label (clips anywhere below), or from a
-    manifest CSV ``path,label[,source_id]`` (paths relative to the CSV). Other labels are skipped
-    with a log line."""
-    from pipeline.video.discover import iter_videos
+def find_sources(
+    sources: str | Path, labels: Sequence[str] = ("real", "fake"), *, label: str | None = None
+) -> list[SourceClip]:
+    """Labelled clips from a folder with one subfolder per label (clips anywhere below), from a
+    manifest CSV ``path,label[,source_id]`` (paths relative to the CSV), or one clip
+    (:func:`pipeline.video.discover.is_clip_file`): labelled ``label``, else by the name of
+    the folder it is in (``real/``, ``fake/``, ``DeepFake/``), its ``source_video`` that folder's
+    name and its stem, as a build of the folder above names it. Other labels are skipped with a
+    log line. Raises ``FileNotFoundError`` for missing sources and ``ValueError`` naming what is
+    expected for sources of the wrong kind (a file neither a CSV nor a clip, a clip with no
+    label, ``label`` given for a folder or a CSV)."""
+    from pipeline.video.discover import is_clip_file, iter_videos
 
     root = Path(sources)
+    if is_clip_file(root):
+        return [_single_clip(root, labels, label)]
+    if label is not None and root.exists():
+        raise ValueError(
+            f"a label is given to one clip only; the clips of {root} take theirs from its "
+            f"{'subfolders' if root.is_dir() else 'label column'}"
+        )
     clips: list[SourceClip] = []
     if root.is_file():
-        base = root.resolve().parent
-        with open(root, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-                raise ValueError(
-                    f"{root}: a sources manifest needs columns path,label[,source_id]; found {reader.fieldnames}"
-                )
-            for row in reader:
-                label = canonical_label(row["label"] or "")
-                if label not in labels:
-                    log.info("skipping %s: label %r is not one of %s", row["path"], row["label"], list(labels))
-                    continue
-                path = Path(row["path"])
-                path = path if path.is_absolute() else base / path
-                source = (row.get("source_id") or "").strip() or Path(row["path"]).with_suffix("").as_posix()
-                clips.append(SourceClip(str(path), label, source))
-        return clips
+        try:
+            return _read_sources_csv(root, labels)
+        except UnicodeDecodeError:
+            raise ValueError(f"{root} is neither a sources CSV (path,label[,source_id]) nor a video clip") from None
     if not root.is_dir():
         raise FileNotFoundError(f"sources not found: {root}")
     for child in sorted(root.iterdir()):
         if not child.is_dir():
             continue
-        label = canonical_label(child.name)
-        if label not in labels:
+        folder_label = canonical_label(child.name)
+        if folder_label not in labels:
             log.info("skipping folder %s: not one of the labels %s", child, list(labels))
             continue
         for path in iter_videos([child]):
             rel = Path(path).relative_to(root).with_suffix("").as_posix()
-            clips.append(SourceClip(path, label, rel))
+            clips.append(SourceClip(path, folder_label, rel))
+    return clips
+
+
+def _single_clip(path: Path, labels: Sequence[str], label: str | None) -> SourceClip:
+    """The :class:`SourceClip` of one clip named as the sources (see :func:`find_sources`)."""
+    folder = path.resolve().parent.name
+    chosen = canonical_label(label) if label is not None else canonical_label(folder)
+    if label is not None and chosen is None:
+        raise ValueError(f"label {label!r} is not one of {list(labels)}")
+    if chosen is None:
+        raise ValueError(
+            f"{path} is one clip with no label: give it one (--label real or --label fake), or put it in a "
+            "real/ or fake/ folder"
+        )
+    if chosen not in labels:
+        raise ValueError(f"{path} is labelled {chosen}, not one of the labels taken {list(labels)}")
+    return SourceClip(str(path), chosen, Path(folder, path.stem).as_posix())
+
+
+def _read_sources_csv(root: Path, labels: Sequence[str]) -> list[SourceClip]:
+    """The clips of a sources manifest ``path,label[,source_id]`` (see :func:`find_sources`)."""
+    base = root.resolve().parent
+    clips: list[SourceClip] = []
+    with open(root, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+            raise ValueError(
+                f"{root}: a sources manifest needs columns path,label[,source_id]; found {reader.fieldnames}"
+            )
+        for row in reader:
+            row_label = canonical_label(row["label"] or "")
+            if row_label not in labels:
+                log.info("skipping %s: label %r is not one of %s", row["path"], row["label"], list(labels))
+                continue
+            path = Path(row["path"])
+            path = path if path.is_absolute() else base / path
+            source = (row.get("source_id") or "").strip() or Path(row["path"]).with_suffix("").as_posix()
+            clips.append(SourceClip(str(path), row_label, source))
     return clips
 
 

@@ -273,6 +273,8 @@ def _csv_rows(path: Path, required: Sequence[str], what: str) -> Iterable[tuple[
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         missing = [c for c in required if c not in header]
+        if missing and any(_binary(name) for name in header):  # a clip or an image, not a CSV
+            raise ReportError(f"{path} is not {what}: not text")
         if missing:
             shown = ", ".join(repr(_text(name)[:40]) for name in header[:8]) or "nothing"
             raise ReportError(f"{path} is not {what}: no column {', '.join(missing)} (has {shown})")
@@ -281,6 +283,12 @@ def _csv_rows(path: Path, required: Sequence[str], what: str) -> Iterable[tuple[
                 log.warning("%s: skipping an incomplete row at line %d", path, reader.line_num)
                 continue
             yield reader.line_num, {k: unescape_cell(v) for k, v in row.items()}
+
+
+def _binary(text: str) -> bool:
+    """Whether a header cell read with ``surrogateescape`` holds a NUL or bytes that are not
+    UTF-8: the file is binary (a clip, an image), not a CSV."""
+    return any(c == "\x00" or "\udc80" <= c <= "\udcff" for c in text)
 
 
 def read_scores(path: str | Path) -> list[ClipRecord]:

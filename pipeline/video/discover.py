@@ -112,6 +112,17 @@ def iter_videos(inputs: Iterable[str | Path]) -> Iterator[str]:
                 yield path
 
 
+def is_clip_file(path: str | Path) -> bool:
+    """True when ``path`` is a file the walk of a folder would take as a clip: a video name
+    (:func:`is_video_name`) or an animated image. A file that cannot be read is ``False``."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        return False
+    if is_video_name(path):
+        return True
+    return is_animated_image_name(path) and _is_animated_file(path)
+
+
 def missing_inputs(inputs: Iterable[str | Path]) -> list[str]:
     """Inputs that do not exist (a usage error, reported before any work)."""
     return [os.fspath(i) for i in inputs if not os.path.lexists(i)]

@@ -172,3 +172,51 @@ def test_help_shows_no_none_defaults():
     text = score_cli.build_parser().format_help()
     assert "(default: None)" not in text and "(default: False)" not in text
     assert "(default: 40)" in text  # real defaults are still shown
+
+
+# --- the path checks every command shares ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, kind, expected",
+    [
+        ("missing", "file", "thing {p} not found"),  # nothing there
+        ("missing", "folder", "thing {p} not found"),
+        ("folder", "file", "thing {p} is a folder, not a file"),  # the other kind
+        ("file.txt", "folder", "thing {p} is a file, not a folder"),
+        ("file.txt", "file", None),  # the right kind
+        ("folder", "folder", None),
+    ],
+)
+def test_input_problem_names_the_path_and_the_kind_expected(tmp_path, name, kind, expected):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    path = tmp_path / name
+    assert common.input_problem(path, "thing", kind) == (expected and expected.format(p=path))
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("scores.csv", None),  # a new file in a folder that exists
+        ("folder", "is a folder, not a file"),
+        ("clip.MOV", "is named as a video clip; give a file such as out.csv"),  # never overwrites a clip
+        ("nowhere/scores.csv", "folder {tmp}/nowhere does not exist"),
+    ],
+)
+def test_output_file_problem(tmp_path, name, expected):
+    (tmp_path / "folder").mkdir()
+    problem = common.output_file_problem(tmp_path / name, "output", "out.csv")
+    assert problem == expected if expected is None else expected.format(tmp=tmp_path) in problem
+
+
+@pytest.mark.parametrize(
+    "prog, expected",
+    [
+        ("python -m pipeline evaluate", "python -m pipeline score"),
+        ("deepfake-scan report", "deepfake-scan score"),
+        ("extract_faces.py", "python -m pipeline score"),  # a script of its own
+    ],
+)
+def test_sibling_command_is_typed_as_the_command_was(prog, expected):
+    assert common.sibling_command(prog, "score") == expected

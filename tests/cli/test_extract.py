@@ -144,3 +144,28 @@ def test_stratify_prints_the_bin_table(few_sources, tmp_path, capsys, reuse_mode
     printed = capsys.readouterr().out
     assert "yaw_bin,size_bin,real_before,fake_before,real_after,fake_after" in printed
     assert "split" in printed
+
+
+@pytest.mark.parametrize(
+    "folder, flags, label",
+    [
+        ("fake", [], "fake"),  # labelled by the folder it is in, as a build of the folder above labels it
+        ("DeepFake", [], "fake"),  # the seed's folder name
+        ("downloads", ["--label", "real"], "real"),  # any folder, with its label given
+        ("fake", ["--label", "REAL"], "real"),  # the label given wins over the folder's
+    ],
+)
+def test_one_clip_builds_the_dataset_from_that_clip(few_sources, tmp_path, capsys, reuse_models, folder, flags, label):
+    (tmp_path / folder).mkdir()
+    clip = tmp_path / folder / "one.mp4"
+    clip.write_bytes((few_sources / "fake" / "a.mp4").read_bytes())
+    out = tmp_path / "DS"
+    assert cli.main([str(clip), "-o", str(out), "--fps", "2", "--max-per-video", "2", *flags]) == 0
+    assert "train" in capsys.readouterr().out
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert len(manifest) >= 1 and set(manifest["label"]) == {label} and set(manifest["split"]) == {"train"}
+    assert set(manifest["source_video"]) == {f"{folder}/one"} and set(manifest["source_path"]) == {str(clip)}
+    assert all((out / name).is_file() for name in manifest["file"])
+    # run again: the clip is done, nothing is redone
+    assert cli.main([str(clip), "-o", str(out), "--fps", "2", "--max-per-video", "2", *flags, "-q"]) == 0
+    assert len(pd.read_csv(out / "sources.csv")) == 1

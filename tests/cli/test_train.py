@@ -77,7 +77,7 @@ def test_flags_map_one_to_one_onto_the_config():
     "argv, message",
     [
         (["{tmp}/nowhere", "-o", "{tmp}/w.h5"], "data not found"),
-        (["{tmp}", "-o", "{tmp}/w.h5", "--init-weights", "{tmp}/x.h5"], "--init-weights not found"),
+        (["{tmp}", "-o", "{tmp}/w.h5", "--init-weights", "{tmp}/x.h5"], "x.h5 not found"),
         (["{tmp}", "-o", "{tmp}/w.weights.h5"], "not .weights.h5"),
         (["{tmp}", "-o", "{tmp}/w.h5", "--crop-margin", "4"], "crop_margin must be in [0.5, 3]"),
         (["{tmp}", "-o", "{tmp}/w.h5", "--val-fraction", "0"], "val_fraction must be in (0, 1)"),

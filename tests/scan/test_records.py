@@ -304,3 +304,14 @@ def test_labels_in_use_and_counts_text():
     assert text == "ok 27 (FAKE 5, UNCERTAIN 6, REAL 16), no_face 2"
     assert counts_text({"ok": 3}, {"FAKE": 0, "REAL": 3}) == "ok 3 (FAKE 0, REAL 3)"
     assert counts_text({"timeout": 1}) == "timeout 1" and counts_text({}) == ""
+
+
+def test_an_ok_row_never_claims_more_than_was_decoded():
+    with pytest.raises(ValueError, match="else it is partial"):
+        VideoRow("a.mp4", "ok", 0.3, "REAL", duration_s=10.0, covered_s=1.0, reached_end=False)
+    with pytest.raises(ValueError, match="more than was decoded"):
+        VideoRow("a.mp4", "ok", 0.3, "REAL", duration_s=10.0, covered_s=12.0, reached_end=True)
+    partial = VideoRow("a.mp4", "partial", 0.3, "REAL", duration_s=10.0, covered_s=1.0, reached_end=False)
+    assert partial.p_fake == 0.3
+    unknown = VideoRow("a.mp4", "ok", 0.3, "REAL", duration_s=None, covered_s=40.0, reached_end=False)  # the cap hit
+    assert unknown.reached_end is False

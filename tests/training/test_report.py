@@ -710,4 +710,4 @@ def test_output_folder_or_missing_evidence_is_exit_2(tmp_path, capsys):
     assert main([str(scores), "-o", str(tmp_path / "r.html"), "--evidence-dir", str(tmp_path / "no")]) == 2
     assert "evidence folder" in capsys.readouterr().err
     assert main([str(scores), "-o", str(tmp_path / "nowhere" / "r.html")], prog="report") == 2
-    assert "cannot write" in capsys.readouterr().err
+    assert "nowhere does not exist" in capsys.readouterr().err

@@ -96,13 +96,13 @@ NOTE_CASES = [
     (one_person(0.9), 0.9, {"tone_mapped": True, "color_transfer": "smpte2084"}, "video", []),
     # faces found only with the frames turned
     (one_person(0.9), 0.9, {"rotation_guess_deg": 90}, "video", ["rotation_guessed"]),
-    # sampling stopped before the end
-    (one_person(0.9), 0.9, {"covered_s": 4.0, "reached_end": False}, "video", ["partial_coverage"]),
+    # sampling stopped before the end (a clip of unknown length that hit the frame cap)
+    (one_person(0.9), 0.9, {"duration_s": None, "covered_s": 4.0, "reached_end": False}, "video", ["partial_coverage"]),
     # everything at once, in the documented order
     (
         [face(0, 0, 0.52, size_px=50), face(1, 1, 0.0, size_px=50)],
         0.52,
-        {"tone_mapped": False, "rotation_guess_deg": 270, "covered_s": 4.0, "reached_end": False},
+        {"tone_mapped": False, "rotation_guess_deg": 270, "duration_s": None, "covered_s": 4.0, "reached_end": False},
         "video",
         [
             "near_threshold",
