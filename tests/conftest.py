@@ -10,6 +10,25 @@ import pytest
 from tests.helpers import SHARED_CASES, SHARED_DATA, make_face_clip, make_lavfi_clip
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full",
+        action="store_true",
+        default=False,
+        help="run the whole suite: also the tests marked slow (real models on real clips, the browser); CI runs this",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without ``--full`` (or an explicit ``-m``), the tests marked ``slow`` are left out: the fast loop."""
+    if config.getoption("--full") or config.getoption("-m"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data``. Missing: fail under CI (``$CI`` set), skip on a developer machine."""

@@ -29,6 +29,7 @@ def _run(code: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow
 def test_tensorflow_loads_without_sklearn_and_matplotlib_which_stay_importable():
     out = _run(
         "import sys\n"
@@ -41,6 +42,7 @@ def test_tensorflow_loads_without_sklearn_and_matplotlib_which_stay_importable()
     assert out.splitlines() == ["tensorflow True False False", "sklearn matplotlib"]
 
 
+@pytest.mark.slow
 def test_already_imported_packages_are_left_alone():
     out = _run(
         "import sys, sklearn\n"
@@ -97,6 +99,7 @@ def test_fd_2_is_restored_when_the_block_raises(capfd):
     assert capfd.readouterr().err == "before the error\nafter the error\n"
 
 
+@pytest.mark.slow
 def test_tensorflow_start_up_lines_stay_off_stderr_even_at_log_level_0():
     done = subprocess.run(
         [

@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -587,7 +588,7 @@ def _results_here(
             path = upcoming.popleft()
             no_model_needed = loaded is None and prefetcher.failed_to_open(path, OPEN_WAIT_BEFORE_LOAD_S)
             if loaded is None and not no_model_needed:
-                loaded = factory.load_models(models)
+                loaded = _load_announced(factory, models)
             if no_model_needed and unloaded is None:
                 unloaded = unloaded_scorer(models)
             look_ahead(1)
@@ -611,6 +612,18 @@ def _results_here(
             if following is not None and not prefetcher.has(following):  # the clip failed before its end
                 open_following()
             yield result
+
+
+def _load_announced(factory, models) -> LoadedModels:
+    """:func:`pipeline.models.factory.load_models`, said before (it takes 5-15 s, the progress bar
+    standing still meanwhile) and timed after."""
+    started = time.perf_counter()
+    weights = getattr(models, "weights", None)
+    name = Path(str(weights)).name if weights else "the default model"
+    log.info("loading the models (MTCNN and %s; 5-15 s on 2 cores) ...", name)
+    loaded = factory.load_models(models)
+    log.info("models loaded in %.1f s", time.perf_counter() - started)
+    return loaded
 
 
 # Seconds the batch waits, before its models are loaded, for the clip due to finish opening (its

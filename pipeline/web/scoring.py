@@ -469,14 +469,13 @@ def boxed_frame(frame_rgb: np.ndarray, faces, worst: ScoredFace, threshold: floa
     """``frame_rgb`` (uint8 (H, W, 3), the sample ``worst`` was found in, as the scan saw it)
     with every face of that sample boxed by :func:`pipeline.scan.evidence.draw_faces` (red at or
     above ``threshold``, green below), then shrunk to :data:`FRAME_MAX_LONG_SIDE_PX`. Boxes are
-    labelled "person N" with the page's person numbers (track 0 is person 1), never "track N",
-    which the CSVs number from 0."""
+    labelled "person N", N the person's ``track_id`` as every file and page numbers them (from 0)."""
     import cv2
 
     from pipeline.scan.evidence import draw_faces
 
     in_frame = [f for f in faces if f.sample_index == worst.sample_index]
-    numbered = [dataclasses.replace(f, track_id=f.track_id + 1, crop_rgb=None) for f in in_frame]
+    numbered = [dataclasses.replace(f, crop_rgb=None) for f in in_frame]
     rgb = draw_faces(frame_rgb, numbered, threshold, who="person")
     long_side = max(rgb.shape[:2])
     if long_side > FRAME_MAX_LONG_SIDE_PX:
@@ -738,7 +737,7 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
                 else:
                     where = "well below the threshold" if low_cut is None else "under the REAL threshold"
                     text = (
-                        f"The people disagree: person {high + 1} scores {means[high]:.2f} and person {low + 1} "
+                        f"The people disagree: person {high} scores {means[high]:.2f} and person {low} "
                         f"{means[low]:.2f}, {where}."
                     )
                 rule = (
@@ -764,7 +763,7 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
                 level = f"between the two thresholds ({band_text(threshold, low_cut)})"
             note(
                 "person_left_out",
-                f"Person {worst.track_id + 1} scores {worst.mean_p_fake:.2f}, {level}, but is not "
+                f"Person {worst.track_id} scores {worst.mean_p_fake:.2f}, {level}, but is not "
                 f"counted in the verdict: {because} ({seen}). Look at their faces below.",
             )
         if len(faces) < FEW_FACES and LITTLE_FACE_EVIDENCE not in codes:
@@ -785,7 +784,7 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
         elif verdict is not None and verdict.median_face_px < SMALL_FACE_PX and kind != "image":
             note(
                 "small_faces",
-                f"The verdict rests on person {verdict.track_id + 1}, whose faces are small (about "
+                f"The verdict rests on person {verdict.track_id}, whose faces are small (about "
                 f"{verdict.median_face_px:.0f} px, under {SMALL_FACE_PX} px): the model reads them less reliably, so "
                 f"their score was weighed down (×{verdict.weight:.2f}) toward undecided. Look at their faces below.",
             )

@@ -106,6 +106,7 @@ def _weights_with_threshold(folder: Path, threshold: float) -> Path:
     return weights
 
 
+@pytest.mark.slow
 def test_real_weights_come_from_the_factory_and_the_threshold_from_their_spec(known_manifest, tmp_path, loaded):
     weights = _weights_with_threshold(tmp_path, 0.37)
     assert main([str(known_manifest), "--weights", str(weights), "-o", str(tmp_path / "spec"), "-q"]) == 0

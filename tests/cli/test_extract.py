@@ -122,6 +122,7 @@ def test_summary_is_a_readable_table():
     assert "(" not in text.splitlines()[3]  # no Python tuples or dicts
 
 
+@pytest.mark.slow
 def test_main_builds_a_dataset_warns_about_few_clips_and_prints_a_table(
     few_sources, tmp_path, capsys, caplog, reuse_models
 ):

@@ -50,6 +50,7 @@ def test_help_is_fast_and_does_not_import_tensorflow():
     assert "--max-frames" in proc.stdout and "p_fake" in proc.stdout
 
 
+@pytest.mark.slow
 def test_batch_gives_one_row_per_clip_with_statuses(batch_dir, tmp_path, meso4_df_path, models):
     out = tmp_path / "scores.csv"
     faces = tmp_path / "faces.csv"
@@ -137,6 +138,7 @@ def test_second_run_on_the_same_output_is_refused(batch_dir, tmp_path, meso4_df_
     assert "another run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_python_dash_m_pipeline_score(batch_dir, tmp_path, meso4_df_path):
     """The module entry point, in a fresh process with the real models loaded once."""
     out = tmp_path / "m.csv"
@@ -336,6 +338,7 @@ TF_START_UP_LINES = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "flags, tf_log_level",
     [

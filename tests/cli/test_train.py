@@ -102,6 +102,7 @@ def test_python_dash_m_pipeline_train_reports_a_usage_error(tmp_path):
     assert proc.returncode == 2 and "python -m pipeline train: error: data not found" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_tiny_run_through_the_command_line(tmp_path):
     """One epoch of one step: exit 0, weights and a sidecar that records the flags."""
     from pipeline.models.weights import spec_for_weights

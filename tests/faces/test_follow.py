@@ -155,6 +155,7 @@ def test_no_known_face_means_nothing_to_follow_until_the_next_check():
     assert detector.full_calls == [0, 5] and detector.region_calls == []
 
 
+@pytest.mark.slow
 def test_following_finds_the_same_faces_as_whole_frames_on_a_moving_face(detector, tmp_path):
     """The real MTCNN on a face sliding across a 720p clip at 10 samples a second: following
     finds the face in every frame, where whole-frame detection puts it."""

@@ -38,6 +38,7 @@ def _assert_like_reference(row, reference_row):
     assert row.p_fake == pytest.approx(reference_row.p_fake, abs=P_FAKE_TOLERANCE)
 
 
+@pytest.mark.slow
 def test_nonsquare_pixels_case(shared_cases, reference_row, detector, default_scorer):
     # before: scored at the stored 640x720, 3 of 4 faces found, width/height 640x720
     row = _score(shared_cases / "nonsquare_pixels_sar2.mp4", detector, default_scorer)

@@ -117,6 +117,7 @@ def test_smaller_fake_person_sets_the_verdict(smaller):
     assert row.label == "FAKE"
 
 
+@pytest.mark.slow
 def test_no_track_is_left_out_for_its_size(smaller, swap, three_panels):
     for result in (smaller, swap, three_panels):
         for track in result.tracks:

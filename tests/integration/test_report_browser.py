@@ -21,6 +21,9 @@ MAX_SIZE_BYTES = 12_000_000
 MAX_FIRST_RENDER_MS = 5_000
 
 
+pytestmark = pytest.mark.slow  # a real browser
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """A 10,000-clip batch with evidence for the 50 worst FAKE clips, and its report."""

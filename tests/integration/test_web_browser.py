@@ -24,6 +24,9 @@ MIN_LABEL_PX = 10
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
+pytestmark = pytest.mark.slow  # a real browser
+
+
 @pytest.fixture(scope="module")
 def live_app(detector, scorer, tmp_path_factory):
     """The app with the real models, and its upload folder."""
@@ -266,7 +269,7 @@ def test_people_left_out_are_told_apart_in_the_chart_and_the_table(device, page,
     width = page.evaluate("window.innerWidth")
     assert box["right"] <= width and (box["fits"] or box["overflow"] in ("auto", "scroll")), box
     page.eval_on_selector("#tracks-box", "b => { b.scrollLeft = b.scrollWidth; }")
-    person_left = page.eval_on_selector("#person-4 td.person", "td => td.getBoundingClientRect().left")
+    person_left = page.eval_on_selector("#person-3 td.person", "td => td.getBoundingClientRect().left")
     box_left = page.eval_on_selector("#tracks-box", "b => b.getBoundingClientRect().left")
     assert abs(person_left - box_left) <= 1  # sticky: still at the left edge
     assert page.blocked == [] and page.errors == []

@@ -59,6 +59,7 @@ SAR_KINDS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, stored_wh, sar, display_wh", SAR_KINDS, ids=[k[0] for k in SAR_KINDS])
 def test_non_square_pixels_are_scored_at_the_display_shape(
     clips, source, detector, default_scorer, name, stored_wh, sar, display_wh
@@ -166,6 +167,7 @@ def sdr_reference(clips, source) -> Path:
     return reference
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, transfer, container", HDR_KINDS, ids=[k[0] for k in HDR_KINDS])
 def test_hdr_is_tone_mapped_to_sdr(clips, sdr_reference, detector, default_scorer, name, transfer, container):
     assert {"zscale", "tonemap"} <= ffmpeg_filters()  # the ffmpeg imageio-ffmpeg ships has them
@@ -197,6 +199,7 @@ def test_sdr_decodes_as_before(sdr_reference):
         assert name not in command
 
 
+@pytest.mark.slow
 def test_hdr_without_tone_mapping_filters_warns(clips, sdr_reference, detector, default_scorer, monkeypatch, caplog):
     hdr = _make_hdr(sdr_reference, clips / "hlg_no_filters.mp4", "arib-std-b67")
     monkeypatch.setattr(decode, "ffmpeg_filters", lambda: frozenset({"fps", "scale"}))
@@ -287,6 +290,7 @@ def face_late_live_mkv(clips, sdr_reference) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_a_clip_without_duration_is_covered_to_its_end(face_late_live_mkv, detector, default_scorer):
     info = probe_video(face_late_live_mkv)
     assert info.duration_source == "packets"

@@ -69,7 +69,7 @@ def test_a_caption_over_the_mouth_is_uncertain(shared_cases, detector, default_s
     row = _row(shared_cases / "caption_over_mouth_fake.mp4", detector, default_scorer)
     assert row.status == "ok"
     assert (row.frames_with_faces, row.frames_sampled) == (2, 9)
-    assert row.label == "UNCERTAIN" and row.notes == LITTLE_FACE_EVIDENCE
+    assert row.label == "UNCERTAIN" and LITTLE_FACE_EVIDENCE in row.notes.split(";")  # (the caption also reads sharp)
     source = _row(shared_cases / "caption_over_mouth_fake.source.mp4", detector, default_scorer)
     assert (source.frames_with_faces, source.notes) == (9, "") and source.label != "UNCERTAIN"
 

@@ -136,6 +136,7 @@ def _top_mask(saliency: np.ndarray, area: float) -> np.ndarray:
     return mask.reshape(saliency.shape)
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 @pytest.mark.parametrize(
     "which, folder",

@@ -96,6 +96,7 @@ def test_shared_clips_separate_fake_from_real(shared_data, detector, scorer):
     assert rows["dfdc_brtujopkby.mp4"].height == 1920  # portrait DFDC clip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fake/dfdc_brtujopkby.mp4", "fake/dfdc_yhffcuhhjy.mp4"])
 def test_following_faces_on_dense_sampling_keeps_the_verdict(shared_data, detector, scorer, name):
     """--fps 5 on real DFDC clips (one person; three people): following faces between

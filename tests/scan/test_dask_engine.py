@@ -203,6 +203,7 @@ def test_window_bounds_the_clips_in_flight(meso4_df_path, tmp_path):
     assert max(ahead) <= 5
 
 
+@pytest.mark.slow
 def test_local_engine_never_imports_dask(clip_dir, tmp_path, meso4_df_path):
     code = (
         f"import sys\nfrom pipeline.cli import score as cli\n"

@@ -140,6 +140,7 @@ def test_pruning_keeps_only_the_crops_that_are_shown():
 # --- files ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_evidence_files_sort_with_their_clip_decode_and_show_boxes(tmp_path, clips, scored, scorer):
     rows = []
     for name in ("a", "b"):

@@ -482,6 +482,7 @@ def test_scoring_with_opened_takes_the_clip_as_given(clips):
     assert result.row.status == "ok" and result.row.n_frames == 6
 
 
+@pytest.mark.slow
 def test_the_time_budget_of_a_clip_opened_ahead_starts_at_its_turn(clips, monkeypatch):
     """A clip opened while the models load (or while the clip before it is scored) is not timed
     out for that wait: its ``--timeout`` counts from when its turn comes. Found by a helper:
@@ -503,6 +504,7 @@ def test_the_time_budget_of_a_clip_opened_ahead_starts_at_its_turn(clips, monkey
     assert rows[0].n_frames == 40
 
 
+@pytest.mark.slow
 def test_a_decoder_that_never_delivers_is_still_stopped_by_its_budget(clips, monkeypatch):
     """The clock of a clip opened ahead starts when its turn comes, and taking it starts the
     clock before waiting for the opening: a decoder stuck before its first frame still ends

@@ -153,6 +153,7 @@ def dataset(tmp_path_factory, sources, detector) -> tuple[Path, dict]:
     return out, summary
 
 
+@pytest.mark.slow
 def test_sources_are_found_by_label_folder(sources):
     clips = find_sources(sources)
     assert {c.label for c in clips} == {"real", "fake"}  # unlabeled/ is skipped, Fake/ is fake

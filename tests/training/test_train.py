@@ -65,6 +65,7 @@ def tiny_run(tiny_data, tmp_path_factory):
     return out, config, sidecar
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_weights_the_scanner_loads(tiny_run):
     from pipeline.models.meso4 import MesoScorer
     from pipeline.models.weights import sha256_file, sidecar_path
@@ -108,6 +109,7 @@ def test_tiny_run_report_and_split_have_no_leak(tiny_run):
     assert sidecar["training"]["split"]["val_source_videos"] == sorted(val_videos)
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights(tiny_run, tmp_path):
     from pipeline.models.meso4 import build_meso4
     from pipeline.training.train import train
@@ -269,6 +271,7 @@ def test_train_stops_on_bad_data_before_tensorflow_starts(tmp_path, monkeypatch)
         train_module.train(TrainConfig(data=tmp_path / "nowhere", output=tmp_path / "w.h5"))
 
 
+@pytest.mark.slow
 def test_a_spent_time_budget_ends_the_run_like_early_stopping(tiny_data, tmp_path):
     from pipeline.training.train import train
 

@@ -110,8 +110,8 @@ def result_task(
 
 
 def four_people() -> list[ScoredFace]:
-    """Person 1 real throughout, person 2 small and fake (counted, weighed down: they set a
-    verdict of about 0.75), person 3 a poster and person 4 a passer-by in one frame (both left
+    """Person 0 real throughout, person 1 small and fake (counted, weighed down: they set a
+    verdict of about 0.75), person 2 a poster and person 3 a passer-by in one frame (both left
     out), eight samples."""
     return (
         [face(i, 0, 0.1) for i in range(8)]

@@ -282,6 +282,7 @@ def reference_p_fake(face_frames_rgb, detector, scorer, tmp_path_factory) -> flo
 # YUV-to-RGB conversions differ by 1.4 grey levels on average (0.378 against 0.391).
 # Against the ordinary MP4 the differences are the codecs' own: Meso-4 reads fine texture, and the
 # MP4's compression alone moves p_fake by 0.029 from the lossless frames; lossy WebP moves it 0.060.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "image_format, options, container, same_pixels_tol, reference_tol",
     [

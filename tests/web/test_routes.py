@@ -108,8 +108,8 @@ def test_job_page_of_a_failed_job(modelless_app):
 
 
 def two_result_task(*, with_evidence: bool = True, threshold: float = 0.7):
-    """A job task returning what the worker would for a clip of two people (person 1 at 0.9 in
-    four samples, person 2 at 0.1 in four): with ``with_evidence``, saliency maps and the boxed
+    """A job task returning what the worker would for a clip of two people (person 0 at 0.9 in
+    four samples, person 1 at 0.1 in four): with ``with_evidence``, saliency maps and the boxed
     frame of a 1920x1080 sample, else none."""
 
     def task(progress) -> JobOutcome:
@@ -188,7 +188,7 @@ def test_job_page_shows_the_evidence_and_the_caveats(modelless_app):
     page = response.get_data(as_text=True)
     verdict = page[page.index('id="verdict"') : page.index("</section>", page.index('id="verdict"'))]
     # the caveats are in words next to the verdict
-    assert 'data-kind="tracks_disagree"' in verdict and "person 1 scores 0.90 and person 2 0.10" in verdict
+    assert 'data-kind="tracks_disagree"' in verdict and "person 0 scores 0.90 and person 1 0.10" in verdict
     # the model line is for people: no backticks, no command, no path
     model_line = re.search(r'<dd id="model-line">(.*?)</dd>', verdict, re.DOTALL).group(1)
     assert model_line.startswith("Meso-4 trained by this project on DFDC, FaceForensics++ and MesoNet faces")
@@ -227,19 +227,19 @@ def test_people_table_says_who_was_counted_and_why(modelless_app):
     job_id = finished(modelless_app, result_task(four_people(), 0.75))
     page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
     rows = people_rows(page)
-    assert sorted(rows) == [1, 2, 3, 4]
-    assert 'class="counted"' in rows[1] and '<td class="reason">counted</td>' in rows[1]
-    assert 'class="counted sets-verdict"' in rows[2] and "sets the verdict" in rows[2]
+    assert sorted(rows) == [0, 1, 2, 3]  # person N is track_id N
+    assert 'class="counted"' in rows[0] and '<td class="reason">counted</td>' in rows[0]
+    assert 'class="counted sets-verdict"' in rows[1] and "sets the verdict" in rows[1]
     assert re.search(
-        r'<td class="reason">counted, small faces weighed down \(×0\.\d\d: 0\.\d\d counts as 0\.\d\d\)</td>', rows[2]
+        r'<td class="reason">counted, small faces weighed down \(×0\.\d\d: 0\.\d\d counts as 0\.\d\d\)</td>', rows[1]
     )
-    assert 'class="left-out"' in rows[3] and 'data-counted="false"' in rows[3] and 'data-reason="static"' in rows[3]
-    assert "left out: a still picture (photo, poster, screen)" in rows[3]
-    assert 'class="left-out"' in rows[4] and "left out: seen in too few frames" in rows[4]
-    assert "sets the verdict" not in rows[1] + rows[3] + rows[4]
+    assert 'class="left-out"' in rows[2] and 'data-counted="false"' in rows[2] and 'data-reason="static"' in rows[2]
+    assert "left out: a still picture (photo, poster, screen)" in rows[2]
+    assert 'class="left-out"' in rows[3] and "left out: seen in too few frames" in rows[3]
+    assert "sets the verdict" not in rows[0] + rows[2] + rows[3]
     # each row: faces, when seen, face size, mean and max p_fake
-    assert '<td class="n">8</td>' in rows[2] and "0.0–7.0 s" in rows[2] and "64 px" in rows[2]
-    assert "0.900" in rows[2] and "5.0–5.0 s" in rows[4] and "0.950" in rows[4]
+    assert '<td class="n">8</td>' in rows[1] and "0.0–7.0 s" in rows[1] and "64 px" in rows[1]
+    assert "0.900" in rows[1] and "5.0–5.0 s" in rows[3] and "0.950" in rows[3]
     assert 'id="people-count">4 <span class="muted">(2 counted)</span>' in page
     assert "people left out of the verdict" in page  # the chart's hint says how they are drawn
     # the JSON: the same people, with the new keys
@@ -262,11 +262,11 @@ def test_a_left_out_person_under_a_real_verdict_is_listed_with_its_reason(modell
     job_id = finished(modelless_app, result_task(faces, 0.1))
     page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
     verdict = page[page.index('id="verdict"') : page.index("</section>", page.index('id="verdict"'))]
-    assert 'data-kind="person_left_out"' in verdict and "Person 2 scores 0.90" in verdict
+    assert 'data-kind="person_left_out"' in verdict and "Person 1 scores 0.90" in verdict
     assert "seen in too few frames" in verdict and "half" not in verdict
     rows = people_rows(page)
-    assert 'class="counted sets-verdict"' in rows[1]
-    assert 'class="left-out"' in rows[2] and "left out: seen in too few frames" in rows[2]
+    assert 'class="counted sets-verdict"' in rows[0]
+    assert 'class="left-out"' in rows[1] and "left out: seen in too few frames" in rows[1]
 
 
 # --- an UNCERTAIN band: the verdict, the page and the index say it ----------------------------
@@ -298,7 +298,7 @@ def test_an_uncertain_verdict_has_its_own_style_sentence_and_rule(modelless_app)
     assert '<dd id="label-rule">FAKE at p_fake &gt;= 0.7, REAL under 0.4, UNCERTAIN between</dd>' in verdict
     assert "under the lower one (REAL under 0.40) towards real" in page  # the chart's hint
     # the person's and the faces' scores in the uncertain colour too
-    assert '<span class="pill pill-uncertain">0.550</span>' in people_rows(page)[1]
+    assert '<span class="pill pill-uncertain">0.550</span>' in people_rows(page)[0]
     assert page.count('<span class="pill pill-uncertain">0.550</span>') == 1 + 6
     assert " style=" not in page  # still nothing the content security policy would block
     # a FAKE and a REAL under the same band say which threshold they are on the far side of

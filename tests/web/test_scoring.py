@@ -132,8 +132,8 @@ def test_notes_name_the_numbers_they_rest_on():
     two_people = one_person(0.9) + [face(i, 1, 0.1) for i in range(6)]
     payload, _ = build(ok_result(two_people, 0.9, rotation_guess_deg=90))
     text = {n["kind"]: n["text"] for n in payload["notes"]}
-    assert "person 1 scores 0.90" in text["tracks_disagree"] and "person 2 0.10" in text["tracks_disagree"]
-    assert "most suspicious" in text["tracks_disagree"]  # track_max: the verdict follows person 1
+    assert "person 0 scores 0.90" in text["tracks_disagree"] and "person 1 0.10" in text["tracks_disagree"]
+    assert "most suspicious" in text["tracks_disagree"]  # track_max: the verdict follows person 0
     assert "the faces were found only with the frames turned 90°" in text["rotation_guessed"].lower()
     near, _ = build(ok_result(one_person(0.52), 0.52, threshold=0.477), config=ScanConfig(threshold=0.477))
     assert near["notes"][0]["text"].startswith("p_fake 0.520 is within 0.05 of the threshold 0.477")
@@ -406,11 +406,11 @@ def test_a_person_left_out_of_a_real_verdict_is_named():
     payload, _ = build(ok_result(faces, 0.1))
     (note,) = payload["notes"]
     assert note["kind"] == "person_left_out"
-    assert note["text"].startswith("Person 2 scores 0.80, at or above the threshold, but is not counted")
+    assert note["text"].startswith("Person 1 scores 0.80, at or above the threshold, but is not counted")
     assert "a still picture" in note["text"] and "(6 faces)" in note["text"]
     passer_by, _ = build(ok_result(one_person(0.1, n=10) + [face(3, 1, 0.9)], 0.1))
     (note,) = passer_by["notes"]
-    assert "Person 2 scores 0.90" in note["text"] and "seen in too few frames" in note["text"]
+    assert "Person 1 scores 0.90" in note["text"] and "seen in too few frames" in note["text"]
     assert "(1 face)" in note["text"]
     # the old rule is gone: nothing says a person was left out for being small
     assert all("half" not in n["text"] for n in payload["notes"] + passer_by["notes"])
@@ -478,12 +478,12 @@ def test_a_person_left_out_is_named_when_alone_they_would_label_the_clip_higher(
     (note,) = payload["notes"]
     assert note["kind"] == "person_left_out"
     assert note["text"].startswith(
-        "Person 2 scores 0.55, between the two thresholds (REAL under 0.40, FAKE at 0.70 and above), but is not counted"
+        "Person 1 scores 0.55, between the two thresholds (REAL under 0.40, FAKE at 0.70 and above), but is not counted"
     )
     # an UNCERTAIN verdict, and a passer-by over the upper threshold: they alone would make it FAKE
     payload, _ = build_band(one_person(0.55, n=10) + [face(3, 1, 0.9)], 0.55)
     (note,) = payload["notes"]
-    assert note["text"].startswith("Person 2 scores 0.90, at or above the FAKE threshold 0.70, but is not counted")
+    assert note["text"].startswith("Person 1 scores 0.90, at or above the FAKE threshold 0.70, but is not counted")
     # ... but not a passer-by in the band beside an UNCERTAIN verdict: they would change nothing
     payload, _ = build_band(one_person(0.55, n=10) + [face(3, 1, 0.5)], 0.55)
     assert payload["notes"] == []
@@ -492,7 +492,7 @@ def test_a_person_left_out_is_named_when_alone_they_would_label_the_clip_higher(
 def test_people_disagree_only_when_the_second_reads_real_by_the_rule():
     payload, _ = build_band(one_person(0.9) + [face(i, 1, 0.1) for i in range(6)], 0.9)
     (note,) = payload["notes"]
-    assert note["kind"] == "tracks_disagree" and "person 2 0.10, under the REAL threshold." in note["text"]
+    assert note["kind"] == "tracks_disagree" and "person 1 0.10, under the REAL threshold." in note["text"]
     # 0.45 is well under 0.70 but in the band: UNCERTAIN on their own, not clearly real
     payload, _ = build_band(one_person(0.9) + [face(i, 1, 0.45) for i in range(6)], 0.9)
     assert payload["notes"] == []

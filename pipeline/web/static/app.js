@@ -273,7 +273,7 @@
       });
       flush();
       points.forEach(function (f) {
-        const text = "person " + (trackId + 1) + (counted ? "" : " (left out)") + " · " + f.timestamp_s.toFixed(1) +
+        const text = "person " + trackId + (counted ? "" : " (left out)") + " · " + f.timestamp_s.toFixed(1) +
           " s · p_fake " + f.p_fake.toFixed(3);
         const dot = el("circle", { cx: x(f.timestamp_s), cy: y(f.p_fake), r: 4.5, class: "series-dot",
                                    "data-face": f.index, tabindex: 0, role: "button", "aria-label": text }, group);
@@ -308,7 +308,7 @@
       const swatch = document.createElement("span");
       swatch.className = "swatch swatch-" + (trackId % 8) + (counted ? "" : " swatch-left-out");
       item.appendChild(swatch);
-      const parts = ["person " + (trackId + 1)];
+      const parts = ["person " + trackId];
       if (track) {
         if (track.sets_verdict) parts.push("sets the verdict");
         else if (!counted || track.reason !== "counted") parts.push(track.reason_text);
