@@ -139,6 +139,10 @@ def clip_quality(faces: Sequence[FaceQuality]) -> FaceQuality:
     return FaceQuality(**{name: float(np.median([getattr(face, name) for face in faces])) for name in QUALITY_MEASURES})
 
 
+# Measures judged by their upper bound alone: less blocking than the model was validated on is no harm.
+UPPER_BOUND_ONLY = frozenset({"blockiness"})
+
+
 def outside_range(
     quality: FaceQuality,
     validated_range: Mapping[str, tuple[float, float]] | Iterable[tuple[str, tuple[float, float]]] | None,
@@ -151,7 +155,8 @@ def outside_range(
     for name in QUALITY_MEASURES:
         if name in ranges:
             low, high = ranges[name]
-            if not low <= getattr(quality, name) <= high:
+            value = getattr(quality, name)
+            if value > high or (value < low and name not in UPPER_BOUND_ONLY):
                 outside.append(name)
     return outside
 

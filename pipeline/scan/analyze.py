@@ -29,7 +29,12 @@ from pipeline.scan.aggregate import (
 )
 from pipeline.scan.decision import LEARNED, ClipDecision, person_features
 from pipeline.scan.face_loop import FaceLoop, FrameFaces, add_elapsed, batched  # noqa: F401 (batched: public here too)
-from pipeline.scan.notes import LITTLE_FACE_EVIDENCE, OUTSIDE_VALIDATED_RANGE, join_notes, little_face_evidence
+from pipeline.scan.notes import (
+    LITTLE_FACE_EVIDENCE,
+    OUTSIDE_VALIDATED_RANGE,
+    join_notes,
+    little_face_evidence,
+)
 from pipeline.scan.records import FaceRow, TrackRow, VideoRow, display_path, label_for
 from pipeline.scan.rotation import (
     ProbeFrameKeeper,
@@ -133,7 +138,9 @@ class ScanConfig:
 
     @property
     def label_rule(self) -> str:
-        """How labels are made, in one line (the ``label_rule`` column)."""
+        """How labels are made from ``p_fake``, in one line (the ``label_rule`` column). A verdict on
+        little face evidence is UNCERTAIN whatever this says (its note ``little_face_evidence``,
+        :data:`pipeline.scan.notes.LITTLE_EVIDENCE_RULE`)."""
         if self.uncertain_below is not None and self.decision is not None:
             return self.decision.rule_text
         if self.uncertain_below is not None:

@@ -740,7 +740,7 @@ def _write_results(
             if evidence is not None:
                 _write_evidence(evidence, result)
             counts[result.row.status] += 1
-            if result.row.label:
+            if result.row.label and result.row.status == "ok":  # counted under ok, as the summary line shows them
                 labels[result.row.label] += 1
             bar.update(1)
             shown = [*sorted(counts.items()), *((k, labels[k]) for k in LABELS if k in labels)]

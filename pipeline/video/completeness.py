@@ -94,8 +94,7 @@ def check_coverage(
             end_s,
             False,
             True,
-            f"{of}: the file's data ends at {data_end_s:.1f} s of the {duration_s:.1f} s its header states "
-            "(cut short, e.g. an unfinished download)",
+            f"{of}: the file ends before the length its header states (cut short, e.g. an unfinished download)",
         )
     if video_end_s is not None and video_end_s > end_s + PARTIAL_TOLERANCE_S:
         why = f": {report.errors}" if report.errors else ""

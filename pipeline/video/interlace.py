@@ -7,8 +7,10 @@ after ``bwdif``). The decode deinterlaces such streams with ffmpeg's ``bwdif`` (
 one frame per frame) before sampling.
 
 Which streams: those whose field order the stream states (``top first``, ``bottom first``:
-:attr:`pipeline.video.probe.VideoInfo.field_order`), and those that state none, measured here
-with ffmpeg's ``idet`` filter on their first frames (:func:`detect_field_order`).
+:attr:`pipeline.video.probe.VideoInfo.field_order`), and those measured interlaced with ffmpeg's
+``idet`` filter on their first frames (:func:`detect_field_order`): streams that state no field
+order, and broadcast-family ones (MPEG-2, DV, VC-1, anything in MPEG-TS) that say progressive
+(:func:`should_measure_interlacing`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ IDET_MIN_DECIDED = 10
 # "[Parsed_idet_0 @ 0x...] Multi frame detection: TFF:    61 BFF:     0 Progressive:     0 Undetermined:     0"
 _IDET_RE = re.compile(r"Multi frame detection: TFF:\s*(\d+) BFF:\s*(\d+) Progressive:\s*(\d+) Undetermined:\s*(\d+)")
 DEINTERLACE_FILTER = "bwdif"
+# Broadcast and camcorder codecs and containers, whose "progressive" flag is often wrong (interlaced
+# captures re-encoded as progressive): measured with idet whatever the stream states.
+IDET_ALWAYS_CODECS = frozenset({"mpeg2video", "mpeg1video", "dvvideo", "vc1"})
+IDET_ALWAYS_FORMATS = frozenset({"mpegts"})
+
+
+def should_measure_interlacing(info) -> bool:
+    """Whether :func:`detect_field_order` should look at this stream
+    (:class:`pipeline.video.probe.VideoInfo`): it states no field order, or it is of the broadcast
+    family (:data:`IDET_ALWAYS_CODECS`, :data:`IDET_ALWAYS_FORMATS`), whose progressive flag is not trusted."""
+    if not info.field_order:
+        return True
+    return info.field_order == "progressive" and (
+        info.codec in IDET_ALWAYS_CODECS or info.format_name in IDET_ALWAYS_FORMATS
+    )
 
 
 def can_deinterlace() -> bool:

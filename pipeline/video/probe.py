@@ -400,11 +400,12 @@ def probe_video(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> VideoIn
     if info.format_name in _ANIMATABLE_FORMATS and not is_animated_image(path):
         # one rule with the web app: an image file is a clip only when it has more than one frame
         raise DecodeError(f"a still image ({info.format_name.removesuffix('_anim')}), not a video")
-    if not info.field_order and info.format_name not in _ANIMATABLE_FORMATS:
-        from pipeline.video.interlace import detect_field_order
+    from pipeline.video.interlace import detect_field_order, should_measure_interlacing
 
+    if should_measure_interlacing(info) and info.format_name not in _ANIMATABLE_FORMATS:
         measured = detect_field_order(path, info.stream_index, timeout_s=min(timeout_s, MEASURE_TIMEOUT_S))
-        info = dataclasses.replace(info, field_order=measured, interlace_source="idet" if measured else "")
+        if not info.field_order or measured in INTERLACED_FIELD_ORDERS:
+            info = dataclasses.replace(info, field_order=measured, interlace_source="idet" if measured else "")
     if info.duration_s is None:
         measured_s = measure_duration_s(path, info, timeout_s=min(timeout_s, MEASURE_TIMEOUT_S))
         if measured_s is not None:

@@ -57,7 +57,7 @@ from pipeline.scan.analyze import (
     validated_range_of,
     verdict_row,
 )
-from pipeline.scan.notes import LITTLE_FACE_EVIDENCE, NOTES, split_notes
+from pipeline.scan.notes import LITTLE_FACE_EVIDENCE, NOTES, OUTSIDE_VALIDATED_RANGE, split_notes
 from pipeline.scan.records import VERDICT_STATUSES, VideoRow, label_for
 from pipeline.video.animated import is_animated
 from pipeline.video.decode import (
@@ -704,6 +704,8 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
     codes = split_notes(row.notes)
     for code in codes:  # the caveats written into the row at scan time, in their one wording
         means = NOTES[code].means
+        if code == OUTSIDE_VALIDATED_RANGE and row.quality_outside:
+            means += f" (here: {', '.join(split_notes(row.quality_outside))})"
         note(code, f"{means[0].upper()}{means[1:]}: {NOTES[code].do}.")
     if row.status in VERDICT_STATUSES and row.p_fake is not None and faces and tracks:
         if low_cut is None and abs(row.p_fake - threshold) < NEAR_THRESHOLD:
@@ -816,11 +818,13 @@ def _verdict_track_id(row: VideoRow, tracks: list[TrackSummary], config: ScanCon
     return verdict_track(tracks).track_id
 
 
-def _person(track: TrackSummary, verdict_id: int | None) -> dict:
+def _person(track: TrackSummary, verdict_id: int | None, frames_sampled: int) -> dict:
     """One person of the payload's ``tracks`` (see :func:`build_result`)."""
     return {
         "track_id": track.track_id,
         "n_faces": track.n_faces,
+        "frames_with_faces": track.n_frames,
+        "frames_sampled": frames_sampled,
         "mean_p_fake": _num(track.mean_p_fake, 4),
         "max_p_fake": _num(track.max_p_fake, 4),
         "first_s": _num(track.first_timestamp_s, 3),
@@ -905,7 +909,7 @@ def build_result(
     summaries = result.tracks or track_summaries(result.faces, config, neutral_p_fake=neutral_p_fake(scorer))
     summaries = sorted(summaries, key=lambda t: t.track_id)
     verdict_id = _verdict_track_id(row, summaries, config)
-    tracks = [_person(t, verdict_id) for t in summaries]
+    tracks = [_person(t, verdict_id, row.n_frames) for t in summaries]
     if config.aggregation in ("track_max", "learned") and row.p_fake is not None:
         # the clip's p_fake is one person's score: name them, so a FAKE next to REAL-looking people reads right
         for track in tracks:

@@ -222,6 +222,7 @@ def interlaced(tmp_path_factory) -> dict[str, Path]:
     out = {
         "flagged": root / "flagged.ts",
         "unflagged": root / "unflagged.avi",
+        "flagged_progressive": root / "flagged_progressive.ts",
         "progressive": root / "progressive.ts",
     }
     ffmpeg(
@@ -232,6 +233,9 @@ def interlaced(tmp_path_factory) -> dict[str, Path]:
         "-i", source, "-vf", "tinterlace=interleave_top", "-c:v", "mpeg4", "-q:v", "2",
         str(out["unflagged"]),
     )  # fmt: skip
+    # woven fields flagged progressive, as re-encoded broadcast captures often are
+    ffmpeg("-i", source, "-vf", "tinterlace=interleave_top,setfield=prog", "-c:v", "mpeg2video", "-b:v", "8M",
+           str(out["flagged_progressive"]))  # fmt: skip
     ffmpeg("-i", source, "-r", "25", "-c:v", "mpeg2video", "-b:v", "8M", str(out["progressive"]))
     return out
 
@@ -241,6 +245,8 @@ def test_interlacing_is_read_from_the_stream_or_measured(interlaced):
     assert (flagged.field_order, flagged.interlace_source, flagged.is_interlaced) == ("tff", "stream", True)
     unflagged = probe_video(interlaced["unflagged"])
     assert (unflagged.field_order, unflagged.interlace_source, unflagged.is_interlaced) == ("tff", "idet", True)
+    wrongly_flagged = probe_video(interlaced["flagged_progressive"])
+    assert (wrongly_flagged.field_order, wrongly_flagged.interlace_source) == ("tff", "idet")
     progressive = probe_video(interlaced["progressive"])
     assert (progressive.field_order, progressive.is_interlaced) == ("progressive", False)
     assert detect_field_order(interlaced["progressive"], progressive.stream_index) == "progressive"

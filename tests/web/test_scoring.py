@@ -504,6 +504,9 @@ PERSON_KEYS = {
     # kept as they were (an API contract)
     "track_id",
     "n_faces",
+    # how much of the clip the person was seen in
+    "frames_with_faces",
+    "frames_sampled",
     "mean_p_fake",
     "max_p_fake",
     "first_s",
