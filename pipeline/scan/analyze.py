@@ -139,8 +139,8 @@ class ScanConfig:
     @property
     def label_rule(self) -> str:
         """How labels are made from ``p_fake``, in one line (the ``label_rule`` column). A verdict on
-        little face evidence is UNCERTAIN whatever this says (its note ``little_face_evidence``,
-        :data:`pipeline.scan.notes.LITTLE_EVIDENCE_RULE`)."""
+        little face evidence is UNCERTAIN whatever this says (note ``little_face_evidence``,
+        :func:`pipeline.scan.notes.little_face_evidence`)."""
         if self.uncertain_below is not None and self.decision is not None:
             return self.decision.rule_text
         if self.uncertain_below is not None:
@@ -249,8 +249,7 @@ class _CropScorer:
         p_fake = self._scorer.score_p_fake(np.stack(self._crops))
         add_elapsed(self._timings, "score_s", started)
         for (where, face), p, crop in zip(self._where, p_fake, self._crops):
-            x1, y1, x2, y2 = face.box_xyxy
-            quality = face_quality(crop, max(x2 - x1, y2 - y1))
+            quality = face_quality(crop, face.size_px)
             self._scored.append((where, face, float(p), crop if self._keep_crops else None, quality))
         self._crops.clear()
         self._where.clear()
@@ -781,7 +780,6 @@ def error_row(video_path: str, status: str, error: str, elapsed_s: float, config
     return VideoRow(
         video_path=video_path,
         status=status,
-        frames_with_faces=None,
         aggregation=config.aggregation,
         label_rule=config.label_rule,
         model=model,

@@ -20,11 +20,6 @@ MIN_EVIDENCE_FACES = 3
 MIN_EVIDENCE_FRAME_SHARE = 1 / 3
 
 LITTLE_FACE_EVIDENCE = "little_face_evidence"
-# The rule in the words of the ``label_rule`` column.
-LITTLE_EVIDENCE_RULE = (
-    f"UNCERTAIN whatever p_fake when under {MIN_EVIDENCE_FACES} faces or the main person in under a third of the "
-    "sampled frames (note little_face_evidence)"
-)
 OUTSIDE_VALIDATED_RANGE = "outside_validated_range"
 
 

@@ -33,21 +33,18 @@ PARTIAL_TOLERANCE_S = 1.0
 @dataclasses.dataclass(frozen=True)
 class Coverage:
     """What a decode covered. ``covered_s``: seconds from the first sample to the end of the last
-    one's interval (capped at the clip's end); ``decoded_end_s``: where the samples end, seconds
-    from the file's start; ``reached_end``: the samples reached the end of the clip's video;
-    ``partial``: they stopped short of it for a reason outside the clip (cut file, stopped
-    decoder, damaged data), with ``reason`` in plain words (``""`` when whole)."""
+    one's interval (capped at the clip's end); ``reached_end``: the samples reached the end of the
+    clip's video; ``reason``: why they stopped short of it for a cause outside the clip (cut file,
+    stopped decoder, damaged data), in plain words, "decoded 1.0 s of 10.0 s: ..."; ``""`` when whole."""
 
     covered_s: float
-    decoded_end_s: float
     reached_end: bool
-    partial: bool = False
     reason: str = ""
 
     @property
-    def error_text(self) -> str:
-        """The row's ``error`` for a partial clip: "decoded 1.0 s of 10.0 s (why)"; ``""`` when whole."""
-        return self.reason
+    def partial(self) -> bool:
+        """The clip was seen in part only (:attr:`reason` says why)."""
+        return bool(self.reason)
 
 
 def _decoded_span(info: VideoInfo, sample_fps: float, report: DecodeReport) -> tuple[float, float]:
@@ -76,39 +73,28 @@ def check_coverage(
     seen = f"decoded {covered_s:.1f} s"
     if not info.duration_s:
         if report.stopped_by:
-            return Coverage(
-                covered_s, end_s, False, True, f"{seen} before the decoder was stopped by {report.stopped_by}"
-            )
-        return Coverage(covered_s, end_s, report.n_frames < max_frames)
+            return Coverage(covered_s, False, f"{seen} before the decoder was stopped by {report.stopped_by}")
+        return Coverage(covered_s, report.n_frames < max_frames)
     duration_s = info.duration_s
-    of = f"{seen} of {duration_s:.1f} s"
     if end_s >= duration_s - PARTIAL_TOLERANCE_S:
-        return Coverage(covered_s, end_s, True)
+        return Coverage(covered_s, True)
+
+    def partial(why: str) -> Coverage:
+        return Coverage(covered_s, False, f"{seen} of {duration_s:.1f} s: {why}")
+
     if report.stopped_by:
-        return Coverage(covered_s, end_s, False, True, f"{of}: the decoder was stopped by {report.stopped_by}")
+        return partial(f"the decoder was stopped by {report.stopped_by}")
     data_end_s = packets_end_s(path, "0")
-    video_end_s = packets_end_s(path, f"0:{info.stream_index}")
     if data_end_s is not None and data_end_s < duration_s - PARTIAL_TOLERANCE_S:
-        return Coverage(
-            covered_s,
-            end_s,
-            False,
-            True,
-            f"{of}: the file ends before the length its header states (cut short, e.g. an unfinished download)",
-        )
+        return partial("the file ends before the length its header states (cut short, e.g. an unfinished download)")
+    video_end_s = packets_end_s(path, f"0:{info.stream_index}")
     if video_end_s is not None and video_end_s > end_s + PARTIAL_TOLERANCE_S:
         why = f": {report.errors}" if report.errors else ""
-        return Coverage(
-            covered_s,
-            end_s,
-            False,
-            True,
-            f"{of}: decoding stopped at {end_s:.1f} s while the video goes on to {video_end_s:.1f} s{why}",
-        )
+        return partial(f"decoding stopped at {end_s:.1f} s while the video goes on to {video_end_s:.1f} s{why}")
     if video_end_s is None or data_end_s is None:
         log.warning("%s: the frames end at %.1f s of %.1f s and the packets could not be read", path, end_s, duration_s)
-        return Coverage(covered_s, end_s, False, True, f"{of}: the frames end early and the file could not be checked")
+        return partial("the frames end early and the file could not be checked")
     log.info(
         "%s: the video ends at %.1f s, the file (audio) at %.1f s: the whole video was seen", path, end_s, data_end_s
     )
-    return Coverage(covered_s, end_s, True)
+    return Coverage(covered_s, True)

@@ -30,7 +30,7 @@ import numpy as np
 
 from pipeline.errors import DecodeError
 from pipeline.video.ffmpeg_bin import ffmpeg_exe, ffmpeg_filters
-from pipeline.video.interlace import DEINTERLACE_FILTER, can_deinterlace
+from pipeline.video.interlace import DEINTERLACE_FILTER, DISPLAY_PARITY, can_deinterlace
 from pipeline.video.memory import read_frame
 from pipeline.video.probe import INPUT_OPTIONS, VideoInfo, summarize_ffmpeg_errors
 
@@ -300,7 +300,7 @@ def build_decode_command(
         input_options["skip_frame"] = "noref"
     stream = ffmpeg.input(placeholder, **input_options)[str(info.stream_index)]
     if will_deinterlace(info):
-        parity = {"tff": "tff", "tb": "tff", "bff": "bff", "bt": "bff"}[info.field_order]
+        parity = DISPLAY_PARITY[info.field_order]
         stream = stream.filter(DEINTERLACE_FILTER, mode="send_frame", parity=parity, deint="all")
     if detect_cuts:
         stream = stream.filter("scdet", threshold=CUT_SCORE_THRESHOLD)
@@ -626,14 +626,13 @@ def _actual_time(
     time and the frame on screen then (``floor(t * fps)``). Where the log gave none (logged, never
     waited on for more than :data:`TIMESTAMP_WAIT_S`), the ``count``-th sampling time."""
     actual_s = stderr_tail.next_timestamp_s()
-    if actual_s is None or actual_s < 0:
-        target_s = count / sample_fps
-        log.warning(
-            "%s: sample %d: no frame time from ffmpeg; the sampling time %.3f s is recorded", path, count, target_s
-        )
-        return target_s, math.floor(target_s * info.fps + 1e-9) if info.fps else count
-    if sparse:
+    if actual_s is not None and actual_s >= 0 and sparse:
         return actual_s, round(actual_s * info.fps)
+    if actual_s is None or actual_s < 0:
+        actual_s = count / sample_fps
+        log.warning(
+            "%s: sample %d: no frame time from ffmpeg; the sampling time %.3f s is recorded", path, count, actual_s
+        )
     return actual_s, math.floor(actual_s * info.fps + 1e-9) if info.fps else count
 
 

@@ -35,6 +35,9 @@ IDET_MIN_DECIDED = 10
 # "[Parsed_idet_0 @ 0x...] Multi frame detection: TFF:    61 BFF:     0 Progressive:     0 Undetermined:     0"
 _IDET_RE = re.compile(r"Multi frame detection: TFF:\s*(\d+) BFF:\s*(\d+) Progressive:\s*(\d+) Undetermined:\s*(\d+)")
 DEINTERLACE_FILTER = "bwdif"
+# bwdif's ``parity`` (the field shown first) for each field order of
+# :attr:`pipeline.video.probe.VideoInfo.field_order`: ``tb`` is top coded first, bottom shown first.
+DISPLAY_PARITY = {"tff": "tff", "bff": "bff", "tb": "bff", "bt": "tff"}
 # Broadcast and camcorder codecs and containers, whose "progressive" flag is often wrong (interlaced
 # captures re-encoded as progressive): measured with idet whatever the stream states.
 IDET_ALWAYS_CODECS = frozenset({"mpeg2video", "mpeg1video", "dvvideo", "vc1"})

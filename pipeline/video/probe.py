@@ -29,6 +29,7 @@ from pathlib import Path
 from pipeline.errors import DecodeError, NoVideoStreamError
 from pipeline.video.animated import is_animated_image
 from pipeline.video.ffmpeg_bin import ffmpeg_exe
+from pipeline.video.interlace import detect_field_order, should_measure_interlacing
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,8 @@ class VideoInfo:
     by :func:`measure_duration_s`) or ``""`` (unknown). ``format_name`` is the
     demuxer ffmpeg chose (``mov,mp4,m4a,3gp,3g2,mj2``, ``matroska,webm``, ``gif``).
     ``field_order``: ``progressive``, interlaced ``tff``/``bff`` (top or bottom field first) or
-    ``tb``/``bt`` (coded in the other order), as the stream states it; ``""`` when it does not say;
+    ``tb``/``bt`` (top or bottom coded first, the other shown first), as the stream states it;
+    ``""`` when it does not say;
     ``interlace_source`` says how it was known (``stream``, or ``idet`` when measured,
     :func:`pipeline.video.interlace.detect_field_order`).
     """
@@ -400,8 +402,6 @@ def probe_video(path: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> VideoIn
     if info.format_name in _ANIMATABLE_FORMATS and not is_animated_image(path):
         # one rule with the web app: an image file is a clip only when it has more than one frame
         raise DecodeError(f"a still image ({info.format_name.removesuffix('_anim')}), not a video")
-    from pipeline.video.interlace import detect_field_order, should_measure_interlacing
-
     if should_measure_interlacing(info) and info.format_name not in _ANIMATABLE_FORMATS:
         measured = detect_field_order(path, info.stream_index, timeout_s=min(timeout_s, MEASURE_TIMEOUT_S))
         if not info.field_order or measured in INTERLACED_FIELD_ORDERS:
@@ -486,17 +486,27 @@ def count_video_packets(path: str | Path, timeout_s: float = MEASURE_TIMEOUT_S) 
 _PROGRESS_RE = re.compile(r"^(out_time_us|frame)=(\d+)\s*$", re.MULTILINE)
 
 
-def packets_end_s(path: str | Path, stream: str = "0", timeout_s: float = MEASURE_TIMEOUT_S) -> float | None:
-    """Where the packets of the ``stream`` map (``0``: every stream, the latest of them; ``0:3``)
-    that the file actually holds end, in seconds from its start: one pass over the packets
-    without decoding (:func:`_demux_pass`). ``None`` when the pass fails or times out. A file
-    cut short ends here before the duration its header states."""
+def _progress_pass(path: str | Path, stream: str, timeout_s: float) -> tuple[subprocess.CompletedProcess, dict] | None:
+    """:func:`_demux_pass` over ``stream`` with ffmpeg's ``-progress`` report: the process and the
+    last progress block's integer values (``out_time_us``, ``frame``); ``None`` past ``timeout_s``."""
     proc = _demux_pass(path, stream, (), ("-progress", "pipe:1"), timeout_s)
     if proc is None:
         return None
-    found = _PROGRESS_RE.findall(proc.stdout.decode("ascii", errors="replace"))
-    times = [int(v) for k, v in found if k == "out_time_us"]
-    return round(times[-1] / 1e6, 3) if times else None
+    values: dict[str, int] = {}
+    for key, value in _PROGRESS_RE.findall(proc.stdout.decode("ascii", errors="replace")):
+        values[key] = int(value)  # the last progress block wins
+    return proc, values
+
+
+def packets_end_s(path: str | Path, stream: str = "0", timeout_s: float = MEASURE_TIMEOUT_S) -> float | None:
+    """Where the packets of the ``stream`` map (``0``: every stream, the latest of them; ``0:3``)
+    that the file actually holds end, in seconds from its start: one pass over the packets
+    without decoding (:func:`_progress_pass`). ``None`` when the pass fails or times out. A file
+    cut short ends here before the duration its header states."""
+    passed = _progress_pass(path, stream, timeout_s)
+    if passed is None or "out_time_us" not in passed[1]:
+        return None
+    return round(passed[1]["out_time_us"] / 1e6, 3)
 
 
 def measure_duration_s(path: str | Path, info: VideoInfo, timeout_s: float = MEASURE_TIMEOUT_S) -> float | None:
@@ -506,13 +516,11 @@ def measure_duration_s(path: str | Path, info: VideoInfo, timeout_s: float = MEA
     count at the stream's rate. ``None`` (with a warning) when the pass fails, times out or
     reads no packet: the caller then cannot know how much of the clip it covers.
     """
-    proc = _demux_pass(path, f"0:{info.stream_index}", (), ("-progress", "pipe:1"), timeout_s)
-    if proc is None:
+    passed = _progress_pass(path, f"0:{info.stream_index}", timeout_s)
+    if passed is None:
         log.warning("%s: no duration in the container, and measuring it took more than %g s", path, timeout_s)
         return None
-    values: dict[str, int] = {}
-    for key, value in _PROGRESS_RE.findall(proc.stdout.decode("ascii", errors="replace")):
-        values[key] = int(value)  # the last progress block wins
+    proc, values = passed
     end_s = values.get("out_time_us", 0) / 1e6
     if info.fps and values.get("frame"):
         end_s = max(end_s, values["frame"] / info.fps)

@@ -58,7 +58,7 @@ from pipeline.scan.analyze import (
     verdict_row,
 )
 from pipeline.scan.notes import LITTLE_FACE_EVIDENCE, NOTES, OUTSIDE_VALIDATED_RANGE, split_notes
-from pipeline.scan.records import VERDICT_STATUSES, VideoRow, label_for
+from pipeline.scan.records import VideoRow, label_for
 from pipeline.video.animated import is_animated
 from pipeline.video.decode import (
     MAX_DECODE_LONG_SIDE_PX,
@@ -475,8 +475,7 @@ def boxed_frame(frame_rgb: np.ndarray, faces, worst: ScoredFace, threshold: floa
     from pipeline.scan.evidence import draw_faces
 
     in_frame = [f for f in faces if f.sample_index == worst.sample_index]
-    numbered = [dataclasses.replace(f, crop_rgb=None) for f in in_frame]
-    rgb = draw_faces(frame_rgb, numbered, threshold, who="person")
+    rgb = draw_faces(frame_rgb, in_frame, threshold, who="person")
     long_side = max(rgb.shape[:2])
     if long_side > FRAME_MAX_LONG_SIDE_PX:
         scale = FRAME_MAX_LONG_SIDE_PX / long_side
@@ -707,7 +706,7 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
         if code == OUTSIDE_VALIDATED_RANGE and row.quality_outside:
             means += f" (here: {', '.join(split_notes(row.quality_outside))})"
         note(code, f"{means[0].upper()}{means[1:]}: {NOTES[code].do}.")
-    if row.status in VERDICT_STATUSES and row.p_fake is not None and faces and tracks:
+    if row.p_fake is not None and faces and tracks:  # ok, or partial with faces
         if low_cut is None and abs(row.p_fake - threshold) < NEAR_THRESHOLD:
             note(
                 "near_threshold",
