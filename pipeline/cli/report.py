@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline report")
         return fail(prog, _one_line(str(exc)))
     except OSError as exc:
         return fail(prog, _one_line(f"cannot write {config.output_path}: {exc.strerror or exc}"))
-    labels = {label: n for label, n in summary.label_counts.items() if label in LABELS}
+    labels = {label: summary.ok_label_counts.get(label, 0) for label in summary.label_counts if label in LABELS}
     log.info(
         "%s: %d clips (%s), %d flagged with evidence (%d images, %.1f MB embedded), %.1f MB",
         summary.output_path,

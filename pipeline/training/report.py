@@ -177,7 +177,8 @@ class EvidenceImage:
 class ReportSummary:
     """What was written: clip counts, the threshold drawn (and ``uncertain_below``, the band's
     lower threshold, ``None`` for one cut), notes shown in the page, and the evidence embedded or
-    left out (``left_out``: reason -> images)."""
+    left out (``left_out``: reason -> images); ``ok_label_counts``: the labels of the ``ok`` rows alone
+    (what :func:`pipeline.scan.records.counts_text` shows under ``ok``, as the scan's summary does)."""
 
     output_path: Path
     n_clips: int
@@ -191,6 +192,7 @@ class ReportSummary:
     left_out: dict[str, int]
     size_bytes: int
     uncertain_below: float | None = None
+    ok_label_counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -1057,6 +1059,7 @@ def render_report(
         left_out=dict(plan.left_out) if plan else {},
         size_bytes=len(page.encode("utf-8", "backslashreplace")),
         uncertain_below=uncertain_below,
+        ok_label_counts=dict(collections.Counter(r.label for r in records if r.status == "ok" and r.label)),
     )
     return page, summary
 

@@ -23,7 +23,7 @@ from PIL import Image
 
 from pipeline.cli.report import main
 from pipeline.scan.analyze import ScanConfig
-from pipeline.scan.records import FaceRow, VideoRow, label_for
+from pipeline.scan.records import FaceRow, VideoRow, counts_text, label_for
 from pipeline.scan.sink import CsvSink
 from pipeline.training.report import (
     EVIDENCE_COLUMNS,
@@ -711,3 +711,15 @@ def test_output_folder_or_missing_evidence_is_exit_2(tmp_path, capsys):
     assert "evidence folder" in capsys.readouterr().err
     assert main([str(scores), "-o", str(tmp_path / "nowhere" / "r.html")], prog="report") == 2
     assert "nowhere does not exist" in capsys.readouterr().err
+
+
+def test_the_summary_counts_labels_under_ok_as_the_scan_does(tmp_path):
+    """A partial clip's label is not counted under ``ok`` (the report said "ok 3 (... UNCERTAIN 2, REAL 2)")."""
+    partial = dataclasses.replace(
+        ok_row("cut.mp4", 0.3), status="partial", label="UNCERTAIN", covered_s=1.0, reached_end=False
+    )
+    rows = [ok_row("a.mp4", 0.2), ok_row("b.mp4", 0.3), ok_row("c.mp4", 0.9), partial]
+    summary = write_report(ReportConfig(write_scores_csv(tmp_path / "s.csv", rows), tmp_path / "r.html"))
+    assert summary.ok_label_counts == {"REAL": 2, "FAKE": 1}
+    assert summary.label_counts["UNCERTAIN"] == 1  # the page's label card counts every row
+    assert counts_text(summary.status_counts, summary.ok_label_counts) == "ok 3 (FAKE 1, REAL 2), partial 1"
