@@ -30,6 +30,7 @@ from pipeline.scan.aggregate import (
 from pipeline.scan.decision import LEARNED, ClipDecision, person_features
 from pipeline.scan.face_loop import FaceLoop, FrameFaces, add_elapsed, batched  # noqa: F401 (batched: public here too)
 from pipeline.scan.notes import (
+    EVIDENCE_RULE_TEXT,
     LITTLE_FACE_EVIDENCE,
     OUTSIDE_VALIDATED_RANGE,
     join_notes,
@@ -138,14 +139,16 @@ class ScanConfig:
 
     @property
     def label_rule(self) -> str:
-        """How labels are made from ``p_fake``, in one line (the ``label_rule`` column). A verdict on
-        little face evidence is UNCERTAIN whatever this says (note ``little_face_evidence``,
+        """How labels are made from ``p_fake``, in one line (the ``label_rule`` column): the cuts,
+        then the little-face-evidence rule (note ``little_face_evidence``,
         :func:`pipeline.scan.notes.little_face_evidence`)."""
         if self.uncertain_below is not None and self.decision is not None:
-            return self.decision.rule_text
-        if self.uncertain_below is not None:
-            return f"FAKE at p_fake >= {self.threshold:g}, REAL under {self.uncertain_below:g}, UNCERTAIN between"
-        return f"FAKE at p_fake >= {self.threshold:g}, else REAL"
+            cuts = self.decision.rule_text
+        elif self.uncertain_below is not None:
+            cuts = f"FAKE at p_fake >= {self.threshold:g}, REAL under {self.uncertain_below:g}, UNCERTAIN between"
+        else:
+            cuts = f"FAKE at p_fake >= {self.threshold:g}, else REAL"
+        return f"{cuts}; {EVIDENCE_RULE_TEXT}"
 
 
 @dataclasses.dataclass(frozen=True)

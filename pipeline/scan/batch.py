@@ -722,11 +722,9 @@ def _write_results(
     label (of the rows that have one, the ok rows). ``evidence``: a
     :class:`pipeline.scan.evidence.EvidenceSink` that writes each clip's evidence right after
     its row; a failure there is logged as a warning and the row stays."""
-    from tqdm import tqdm
-
     counts: collections.Counter = collections.Counter()
     labels: collections.Counter = collections.Counter()
-    with tqdm(total=total, unit="clip", disable=not progress, dynamic_ncols=True) as bar:
+    with ClipProgress(total, enabled=progress) as bar:
         for result in results:
             if faces_sink is not None:
                 faces_sink.write_many(result.face_rows())
@@ -742,10 +740,57 @@ def _write_results(
             counts[result.row.status] += 1
             if result.row.label and result.row.status == "ok":  # counted under ok, as the summary line shows them
                 labels[result.row.label] += 1
-            bar.update(1)
             shown = [*sorted(counts.items()), *((k, labels[k]) for k in LABELS if k in labels)]
-            bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in shown))
+            bar.advance(" ".join(f"{k}={v}" for k, v in shown))
     return counts, labels
+
+
+class ClipProgress:
+    """The batch's bar over clips (tqdm), whose rate and time left start after the first clip:
+    that one also pays for loading the models and starting workers (seconds), which would
+    otherwise inflate the first estimates many times over. Until then the bar shows ``?``."""
+
+    def __init__(self, total: int | None, *, enabled: bool = True) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.done = 0
+        self._bar = self._new_bar(initial=0, leave=False)  # replaced, not left, after the first clip
+
+    def _new_bar(self, initial: int, leave: bool = True):
+        from tqdm import tqdm
+
+        return tqdm(
+            total=self.total, initial=initial, unit="clip", disable=not self.enabled, dynamic_ncols=True, leave=leave
+        )
+
+    def advance(self, postfix: str = "") -> None:
+        """One more clip written; ``postfix``: the counts shown beside the bar."""
+        self.done += 1
+        if not self.enabled:
+            return
+        if self.done == 1:  # a fresh bar from here: its rate (and time left) is measured on clips 2..N
+            started = self._bar.start_t
+            self._bar.close()
+            self._bar = self._new_bar(initial=1)
+            self._bar.start_t = started  # the elapsed time shown still counts from the start
+        else:
+            self._bar.update(1)
+        if postfix:
+            self._bar.set_postfix_str(postfix)
+
+    @property
+    def rate_per_s(self) -> float | None:
+        """Clips per second as the bar estimates it (``None`` before it can, or with no bar)."""
+        return self._bar.format_dict.get("rate") if self.enabled else None
+
+    def close(self) -> None:
+        self._bar.close()
+
+    def __enter__(self) -> ClipProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _write_evidence(evidence, result: VideoResult) -> None:

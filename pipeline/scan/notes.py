@@ -20,6 +20,11 @@ MIN_EVIDENCE_FACES = 3
 MIN_EVIDENCE_FRAME_SHARE = 1 / 3
 
 LITTLE_FACE_EVIDENCE = "little_face_evidence"
+# The rule in the words of a ``label_rule`` column, appended to every rule a scan states.
+EVIDENCE_RULE_TEXT = (
+    f"a clip on little face evidence (under {MIN_EVIDENCE_FACES} faces, or the main person in under a third "
+    "of the sampled frames) is UNCERTAIN"
+)
 OUTSIDE_VALIDATED_RANGE = "outside_validated_range"
 
 

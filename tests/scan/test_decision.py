@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.scan.analyze import ScanConfig, ScoredFace, learned_verdict, track_summaries, verdict_row
 from pipeline.scan.decision import FEATURES, ClipDecision, choose_thresholds, person_features
+from pipeline.scan.notes import EVIDENCE_RULE_TEXT
 from pipeline.scan.records import label_for
 
 
@@ -117,7 +118,7 @@ def test_a_real_bystander_neither_makes_the_clip_fake_nor_hides_the_fake_person(
     assert learned_verdict(real_person, alone, d)[1] < 0.1
     row = verdict_row("clip.mp4", faces, config, model="m", n_frames=6, started_s=0.0)
     assert row.label == "FAKE" and row.verdict_track_id == 0
-    assert row.label_rule == d.rule_text
+    assert row.label_rule == f"{d.rule_text}; {EVIDENCE_RULE_TEXT}"
 
 
 def test_verdict_row_says_uncertain_between_the_thresholds():
@@ -140,7 +141,7 @@ def test_for_model_settles_aggregation_and_thresholds():
     assert (config.threshold, config.uncertain_below) == (0.8, 0.3)
     forced = ScanConfig.for_model(Spec(), threshold=0.6)
     assert (forced.threshold, forced.uncertain_below) == (0.6, None)
-    assert forced.label_rule == "FAKE at p_fake >= 0.6, else REAL"
+    assert forced.label_rule == f"FAKE at p_fake >= 0.6, else REAL; {EVIDENCE_RULE_TEXT}"
     tmax = ScanConfig.for_model(Spec(), aggregation="track_max")
     assert (tmax.aggregation, tmax.threshold, tmax.uncertain_below) == ("track_max", 0.5, None)
 

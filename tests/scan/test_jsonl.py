@@ -7,6 +7,7 @@ import json
 import pytest
 
 from pipeline.scan.jsonl import JsonlSink, is_jsonl, read_jsonl_done_keys, read_objects, row_object
+from pipeline.scan.notes import EVIDENCE_RULE_TEXT
 from pipeline.scan.records import FaceRow, VideoRow
 
 
@@ -56,7 +57,7 @@ def test_an_uncertain_row_keeps_its_label_band_and_rule_through_a_resume(tmp_pat
     )
     obj = row_object(row)
     assert (obj["label"], obj["threshold"], obj["uncertain_below"]) == ("UNCERTAIN", 0.7, 0.4)
-    assert obj["label_rule"] == "FAKE at p_fake >= 0.7, REAL under 0.4, UNCERTAIN between"
+    assert obj["label_rule"] == f"FAKE at p_fake >= 0.7, REAL under 0.4, UNCERTAIN between; {EVIDENCE_RULE_TEXT}"
     assert list(obj).index("uncertain_below") == list(obj).index("threshold") + 1
     out = tmp_path / "scores.jsonl"
     with JsonlSink(out, VideoRow.columns(), resume=False) as sink:

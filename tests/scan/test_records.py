@@ -8,6 +8,7 @@ import math
 import pytest
 
 from pipeline.scan.aggregate import summarize_tracks
+from pipeline.scan.notes import EVIDENCE_RULE_TEXT
 from pipeline.scan.records import (
     LABELS,
     STATUSES,
@@ -287,12 +288,13 @@ def test_rows_say_their_band_and_rule():
     faces = [ScoredFace(i, i, float(i), 0, (0.0, 0.0, 200.0, 200.0), 0.99, 0.55) for i in range(5)]
     row = verdict_row("clip.mp4", faces, config, model="m", n_frames=5, started_s=0.0)
     assert (row.label, row.threshold, row.uncertain_below) == ("UNCERTAIN", 0.7, 0.4)
-    assert row.label_rule == "FAKE at p_fake >= 0.7, REAL under 0.4, UNCERTAIN between"
+    assert row.label_rule == f"FAKE at p_fake >= 0.7, REAL under 0.4, UNCERTAIN between; {EVIDENCE_RULE_TEXT}"
     # a clip with no verdict says the same rule: every row of a batch records how labels were made
     failed = error_row("gone.mp4", "error", "file not found", 0.1, config, "m")
     assert (failed.label, failed.uncertain_below, failed.label_rule) == ("", 0.4, row.label_rule)
     one_cut = error_row("gone.mp4", "error", "x", 0.1, ScanConfig(threshold=0.7), "m")
-    assert one_cut.uncertain_below is None and one_cut.label_rule == "FAKE at p_fake >= 0.7, else REAL"
+    assert one_cut.uncertain_below is None
+    assert one_cut.label_rule == f"FAKE at p_fake >= 0.7, else REAL; {EVIDENCE_RULE_TEXT}"
     columns = VideoRow.columns()
     assert columns.index("uncertain_below") == columns.index("threshold") + 1
 

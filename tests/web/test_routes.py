@@ -13,6 +13,7 @@ from PIL import Image
 from werkzeug.exceptions import BadRequest
 
 from pipeline.scan.analyze import ScanConfig
+from pipeline.scan.notes import EVIDENCE_RULE_TEXT
 from pipeline.web.jobs import JobOutcome
 from pipeline.web.routes import wait_seconds
 from pipeline.web.scoring import Evidence, boxed_frame, build_result
@@ -73,7 +74,10 @@ def test_healthz_names_the_models_settings(modelless_app):
     body = modelless_app.test_client().get("/healthz").get_json()
     assert body["status"] == "ok" and body["model"] == "stand-in-scorer"
     assert body["threshold"] == 0.7 and body["aggregation"] == "track_max"
-    assert body["uncertain_below"] is None and body["label_rule"] == "FAKE at p_fake >= 0.7, else REAL"
+    assert (
+        body["uncertain_below"] is None
+        and body["label_rule"] == f"FAKE at p_fake >= 0.7, else REAL; {EVIDENCE_RULE_TEXT}"
+    )
     # written order kept
     assert list(body) == ["status", "model", "threshold", "uncertain_below", "label_rule", "aggregation", "queue"]
 
@@ -281,7 +285,7 @@ def test_an_uncertain_verdict_has_its_own_style_sentence_and_rule(modelless_app)
     job_id = finished(modelless_app, result_task(one_person_at(0.55), 0.55, threshold=0.7, uncertain_below=0.4))
     result = client.get(f"/api/v1/jobs/{job_id}").get_json()["result"]
     assert result["label"] == "UNCERTAIN" and result["uncertain_below"] == 0.4 and result["threshold"] == 0.7
-    assert result["label_rule"] == "FAKE at p_fake >= 0.7, REAL under 0.4, UNCERTAIN between"
+    assert result["label_rule"] == f"FAKE at p_fake >= 0.7, REAL under 0.4, UNCERTAIN between; {EVIDENCE_RULE_TEXT}"
     assert result["verdict_text"].startswith("The model cannot tell with the confidence it was validated for")
     page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
     verdict = verdict_html(page)
@@ -295,7 +299,8 @@ def test_an_uncertain_verdict_has_its_own_style_sentence_and_rule(modelless_app)
     # the gauge: the band between its two thresholds; the rule in the facts
     assert 'class="gauge-uncertain" x="40.0%" y="14" width="30.0%"' in verdict
     assert 'class="gauge-threshold gauge-threshold-low" x1="40.0%"' in verdict and "uncertain 0.40–0.70" in verdict
-    assert '<dd id="label-rule">FAKE at p_fake &gt;= 0.7, REAL under 0.4, UNCERTAIN between</dd>' in verdict
+    rule = '<dd id="label-rule">FAKE at p_fake &gt;= 0.7, REAL under 0.4, UNCERTAIN between; a clip on little face'
+    assert rule in verdict
     assert "under the lower one (REAL under 0.40) towards real" in page  # the chart's hint
     # the person's and the faces' scores in the uncertain colour too
     assert '<span class="pill pill-uncertain">0.550</span>' in people_rows(page)[0]
@@ -323,7 +328,7 @@ def test_the_index_explains_the_band_only_when_the_app_has_one(make_modelless_ap
     assert '<span class="tag tag-uncertain">UNCERTAIN</span> between' in labels
     assert "when it is under 0.40" in labels and "at least 0.70" in labels
     assert "cannot tell with the confidence it was validated for" in labels
-    assert "(FAKE at p_fake &gt;= 0.7, REAL under 0.4, UNCERTAIN between)" in labels
+    assert "(FAKE at p_fake &gt;= 0.7, REAL under 0.4, UNCERTAIN between; a clip on little face evidence" in labels
     one_cut = make_modelless_app().test_client().get("/").get_data(as_text=True)
     assert "tag-uncertain" not in one_cut and "UNCERTAIN" not in one_cut
     assert 'otherwise <span class="tag tag-real">REAL</span>' in one_cut

@@ -14,6 +14,7 @@ from PIL import Image
 from pipeline.models.weights import WeightsSpec
 from pipeline.scan.aggregate import size_reliability
 from pipeline.scan.analyze import ScanConfig, VideoResult
+from pipeline.scan.notes import EVIDENCE_RULE_TEXT
 from pipeline.scan.records import VideoRow
 from pipeline.video.decode import iter_frames, sampling_fps
 from pipeline.video.probe import probe_video
@@ -428,7 +429,7 @@ def build_band(faces, p_fake, **kwargs):
 def test_an_uncertain_verdict_says_in_plain_words_that_the_model_cannot_tell():
     payload, _ = build_band(one_person(0.55), 0.55)
     assert payload["label"] == "UNCERTAIN" and payload["threshold"] == 0.7 and payload["uncertain_below"] == 0.4
-    assert payload["label_rule"] == "FAKE at p_fake >= 0.7, REAL under 0.4, UNCERTAIN between"
+    assert payload["label_rule"] == f"FAKE at p_fake >= 0.7, REAL under 0.4, UNCERTAIN between; {EVIDENCE_RULE_TEXT}"
     assert payload["verdict_text"] == (
         "The model cannot tell with the confidence it was validated for: p_fake 0.550 is between the two "
         "thresholds (REAL under 0.40, FAKE at 0.70 and above), so the verdict is UNCERTAIN."
@@ -444,7 +445,10 @@ def test_the_verdict_sentence_names_the_threshold_it_rests_on():
     assert real["verdict_text"] == "p_fake 0.100 is under the REAL threshold 0.40, so the verdict is REAL."
     one_cut, _ = build(ok_result(one_person(0.9), 0.9))
     assert one_cut["verdict_text"] == "p_fake 0.900 is at or above the threshold 0.50, so the verdict is FAKE."
-    assert one_cut["uncertain_below"] is None and one_cut["label_rule"] == "FAKE at p_fake >= 0.5, else REAL"
+    assert (
+        one_cut["uncertain_below"] is None
+        and one_cut["label_rule"] == f"FAKE at p_fake >= 0.5, else REAL; {EVIDENCE_RULE_TEXT}"
+    )
     no_face, _ = build(VideoResult(VideoRow("x.mp4", "no_face", n_frames=5, reached_end=True)))
     assert no_face["verdict_text"] is None and no_face["label"] is None
 
