@@ -5,6 +5,11 @@ class ScannerError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
+class ConfigError(ScannerError, ValueError):
+    """A setting outside its valid range, or settings that do not go together
+    (:mod:`pipeline.settings`); a ``ValueError`` too."""
+
+
 class DecodeError(ScannerError):
     """The file is not a readable video (empty, truncated, not a video, audio only)."""
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pipeline.faces.detect import DetectorConfig
     from pipeline.models.factory import ModelSpec
-    from pipeline.scan.analyze import ScanConfig
+    from pipeline.scan.config import ScanConfig
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -82,7 +82,6 @@ class DetectorFlag:
 
     flag: str
     field: str
-    type: Callable[[str], object]
     help: str
     metavar: str | None = None
 
@@ -90,26 +89,30 @@ class DetectorFlag:
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
 
+    @property
+    def type(self) -> Callable[[str], object]:
+        """The argparse value type: the field's setting, its range declared once (:mod:`pipeline.settings`)."""
+        from pipeline.settings import setting
+
+        return setting(self.field).parse
+
 
 DETECTOR_FLAGS: tuple[DetectorFlag, ...] = (
     DetectorFlag(
         "--detect-size",
         "detect_long_side_px",
-        positive_int,
         "long side in pixels of the copy of each frame MTCNN looks at",
         metavar="PIXELS",
     ),
     DetectorFlag(
         "--pyramid-scale",
         "pyramid_scale",
-        float,
-        "ratio between MTCNN's pyramid levels, in (0, 1) (lower: faster, fewer levels)",
+        "ratio between MTCNN's pyramid levels, in [0.3, 0.9] (lower: faster, fewer levels)",
         metavar="RATIO",
     ),
     DetectorFlag(
         "--full-frame-every",
         "full_frame_every_s",
-        non_negative_float,
         "search whole frames at most this often (seconds of video) and in between only around the faces found last "
         "(matters when samples are closer than this); 0: every frame whole",
         metavar="SECONDS",
@@ -117,14 +120,12 @@ DETECTOR_FLAGS: tuple[DetectorFlag, ...] = (
     DetectorFlag(
         "--min-confidence",
         "min_confidence",
-        probability,
-        "MTCNN confidence, in (0, 1), below which a face is ignored",
+        "MTCNN confidence, in [0, 1], below which a face is ignored",
         metavar="P",
     ),
     DetectorFlag(
         "--min-face",
         "min_face_px",
-        positive_int,
         "faces smaller than this (pixels, full resolution) are ignored",
         metavar="PIXELS",
     ),
@@ -202,24 +203,29 @@ def add_scan_arguments(parser: argparse.ArgumentParser, *, timeout_default: floa
     ``timeout_help`` differ by command (a clip in a batch, an upload on the web).
     """
     from pipeline.scan.aggregate import AGGREGATION_NAMES, DEFAULT_AGGREGATION
-    from pipeline.scan.analyze import ScanConfig
+    from pipeline.scan.config import ScanConfig
+    from pipeline.settings import setting
 
     defaults = ScanConfig()
     add_model_arguments(parser.add_argument_group("model"))
     scan = parser.add_argument_group("scan")
     scan.add_argument(
-        "--fps", type=positive_float, default=defaults.fps, metavar="FPS", help="frames sampled per second of video"
+        "--fps",
+        type=setting("fps").parse,
+        default=defaults.fps,
+        metavar="FPS",
+        help="frames sampled per second of video",
     )
     scan.add_argument(
         "--max-frames",
-        type=positive_int,
+        type=setting("max_frames").parse,
         default=defaults.max_frames,
         metavar="FRAMES",
         help="sampled frames per clip at most (long clips are sampled evenly)",
     )
     scan.add_argument(
         "--threshold",
-        type=probability,
+        type=setting("threshold").parse,
         default=None,
         metavar="P",
         help="label FAKE when p_fake >= threshold, in (0, 1); default: the weights' own threshold "
@@ -232,7 +238,9 @@ def add_scan_arguments(parser: argparse.ArgumentParser, *, timeout_default: floa
         help="how face scores become one p_fake per clip; default: 'learned' (the model's clip decision, with "
         f"FAKE / UNCERTAIN / REAL) when the model has one, else {DEFAULT_AGGREGATION}",
     )
-    scan.add_argument("--timeout", type=positive_float, default=timeout_default, metavar="SECONDS", help=timeout_help)
+    scan.add_argument(
+        "--timeout", type=setting("timeout_s").parse, default=timeout_default, metavar="SECONDS", help=timeout_help
+    )
     add_detector_arguments(parser.add_argument_group("face detection"))
 
 
@@ -253,7 +261,7 @@ def model_spec_from_args(args: argparse.Namespace) -> ModelSpec:
 def scan_config_from_args(args: argparse.Namespace, weights_spec) -> ScanConfig:
     """The :class:`ScanConfig` of the flags of :func:`add_scan_arguments` for a model with
     ``weights_spec``: threshold, aggregation and labels settled by :meth:`ScanConfig.for_model`."""
-    from pipeline.scan.analyze import ScanConfig
+    from pipeline.scan.config import ScanConfig
 
     return ScanConfig.for_model(
         weights_spec,

@@ -19,12 +19,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.faces.boxes import LANDMARK_NAMES, FaceBox  # noqa: F401 (named in docs)
+from pipeline.settings import check_fields, setting
 from pipeline.tf_import import import_tensorflow
 
 log = logging.getLogger(__name__)
 
 # MTCNN cannot build an image pyramid below its 12 px input; tiny frames have no face to find.
-MIN_DETECT_SIDE_PX = 24
+MIN_DETECT_SIDE_PX = int(setting("detect_long_side_px").range.low)  # 24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,22 +56,7 @@ class DetectorConfig:
     region_px: int = 96
 
     def __post_init__(self) -> None:
-        if self.detect_long_side_px < MIN_DETECT_SIDE_PX:
-            raise ValueError(f"detect_long_side_px must be >= {MIN_DETECT_SIDE_PX}, got {self.detect_long_side_px}")
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
-        if self.min_face_px < 0:
-            raise ValueError(f"min_face_px must be >= 0, got {self.min_face_px}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not 0.3 <= self.pyramid_scale <= 0.9:
-            raise ValueError(f"pyramid_scale must be in [0.3, 0.9], got {self.pyramid_scale}")
-        if not self.full_frame_every_s >= 0:
-            raise ValueError(f"full_frame_every_s must be >= 0, got {self.full_frame_every_s}")
-        if not 1.2 <= self.region_margin <= 4.0:
-            raise ValueError(f"region_margin must be in [1.2, 4], got {self.region_margin}")
-        if self.region_px < 48:
-            raise ValueError(f"region_px must be >= 48, got {self.region_px}")
+        check_fields(self, *(f.name for f in dataclasses.fields(self)))  # ranges: pipeline.settings
 
 
 def faces_from_mtcnn_rows(rows: np.ndarray, n_images: int) -> list[list[FaceBox]]:

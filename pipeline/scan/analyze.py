@@ -19,18 +19,16 @@ from pipeline.faces.quality import QUALITY_MEASURES, FaceQuality, clip_quality, 
 from pipeline.models.factory import neutral_p_fake
 from pipeline.models.meso4 import SCORE_BATCH_SIZE, MesoScorer
 from pipeline.scan.aggregate import (
-    AGGREGATION_NAMES,
     AGGREGATIONS,
     COUNTED,
-    DEFAULT_AGGREGATION,
     TrackSummary,
     summarize_tracks,
     verdict_track,
 )
+from pipeline.scan.config import ScanConfig
 from pipeline.scan.decision import LEARNED, ClipDecision, person_features
 from pipeline.scan.face_loop import FaceLoop, FrameFaces, add_elapsed, batched  # noqa: F401 (batched: public here too)
 from pipeline.scan.notes import (
-    EVIDENCE_RULE_TEXT,
     LITTLE_FACE_EVIDENCE,
     OUTSIDE_VALIDATED_RANGE,
     join_notes,
@@ -62,93 +60,6 @@ from pipeline.video.hashing import BackgroundSha256
 from pipeline.video.probe import VideoInfo, probe_video
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class ScanConfig:
-    """Settings of a scan; the CLI maps its flags onto these one to one.
-
-    ``fps``: frames sampled per second of video; ``max_frames``: cap per clip (long clips are
-    sampled evenly at a lower rate); ``threshold``: ``p_fake`` at or above which the label is
-    FAKE, the value already resolved once by :func:`pipeline.models.factory.resolve_threshold`
-    (explicit, else the weights spec's, else 0.5); ``aggregation``: name in
-    :data:`pipeline.scan.aggregate.AGGREGATION_NAMES`; ``timeout_s``: time budget per clip (status
-    ``timeout``); ``decision``: the learned clip-level model (aggregation ``learned``,
-    :mod:`pipeline.scan.decision`), from the weights spec; ``uncertain_below``: with it, the label is
-    UNCERTAIN for ``uncertain_below <= p_fake < threshold`` (``None``: one cut, FAKE or REAL).
-    The detector's settings are not here: they belong to
-    :class:`pipeline.faces.detect.DetectorConfig` (carried by
-    :attr:`pipeline.models.factory.ModelSpec.detector`), and the scan reads them from the
-    detector it is given.
-    """
-
-    fps: float = 1.0
-    max_frames: int = 40
-    threshold: float = 0.5
-    aggregation: str = DEFAULT_AGGREGATION
-    timeout_s: float | None = 900.0
-    decision: ClipDecision | None = None
-    uncertain_below: float | None = None
-
-    def __post_init__(self) -> None:
-        if not self.fps > 0:
-            raise ValueError(f"fps must be positive, got {self.fps}")
-        if self.max_frames < 1:
-            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if self.aggregation not in AGGREGATION_NAMES:
-            raise ValueError(f"aggregation must be one of {sorted(AGGREGATION_NAMES)}, got {self.aggregation!r}")
-        if self.timeout_s is not None and self.timeout_s <= 0:
-            raise ValueError(f"timeout_s must be positive, got {self.timeout_s}")
-        if self.aggregation == LEARNED and self.decision is None:
-            raise ValueError("aggregation 'learned' needs a model whose spec carries a clip_decision")
-        if self.uncertain_below is not None and not 0.0 < self.uncertain_below <= self.threshold:
-            raise ValueError(f"uncertain_below must be in (0, threshold], got {self.uncertain_below}")
-
-    @classmethod
-    def for_model(
-        cls, weights_spec, *, threshold: float | None = None, aggregation: str | None = None, **settings
-    ) -> ScanConfig:
-        """The scan of a model, its labelling settled by one rule: ``aggregation`` ``None`` takes ``learned``
-        when the spec carries a clip decision marked ``is_default``, else :data:`DEFAULT_AGGREGATION`.
-        Under ``learned``, an explicit ``threshold`` (``--threshold``) is one cut, FAKE or REAL; without it,
-        the decision's two thresholds, with UNCERTAIN between. Otherwise the threshold is ``threshold``, else the spec's
-        (:func:`pipeline.models.factory.resolve_threshold`). ``settings``: the other fields. Raises
-        ``ValueError`` for ``learned`` with a model that has no clip decision."""
-        from pipeline.models.factory import resolve_threshold
-
-        raw = getattr(weights_spec, "clip_decision", None)
-        decision = ClipDecision.from_json(raw) if raw else None
-        if aggregation is None:
-            aggregation = LEARNED if decision is not None and decision.is_default else DEFAULT_AGGREGATION
-        if aggregation == LEARNED:
-            if decision is None:
-                name = getattr(weights_spec, "name", "this model")
-                raise ValueError(f"aggregation 'learned' needs a model with a clip decision; {name} has none")
-            if threshold is not None:
-                return cls(threshold=threshold, aggregation=aggregation, decision=decision, **settings)
-            return cls(
-                threshold=decision.fake_at,
-                aggregation=aggregation,
-                decision=decision,
-                uncertain_below=decision.real_below,
-                **settings,
-            )
-        return cls(threshold=resolve_threshold(threshold, weights_spec), aggregation=aggregation, **settings)
-
-    @property
-    def label_rule(self) -> str:
-        """How labels are made from ``p_fake``, in one line (the ``label_rule`` column): the cuts,
-        then the little-face-evidence rule (note ``little_face_evidence``,
-        :func:`pipeline.scan.notes.little_face_evidence`)."""
-        if self.uncertain_below is not None and self.decision is not None:
-            cuts = self.decision.rule_text
-        elif self.uncertain_below is not None:
-            cuts = f"FAKE at p_fake >= {self.threshold:g}, REAL under {self.uncertain_below:g}, UNCERTAIN between"
-        else:
-            cuts = f"FAKE at p_fake >= {self.threshold:g}, else REAL"
-        return f"{cuts}; {EVIDENCE_RULE_TEXT}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -542,7 +453,7 @@ class OpenedClip:
 
 def open_clip(
     path: str | Path,
-    config: ScanConfig = ScanConfig(),
+    config: ScanConfig | None = None,
     *,
     prime: bool = False,
     clock_starts: threading.Event | None = None,
@@ -560,6 +471,7 @@ def open_clip(
     for a primed clip: a decoder that never delivers its first frame is stopped only by that
     clock). The decoder runs beside detection, so the budget covers both.
     """
+    config = ScanConfig() if config is None else config
     started = time.perf_counter()
     info = probe_video(path, timeout_s=config.timeout_s or 60.0)
     probe_s = time.perf_counter() - started
@@ -578,6 +490,7 @@ def open_clip(
         cut_times_s=cuts,
         clock_starts=clock_starts,
         report=report,
+        sparse=config.sparse_decode,
     )
     if prime:
         frames = _PrimedFrames(frames)
@@ -601,7 +514,7 @@ def score_video(
     path: str | Path,
     detector: FaceDetector,
     scorer: MesoScorer,
-    config: ScanConfig = ScanConfig(),
+    config: ScanConfig | None = None,
     *,
     keep_crops: bool = False,
     on_frames: Callable[[int], None] | None = None,
@@ -632,6 +545,7 @@ def score_video(
     frames have been delivered, while its last frames are still being detected and scored: when
     the next clip may start decoding.
     """
+    config = ScanConfig() if config is None else config
     started = time.perf_counter()
     video_path = display_path(path)
     deadline_s = config.timeout_s
@@ -655,6 +569,7 @@ def score_video(
             timeout_s=remaining,
             cut_times_s=cut_times_s,
             report=report,
+            sparse=config.sparse_decode,
         )
 
     keeper = ProbeFrameKeeper(
@@ -797,7 +712,7 @@ def score_video_safe(
     path: str | Path,
     detector: FaceDetector,
     scorer: MesoScorer,
-    config: ScanConfig = ScanConfig(),
+    config: ScanConfig | None = None,
     **kwargs,
 ) -> VideoResult:
     """:func:`score_video`, with every failure of this one clip turned into a row with a status.
@@ -805,6 +720,7 @@ def score_video_safe(
     This is the one boundary where per-clip errors are caught: ``decode_error`` for files that
     are not readable video, ``timeout`` past the time budget, ``error`` for anything else.
     """
+    config = ScanConfig() if config is None else config
     started = time.perf_counter()
     hasher = BackgroundSha256(path)  # reads the file while it is decoded
     try:

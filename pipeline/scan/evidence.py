@@ -203,7 +203,12 @@ def _decode_frame_of(video_path: str | Path, face: ScoredFace, config: ScanConfi
     info = probe_video(video_path, timeout_s=timeout_s)
     sample_fps = sampling_fps(info, config.fps, config.max_frames)
     frame = decode_sampled_frame(
-        video_path, info, sample_fps=sample_fps, sample_index=face.sample_index, timeout_s=timeout_s
+        video_path,
+        info,
+        sample_fps=sample_fps,
+        sample_index=face.sample_index,
+        timeout_s=timeout_s,
+        sparse=config.sparse_decode,
     )
     if abs(frame.timestamp_s - face.timestamp_s) > 1e-6:
         raise ValueError(

@@ -84,14 +84,16 @@ class RunSettings:
         return found
 
 
-def scan_settings_text(fps: float, max_frames: int, detector_config) -> str:
+def scan_settings_text(fps: float, max_frames: int, detector_config, sparse_decode: bool | None = None) -> str:
     """The sampling and detector settings as one canonical text: ``key=value`` pairs joined by
-    ``;`` in a fixed order (sampling first, with ``sparse_decode`` 0 or 1 from
-    :func:`pipeline.video.decode.sparse_decode_enabled`, then every field of
-    :class:`pipeline.faces.detect.DetectorConfig` but ``batch_size``), numbers in ``%g``."""
+    ``;`` in a fixed order (sampling first, with ``sparse_decode`` 0 or 1: the scan's
+    ``ScanConfig.sparse_decode``, ``None``: :func:`pipeline.video.decode.sparse_decode_enabled`;
+    then every field of :class:`pipeline.faces.detect.DetectorConfig` but ``batch_size``),
+    numbers in ``%g``."""
     from pipeline.video.decode import sparse_decode_enabled
 
-    pairs = [("fps", fps), ("max_frames", max_frames), ("sparse_decode", int(sparse_decode_enabled()))]
+    sparse = sparse_decode_enabled() if sparse_decode is None else sparse_decode
+    pairs = [("fps", fps), ("max_frames", max_frames), ("sparse_decode", int(sparse))]
     pairs += [
         (f.name, getattr(detector_config, f.name))
         for f in dataclasses.fields(detector_config)
@@ -133,7 +135,7 @@ def run_settings(models, config) -> RunSettings:
         model_sha256=spec.sha256,
         threshold=config.threshold,
         aggregation=config.aggregation,
-        scan_settings=scan_settings_text(config.fps, config.max_frames, detector_config),
+        scan_settings=scan_settings_text(config.fps, config.max_frames, detector_config, config.sparse_decode),
         tool_version=pipeline.__version__,
         uncertain_below=config.uncertain_below,
     )

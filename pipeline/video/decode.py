@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import settings
 from pipeline.errors import DecodeError
 from pipeline.video.ffmpeg_bin import ffmpeg_exe, ffmpeg_filters
 from pipeline.video.interlace import DEINTERLACE_FILTER, DISPLAY_PARITY, can_deinterlace
@@ -122,8 +123,9 @@ SPARSE_MIN_FRAMES_PER_SAMPLE = 16
 # Elementary streams without a container carry no reliable timestamps to sample by.
 _RAW_STREAM_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "obu", "ivf"})
 # Set to 0 to decode every frame whatever the sampling (exact sampling times, the way before
-# 0.4.0); sparse decoding is on by default (see README "Performance").
-SPARSE_DECODE_ENV = "DEEPFAKE_SCANNER_SPARSE_DECODE"
+# 0.4.0); sparse decoding is on by default (docs/performance.md). The scan's own setting is
+# ``ScanConfig.sparse_decode``; this variable only sets its default (pipeline.settings).
+SPARSE_DECODE_ENV = settings.SPARSE_DECODE_ENV
 
 # Shot cuts: ffmpeg's ``scdet`` filter scores the change between consecutive decoded frames
 # (0-100) before sampling, in the same decode (1-4% more decode time on the four DFDC clips,
@@ -135,10 +137,10 @@ CUT_SCORE_THRESHOLD = 10.0
 
 
 def sparse_decode_enabled() -> bool:
-    """True unless ``$DEEPFAKE_SCANNER_SPARSE_DECODE`` is ``0``, ``false``, ``no`` or ``off``
-    (any case; sparse decoding is the default). Every process of a run reads the same
-    environment, so the scan, its workers and the evidence re-decode agree."""
-    return os.environ.get(SPARSE_DECODE_ENV, "").strip().lower() not in ("0", "false", "no", "off")
+    """The default of sparse decoding: true unless ``$DEEPFAKE_SCANNER_SPARSE_DECODE`` is ``0``,
+    ``false``, ``no`` or ``off`` (any case). A scan states its own (``ScanConfig.sparse_decode``)
+    and passes it down, so its workers and the evidence re-decode agree whatever their environment."""
+    return settings.setting("sparse_decode").from_env(True)
 
 
 # How long to wait for the decoder's report of a delivered frame's timestamp: it is written
@@ -159,7 +161,7 @@ def can_skip_frames() -> bool:
     return b"fps_mode" in done.stdout + done.stderr
 
 
-def skips_frames(info: VideoInfo, sample_fps: float) -> bool:
+def skips_frames(info: VideoInfo, sample_fps: float, sparse: bool | None = None) -> bool:
     """Whether :func:`iter_frames` skips non-reference frames for this clip at ``sample_fps``.
 
     Only when the clip's frame rate is known, samples are at least
@@ -167,9 +169,11 @@ def skips_frames(info: VideoInfo, sample_fps: float) -> bool:
     the clip's decode everything), the codec is in :data:`SKIP_NONREF_CODECS` (inter-frame
     codecs with frames nothing refers to; intra-only codecs and vp9 gain nothing), the clip is
     in a container (not a raw elementary stream), the ffmpeg in use can (:func:`can_skip_frames`)
-    and sparse decoding is not switched off (:func:`sparse_decode_enabled`).
+    and sparse decoding is not switched off (``sparse``; ``None``: :func:`sparse_decode_enabled`).
     """
-    if not sparse_decode_enabled() or will_deinterlace(info):  # deinterlacing needs every field
+    if sparse is None:
+        sparse = sparse_decode_enabled()
+    if not sparse or will_deinterlace(info):  # deinterlacing needs every field
         return False
     if not info.fps or not sample_fps > 0 or info.fps / sample_fps < SPARSE_MIN_FRAMES_PER_SAMPLE:
         return False
@@ -530,6 +534,7 @@ def iter_frames(
     cut_times_s: list[float] | None = None,
     clock_starts: threading.Event | None = None,
     report: DecodeReport | None = None,
+    sparse: bool | None = None,
 ) -> Iterator[Frame]:
     """Yield up to ``max_frames`` frames sampled at ``sample_fps`` from one ffmpeg process.
 
@@ -538,7 +543,8 @@ def iter_frames(
     first frame over the stretch before. Where :func:`skips_frames` says so (sparse sampling of
     inter-frame codecs), non-reference frames are not decoded and each frame carries its actual
     time and index; ``decode_all`` decodes every frame whatever the sampling (the ``fps``
-    filter's exact sampling times).
+    filter's exact sampling times); ``sparse``: the scan's ``sparse_decode`` setting (``None``:
+    :func:`sparse_decode_enabled`).
     Frames are ``uint8 (height, width, 3)`` RGB of :func:`decode_size_wh`. Raises
     :class:`DecodeError` if ffmpeg fails before the first frame, and
     :class:`DecodeTimeoutError` if the clip is not done within ``timeout_s`` (frames already
@@ -571,7 +577,7 @@ def iter_frames(
         )
 
     width, height = decode_size_wh(info)
-    sparse = not decode_all and skips_frames(info, sample_fps)
+    sparse = not decode_all and skips_frames(info, sample_fps, sparse)
     detect_cuts = cut_times_s is not None
     args = build_decode_command(
         path,
@@ -700,6 +706,7 @@ def decode_sampled_frame(
     sample_fps: float,
     sample_index: int,
     timeout_s: float | None = 60.0,
+    sparse: bool | None = None,
 ) -> Frame:
     """The sampled frame ``sample_index`` of a scan at ``sample_fps`` (its ``timestamp_s`` is
     ``sample_index / sample_fps``, or under sparse sampling (:func:`skips_frames`) the actual
@@ -710,11 +717,14 @@ def decode_sampled_frame(
     be cheaper but can land on a neighbouring frame, and evidence must show the frame the
     boxes were found in). Raises :class:`DecodeError` when the clip has no such sample,
     :class:`DecodeTimeoutError` past ``timeout_s``, ``ValueError`` for a negative index.
+    ``sparse``: the scan's ``sparse_decode`` (as :func:`iter_frames`).
     """
     if sample_index < 0:
         raise ValueError(f"sample_index must be >= 0, got {sample_index}")
     last = None
-    frames = iter_frames(path, info, sample_fps=sample_fps, max_frames=sample_index + 1, timeout_s=timeout_s)
+    frames = iter_frames(
+        path, info, sample_fps=sample_fps, max_frames=sample_index + 1, timeout_s=timeout_s, sparse=sparse
+    )
     try:
         for frame in frames:
             last = frame

@@ -11,6 +11,7 @@ import pytest
 from pipeline.cli import common
 from pipeline.cli import score as score_cli
 from pipeline.cli import serve as serve_cli
+from pipeline.errors import ConfigError
 from pipeline.faces.detect import DetectorConfig
 from tests.helpers import REPO_ROOT
 
@@ -131,9 +132,14 @@ def test_an_unknown_detector_flag_names_the_valid_ones():
         common.add_detector_arguments(argparse.ArgumentParser(), flags=["--nope"])
 
 
-def test_a_detector_value_out_of_range_raises_value_error():
-    with pytest.raises(ValueError, match="pyramid_scale"):
-        common.model_spec_from_args(_score_args("--pyramid-scale", "0.95"))
+def test_a_detector_value_out_of_range_is_refused_by_the_parser_with_its_declared_range(capsys):
+    with pytest.raises(SystemExit):
+        _score_args("--pyramid-scale", "0.95")
+    assert "argument --pyramid-scale: must be in [0.3, 0.9], got 0.95" in capsys.readouterr().err
+    args = _score_args()
+    args.pyramid_scale = 0.95  # past the parser: the config refuses it with the same range
+    with pytest.raises(ConfigError, match=r"pyramid_scale must be in \[0.3, 0.9\], got 0.95"):
+        common.model_spec_from_args(args)
 
 
 @pytest.fixture

@@ -186,16 +186,17 @@ def test_negative_full_frame_interval_is_a_usage_error(capsys):
 
 
 @pytest.mark.parametrize(
-    "flag, value",
+    "flag, value, says",
     [
-        ("--pyramid-scale", "0.95"),  # argparse takes any float; DetectorConfig allows 0.3..0.9
-        ("--detect-size", "10"),  # below MTCNN's smallest useful frame
+        ("--pyramid-scale", "0.95", "must be in [0.3, 0.9], got 0.95"),  # the range DetectorConfig declares
+        ("--detect-size", "10", "must be >= 24, got 10"),  # below MTCNN's smallest useful frame
     ],
 )
-def test_a_detector_value_the_config_rejects_is_a_usage_error(tmp_path, meso4_df_path, capsys, flag, value):
-    rc = cli.main([str(tmp_path), "-o", str(tmp_path / "o.csv"), "--weights", str(meso4_df_path), flag, value])
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and "must be" in err and "\n" not in err
+def test_a_detector_value_out_of_its_range_is_a_usage_error(tmp_path, meso4_df_path, capsys, flag, value, says):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(tmp_path), "-o", str(tmp_path / "o.csv"), "--weights", str(meso4_df_path), flag, value])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2 and err.endswith(f"argument {flag}: {says}")
 
 
 def test_the_detector_in_process_gets_the_flags_settings(clip_dir, tmp_path, meso4_df_path, models, loaded):

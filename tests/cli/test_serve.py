@@ -33,11 +33,11 @@ def test_missing_weights_is_a_usage_error(tmp_path, capsys):
     assert "weights file not found" in capsys.readouterr().err
 
 
-def test_a_detector_value_the_config_rejects_is_a_usage_error(meso4_df_path, capsys):
-    # argparse takes any float for --pyramid-scale; DetectorConfig allows 0.3..0.9
-    assert server.main(["--weights", str(meso4_df_path), "--pyramid-scale", "0.95"], prog="serve") == 2
-    err = capsys.readouterr().err.strip()
-    assert "pyramid_scale" in err and "\n" not in err
+def test_a_detector_value_out_of_its_range_is_a_usage_error(meso4_df_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # the range DetectorConfig declares: 0.3..0.9
+        server.main(["--weights", str(meso4_df_path), "--pyramid-scale", "0.95"], prog="serve")
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2 and err.endswith("argument --pyramid-scale: must be in [0.3, 0.9], got 0.95")
 
 
 def test_a_port_out_of_range_is_refused_by_the_parser(capsys):
