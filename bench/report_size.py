@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How large the batch report is and how fast it opens (pipeline/training/report.py).
+"""How large the batch report is and how fast it opens (pipeline/report/html.py).
 
 For each batch size, a synthetic batch is made in a temporary folder by the tests' own
 ``make_batch`` (scores CSV through the scanner's sink, faces CSV, and an ``--evidence-dir`` with
@@ -30,9 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.training.report import ReportConfig, write_report
+from pipeline.report.html import ReportConfig, write_report
 from tests.integration.test_web_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.training.test_report import make_batch
+from tests.report.test_html import make_batch
 
 # Time an action inside the page: run it, then wait until the table is redrawn (two frames).
 _TIMED = """async (action) => {

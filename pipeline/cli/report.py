@@ -5,8 +5,8 @@
 SCORES is the scanner's CSV or JSON Lines (by extension). The page opens from disk with no
 network: counts, a histogram of p_fake with the threshold, a sortable, filterable, paginated
 table of clips (worst first) and, for flagged clips, their evidence images and score over time
-per person. The flags map one to one onto :class:`pipeline.training.report.ReportConfig`; see
-:mod:`pipeline.training.report` for what the page holds. Imports no TensorFlow.
+per person. The flags map one to one onto :class:`pipeline.report.html.ReportConfig`; see
+:mod:`pipeline.report.html` for what the page holds. Imports no TensorFlow.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pipeline.cli.common import (
     sibling_command,
     start_logging,
 )
+from pipeline.report.html import ReportConfig, ReportError, write_report
 from pipeline.scan.records import LABELS, counts_text
-from pipeline.training.report import ReportConfig, ReportError, write_report
 
 log = logging.getLogger(__name__)
 

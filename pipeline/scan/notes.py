@@ -1,8 +1,9 @@
 """Notes: the caveats a clip's verdict carries, as codes written into the row at scan time.
 
-A row's ``notes`` column holds the codes of :data:`NOTES`, ``;``-separated, in that order. Each
-code has one text (what it means) and one action (what the user should do), the same on every
-surface (CSV and JSON Lines carry the code; the HTML report and the web page show the text).
+A row's ``notes`` column holds the codes of :data:`NOTE_CODES`, ``;``-separated, in that order.
+What each code means and what the user should do is said once, by :mod:`pipeline.report.notes`,
+the same on every surface (CSV carries the code; JSON Lines, the HTML report and the web page
+the text too).
 
 The rule of ``little_face_evidence`` is stated once here (:func:`little_face_evidence`): a clip's
 verdict rests on too little when fewer than :data:`MIN_EVIDENCE_FACES` faces were scored, or when
@@ -13,7 +14,6 @@ whatever its ``p_fake``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 
 MIN_EVIDENCE_FACES = 3
@@ -28,34 +28,8 @@ EVIDENCE_RULE_TEXT = (
 OUTSIDE_VALIDATED_RANGE = "outside_validated_range"
 
 
-@dataclasses.dataclass(frozen=True)
-class Note:
-    """One caveat: its ``code`` (the row's vocabulary), what it ``means`` and what the user should ``do``."""
-
-    code: str
-    means: str
-    do: str
-    makes_uncertain: bool = False
-
-
-NOTES: dict[str, Note] = {
-    note.code: note
-    for note in (
-        Note(
-            LITTLE_FACE_EVIDENCE,
-            f"the verdict rests on few faces: under {MIN_EVIDENCE_FACES} faces scored, or the main person seen in "
-            f"under a third of the sampled frames (a face hidden by a caption, turned away, or too small)",
-            "look at the clip; rescan with a higher --fps to sample more frames",
-            makes_uncertain=True,
-        ),
-        Note(
-            OUTSIDE_VALIDATED_RANGE,
-            "the faces' picture quality (size, brightness, noise, sharpness or compression) is outside the range "
-            "the model was validated on, so its score is less reliable",
-            "treat the score with caution; the model card states the validated range",
-        ),
-    )
-}
+# The codes in the order a row lists them; what each means and what to do: pipeline.report.notes.
+NOTE_CODES: tuple[str, ...] = (LITTLE_FACE_EVIDENCE, OUTSIDE_VALIDATED_RANGE)
 
 
 def little_face_evidence(frames_sampled: int, frames_per_person: Iterable[int], n_faces: int) -> bool:
@@ -69,13 +43,13 @@ def little_face_evidence(frames_sampled: int, frames_per_person: Iterable[int], 
 
 
 def join_notes(codes: Iterable[str]) -> str:
-    """The ``notes`` column: the codes in :data:`NOTES` order, ``;``-separated, each once. Raises
+    """The ``notes`` column: the codes in :data:`NOTE_CODES` order, ``;``-separated, each once. Raises
     ``ValueError`` for an unknown code."""
     given = set(codes)
-    unknown = given - set(NOTES)
+    unknown = given - set(NOTE_CODES)
     if unknown:
-        raise ValueError(f"unknown note codes {sorted(unknown)}; known: {list(NOTES)}")
-    return ";".join(code for code in NOTES if code in given)
+        raise ValueError(f"unknown note codes {sorted(unknown)}; known: {list(NOTE_CODES)}")
+    return ";".join(code for code in NOTE_CODES if code in given)
 
 
 def split_notes(text: str) -> list[str]:

@@ -34,7 +34,7 @@ class VideoRow(CsvRow):
     when it is ``partial`` (the frames stopped short of the clip's end: a file cut short, a decoder
     stopped from outside; ``error`` says "decoded 1.0 s of 10.0 s" and why) and faces were seen.
 
-    ``notes``: caveats of the verdict, codes of :data:`pipeline.scan.notes.NOTES` ``;``-separated
+    ``notes``: caveats of the verdict, codes of :data:`pipeline.scan.notes.NOTE_CODES` ``;``-separated
     (``little_face_evidence``: the label is then UNCERTAIN; ``outside_validated_range``);
     ``frames_sampled``: sampled frames looked at (the same as ``n_frames``); ``frames_with_faces``:
     how many of them had a face that was scored; ``deinterlaced``: interlaced video, deinterlaced

@@ -38,6 +38,7 @@ import numpy as np
 from pipeline.errors import DecodeError, NoVideoStreamError
 from pipeline.faces.quality import QUALITY_MEASURES
 from pipeline.models.factory import neutral_p_fake
+from pipeline.report.notes import row_note_sentences
 from pipeline.scan.aggregate import (
     COUNTED,
     COUNTED_SMALL,
@@ -57,7 +58,7 @@ from pipeline.scan.analyze import (
     validated_range_of,
     verdict_row,
 )
-from pipeline.scan.notes import LITTLE_FACE_EVIDENCE, NOTES, OUTSIDE_VALIDATED_RANGE, split_notes
+from pipeline.scan.notes import LITTLE_FACE_EVIDENCE, split_notes
 from pipeline.scan.records import VideoRow, label_for
 from pipeline.video.animated import is_animated
 from pipeline.video.decode import (
@@ -701,11 +702,8 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
         notes.append({"kind": kind_, "text": text})
 
     codes = split_notes(row.notes)
-    for code in codes:  # the caveats written into the row at scan time, in their one wording
-        means = NOTES[code].means
-        if code == OUTSIDE_VALIDATED_RANGE and row.quality_outside:
-            means += f" (here: {', '.join(split_notes(row.quality_outside))})"
-        note(code, f"{means[0].upper()}{means[1:]}: {NOTES[code].do}.")
+    for code, sentence in row_note_sentences(row.notes, row.quality_outside):  # written at scan time, one wording
+        note(code, sentence)
     if row.p_fake is not None and faces and tracks:  # ok, or partial with faces
         if low_cut is None and abs(row.p_fake - threshold) < NEAR_THRESHOLD:
             note(

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from pipeline.training.report import ReportConfig, read_scores, worst_first, write_report
-from tests.training.test_report import HOSTILE_PATHS, make_batch
+from pipeline.report.html import ReportConfig, read_scores, worst_first, write_report
+from tests.report.test_html import HOSTILE_PATHS, make_batch
 
 sync_api = pytest.importorskip("playwright.sync_api")
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from pipeline.faces.quality import FaceQuality
+from pipeline.report.notes import NOTES
 from pipeline.scan.analyze import ScanConfig, ScoredFace, verdict_row
 from pipeline.scan.notes import (
     LITTLE_FACE_EVIDENCE,
-    NOTES,
+    NOTE_CODES,
     OUTSIDE_VALIDATED_RANGE,
     join_notes,
     little_face_evidence,
@@ -37,6 +38,7 @@ def test_notes_are_one_vocabulary_in_one_order():
     with pytest.raises(ValueError, match="unknown note codes"):
         join_notes(["partial_coverage"])
     assert all(note.means and note.do for note in NOTES.values())
+    assert list(NOTES) == list(NOTE_CODES)  # every code the scan may write has its words, in its order
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.atomic import atomic_path
+from pipeline.report.notes import row_note_sentences
+from pipeline.scan.notes import NOTE_CODES, split_notes
 from pipeline.scan.records import LABELS, STATUSES, display_path, labels_in_use
 from pipeline.scan.sink import unescape_cell
 
@@ -86,6 +88,7 @@ TABLE_COLUMNS = (
     ("label", "label", "text"),
     ("n_faces", "faces", "num"),
     ("n_tracks", "people", "num"),
+    ("seen", "faces in (sampled frames)", "text"),
     ("duration_s", "duration (s)", "num"),
     ("error", "error", "text"),
     ("notes", "notes", "text"),
@@ -158,6 +161,21 @@ class ClipRecord:
     uncertain_below: float | None = None
     label_rule: str = ""
     notes: str = ""
+    frames_with_faces: int | None = None
+    frames_sampled: int | None = None
+    quality_outside: str = ""
+
+    @property
+    def seen_text(self) -> str:
+        """In how many sampled frames faces were found: "7 of 9" ("" when the row does not say)."""
+        if self.frames_with_faces is None or not self.frames_sampled:
+            return ""
+        return f"{self.frames_with_faces} of {self.frames_sampled}"
+
+    @property
+    def note_sentences(self) -> list[str]:
+        """The row's notes in words (:mod:`pipeline.report.notes`), as the web page and JSON Lines say them."""
+        return [sentence for _, sentence in row_note_sentences(self.notes, self.quality_outside)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +259,11 @@ def _record(fields: Mapping, where: str) -> ClipRecord:
         uncertain_below = band_from_rule(label_rule)
     elif not 0.0 <= uncertain_below <= 1.0:
         raise ReportError(f"{where}: uncertain_below {uncertain_below} is outside [0, 1]")
+    notes = _text(fields.get("notes"))
+    unknown = set(split_notes(notes)) - set(NOTE_CODES)
+    if unknown:
+        known = ", ".join(NOTE_CODES)
+        raise ReportError(f"{where}: notes {sorted(unknown)} are not codes this version knows ({known})")
     return ClipRecord(
         video_path=_text(fields.get("video_path")),
         status=_text(fields.get("status")),
@@ -254,7 +277,10 @@ def _record(fields: Mapping, where: str) -> ClipRecord:
         **{name: _text(fields.get(name)) for name in PROVENANCE_FIELDS if name != "threshold"},
         uncertain_below=uncertain_below,
         label_rule=label_rule,
-        notes=_text(fields.get("notes")),
+        notes=notes,
+        frames_with_faces=_count(fields.get("frames_with_faces"), "frames_with_faces", where),
+        frames_sampled=_count(fields.get("frames_sampled"), "frames_sampled", where),
+        quality_outside=_text(fields.get("quality_outside")),
     )
 
 
@@ -935,9 +961,10 @@ def _table_rows(ranked: Sequence[ClipRecord], with_evidence: set[int]) -> list[l
                 r.label,
                 r.n_faces,
                 r.n_tracks,
+                r.seen_text,
                 None if r.duration_s is None else round(r.duration_s, 2),
                 r.error,
-                r.notes.replace(";", ", "),
+                " ".join(r.note_sentences),
                 rank if rank in with_evidence else None,
             ]
         )
@@ -1177,7 +1204,9 @@ _SCRIPT = """
   "use strict";
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var columns = data.columns, rows = data.rows, pageSize = data.page_size;
-  var PATH = 1, STATUS = 2, LABEL = 4, ERROR = 8, EVIDENCE = 10;
+  var at = {};  // each column's index, by its key
+  columns.forEach(function (c, i) { at[c.key] = i; });
+  var PATH = at.video_path, STATUS = at.status, LABEL = at.label, ERROR = at.error, EVIDENCE = at.evidence;
   var LABEL_ROWS = { FAKE: true, UNCERTAIN: true, REAL: true };  // a row's class: its label (tr.FAKE ...)
   var haystack = rows.map(function (r) { return (r[PATH] + "\\n" + r[ERROR]).toLowerCase(); });
   var state = { col: 0, desc: false, text: "", status: "", label: "", page: 0 };

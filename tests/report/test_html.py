@@ -1,4 +1,4 @@
-"""The batch report (:mod:`pipeline.training.report`, ``python -m pipeline report``): counts, order,
+"""The batch report (:mod:`pipeline.report.html`, ``python -m pipeline report``): counts, order,
 escaping of hostile paths, threshold handling, the evidence budget and JSON Lines input.
 
 :func:`make_batch` builds a whole batch (scores CSV written by the scanner's own sink, faces CSV,
@@ -22,12 +22,10 @@ import pytest
 from PIL import Image
 
 from pipeline.cli.report import main
-from pipeline.scan.analyze import ScanConfig
-from pipeline.scan.records import FaceRow, VideoRow, counts_text, label_for
-from pipeline.scan.sink import CsvSink
-from pipeline.training.report import (
+from pipeline.report.html import (
     EVIDENCE_COLUMNS,
     EVIDENCE_INDEX,
+    TABLE_COLUMNS,
     ClipRecord,
     ReportConfig,
     ReportError,
@@ -40,6 +38,9 @@ from pipeline.training.report import (
     worst_first,
     write_report,
 )
+from pipeline.scan.analyze import ScanConfig
+from pipeline.scan.records import FaceRow, VideoRow, counts_text, label_for
+from pipeline.scan.sink import CsvSink
 
 THRESHOLD = 0.477
 PROVENANCE = dict(
@@ -378,7 +379,8 @@ def test_evidence_only_for_flagged_clips_within_limits(tmp_path):
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", worst)
     assert captions[0].startswith("boxed frame") and "p_fake 0.750" in captions[1] and "p_fake 0.650" in captions[3]
     # the table links the clips with evidence
-    assert [r[10] for r in page_data(page)["rows"]] == [1, 2, None, None]  # the evidence column
+    evidence_at = [c[0] for c in TABLE_COLUMNS].index("evidence")
+    assert [r[evidence_at] for r in page_data(page)["rows"]] == [1, 2, None, None]  # the evidence column
 
 
 def test_evidence_budget_and_bad_files(tmp_path):
@@ -569,7 +571,7 @@ def test_uncertain_clips_are_counted_styled_and_listed_apart_from_the_flagged(tm
 
 
 def test_a_long_uncertain_list_stops_and_points_at_the_table(monkeypatch):
-    from pipeline.training import report
+    from pipeline.report import html as report
 
     monkeypatch.setattr(report, "UNCERTAIN_LISTED", 1)
     page, _ = render(read_scores_of(band_batch()))
@@ -647,7 +649,7 @@ def test_rows_that_differ_in_the_band_are_said():
 
 
 def read_scores_of(rows) -> list[ClipRecord]:
-    from pipeline.training.report import _record
+    from pipeline.report.html import _record
 
     return [_record(dataclasses.asdict(r), "test") for r in rows]
 
@@ -723,3 +725,38 @@ def test_the_summary_counts_labels_under_ok_as_the_scan_does(tmp_path):
     assert summary.ok_label_counts == {"REAL": 2, "FAKE": 1}
     assert summary.label_counts["UNCERTAIN"] == 1  # the page's label card counts every row
     assert counts_text(summary.status_counts, summary.ok_label_counts) == "ok 3 (FAKE 1, REAL 2), partial 1"
+
+
+def test_the_table_says_in_how_many_frames_faces_were_seen_and_the_notes_in_the_webs_words(tmp_path):
+    from pipeline.report.notes import NOTES
+
+    rows = [
+        ok_row(
+            "clips/caption.mp4",
+            0.6,
+            frames_sampled=9,
+            frames_with_faces=2,
+            notes="little_face_evidence;outside_validated_range",
+            quality_outside="noise_sigma;sharpness",
+        ),
+        ok_row("clips/plain.mp4", 0.2, frames_sampled=10, frames_with_faces=10),
+    ]
+    page = render(read_scores(write_scores_csv(tmp_path / "s.csv", rows)))[0]
+    keys = [c[0] for c in TABLE_COLUMNS]
+    by_clip = {r[keys.index("video_path")]: r for r in page_data(page)["rows"]}
+    caption, plain = by_clip["clips/caption.mp4"], by_clip["clips/plain.mp4"]
+    assert caption[keys.index("seen")] == "2 of 9" and plain[keys.index("seen")] == "10 of 10"
+    notes = caption[keys.index("notes")]
+    assert notes.startswith("The verdict rests on few faces") and NOTES["little_face_evidence"].do in notes
+    assert "(here: noise_sigma, sharpness)" in notes and plain[keys.index("notes")] == ""
+
+
+def test_a_note_code_this_version_does_not_know_is_refused_naming_it(tmp_path):
+    path = write_scores_csv(tmp_path / "s.csv", [ok_row("a.mp4", 0.2)])
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[header.index("notes")] = "made_up_note"
+    path.write_text("\n".join([lines[0], ",".join(cells)]) + "\n")
+    with pytest.raises(ReportError, match=r"notes \['made_up_note'\] are not codes this version knows"):
+        read_scores(path)

@@ -1,0 +1,10 @@
+"""Explaining a result: what a row's codes mean in words, and the pages that show results.
+
+- :mod:`pipeline.report.notes`: the text of every note code a scan writes into a row
+  (:mod:`pipeline.scan.notes`) and what the user should do about it;
+- :mod:`pipeline.report.html`: the batch report, one self-contained HTML page of a scan's CSV or JSON Lines.
+
+Every surface (the command line's outputs, JSON Lines, the HTML report, the web page) takes its
+words from here, so they say the same thing. This stage sits after ``scan`` (it reads rows) and
+before ``training``, ``web`` and ``cli`` (which show them).
+"""
