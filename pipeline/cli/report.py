@@ -21,12 +21,13 @@ from pipeline.cli.common import (
     input_problem,
     non_negative_int,
     output_file_problem,
-    probability,
     sibling_command,
     start_logging,
 )
-from pipeline.report.html import ReportConfig, ReportError, write_report
+from pipeline.errors import ScannerError
+from pipeline.report.html import ReportConfig, write_report
 from pipeline.scan.records import LABELS, counts_text
+from pipeline.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--faces-csv", metavar="FACES", help="the scan's --faces-csv: score over time per person")
     p.add_argument(
         "--threshold",
-        type=probability,
+        type=setting("threshold").parse,
         default=None,
         help=f"used only when SCORES records no threshold (older CSVs; default then {0.5:g})",
     )
@@ -127,15 +128,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline report")
     if problem := path_problem(args, prog):
         return fail(prog, _one_line(problem))
     try:
-        config = config_from_args(args)
-    except ValueError as exc:
-        return fail(prog, str(exc))
-    try:
-        summary = write_report(config)
-    except ReportError as exc:
+        summary = write_report(config_from_args(args))
+    except ScannerError as exc:  # ours only: bad input, settings or output; anything else is a bug
         return fail(prog, _one_line(str(exc)))
-    except OSError as exc:
-        return fail(prog, _one_line(f"cannot write {config.output_path}: {exc.strerror or exc}"))
     labels = {label: summary.ok_label_counts.get(label, 0) for label in summary.label_counts if label in LABELS}
     log.info(
         "%s: %d clips (%s), %d flagged with evidence (%d images, %.1f MB embedded), %.1f MB",

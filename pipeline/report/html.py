@@ -54,10 +54,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.atomic import atomic_path
+from pipeline.errors import ConfigError, OutputError, ReportError
 from pipeline.report.notes import row_note_sentences
 from pipeline.scan.notes import NOTE_CODES, split_notes
 from pipeline.scan.records import LABELS, STATUSES, display_path, labels_in_use
 from pipeline.scan.sink import unescape_cell
+from pipeline.settings import check
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +99,6 @@ TABLE_COLUMNS = (
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-class ReportError(ValueError):
-    """Input the report cannot be made from (missing file, not a scores file, a bad cell); the
-    message is one line naming the file and what is wrong."""
-
-
 @dataclasses.dataclass(frozen=True)
 class ReportConfig:
     """What to read and how much to embed.
@@ -129,13 +126,13 @@ class ReportConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.threshold is not None:
+            check("threshold", self.threshold)
         for name in ("evidence_clips", "images_per_clip", "evidence_budget_bytes"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.page_size < 1:
-            raise ValueError(f"page_size must be >= 1, got {self.page_size}")
+            raise ConfigError(f"page_size must be >= 1, got {self.page_size}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1094,7 +1091,7 @@ def render_report(
 def write_report(config: ReportConfig) -> ReportSummary:
     """Read the inputs of ``config`` and write the page to ``config.output_path`` atomically.
     The score over time per person comes from ``config.faces_csv``, else from the faces a JSON
-    Lines scores file nests. Raises :class:`ReportError` for bad input and ``OSError`` when the
+    Lines scores file nests. Raises :class:`ReportError` for bad input and :class:`OutputError` when the
     page cannot be written."""
     records = read_scores(config.scores_path)
     if not records:
@@ -1108,8 +1105,11 @@ def write_report(config: ReportConfig) -> ReportSummary:
     elif SCORES_FORMATS[config.scores_path.suffix.lower()] == "jsonl":
         series = read_nested_face_series(config.scores_path, shown) or None
     page, summary = render_report(records, config, index, series)
-    with atomic_path(config.output_path) as tmp:
-        tmp.write_text(page, encoding="utf-8", errors="backslashreplace")
+    try:
+        with atomic_path(config.output_path) as tmp:
+            tmp.write_text(page, encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        raise OutputError(f"cannot write {config.output_path}: {exc.strerror or exc}") from exc
     return summary
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import settings
-from pipeline.errors import DecodeError
+from pipeline.errors import DecodeError, DecodeTimeoutError
 from pipeline.video.ffmpeg_bin import ffmpeg_exe, ffmpeg_filters
 from pipeline.video.interlace import DEINTERLACE_FILTER, DISPLAY_PARITY, can_deinterlace
 from pipeline.video.memory import read_frame
@@ -44,10 +44,6 @@ MAX_DECODE_LONG_SIDE_PX = 3840
 
 READ_AHEAD_BYTES = 64 * 1024 * 1024
 _END = object()  # end of frames, from the reader thread
-
-
-class DecodeTimeoutError(TimeoutError):
-    """Decoding a clip exceeded its time budget."""
 
 
 @dataclasses.dataclass(frozen=True)

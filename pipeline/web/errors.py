@@ -11,7 +11,7 @@ import logging
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from pipeline.web.scoring import UploadRejected
+from pipeline.errors import UploadRejected
 from pipeline.web.state import scanner_state
 
 log = logging.getLogger(__name__)

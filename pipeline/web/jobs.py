@@ -18,15 +18,13 @@ import threading
 import time
 from collections.abc import Callable
 
+from pipeline.errors import QueueFullError
+
 log = logging.getLogger(__name__)
 
 # secrets.token_urlsafe(16): 22 characters of [A-Za-z0-9_-], 128 random bits, so a job (and the
 # faces of someone's upload) cannot be found by guessing ids.
 JOB_ID_BYTES = 16
-
-
-class QueueFullError(Exception):
-    """The queue already holds ``max_queued`` jobs waiting to run."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DecodeError, NoVideoStreamError
+from pipeline.errors import DecodeError, NoVideoStreamError, UploadRejected
 from pipeline.faces.quality import QUALITY_MEASURES
 from pipeline.models.factory import neutral_p_fake
 from pipeline.report.notes import row_note_sentences
@@ -128,16 +128,6 @@ LEFT_OUT_BECAUSE = {
     LEFT_OUT_STATIC: "they never moved nor changed (a still picture: a photo, a poster, a screen) "
     "while someone else in the clip did",
 }
-
-
-class UploadRejected(Exception):
-    """An upload the app will not score. ``status``: 415 (not an image or video we take) or
-    422 (looks like one but cannot be used: empty, truncated, undecodable, too long, too big)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,8 @@ from flask import Request, request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
-from pipeline.web.jobs import JobOutcome, JobProgress, QueueFullError
+from pipeline.errors import QueueFullError
+from pipeline.web.jobs import JobOutcome, JobProgress
 from pipeline.web.scoring import CheckedUpload, build_result, check_upload, gather_evidence, score_upload
 from pipeline.web.state import ScannerState, scanner_state
 
