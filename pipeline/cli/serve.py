@@ -37,6 +37,12 @@ SERVERS = ("waitress", "flask")
 # over the app's own limit by itself (a plain-text 413), so a huge upload never fills the disk,
 # while a modest overshoot still gets the app's friendly 413.
 WAITRESS_BODY_SLACK_BYTES = 16 * 1024 * 1024
+# A browser opens up to 6 connections to one server, and a job page asks for up to 50 images at
+# once (48 face thumbnails, the boxed frame; 48 overlays more when shown): with waitress's own 4
+# threads, every page view queued requests for a few milliseconds and logged dozens of "Task queue
+# depth" warnings. 12 threads, twice a browser's connections (waitress can queue a connection's
+# next request while its thread is still finishing the last one), serve a page view with no queue.
+DEFAULT_THREADS = 12
 
 
 def _port(text: str) -> int:
@@ -61,7 +67,9 @@ def build_parser(prog: str = "python -m pipeline serve") -> argparse.ArgumentPar
         default="waitress",
         help="waitress: production WSGI server; flask: Flask's development server (never debug mode)",
     )
-    p.add_argument("--threads", type=positive_int, default=4, metavar="N", help="waitress threads serving requests")
+    p.add_argument(
+        "--threads", type=positive_int, default=DEFAULT_THREADS, metavar="N", help="waitress threads serving requests"
+    )
     p.add_argument(
         "--max-upload-mb", type=positive_float, default=200.0, metavar="MB", help="largest upload in MiB (413 beyond)"
     )
@@ -98,10 +106,23 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def build_waitress_server(app, host: str, port: int, *, threads: int = 4, max_upload_bytes: int | None = None):
+def quiet_waitress_queue_log() -> None:
+    """Only errors from waitress's ``waitress.queue`` logger. It warns "Task queue depth is N"
+    whenever a request waits for a free thread at all, even for a millisecond; here that is a
+    burst of small JPEGs served from memory, when several people open job pages at once: harmless,
+    and it drowned the log. waitress's other warnings and errors, and the app's log, still show."""
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
+def build_waitress_server(
+    app, host: str, port: int, *, threads: int = DEFAULT_THREADS, max_upload_bytes: int | None = None
+):
     """A waitress server for ``app`` (``port`` 0: a free one, see ``server.effective_port``);
-    ``server.run()`` serves until ``server.close()``."""
+    ``server.run()`` serves until ``server.close()``. Quiets waitress's queue warnings
+    (:func:`quiet_waitress_queue_log`)."""
     from waitress.server import create_server
+
+    quiet_waitress_queue_log()
 
     kwargs = {}
     if max_upload_bytes is not None:

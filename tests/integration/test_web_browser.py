@@ -4,6 +4,7 @@ fails the test."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from urllib.parse import urlparse
 
@@ -18,6 +19,9 @@ from tests.web.fakes import four_people, result_task
 
 VERDICT_TIMEOUT_MS = 180_000
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+# The tallest a boxed frame may be drawn, as a share of the window's height (the page caps it at 70%).
+FRAME_MAX_VH = 0.75
 # The smallest text a chart may draw, in CSS pixels: below this, labels are hard to read on a phone.
 MIN_LABEL_PX = 10
 
@@ -38,9 +42,10 @@ def live_app(detector, scorer, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def live_server(live_app):
-    """The app on waitress, on a free port of 127.0.0.1, in a thread of this process."""
+    """The app on waitress as ``serve`` builds it (its default threads), on a free port of
+    127.0.0.1, in a thread of this process."""
     app, upload_dir = live_app
-    server = build_waitress_server(app, "127.0.0.1", 0, threads=4, max_upload_bytes=app.config["MAX_CONTENT_LENGTH"])
+    server = build_waitress_server(app, "127.0.0.1", 0, max_upload_bytes=app.config["MAX_CONTENT_LENGTH"])
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}", upload_dir
@@ -72,6 +77,14 @@ def guarded_page(context):
 def page(browser):
     """A desktop page (1200x900) that may talk to 127.0.0.1 only."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
+    yield guarded_page(context)
+    context.close()
+
+
+@pytest.fixture
+def desktop_page(browser):
+    """A 1280x800 desktop window at 1x that may talk to 127.0.0.1 only."""
+    context = browser.new_context(viewport=DESKTOP, device_scale_factor=1)
     yield guarded_page(context)
     context.close()
 
@@ -117,6 +130,9 @@ def test_clip_upload_shows_verdict_chart_and_faces(page, live_server, clip_dir, 
     page.wait_for_function(
         "() => { const i = document.getElementById('frame'); return i.complete && i.naturalWidth === 1280; }"
     )
+    frame = frame_box(page)
+    assert frame["width"] == pytest.approx(frame["cardWidth"], abs=1) and shape_kept(frame), frame
+    assert frame["height"] <= FRAME_MAX_VH * 900, frame
     # overlays appear beside the plain crops when asked for, and load only then
     assert not page.locator("img.overlay").first.is_visible()
     page.click("label[for=saliency-toggle]")
@@ -156,6 +172,60 @@ def sideways_overflow_px(page) -> int:
     return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
 
 
+def frame_box(page) -> dict:
+    """The boxed frame as drawn: its size and top (page coordinates) in CSS pixels, its decoded
+    size, and the width of its card's content."""
+    return page.eval_on_selector(
+        "#frame",
+        """i => { const r = i.getBoundingClientRect(), fig = i.closest('figure').getBoundingClientRect();
+            return {width: r.width, height: r.height, top: r.top + window.scrollY, cardWidth: fig.width,
+                    natural: [i.naturalWidth, i.naturalHeight]}; }""",
+    )
+
+
+def shape_kept(frame: dict) -> bool:
+    """Whether the frame is drawn at its own shape: no stretching and no letterbox bars, so the
+    boxes drawn in it sit on the faces whatever its size on screen."""
+    natural_w, natural_h = frame["natural"]
+    return abs(frame["width"] / frame["height"] - natural_w / natural_h) < 0.01
+
+
+def full_page_screenshot(page, path, scale: int) -> Image.Image:
+    """A screenshot of the whole page, checked: a real image exactly as wide as the window (at
+    ``scale`` device pixels a CSS pixel), so nothing reaches past its right edge."""
+    page.screenshot(path=str(path), full_page=True)
+    assert path.is_file() and path.stat().st_size > 10_000
+    shot = Image.open(path)
+    assert shot.width == page.evaluate("window.innerWidth") * scale
+    return shot
+
+
+# every cell of the people table that is not fully in view: outside the window's width, cut by a
+# box that scrolls or clips (the table's own one included), or its text running out of it
+PEOPLE_CELLS_HIDDEN_JS = """() => {
+    const problems = new Set();
+    document.querySelectorAll('#people tbody td').forEach(td => {
+        const name = td.closest('tr').id + ' ' + (td.dataset.label || td.className);
+        const r = td.getBoundingClientRect();
+        const shown = r.width > 0 && r.height > 0 && getComputedStyle(td).visibility === 'visible';
+        if (!shown) problems.add(name + ': not shown');
+        if (r.left < 0 || r.right > window.innerWidth) problems.add(name + ': outside the window at ' + r.right);
+        if (td.scrollWidth > td.clientWidth + 1) problems.add(name + ': its text runs out of it');
+        for (let box = td.parentElement; box !== document.body; box = box.parentElement) {
+            const style = getComputedStyle(box);
+            if (style.overflowX === 'visible' && style.overflowY === 'visible') continue;
+            const b = box.getBoundingClientRect(), what = box.id || box.tagName.toLowerCase();
+            if (box.scrollWidth > box.clientWidth) problems.add(what + ' scrolls sideways');
+            if (r.left < b.left - 0.5 || r.right > b.right + 0.5) problems.add(name + ': cut by ' + what);
+        }
+    });
+    return Array.from(problems);
+}"""
+# the column names each person's cells show before their values (on a phone; 'none' on a desktop)
+PEOPLE_CELL_LABELS_JS = """() => Array.from(document.querySelectorAll('#people tbody tr')).map(tr =>
+    Array.from(tr.querySelectorAll('td')).map(td => getComputedStyle(td, '::before').content))"""
+
+
 # the on-screen size of every text of the SVGs matching a selector, in CSS pixels
 SVG_TEXT_SIZES_JS = """sel => Array.from(document.querySelectorAll(sel)).flatMap(svg => {
     const k = svg.getScreenCTM().a;
@@ -170,6 +240,28 @@ OVERLAPPING_LABELS_JS = """() => {
         if (p.left < q.right && q.left < p.right && p.top < q.bottom && q.top < p.bottom) overlaps.push(a + ' / ' + b);
     }));
     return overlaps;
+}"""
+# what a threshold's label touches on screen, as "label / thing": a person's line (the box around
+# the whole polyline) or dot, any line or shaded zone of the plot, another text, another key's
+# stroke; or the chart's edge. Its own key stroke, just before it, is left out. Empty: the labels
+# are clear of everything, whatever the people's scores.
+THRESHOLD_LABEL_CLASHES_JS = """() => {
+    const svg = document.querySelector('#chart svg'), edge = svg.getBoundingClientRect();
+    const hit = (p, q) => p.left < q.right && q.left < p.right && p.top < q.bottom && q.top < p.bottom;
+    const clashes = [];
+    svg.querySelectorAll('text.threshold-label').forEach(label => {
+        const p = label.getBoundingClientRect();
+        const inside = p.left >= edge.left && p.right <= edge.right && p.top >= edge.top;
+        if (!inside) clashes.push(label.textContent + ' / the edge');
+        svg.querySelectorAll('polyline, circle, line, rect, text').forEach(other => {
+            if (other === label || other === label.previousElementSibling) return;
+            if (hit(p, other.getBoundingClientRect())) {
+                clashes.push(label.textContent + ' / ' + (other.getAttribute('class') || other.tagName) + ' ' +
+                             (other.textContent || ''));
+            }
+        });
+    });
+    return clashes;
 }"""
 
 
@@ -193,23 +285,21 @@ def test_job_page_fits_a_phone(phone_page, live_server, clip_dir, tmp_path):
     assert len(gauge_px) == 3 and min(gauge_px) >= MIN_LABEL_PX, gauge_px
     assert page.locator("#chart text.tick-x").count() >= 2
     assert page.evaluate(OVERLAPPING_LABELS_JS) == []
-    # the people table fits, or scrolls inside its own box
-    box = page.eval_on_selector(
-        "#tracks-box",
-        "b => ({right: b.getBoundingClientRect().right, fits: b.scrollWidth <= b.clientWidth,"
-        " overflow: getComputedStyle(b).overflowX})",
-    )
-    assert box["right"] <= PHONE["width"] and (box["fits"] or box["overflow"] in ("auto", "scroll")), box
-    assert page.eval_on_selector("#frame", "i => i.getBoundingClientRect().width") <= PHONE["width"]
+    assert page.evaluate(THRESHOLD_LABEL_CLASHES_JS) == []
+    # the people table: every cell in view, none scrolled away in a box of its own, each named
+    assert page.evaluate(PEOPLE_CELLS_HIDDEN_JS) == []
+    assert page.evaluate(PEOPLE_CELL_LABELS_JS) == [
+        ["none", '"Mean p_fake"', '"In the verdict"', '"Faces"', '"Seen"', '"Face size"', '"Max p_fake"']
+    ]
+    frame = frame_box(page)
+    assert frame["width"] <= PHONE["width"] and shape_kept(frame), frame
     # overlays beside the crops still fit; a tapped time marks its point
     page.tap("label[for=saliency-toggle]")
     page.tap('.time-link[data-face="0"]')
     assert selected_faces(page) == {"dots": ["0"], "figures": ["0"]}
     assert sideways_overflow_px(page) == 0
-    shot = tmp_path / "phone.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.is_file() and shot.stat().st_size > 10_000
-    assert Image.open(shot).width == PHONE["width"] * 3  # the whole page, no wider than the phone
+    assert page.evaluate(PEOPLE_CELLS_HIDDEN_JS) == []
+    full_page_screenshot(page, tmp_path / "phone.png", scale=3)  # the whole page, no wider than the phone
     assert page.blocked == [] and page.errors == []
     assert list(upload_dir.iterdir()) == []
 
@@ -259,19 +349,92 @@ def test_people_left_out_are_told_apart_in_the_chart_and_the_table(device, page,
     assert "sets the verdict" in rows.nth(1).inner_text() and "small faces weighed down" in rows.nth(1).inner_text()
     assert "left out: a still picture (photo, poster, screen)" in rows.nth(2).inner_text()
     assert "left out: seen in too few frames" in rows.nth(3).inner_text()
-    # on a phone: the page does not scroll sideways, the table scrolls in its own box with the person in view
+    # the threshold's label clear of the four people's lines and dots
+    assert page.evaluate(THRESHOLD_LABEL_CLASHES_JS) == [] and page.evaluate(OVERLAPPING_LABELS_JS) == []
+    # the page does not scroll sideways and every cell of every person is in view: a table on a
+    # desktop, a card per person on a phone, each value under its column's name
     assert sideways_overflow_px(page) == 0
-    box = page.eval_on_selector(
-        "#tracks-box",
-        "b => ({right: b.getBoundingClientRect().right, fits: b.scrollWidth <= b.clientWidth,"
-        " overflow: getComputedStyle(b).overflowX})",
+    assert page.evaluate(PEOPLE_CELLS_HIDDEN_JS) == []
+    labels = page.evaluate(PEOPLE_CELL_LABELS_JS)
+    assert len(labels) == 4 and all(cells == labels[0] for cells in labels)
+    if device == "phone":
+        assert labels[0][1:] == [
+            '"Mean p_fake"',
+            '"In the verdict"',
+            '"Faces"',
+            '"Seen"',
+            '"Face size"',
+            '"Max p_fake"',
+        ]
+    else:
+        assert set(labels[0]) == {"none"} and page.locator("#people thead").is_visible()
+    assert page.blocked == [] and page.errors == []
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_threshold_labels_of_a_band_are_clear_of_the_lines(device, page, phone_page, live_app, live_server):
+    """With an UNCERTAIN band the chart has two threshold lines and two labels: both in the key
+    above the plot, apart, clear of every line and dot, inside the chart."""
+    page = phone_page if device == "phone" else page
+    base_url, _ = live_server
+    state = live_app[0].extensions["deepfake_scanner"]
+    job_id = state.jobs.submit(
+        "video", "band.mp4", result_task(four_people(), 0.55, threshold=0.477, uncertain_below=0.3)
     )
-    width = page.evaluate("window.innerWidth")
-    assert box["right"] <= width and (box["fits"] or box["overflow"] in ("auto", "scroll")), box
-    page.eval_on_selector("#tracks-box", "b => { b.scrollLeft = b.scrollWidth; }")
-    person_left = page.eval_on_selector("#person-3 td.person", "td => td.getBoundingClientRect().left")
-    box_left = page.eval_on_selector("#tracks-box", "b => b.getBoundingClientRect().left")
-    assert abs(person_left - box_left) <= 1  # sticky: still at the left edge
+    assert state.jobs.wait(job_id, 30)["state"] == "done"
+    page.goto(f"{base_url}/jobs/{job_id}")
+    page.wait_for_selector("#chart svg.chart-svg")
+    labels = page.locator("#chart text.threshold-label").all_text_contents()
+    assert labels == ["FAKE at 0.477", "REAL under 0.30"]
+    assert page.locator("#chart line.threshold").count() == 2
+    assert page.evaluate(THRESHOLD_LABEL_CLASHES_JS) == [] and page.evaluate(OVERLAPPING_LABELS_JS) == []
+    assert page.blocked == [] and page.errors == []
+
+
+def test_portrait_frame_is_capped_on_a_desktop(desktop_page, live_server, clip_dir, tmp_path):
+    """A phone's portrait clip (720x1280 upright) on a 1280x800 desktop: its boxed frame is drawn
+    at most FRAME_MAX_VH of the window tall, at its own shape, and the people table comes first."""
+    page = desktop_page
+    base_url, upload_dir = live_server
+    upload(page, base_url, clip_dir / "portrait_rot90.mp4")
+    page.wait_for_selector("#verdict", timeout=VERDICT_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => { const i = document.getElementById('frame'); return i && i.complete && i.naturalWidth > 0; }"
+    )
+    frame = frame_box(page)
+    assert frame["natural"] == [720, 1280]
+    assert 0.5 * DESKTOP["height"] <= frame["height"] <= FRAME_MAX_VH * DESKTOP["height"], frame
+    assert shape_kept(frame), frame  # the boxes drawn in it still sit on the faces
+    # the people table above the frame, within the first two windows of the page
+    people_top = page.eval_on_selector(".people-card", "c => c.getBoundingClientRect().top + window.scrollY")
+    assert people_top < frame["top"] and people_top < 1.75 * DESKTOP["height"], (people_top, frame)
+    assert page.evaluate(PEOPLE_CELLS_HIDDEN_JS) == [] and page.evaluate(THRESHOLD_LABEL_CLASHES_JS) == []
+    assert sideways_overflow_px(page) == 0
+    shot = full_page_screenshot(page, tmp_path / "desktop-portrait.png", scale=1)
+    # the page ends soon after the frame: a capped frame, not a 1,800 px one
+    assert shot.height < frame["top"] + frame["height"] + 1.5 * DESKTOP["height"]
+    assert page.blocked == [] and page.errors == []
+    assert list(upload_dir.iterdir()) == []
+
+
+def test_viewing_a_job_page_leaves_the_server_log_quiet(page, live_app, live_server, caplog):
+    """A finished job page asks for its 25 face thumbnails at once over the browser's 6
+    connections: the server has the threads for them, so waitress never queues a request and
+    logs no "Task queue depth" warning, even with its queue logger at WARNING again (``serve``
+    turns it down to errors for bursts from several viewers at once)."""
+    base_url, _ = live_server
+    job_id = people_job(live_app)
+    images = []
+    page.on("response", lambda response: "/faces/" in response.url and images.append(response.status))
+    caplog.set_level(logging.WARNING, logger="waitress.queue")
+    caplog.set_level(logging.WARNING, logger="waitress")
+    page.goto(f"{base_url}/jobs/{job_id}")
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('img.thumb')).every(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert len(images) >= 25 and set(images) <= {200, 304}
+    waitress_records = [r for r in caplog.records if r.name.startswith("waitress")]
+    assert waitress_records == [], [r.getMessage() for r in waitress_records]
     assert page.blocked == [] and page.errors == []
 
 

@@ -206,6 +206,13 @@ def test_job_page_shows_the_evidence_and_the_caveats(modelless_app):
     assert "Grad-CAM saliency: red where" in page  # the method the result says made the overlays (Meso-4's)
     assert all(f'class="time-link" data-face="{i}"' in page for i in range(8))
     assert '<div class="table-scroll" id="tracks-box">' in page
+    # the people table right after the chart, above the frame (a tall portrait frame pushes down only the faces)
+    assert (
+        page.index('id="chart"')
+        < page.index('id="tracks-box"')
+        < page.index('id="frame-card"')
+        < page.index('id="faces"')
+    )
     # still nothing the content security policy would block: no inline script or style
     assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", page) == ['<script type="application/json" id="job-data">']
     assert " style=" not in page
@@ -221,7 +228,7 @@ def test_job_page_without_evidence_still_shows_the_verdict(modelless_app):
 
 def people_rows(page: str) -> dict[int, str]:
     """The people table's rows by person number, as HTML."""
-    table = page[page.index('<table class="tracks" id="people">') : page.index("</table>")]
+    table = page[page.index('<table class="tracks" id="people"') : page.index("</table>")]
     rows = re.finditer(r'<tr class="[^"]*" id="person-(\d+)".*?</tr>', table, re.DOTALL)
     return {int(row.group(1)): row.group(0) for row in rows}
 
@@ -232,19 +239,26 @@ def test_people_table_says_who_was_counted_and_why(modelless_app):
     page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
     rows = people_rows(page)
     assert sorted(rows) == [0, 1, 2, 3]  # person N is track_id N
-    assert 'class="counted"' in rows[0] and '<td class="reason">counted</td>' in rows[0]
+    assert 'class="counted"' in rows[0] and 'data-label="In the verdict">counted</td>' in rows[0]
     assert 'class="counted sets-verdict"' in rows[1] and "sets the verdict" in rows[1]
     assert re.search(
-        r'<td class="reason">counted, small faces weighed down \(×0\.\d\d: 0\.\d\d counts as 0\.\d\d\)</td>', rows[1]
+        r'<td class="reason"[^>]*>counted, small faces weighed down \(×0\.\d\d: 0\.\d\d counts as 0\.\d\d\)</td>',
+        rows[1],
     )
     assert 'class="left-out"' in rows[2] and 'data-counted="false"' in rows[2] and 'data-reason="static"' in rows[2]
     assert "left out: a still picture (photo, poster, screen)" in rows[2]
     assert 'class="left-out"' in rows[3] and "left out: seen in too few frames" in rows[3]
     assert "sets the verdict" not in rows[0] + rows[2] + rows[3]
     # each row: faces, when seen, face size, mean and max p_fake
-    assert '<td class="n">8</td>' in rows[1] and "0.0–7.0 s" in rows[1] and "64 px" in rows[1]
+    assert 'data-label="Faces">8</td>' in rows[1] and "0.0–7.0 s" in rows[1] and "64 px" in rows[1]
     assert "0.900" in rows[1] and "5.0–5.0 s" in rows[3] and "0.950" in rows[3]
     assert 'id="people-count">4 <span class="muted">(2 counted)</span>' in page
+    # on a phone each row is a card: every cell but the person's carries its column's name
+    headers = re.findall(r'<th[^>]*role="columnheader">([^<]+)</th>', page)
+    assert headers == ["Person", "Mean p_fake", "In the verdict", "Faces", "Seen", "Face size", "Max p_fake"]
+    assert all(re.findall(r'<td[^>]*role="cell" data-label="([^"]+)"', row) == headers[1:] for row in rows.values())
+    # the people before the images: the chart, then the table, then the boxed frame and the faces
+    assert page.index('id="chart"') < page.index('class="card people-card"') < page.index('class="card faces-card"')
     assert "people left out of the verdict" in page  # the chart's hint says how they are drawn
     # the JSON: the same people, with the new keys
     result = client.get(f"/api/v1/jobs/{job_id}").get_json()["result"]

@@ -182,11 +182,16 @@
     return Math.round(t * 100) / 100 === t ? t.toFixed(2) : t.toFixed(3);
   }
 
+  // the key of the threshold lines, above the plot: its text's baseline this far above the plot's top
+  const KEY_BASELINE_PX = 14;
+  const KEY_LINE_PX = 18, KEY_GAP_PX = 5, KEY_ITEM_GAP_PX = 14;
+
   function chartLayout(width) {
     const narrow = width < NARROW_PX;
     const W = Math.max(260, Math.round(width));
-    const H = narrow ? 230 : 280;
-    const M = { left: 56, right: narrow ? 10 : 18, top: 14, bottom: 44 };
+    const H = narrow ? 250 : 300;
+    // top: room for the threshold key, clear of a selected dot (8 px) at p_fake 1
+    const M = { left: 56, right: narrow ? 10 : 18, top: 34, bottom: 44 };
     return { W: W, H: H, M: M, plotW: W - M.left - M.right, plotH: H - M.top - M.bottom };
   }
 
@@ -232,18 +237,14 @@
                                 transform: "rotate(-90 14 " + (M.top + plotH / 2) + ")" }, svg);
     yTitle.textContent = "p_fake (1 = fake)";
 
-    // threshold
+    // the threshold line(s); their labels go in the key above the plot (drawn once the chart is on the page)
     el("line", { x1: M.left, x2: M.left + plotW, y1: y(result.threshold), y2: y(result.threshold),
                  class: "threshold" }, svg);
-    const tLabel = el("text", { x: M.left + plotW - 4, y: y(result.threshold) - 6, "text-anchor": "end",
-                                class: "threshold-label" }, svg);
-    tLabel.textContent = (band ? "FAKE at " : "threshold ") + thresholdText(result.threshold);
+    const keyItems = [{ text: (band ? "FAKE at " : "threshold ") + thresholdText(result.threshold), low: false }];
     if (band) {
       el("line", { x1: M.left, x2: M.left + plotW, y1: y(result.uncertain_below), y2: y(result.uncertain_below),
                    class: "threshold threshold-low" }, svg);
-      const lowLabel = el("text", { x: M.left + plotW - 4, y: y(result.uncertain_below) + 14, "text-anchor": "end",
-                                    class: "threshold-label low" }, svg);
-      lowLabel.textContent = "REAL under " + thresholdText(result.uncertain_below);
+      keyItems.push({ text: "REAL under " + thresholdText(result.uncertain_below), low: true });
     }
 
     // one line and a dot per face, per track; people left out of the verdict are drawn first
@@ -281,7 +282,31 @@
       });
     });
     host.replaceChildren(svg);
+    drawThresholdKey(svg, keyItems, M.left + plotW, M.top - KEY_BASELINE_PX);
     return svg;
+  }
+
+  // The key of the threshold lines, in the margin above the plot and ending at its right edge: a
+  // dashed stroke like the line's, then its label. Outside the plot, no person's line or dot runs
+  // under it. Laid out from the texts' measured widths, so it is drawn into an SVG on the page.
+  function drawThresholdKey(svg, items, right, baseline) {
+    const nodes = items.map(function (item) {
+      const line = el("line", { y1: baseline - 4, y2: baseline - 4, class: "key-line" + (item.low ? " low" : "") }, svg);
+      const text = el("text", { y: baseline, class: "threshold-label" + (item.low ? " low" : "") }, svg);
+      text.textContent = item.text;
+      // a chart drawn while hidden measures 0: about 6.2 px a character at 11 px then
+      const width = text.getComputedTextLength() || 6.2 * item.text.length;
+      return { line: line, text: text, width: width };
+    });
+    const total = nodes.reduce(function (sum, n) { return sum + KEY_LINE_PX + KEY_GAP_PX + n.width; }, 0) +
+      KEY_ITEM_GAP_PX * (nodes.length - 1);
+    let left = Math.max(4, right - total);
+    nodes.forEach(function (n) {
+      n.line.setAttribute("x1", left);
+      n.line.setAttribute("x2", left + KEY_LINE_PX);
+      n.text.setAttribute("x", left + KEY_LINE_PX + KEY_GAP_PX);
+      left += KEY_LINE_PX + KEY_GAP_PX + n.width + KEY_ITEM_GAP_PX;
+    });
   }
 
   // the payload's person of a track (null for a result without one)
