@@ -61,14 +61,16 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--stratify",
         action="store_true",
-        help="even out the pose and resolution bins across classes (and print their table)",
+        help="even out the pose and resolution bins across classes (and print their table); the faces and "
+        "clips it drops are counted per label and listed per clip in stratification_clips.csv",
     )
     p.add_argument(
         "--split",
         type=fractions,
         default=",".join(f"{x:g}" for x in d.split),  # a string default goes through ``type`` too
         metavar="TRAIN,VAL,TEST",
-        help="fractions of the source videos per split",
+        help="fractions of the source videos per split; a part needs a source video of each label of its own "
+        "(2 a label for train and val, 3 for test too), and a message says what a split of fewer holds",
     )
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the split and the stratification")
     p.add_argument("--keep-size", action="store_true", help="keep the native crop size instead of 256x256 pixels")

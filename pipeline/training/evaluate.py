@@ -12,7 +12,10 @@ command. Written to REPORT_DIR:
   EER, ... at image level, and under ``video`` the same on the mean ``p_fake`` per source video
   (when the data names source videos);
 * ``scores.csv``: one row per image (``p_fake``, 1 = fake); ``skipped.csv`` for unreadable images;
-* ``confusion_matrix.png``, ``roc.png``, ``score_histogram.png`` and ``report.md``.
+  ``videos.csv``: one row per source video (faces, mean ``p_fake``, decision), when known;
+* ``confusion_matrix.png``, ``roc.png``, ``score_histogram.png``, ``reliability.png`` (each bin's
+  point annotated with its count) and ``report.md`` (the metrics, a row per source video, the
+  reliability bins as a table: range, count, mean ``p_fake``, fraction of fakes).
 
 The decision rule is the scanner's: FAKE when ``p_fake >= threshold``. ``positive`` only picks
 which class counts as positive for TP/precision/recall/F1; with ``real`` positive the ranking
@@ -42,6 +45,8 @@ log = logging.getLogger("pipeline.training.evaluate")
 
 POSITIVE_CLASSES = ("fake", "real")
 SCORE_BATCH = 64
+# rows of a per-video or per-clip table in report.md at most (all are in the report's CSV)
+MAX_REPORT_ROWS = 200
 # the keys every metrics block carries (metrics.json and the weights sidecar), in this order
 METRIC_KEYS = (
     "n",
@@ -307,8 +312,92 @@ def format_metric(value) -> str:
     return str(value)
 
 
-def write_report_md(path: Path, metrics: dict, plots_written: dict[str, str]) -> Path:
-    """``report.md``: what was evaluated, a table of faces (and videos) metrics, the plots."""
+def md_cell(value) -> str:
+    """A value for a Markdown table cell: numbers as :func:`format_metric`, ``|`` escaped,
+    empty and missing values as ``-``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return "-"
+    return format_metric(value).replace("|", "\\|")
+
+
+def reliability_table(p_fake: np.ndarray, is_fake: np.ndarray, n_bins: int = 10) -> list[dict]:
+    """The reliability diagram's bins as rows: ``bin`` (``[0.1, 0.2)``, the last one closed),
+    ``low``, ``high``, ``n``, ``mean_p_fake`` and ``fraction_fake`` (``None`` for an empty bin);
+    the counts sum to ``len(p_fake)``."""
+    from pipeline.models.calibration import reliability_bins
+
+    bins = reliability_bins(p_fake, is_fake, n_bins)
+    digits = max(1, math.ceil(math.log10(n_bins)))  # 10 bins: 0.1, 20 bins: 0.05
+    rows = []
+    for k, n in enumerate(bins.counts):
+        low, high = bins.edges[k], bins.edges[k + 1]
+        rows.append(
+            {
+                "bin": f"[{low:.{digits}f}, {high:.{digits}f}{']' if k == n_bins - 1 else ')'}",
+                "low": low,
+                "high": high,
+                "n": n,
+                "mean_p_fake": bins.mean_p_fake[k] if n else None,
+                "fraction_fake": bins.fraction_fake[k] if n else None,
+            }
+        )
+    return rows
+
+
+def reliability_md(rows: Sequence[dict], unit: str) -> list[str]:
+    """The lines of the reliability bins' Markdown table (:func:`reliability_table`), ``unit``
+    (``faces``, ``clips``) naming the count column."""
+    lines = [f"| p_fake bin | {unit} | mean p_fake | fraction fake |", "|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['bin']} | {row['n']} | {md_cell(row['mean_p_fake'])} | {md_cell(row['fraction_fake'])} |")
+    total = sum(row["n"] for row in rows)
+    used = [row for row in rows if row["n"]]
+    mean = sum(row["n"] * row["mean_p_fake"] for row in used) / total if total else None
+    fraction = sum(row["n"] * row["fraction_fake"] for row in used) / total if total else None
+    lines.append(f"| all | {total} | {md_cell(mean)} | {md_cell(fraction)} |")
+    return lines
+
+
+def capped_note(shown: int, total: int, csv_name: str) -> list[str]:
+    """The line under a table cut at :data:`MAX_REPORT_ROWS` rows (none when it is whole)."""
+    return [] if shown == total else ["", f"The first {shown} of {total} rows; all of them are in `{csv_name}`."]
+
+
+def video_rows(items: Sequence[FaceItem], p_fake: np.ndarray, threshold: float) -> list[dict]:
+    """One row per source video (as :func:`pipeline.training.metrics.video_means` groups them):
+    ``source_video``, ``label``, ``faces``, ``mean_p_fake`` and ``predicted`` (``fake`` when the
+    mean is at or above ``threshold``); ``[]`` when no face names its source video."""
+    names, labels, means = video_means(items, p_fake)
+    faces: dict[tuple[str, str], int] = {}
+    for item in items:
+        if item.source_video is not None:
+            key = (item.source_video, item.label)
+            faces[key] = faces.get(key, 0) + 1
+    return [
+        {
+            "source_video": name,
+            "label": label,
+            "faces": n,
+            "mean_p_fake": round(float(mean), 6),
+            "predicted": "fake" if mean >= threshold else "real",
+        }
+        for name, label, mean, n in zip(names, labels, means, faces.values())
+    ]
+
+
+def write_videos_csv(path: Path, rows: Sequence[dict]) -> Path:
+    """``videos.csv``: the rows of :func:`video_rows`."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["source_video", "label", "faces", "mean_p_fake", "predicted"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_report_md(path: Path, metrics: dict, plots_written: dict[str, str], videos: Sequence[dict] = ()) -> Path:
+    """``report.md``: what was evaluated, a table of faces (and videos) metrics, a row per source
+    video (``videos``: :func:`video_rows`, at most :data:`MAX_REPORT_ROWS`), the reliability bins
+    (``metrics["reliability"]``) and the plots."""
     rows = ["tp", "tn", "fp", "fn", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"]
     video = metrics.get("video")
     lines = [
@@ -331,6 +420,32 @@ def write_report_md(path: Path, metrics: dict, plots_written: dict[str, str]) ->
             f"| {key} | {format_metric(metrics[key])} |" + (f" {format_metric(video.get(key))} |" if video else "")
         )
     lines += ["", "ROC AUC and EER come from the continuous scores; the other figures from the threshold.", ""]
+    if videos:
+        shown = videos[:MAX_REPORT_ROWS]
+        lines += [
+            "## Per source video",
+            "",
+            f"Mean p_fake of each source video's faces; predicted: fake when the mean >= {metrics['threshold']:g}.",
+            "",
+            "| source video | true label | faces | mean p_fake | predicted |",
+            "|---|---|---|---|---|",
+        ]
+        for row in shown:
+            lines.append(
+                f"| {md_cell(row['source_video'])} | {row['label']} | {row['faces']} | "
+                f"{md_cell(row['mean_p_fake'])} | {row['predicted']} |"
+            )
+        lines += [*capped_note(len(shown), len(videos), "videos.csv"), ""]
+    if metrics.get("reliability"):
+        lines += [
+            "## Reliability bins",
+            "",
+            "Faces per equal-width bin of p_fake, their mean p_fake and the fraction of them that are fake "
+            "(the points of the reliability diagram).",
+            "",
+            *reliability_md(metrics["reliability"], "faces"),
+            "",
+        ]
     titles = {
         "confusion_matrix": "Confusion matrix",
         "roc": "ROC",
@@ -374,8 +489,9 @@ def write_report(
     metrics: dict,
 ) -> dict:
     """Write every file of the report into ``config.report_dir`` (created); returns ``metrics``
-    with ``plots`` (key -> file name) added, as written to ``metrics.json``. File names in the
-    CSVs are relative to DATA's folder. Raises ``OSError`` when the folder is not writable."""
+    with ``reliability`` (:func:`reliability_table`) and ``plots`` (key -> file name) added, as
+    written to ``metrics.json``. File names in the CSVs are relative to DATA's folder. Raises
+    ``OSError`` when the folder is not writable."""
     report_dir = Path(config.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     data_path = Path(config.data)
@@ -383,9 +499,14 @@ def write_report(
     write_scores_csv(report_dir / "scores.csv", items, p_fake, metrics["threshold"], base)
     if skipped:
         write_skipped_csv(report_dir / "skipped.csv", skipped, base)
-    metrics = {**metrics, "plots": write_plots(report_dir, items, p_fake, metrics)}
+    videos = video_rows(items, p_fake, metrics["threshold"])
+    if videos:
+        write_videos_csv(report_dir / "videos.csv", videos)
+    is_fake = np.array([i.label == "fake" for i in items], dtype=bool)
+    metrics = {**metrics, "reliability": reliability_table(p_fake, is_fake)}
+    metrics["plots"] = write_plots(report_dir, items, p_fake, metrics)
     (report_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
-    write_report_md(report_dir / "report.md", metrics, metrics["plots"])
+    write_report_md(report_dir / "report.md", metrics, metrics["plots"], videos)
     return metrics
 
 

@@ -12,7 +12,11 @@ detector, crop framing, calibration and aggregation); then, as for faces:
 - ``metrics.json``: clip ROC AUC and EER, the confusion matrix at the threshold, accuracy,
   precision, recall, F1, the expected calibration error, the clips without a score (no face,
   decode error) by status and label, and what was run (weights, threshold, scan settings);
-- ``roc.png``, ``score_histogram.png``, ``confusion_matrix.png``, ``reliability.png``, ``report.md``.
+- ``roc.png``, ``score_histogram.png``, ``confusion_matrix.png``, ``reliability.png`` (each bin's
+  point annotated with its count);
+- ``report.md``: the metrics, one row per clip (file, true label, ``p_fake``, the scanner's label,
+  status, faces scored) and the reliability bins as a table (range, clips, mean ``p_fake``,
+  fraction of fakes; also ``reliability`` in ``metrics.json``).
 
 Clips without a ``p_fake`` are reported, not guessed: they are left out of the metrics and
 counted in ``unscored``.
@@ -89,7 +93,7 @@ def evaluate_clips(data: str | Path, report_dir: str | Path, models, config: Sca
     :class:`DatasetError` (no clips), ``OSError`` (report folder)."""
     from pipeline.scan.batch import ResumeMismatchError, check_resume_settings, run_batch
     from pipeline.scan.provenance import run_settings
-    from pipeline.training.evaluate import json_safe, metrics_block
+    from pipeline.training.evaluate import json_safe, metrics_block, reliability_table
 
     clips = find_clips(data)
     report_dir = Path(report_dir)
@@ -115,6 +119,7 @@ def evaluate_clips(data: str | Path, report_dir: str | Path, models, config: Sca
     p_fake = scored["p_fake"].to_numpy(dtype=np.float64)
     metrics = metrics_block(labels, p_fake, positive="fake", threshold=config.threshold) if len(scored) else {}
     metrics.update(_calibration(labels, p_fake))
+    metrics["reliability"] = reliability_table(p_fake, np.array([lab == "fake" for lab in labels], dtype=bool))
     metrics.update(_run_facts(data, models, config, rows))
     out = rows[["video_path", "label", "status", "p_fake"]].copy()
     verdict = np.where(out["p_fake"] >= config.threshold, "fake", "real")
@@ -122,16 +127,19 @@ def evaluate_clips(data: str | Path, report_dir: str | Path, models, config: Sca
     out.to_csv(report_dir / "scores.csv", index=False)
     metrics["plots"] = _write_plots(report_dir, labels, p_fake, metrics) if len(scored) else {}
     (report_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
-    _write_report_md(report_dir / "report.md", metrics)
+    _write_report_md(report_dir / "report.md", metrics, rows, data)
     return metrics
 
 
 def _read_rows(clips_csv: Path, clips: list[LabelledClip]) -> pd.DataFrame:
-    """The scanner's rows joined to the labels, in the clips' order."""
+    """The scanner's rows joined to the labels (``label``; the scanner's own is ``scanner_label``),
+    in the clips' order."""
     from pipeline.scan.records import display_path
 
-    rows = pd.read_csv(clips_csv, keep_default_na=False, dtype={"video_path": str, "status": str})
+    rows = pd.read_csv(clips_csv, keep_default_na=False, dtype={"video_path": str, "status": str, "label": str})
     rows["p_fake"] = pd.to_numeric(rows["p_fake"], errors="coerce")
+    rows["n_faces"] = pd.to_numeric(rows["n_faces"], errors="coerce").fillna(0).astype(int)
+    rows = rows.rename(columns={"label": "scanner_label"})
     label_of = {display_path(c.path): c.label for c in clips}
     rows = rows[rows["video_path"].isin(label_of)].copy()
     rows["label"] = rows["video_path"].map(label_of)
@@ -209,8 +217,20 @@ def _write_plots(report_dir: Path, labels: list[str], p_fake: np.ndarray, metric
     return files
 
 
-def _write_report_md(path: Path, metrics: dict) -> None:
-    from pipeline.training.evaluate import format_metric
+def _clip_name(video_path: str, data) -> str:
+    """A clip's path as the table shows it: relative to the data folder (or the CSV's) when below it."""
+    import os
+
+    base = Path(data)
+    base = base.parent if base.is_file() else base
+    try:  # absolute, not resolved: a clip linked in from elsewhere keeps its place under the folder
+        return Path(os.path.abspath(video_path)).relative_to(os.path.abspath(base)).as_posix()
+    except ValueError:
+        return video_path
+
+
+def _write_report_md(path: Path, metrics: dict, rows: pd.DataFrame, data) -> None:
+    from pipeline.training.evaluate import MAX_REPORT_ROWS, capped_note, format_metric, md_cell, reliability_md
 
     weights = metrics.get("weights") or {}
     lines = [
@@ -228,6 +248,32 @@ def _write_report_md(path: Path, metrics: dict) -> None:
     for key in ("n", "tp", "tn", "fp", "fn", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"):
         if key in metrics:
             lines.append(f"| {key} | {format_metric(metrics[key])} |")
+    shown = rows.head(MAX_REPORT_ROWS)
+    lines += [
+        "",
+        "## Per clip",
+        "",
+        "label: the scanner's verdict; faces: faces scored.",
+        "",
+        "| clip | true label | p_fake | label | status | faces |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in shown.itertuples():
+        lines.append(
+            f"| {md_cell(_clip_name(row.video_path, data))} | {row.label} | {md_cell(row.p_fake)} | "
+            f"{md_cell(row.scanner_label)} | {md_cell(row.status)} | {row.n_faces} |"
+        )
+    lines += capped_note(len(shown), len(rows), "scores.csv")
+    if metrics.get("n"):
+        lines += [
+            "",
+            "## Reliability bins",
+            "",
+            "Scored clips per equal-width bin of p_fake, their mean p_fake and the fraction of them that are "
+            "fake (the points of the reliability diagram).",
+            "",
+            *reliability_md(metrics["reliability"], "clips"),
+        ]
     for key, name in metrics.get("plots", {}).items():
         lines += ["", f"## {key}", "", f"![{key}]({name})"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -12,6 +12,7 @@ Layout:
     DATASET/sources.csv        one row per source clip: status and counts (resume state)
     DATASET/errors.csv         the clips that failed, and why
     DATASET/stratification.csv counts per pose/size bin per class, before and after
+    DATASET/stratification_clips.csv  with --stratify: faces per source clip before and after
 
 Crop names (:func:`crop_file_name`) are short and stable: the source clip's file stem (made
 file-name safe, at most 40 characters), 8 hex digits of the SHA-1 of its ``source_video`` (two
@@ -503,24 +504,56 @@ def bin_table(records: Iterable[FaceRecord]) -> dict[tuple[str, str], Counter]:
 
 def stratify(records: Sequence[FaceRecord], labels: Sequence[str], seed: int) -> list[FaceRecord]:
     """Subsample so that every label has the same count in every (yaw, size) bin, hence the same
-    distribution over bins. Deterministic in ``seed``; keeps the input order."""
+    distribution over bins. Deterministic in ``seed``; keeps the input order.
+
+    Where a bin keeps fewer faces of a label than it has, they are spread over the source clips:
+    each face kept comes from the clip with the fewest faces kept so far (ties in an order
+    shuffled with ``seed``), so a clip is dropped whole only when its bins leave no room (what
+    was dropped is counted by :func:`stratify_message`)."""
     rng = random.Random(seed)
     by_bin: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for i, r in enumerate(records):
         by_bin[bin_of(r)][r.label].append(i)
     keep: set[int] = set()
+    kept_per_source: Counter = Counter()
     for key in sorted(by_bin):
         groups = by_bin[key]
         n = min(len(groups.get(label, [])) for label in labels)
         for label in labels:
             members = groups.get(label, [])
-            keep.update(rng.sample(members, n) if n < len(members) else members)
+            chosen = members if n >= len(members) else _spread(members, n, records, kept_per_source, rng)
+            keep.update(chosen)
+            kept_per_source.update(records[i].source_video for i in chosen)
     return [r for i, r in enumerate(records) if i in keep]
+
+
+def _spread(
+    members: Sequence[int], n: int, records: Sequence[FaceRecord], kept_per_source: Counter, rng: random.Random
+) -> list[int]:
+    """``n`` of ``members`` (indices into ``records``), each from the source clip with the fewest
+    faces kept so far (``kept_per_source``, these included), a random face of it."""
+    by_source: dict[str, list[int]] = defaultdict(list)
+    for i in members:
+        by_source[records[i].source_video].append(i)
+    order = sorted(by_source)
+    rng.shuffle(order)
+    for name in order:
+        rng.shuffle(by_source[name])
+    rank = {name: k for k, name in enumerate(order)}
+    taken: Counter = Counter()
+    chosen = []
+    for _ in range(n):
+        name = min((s for s in order if by_source[s]), key=lambda s: (kept_per_source[s] + taken[s], rank[s]))
+        chosen.append(by_source[name].pop())
+        taken[name] += 1
+    return chosen
 
 
 SPLIT_ORDER = ("train", "val", "test")
 # fewest source videos per label for a part of its own: train, val and test each need one
 MIN_SOURCES_FOR_TEST = 3
+# whole clips named in a message at most (all are in stratification_clips.csv)
+MAX_CLIPS_NAMED = 5
 
 
 def _sources_per_label(records: Iterable[FaceRecord]) -> dict[str, int]:
@@ -536,23 +569,15 @@ def assign_splits(records: Sequence[FaceRecord], fractions: tuple[float, float, 
     Uses the training code's split twice: test carved out first, then val from the rest; each
     takes at least one source video of every label that has a video to spare. With fewer than
     :data:`MIN_SOURCES_FOR_TEST` source videos of some label there is not one each for train,
-    val and test: the test part is then left empty (with a warning), since ``train`` needs a
-    validation part and ``evaluate`` can use any held-out clips later. Parts that still end up
-    empty or with one label only are named in a warning (:func:`split_warnings`).
+    val and test: the test part is then left empty, since ``train`` needs a validation part and
+    ``evaluate`` can use any held-out clips later. What the parts came to hold, when some part
+    asked for misses a label, is said by :func:`split_message` (:func:`write_manifest` logs it).
     """
     from pipeline.training.dataset import FaceItem, split_by_source_video
 
     train_f, val_f, test_f = fractions
     per_label = _sources_per_label(records)
-    fewest = min(per_label.values(), default=0)
-    if test_f > 0 and val_f > 0 and fewest < MIN_SOURCES_FOR_TEST:
-        scarce = sorted(label for label, n in per_label.items() if n == fewest)
-        log.warning(
-            "only %d source video(s) labelled %s: too few for train, val and test parts; the test part "
-            "is left empty so that val gets one (add clips, or pass --split with a test fraction of 0)",
-            fewest,
-            "/".join(scarce),
-        )
+    if test_f > 0 and val_f > 0 and min(per_label.values(), default=0) < MIN_SOURCES_FOR_TEST:
         train_f, val_f, test_f = train_f, val_f + test_f, 0.0
     items = [FaceItem(Path(r.file), r.label, r.source_video) for r in records]
     index = {id(item): i for i, item in enumerate(items)}
@@ -566,30 +591,188 @@ def assign_splits(records: Sequence[FaceRecord], fractions: tuple[float, float, 
         _, val = split_by_source_video(rest, val_f / (train_f + val_f), seed + 1)
         for item in val:
             split_of[index[id(item)]] = "val"
-    split = [dataclasses.replace(r, split=s) for r, s in zip(records, split_of)]
-    for warning in split_warnings(split, (train_f, val_f, test_f), sorted(per_label)):
-        log.warning("%s", warning)
-    return split
+    return [dataclasses.replace(r, split=s) for r, s in zip(records, split_of)]
 
 
-def split_warnings(
-    records: Iterable[FaceRecord], fractions: tuple[float, float, float], labels: Sequence[str]
-) -> list[str]:
-    """One sentence per part asked for (fraction > 0) that holds no face or misses a label;
-    ``[]`` when every part asked for holds every label."""
-    present: dict[str, set[str]] = defaultdict(set)
+def sources_per_part(records: Iterable[FaceRecord]) -> dict[str, dict[str, int]]:
+    """Source videos per part per label, ``{"train": {"real": 1, "fake": 1}, "val": {"fake": 1}}``
+    (parts and labels holding none left out): what :func:`split_message` reads."""
+    videos: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for r in records:
-        present[r.split].add(r.label)
-    warnings = []
-    for name, fraction in zip(SPLIT_ORDER, fractions):
-        missing = [label for label in labels if label not in present[name]]
-        if fraction > 0 and missing:
-            hint = " (`train` needs both labels in val)" if name == "val" else ""
-            warnings.append(
-                f"the {name} part holds no {'/'.join(missing)} faces{hint}: too few source videos; "
-                "add clips or change --split"
-            )
-    return warnings
+        videos[r.split][r.label].add(r.source_video)
+    return {part: {label: len(v) for label, v in by_label.items()} for part, by_label in videos.items()}
+
+
+def _and(words: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def split_message(
+    held: dict[str, dict[str, int]],
+    fractions: tuple[float, float, float],
+    labels: Sequence[str],
+    *,
+    dropped_by_stratify: int | None = None,
+) -> str | None:
+    """The one message about a split whose parts cannot each hold every label, derived from the
+    counts alone; ``None`` when every part asked for (fraction > 0) holds a source video of every
+    label. ``held``: source videos per part per label (:func:`sources_per_part`);
+    ``dropped_by_stratify``: whole clips ``--stratify`` removed (``None``: not stratified).
+
+    It says how many source videos there are per label, what each part got, what a part needs to
+    measure anything (a source video of each label of its own) and what to do: how many clips of
+    which label to add, or a ``--split`` the videos can fill. E.g. for 1 real and 2 fake clips::
+
+        3 source videos with faces (1 real, 2 fake): train gets 1 real + 1 fake, val gets 1 fake,
+        test is empty. A part measures something only when it holds a source video of each
+        label, and a video goes to one part only, so train, val and test need 3 a label (train
+        and val 2: what `train` needs). Add at least 2 real + 1 fake clips (1 real clip for
+        train and val alone), or pass --split 1,0,0 to keep every clip in train.
+    """
+    asked = [part for part, f in zip(SPLIT_ORDER, fractions) if f > 0]
+    if all(held.get(part, {}).get(label, 0) > 0 for part in asked for label in labels):
+        return None
+    totals = {label: sum(held.get(part, {}).get(label, 0) for part in held) for label in labels}
+    got, empty, not_asked = [], [], []
+    for part in SPLIT_ORDER:
+        counts = [f"{held[part][label]} {label}" for label in labels if held.get(part, {}).get(label, 0)]
+        if counts:
+            got.append(f"{part} gets {' + '.join(counts)}")
+        elif part in asked:
+            empty.append(part)
+        else:
+            not_asked.append(part)
+    parts = [*got]
+    if empty:
+        parts.append(f"{_and(empty)} {'is' if len(empty) == 1 else 'are'} empty")
+    if not_asked:
+        parts.append(f"{_and(not_asked)} {'is' if len(not_asked) == 1 else 'are'} not asked for")
+    need = 1 + ("val" in asked) + ("test" in asked)
+    fewest = min(totals.values(), default=0)
+    train_f, val_f, test_f = fractions
+    if fewest >= need:  # enough videos a label, yet a part misses one (sources holding both labels)
+        advice = "Add clips of each label, or change --split"
+    else:
+        advice = f"Add at least {_missing(totals, need)}"
+    if need == 3 and fewest < 2:
+        advice += f" ({_missing(totals, 2)} for train and val alone)"
+    if need == 3 and fewest >= 2:
+        advice += f", or pass --split {train_f:g},{val_f + test_f:g},0 to ask for no test part"
+    elif need > 1 and fewest >= 1:
+        advice += ", or pass --split 1,0,0 to keep every clip in train"
+    if dropped_by_stratify is None:
+        where = ""
+    elif dropped_by_stratify == 0:
+        where = " after --stratify"
+    else:
+        where = f" left after --stratify dropped {_n(dropped_by_stratify, 'whole clip')}"
+    return (
+        f"{_n(sum(totals.values()), 'source video')} with faces{where} "
+        f"({', '.join(f'{n} {label}' for label, n in totals.items())}): {', '.join(parts)}. "
+        "A part measures something only when it holds a source video of each label, and a video goes to "
+        f"one part only, so {_needs(asked)}. {advice}."
+    )
+
+
+def _needs(asked: Sequence[str]) -> str:
+    """What the parts asked for need: ``train, val and test need 3 a label (...)``."""
+    if len(asked) == 3:
+        return "train, val and test need 3 a label (train and val 2: what `train` needs)"
+    if asked == ["train", "val"]:
+        return "train and val need 2 a label (what `train` needs)"
+    if len(asked) == 2:
+        return f"{_and(asked)} need 2 a label"
+    return "train needs 1 a label"
+
+
+def _missing(totals: dict[str, int], need: int) -> str:
+    """``2 real + 1 fake clips``: the source videos each label lacks to have ``need``."""
+    lacking = {label: need - n for label, n in totals.items() if n < need}
+    return " + ".join(f"{k} {label}" for label, k in lacking.items()) + (
+        " clip" if sum(lacking.values()) == 1 else " clips"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipStratified(CsvRow):
+    """What ``--stratify`` did to one source clip (``stratification_clips.csv``)."""
+
+    source_video: str
+    label: str
+    faces_before: int
+    faces_after: int
+    dropped: int
+    whole_clip_dropped: bool
+
+
+def stratified_clips(before: Iterable[FaceRecord], after: Iterable[FaceRecord]) -> list[ClipStratified]:
+    """One row per source clip of ``before``: its faces before and after stratification."""
+    counts_before = Counter((r.source_video, r.label) for r in before)
+    counts_after = Counter((r.source_video, r.label) for r in after)
+    return [
+        ClipStratified(
+            source,
+            label,
+            n,
+            counts_after[(source, label)],
+            n - counts_after[(source, label)],
+            counts_after[(source, label)] == 0,
+        )
+        for (source, label), n in sorted(counts_before.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    ]
+
+
+def stratify_message(before: Sequence[FaceRecord], after: Sequence[FaceRecord], labels: Sequence[str]) -> str | None:
+    """What ``--stratify`` removed, counted: faces and clips per label, the clips dropped whole
+    (named, at most :data:`MAX_CLIPS_NAMED`), and why (the bin that lost the most); ``None``
+    when it removed nothing. E.g. for a fake clip whose faces are all in profile, where no real
+    face is::
+
+        --stratify dropped 5 of 13 faces: real 0 of 4; fake 5 of 9, from 2 of 3 clips, dropping
+        1 whole clip (fake/f2: 3 faces). Why: --stratify gives every label the same count in
+        every pose/size bin, as many as the label with fewer faces has there (most dropped in
+        yaw>45 size64-128: 0 real, 3 fake). Per clip: stratification_clips.csv.
+    """
+    if len(after) == len(before):
+        return None
+    rows = stratified_clips(before, after)
+    per_label = []
+    for label in labels:
+        mine = [r for r in rows if r.label == label]
+        n_before = sum(r.faces_before for r in mine)
+        dropped = sum(r.dropped for r in mine)
+        if not dropped:
+            per_label.append(f"{label} 0 of {n_before}")
+            continue
+        touched = sum(1 for r in mine if r.dropped)
+        whole = [r for r in mine if r.whole_clip_dropped]
+        text = f"{label} {dropped} of {n_before}, from {touched} of {_n(len(mine), 'clip')}"
+        if whole:
+            named = ", ".join(f"{r.source_video}: {_n(r.faces_before, 'face')}" for r in whole[:MAX_CLIPS_NAMED])
+            more = f" and {len(whole) - MAX_CLIPS_NAMED} more" if len(whole) > MAX_CLIPS_NAMED else ""
+            text += f", dropping {_n(len(whole), 'whole clip')} ({named}{more})"
+        per_label.append(text)
+    table_before, table_after = bin_table(before), bin_table(after)
+    worst = max(
+        table_before,
+        key=lambda k: (sum(table_before[k].values()) - sum(table_after.get(k, Counter()).values()), k),
+    )
+    in_worst = ", ".join(f"{table_before[worst][label]} {label}" for label in labels)
+    return (
+        f"--stratify dropped {len(before) - len(after)} of {_n(len(before), 'face')}: {'; '.join(per_label)}. "
+        "Why: --stratify gives every label the same count in every pose/size bin, as many as the label with "
+        f"fewer faces has there (most dropped in {' '.join(worst)}: {in_worst}). "
+        "Per clip: stratification_clips.csv."
+    )
+
+
+def _whole_clips_dropped(before: Iterable[FaceRecord], after: Iterable[FaceRecord]) -> int:
+    return len({r.source_video for r in before} - {r.source_video for r in after})
 
 
 def _read_records(path: Path) -> list[FaceRecord]:
@@ -638,9 +821,12 @@ def write_manifest(dataset_dir: Path, config: ExtractConfig) -> dict:
     """(Re)derive ``manifest.csv`` from ``faces_all.csv``: stratify if asked, then split.
 
     Returns ``faces`` (rows of the manifest), ``faces_before_stratify``, ``per_split``
-    (:func:`count_per_split`), ``table`` (the text of ``stratification.csv``, written in every
-    case: before-counts, and after-counts with ``config.stratify``) and ``warnings`` (parts
-    asked for that came out empty or one-sided, :func:`split_warnings`).
+    (:func:`count_per_split`), ``sources_per_part`` (:func:`sources_per_part`), ``table`` (the
+    text of ``stratification.csv``, written in every case: before-counts, and after-counts with
+    ``config.stratify``), ``stratify_message`` (:func:`stratify_message`: what stratification
+    removed, also written per clip to ``stratification_clips.csv``) and ``split_message``
+    (:func:`split_message`: what the parts can and cannot hold, when some part asked for misses a
+    label); each message is logged once, ``None`` when there is nothing to say.
     """
     from pipeline.scan.sink import CsvSink
 
@@ -651,12 +837,30 @@ def write_manifest(dataset_dir: Path, config: ExtractConfig) -> dict:
     table = _write_table(
         dataset_dir / "stratification.csv", before, bin_table(chosen) if config.stratify else None, labels
     )
+    clips_csv = dataset_dir / "stratification_clips.csv"
+    stratified = None
+    if config.stratify:
+        with (
+            atomic_path(clips_csv) as tmp,
+            CsvSink(tmp, ClipStratified.columns(), resume=False, lock=False) as sink,
+        ):
+            sink.write_many(stratified_clips(records, chosen))
+        stratified = stratify_message(records, chosen, labels)
+        if stratified:
+            log.log(logging.WARNING if _whole_clips_dropped(records, chosen) else logging.INFO, "%s", stratified)
+    else:
+        clips_csv.unlink(missing_ok=True)  # from an earlier stratified build: no longer true
     present = {r.label for r in chosen}
     if len(present) == len(labels) and len({r.source_video for r in chosen}) >= 2:
         chosen = assign_splits(chosen, config.split, config.seed)
     else:
-        log.warning("not enough labelled source videos to split (labels %s): all faces go to train", sorted(present))
         chosen = [dataclasses.replace(r, split="train") for r in chosen]
+    held = sources_per_part(chosen)
+    message = split_message(
+        held, config.split, labels, dropped_by_stratify=_whole_clips_dropped(records, chosen) if stratified else None
+    )
+    if message:
+        log.warning("%s", message)
     with (
         atomic_path(dataset_dir / "manifest.csv") as tmp,
         CsvSink(tmp, FaceRecord.columns(), resume=False, lock=False) as sink,
@@ -666,8 +870,10 @@ def write_manifest(dataset_dir: Path, config: ExtractConfig) -> dict:
         "faces": len(chosen),
         "faces_before_stratify": len(records),
         "per_split": count_per_split(chosen),
+        "sources_per_part": held,
         "table": table,
-        "warnings": split_warnings(chosen, config.split, labels),
+        "stratify_message": stratified,
+        "split_message": message,
     }
 
 

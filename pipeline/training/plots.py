@@ -120,8 +120,9 @@ def plot_reliability(
     series: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, n_bins: int = 10, title: str = ""
 ) -> Path:
     """Reliability diagram: for each named ``(p_fake, is_fake)`` pair, the observed fraction of
-    fakes against the mean ``p_fake`` in equal-width bins, with its expected calibration error
-    in the legend; the diagonal is perfect calibration."""
+    fakes against the mean ``p_fake`` in equal-width bins, each point annotated with its bin's
+    count (``n=12``), with the expected calibration error and the total count in the legend;
+    the diagonal is perfect calibration."""
     from pipeline.models.calibration import expected_calibration_error, reliability_bins
 
     plt = _pyplot()
@@ -131,19 +132,31 @@ def plot_reliability(
         bins = reliability_bins(p_fake, is_fake, n_bins)
         used = [k for k, c in enumerate(bins.counts) if c]
         ece = expected_calibration_error(p_fake, is_fake, n_bins)
-        ax.plot(
+        (line,) = ax.plot(
             [bins.mean_p_fake[k] for k in used],
             [bins.fraction_fake[k] for k in used],
             marker="o",
             ms=4,
             lw=1.4,
-            label=f"{label} (ECE {ece:.3f})",
+            label=f"{label} (ECE {ece:.3f}, n={sum(bins.counts)})",
         )
+        for k in used:  # the count beside each point, kept inside the axes
+            x, y = bins.mean_p_fake[k], bins.fraction_fake[k]
+            ax.annotate(
+                f"n={bins.counts[k]}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(0, -12 if y > 0.9 else 6),
+                ha="right" if x > 0.97 else "left" if x < 0.03 else "center",
+                fontsize=7,
+                color=line.get_color(),
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7},
+            )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("mean p_fake in the bin")
     ax.set_ylabel("fraction of fakes in the bin")
     ax.set_title(title or "Reliability")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14))  # below: never over a point
     return _save(fig, path)

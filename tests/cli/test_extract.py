@@ -27,6 +27,18 @@ def few_sources(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def one_real_two_fake(tmp_path_factory) -> Path:
+    """The issue's case: 1 real clip (short: fewer faces than either fake one) and 2 fake clips."""
+    root = tmp_path_factory.mktemp("one_two")
+    for label in ("real", "fake"):
+        (root / label).mkdir()
+    make_face_clip(root / "real" / "r1.mp4", duration_s=0.6)
+    make_face_clip(root / "fake" / "f1.mp4", duration_s=2.0)
+    make_face_clip(root / "fake" / "f2.mp4", duration_s=2.0)
+    return root
+
+
 def test_help_does_not_import_tensorflow():
     code = (
         "import sys\nfrom pipeline.cli import extract as cli\ntry:\n    cli.main(['--help'])\n"
@@ -131,7 +143,12 @@ def test_main_builds_a_dataset_warns_about_few_clips_and_prints_a_table(
     printed = capsys.readouterr().out
     assert "split" in printed and "train" in printed and "val" in printed
     assert "yaw_bin" not in printed and "{" not in printed  # no stratification table, no raw dict
-    assert "test part is left empty" in caplog.text  # said clearly, not silently
+    # said once, clearly: what the split holds and why test is empty
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "4 source videos with faces (2 real, 2 fake): train gets 1 real + 1 fake, val gets 1 real + 1 fake, "
+        "test is empty."
+    )
     manifest = pd.read_csv(out / "manifest.csv")
     for part in ("train", "val"):  # `train` can run on it: both labels in both parts
         assert set(manifest.loc[manifest["split"] == part, "label"]) == {"real", "fake"}
@@ -145,6 +162,43 @@ def test_stratify_prints_the_bin_table(few_sources, tmp_path, capsys, reuse_mode
     printed = capsys.readouterr().out
     assert "yaw_bin,size_bin,real_before,fake_before,real_after,fake_after" in printed
     assert "split" in printed
+
+
+@pytest.mark.parametrize("stratify", [False, True])
+def test_one_real_two_fake_clips_give_one_message_and_drop_nothing_silently(
+    one_real_two_fake, tmp_path, capsys, caplog, reuse_models, stratify
+):
+    out = tmp_path / "DS"
+    flags = ["--fps", "2", "--max-per-video", "4"] + (["--stratify"] if stratify else [])
+    with caplog.at_level("INFO", logger="pipeline.training.extract"):
+        assert cli.main([str(one_real_two_fake), "-o", str(out), *flags]) == 0
+    capsys.readouterr()
+    messages = [r.getMessage() for r in caplog.records if r.name == "pipeline.training.extract"]
+    about_split = [m for m in messages if "source videos with faces" in m]
+    assert len(about_split) == 1  # one message about the split, not several contradictory ones
+    manifest = pd.read_csv(out / "manifest.csv")
+    videos = manifest.groupby("label")["source_video"].nunique().to_dict()
+    assert about_split[0].startswith(
+        f"{videos['real'] + videos['fake']} source videos with faces{' after --stratify' if stratify else ''} "
+        f"({videos['real']} real, {videos['fake']} fake): train gets 1 real + 1 fake, val gets 1 fake, test is empty."
+    )
+    assert "Add at least 2 real + 1 fake clips" in about_split[0] and "--split 1,0,0" in about_split[0]
+    faces_all = pd.read_csv(out / "faces_all.csv")
+    assert set(faces_all["source_video"]) == set(manifest["source_video"])  # no clip lost
+    if stratify:
+        dropped = len(faces_all) - len(manifest)
+        clips = pd.read_csv(out / "stratification_clips.csv")
+        assert clips["dropped"].sum() == dropped > 0 and not clips["whole_clip_dropped"].any()
+        real, fake = (clips[clips["label"] == label] for label in ("real", "fake"))
+        about_stratify = [m for m in messages if m.startswith("--stratify dropped")]
+        assert len(about_stratify) == 1 and about_stratify[0].startswith(
+            f"--stratify dropped {dropped} of {len(faces_all)} faces: real 0 of {real['faces_before'].sum()}; "
+            f"fake {dropped} of {fake['faces_before'].sum()}, from {(fake['dropped'] > 0).sum()} of 2 clips. Why: "
+        )
+        assert about_stratify[0].endswith("Per clip: stratification_clips.csv.")
+    else:
+        assert not (out / "stratification_clips.csv").exists()
+        assert not [m for m in messages if "stratify" in m]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,68 @@ def test_known_set_hand_computed(known_manifest, tmp_path, positive, counts):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
     assert "![ROC](roc.png)" in report and "| roc_auc | 0.889 | 1.000 |" in report
+
+
+def _md_table(report: str, heading: str) -> list[list[str]]:
+    """The body rows of the first Markdown table under ``## heading``, as lists of cells (split
+    at the pipes that are not escaped)."""
+    section = report.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])] for line in lines[2:]]
+
+
+def test_report_has_a_row_per_video_and_the_reliability_bins(known_manifest, tmp_path):
+    out = tmp_path / "r"
+    metrics = evaluate(EvaluateConfig(data=known_manifest, report_dir=out), scorer=BrightnessScorer())
+    report = (out / "report.md").read_text()
+    # mean p_fake per video: v1 (230 + 200) / 2 / 255, v2 100/255, v3 (50 + 140) / 2 / 255, v4 20/255
+    assert _md_table(report, "Per source video") == [
+        ["v1", "fake", "2", "0.843", "fake"],
+        ["v2", "fake", "1", "0.392", "real"],
+        ["v3", "real", "2", "0.373", "real"],
+        ["v4", "real", "1", "0.078", "real"],  # broken.png (v4) was skipped: 1 face
+    ]
+    with open(out / "videos.csv", newline="") as f:
+        assert [(r["source_video"], r["faces"]) for r in csv.DictReader(f)] == [
+            ("v1", "2"),
+            ("v2", "1"),
+            ("v3", "2"),
+            ("v4", "1"),
+        ]
+    # p_fake 0.078, 0.196 | 0.392 | 0.549 | 0.784 | 0.902: one face in each of six bins
+    bins = _md_table(report, "Reliability bins")
+    assert bins[-1] == ["all", "6", "0.484", "0.500"]
+    assert {row[0]: int(row[1]) for row in bins[:-1]} == {
+        "[0.0, 0.1)": 1,
+        "[0.1, 0.2)": 1,
+        "[0.2, 0.3)": 0,
+        "[0.3, 0.4)": 1,
+        "[0.4, 0.5)": 0,
+        "[0.5, 0.6)": 1,
+        "[0.6, 0.7)": 0,
+        "[0.7, 0.8)": 1,
+        "[0.8, 0.9)": 0,
+        "[0.9, 1.0]": 1,
+    }
+    assert bins[3] == ["[0.3, 0.4)", "1", "0.392", "1.000"] and bins[2] == ["[0.2, 0.3)", "0", "-", "-"]
+    assert sum(int(row[1]) for row in bins[:-1]) == metrics["n"] == 6
+    written = json.loads((out / "metrics.json").read_text())["reliability"]
+    assert [b["n"] for b in written] == [1, 1, 0, 1, 0, 1, 0, 1, 0, 1]
+    assert written[2]["mean_p_fake"] is None and written[9]["bin"] == "[0.9, 1.0]"
+
+
+def test_the_reliability_plot_marks_each_point_with_its_count(tmp_path, monkeypatch):
+    from pipeline.training import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    p_fake = np.array([0.05, 0.06, 0.07, 0.42, 0.95, 0.97, 1.0])
+    plots.plot_reliability({"faces": (p_fake, p_fake > 0.5)}, tmp_path / "r.png")
+    (ax,) = figures[0].axes
+    counts = [text.get_text() for text in ax.texts]
+    assert counts == ["n=3", "n=1", "n=3"]  # one per non-empty bin, in bin order
+    assert sum(int(c[2:]) for c in counts) == len(p_fake)
+    assert "n=7" in ax.get_legend().get_texts()[1].get_text()
 
 
 def test_threshold_flag_moves_the_decisions(known_manifest, tmp_path):

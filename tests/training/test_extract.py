@@ -459,24 +459,23 @@ def _records_of(videos_per_label: dict[str, int], faces_per_video: int = 4) -> l
 
 
 @pytest.mark.parametrize(
-    "videos_per_label, split, parts, warns",
+    "videos_per_label, split, parts",
     [
-        # plenty: every part gets both labels, no warning
-        ({"real": 5, "fake": 5}, (0.8, 0.1, 0.1), {"train", "val", "test"}, []),
-        ({"real": 3, "fake": 3}, (0.8, 0.1, 0.1), {"train", "val", "test"}, []),
-        # a handful: test is left empty (said so), so that val gets one video of each label
-        ({"real": 2, "fake": 2}, (0.8, 0.1, 0.1), {"train", "val"}, ["test part is left empty"]),
-        ({"real": 4, "fake": 2}, (0.8, 0.1, 0.1), {"train", "val"}, ["labelled fake"]),
-        # no test asked for: nothing to warn about
-        ({"real": 2, "fake": 2}, (0.8, 0.2, 0.0), {"train", "val"}, []),
-        # one video a label: no val possible, and the warning says what `train` will miss
-        ({"real": 1, "fake": 1}, (0.8, 0.1, 0.1), {"train"}, ["val part holds no fake/real faces"]),
+        # plenty: every part gets both labels
+        ({"real": 5, "fake": 5}, (0.8, 0.1, 0.1), {"train", "val", "test"}),
+        ({"real": 3, "fake": 3}, (0.8, 0.1, 0.1), {"train", "val", "test"}),
+        # a handful: test is left empty, so that val gets one video of each label
+        ({"real": 2, "fake": 2}, (0.8, 0.1, 0.1), {"train", "val"}),
+        ({"real": 4, "fake": 2}, (0.8, 0.1, 0.1), {"train", "val"}),
+        # no test asked for
+        ({"real": 2, "fake": 2}, (0.8, 0.2, 0.0), {"train", "val"}),
+        # one video a label: train only
+        ({"real": 1, "fake": 1}, (0.8, 0.1, 0.1), {"train"}),
     ],
 )
-def test_splits_of_few_sources_keep_a_validation_part_or_say_why_not(caplog, videos_per_label, split, parts, warns):
+def test_splits_of_few_sources_keep_a_validation_part(videos_per_label, split, parts):
     records = _records_of(videos_per_label)
-    with caplog.at_level(logging.WARNING, logger="pipeline.training.extract"):
-        out = assign_splits(records, split, seed=0)
+    out = assign_splits(records, split, seed=0)
     assert {r.split for r in out} == parts
     for name in parts:  # every part there holds both labels
         assert {r.label for r in out if r.split == name} == {"real", "fake"}
@@ -484,10 +483,189 @@ def test_splits_of_few_sources_keep_a_validation_part_or_say_why_not(caplog, vid
         "split"
     ].nunique().max() == 1  # never a video in two parts
     assert len(out_sources) == len(records)
-    for text in warns:
-        assert text in caplog.text
-    if not warns:
-        assert "WARNING" not in caplog.text
+
+
+LABELS = ("real", "fake")
+
+
+@pytest.mark.parametrize(
+    "videos_per_label, split, expected",
+    [
+        # plenty, or enough for the parts asked for: nothing to say
+        ({"real": 5, "fake": 7}, (0.8, 0.1, 0.1), None),
+        ({"real": 3, "fake": 3}, (0.8, 0.1, 0.1), None),
+        ({"real": 2, "fake": 2}, (0.8, 0.2, 0.0), None),
+        ({"real": 2, "fake": 9}, (0.9, 0.0, 0.1), None),
+        ({"real": 1, "fake": 1}, (1.0, 0.0, 0.0), None),
+        # the issue's case: 1 real, 2 fake
+        (
+            {"real": 1, "fake": 2},
+            (0.8, 0.1, 0.1),
+            "3 source videos with faces (1 real, 2 fake): train gets 1 real + 1 fake, val gets 1 fake, test is "
+            "empty. A part measures something only when it holds a source video of each label, and a video goes "
+            "to one part only, so train, val and test need 3 a label (train and val 2: what `train` needs). Add at "
+            "least 2 real + 1 fake clips (1 real clip for train and val alone), or pass --split 1,0,0 to keep "
+            "every clip in train.",
+        ),
+        # 2 a label: val works, test cannot
+        (
+            {"real": 2, "fake": 2},
+            (0.8, 0.1, 0.1),
+            "4 source videos with faces (2 real, 2 fake): train gets 1 real + 1 fake, val gets 1 real + 1 fake, "
+            "test is empty. A part measures something only when it holds a source video of each label, and a "
+            "video goes to one part only, so train, val and test need 3 a label (train and val 2: what `train` "
+            "needs). Add at least 1 real + 1 fake clips, or pass --split 0.8,0.2,0 to ask for no test part.",
+        ),
+        # many of one label, 2 of the other: test is left empty for all
+        (
+            {"real": 6, "fake": 2},
+            (0.7, 0.2, 0.1),
+            "8 source videos with faces (6 real, 2 fake): train gets 4 real + 1 fake, val gets 2 real + 1 fake, "
+            "test is empty. A part measures something only when it holds a source video of each label, and a "
+            "video goes to one part only, so train, val and test need 3 a label (train and val 2: what `train` "
+            "needs). Add at least 1 fake clip, or pass --split 0.7,0.3,0 to ask for no test part.",
+        ),
+        # one a label, no test asked for (test fraction 0)
+        (
+            {"real": 1, "fake": 1},
+            (0.8, 0.2, 0.0),
+            "2 source videos with faces (1 real, 1 fake): train gets 1 real + 1 fake, val is empty, test is not "
+            "asked for. A part measures something only when it holds a source video of each label, and a video "
+            "goes to one part only, so train and val need 2 a label (what `train` needs). Add at least 1 real + "
+            "1 fake clips, or pass --split 1,0,0 to keep every clip in train.",
+        ),
+        # no val asked for (val fraction 0): test gets what it can
+        (
+            {"real": 1, "fake": 3},
+            (0.9, 0.0, 0.1),
+            "4 source videos with faces (1 real, 3 fake): train gets 1 real + 2 fake, test gets 1 fake, val is "
+            "not asked for. A part measures something only when it holds a source video of each label, and a "
+            "video goes to one part only, so train and test need 2 a label. Add at least 1 real clip, or pass "
+            "--split 1,0,0 to keep every clip in train.",
+        ),
+        # no video of a label: nothing goes anywhere but train, and no --split helps
+        (
+            {"real": 3, "fake": 0},
+            (0.8, 0.1, 0.1),
+            "3 source videos with faces (3 real, 0 fake): train gets 3 real, val and test are empty. A part "
+            "measures something only when it holds a source video of each label, and a video goes to one part "
+            "only, so train, val and test need 3 a label (train and val 2: what `train` needs). Add at least 3 "
+            "fake clips (2 fake clips for train and val alone).",
+        ),
+        (
+            {"real": 0, "fake": 0},
+            (0.8, 0.1, 0.1),
+            "0 source videos with faces (0 real, 0 fake): train, val and test are empty. A part measures "
+            "something only when it holds a source video of each label, and a video goes to one part only, so "
+            "train, val and test need 3 a label (train and val 2: what `train` needs). Add at least 3 real + 3 "
+            "fake clips (2 real + 2 fake clips for train and val alone).",
+        ),
+        (
+            {"real": 1, "fake": 0},
+            (1.0, 0.0, 0.0),
+            "1 source video with faces (1 real, 0 fake): train gets 1 real, val and test are not asked for. A "
+            "part measures something only when it holds a source video of each label, and a video goes to one "
+            "part only, so train needs 1 a label. Add at least 1 fake clip.",
+        ),
+    ],
+)
+def test_one_message_says_what_a_split_can_and_cannot_hold(tmp_path, caplog, videos_per_label, split, expected):
+    """The message is derived from the counts; a build logs it once and nothing else about the split."""
+    records = _records_of(videos_per_label)
+    out = tmp_path / "DS"
+    out.mkdir()
+    with open(out / "faces_all.csv", "w", newline="") as f:
+        f.write(",".join(FaceRecord.columns()) + "\n")
+        for r in records:
+            f.write(",".join(str(v) for v in dataclasses.astuple(r)) + "\n")
+    with caplog.at_level(logging.INFO, logger="pipeline.training.extract"):
+        summary = extract.write_manifest(out, ExtractConfig(split=split))
+    assert summary["split_message"] == expected
+    held = summary["sources_per_part"]
+    assert extract.split_message(held, split, LABELS) == expected  # from the counts alone
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    for part, counts in held.items():  # the counts are the manifest's
+        assert counts == manifest[manifest["split"] == part].groupby("label")["source_video"].nunique().to_dict()
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert logged == ([expected] if expected else [])
+
+
+def test_the_split_message_says_what_stratify_took():
+    held = {"train": {"real": 1, "fake": 1}}
+    text = extract.split_message(held, (0.8, 0.1, 0.1), LABELS, dropped_by_stratify=1)
+    assert text.startswith("2 source videos with faces left after --stratify dropped 1 whole clip (1 real, 1 fake):")
+    text = extract.split_message(held, (0.8, 0.1, 0.1), LABELS, dropped_by_stratify=0)
+    assert text.startswith("2 source videos with faces after --stratify (1 real, 1 fake):")
+
+
+def _faces(label: str, source: str, n: int, yaw: float = 0.0, size: float = 100.0) -> list[FaceRecord]:
+    return [
+        FaceRecord(f"{source}_{i}.jpg", label, source, i, 0.0, 0, 0, 10, 10, 0.99, yaw, size, 50.0, "", 0, "x")
+        for i in range(n)
+    ]
+
+
+def test_stratify_spreads_what_it_keeps_over_the_clips():
+    # one bin: 2 real faces, 6 fake faces from two clips; the 2 fake faces kept come one from each
+    records = _faces("real", "real/r1", 2) + _faces("fake", "fake/f1", 3) + _faces("fake", "fake/f2", 3)
+    for seed in range(10):
+        kept = stratify(records, LABELS, seed)
+        assert sorted(r.source_video for r in kept) == ["fake/f1", "fake/f2", "real/r1", "real/r1"]
+    assert extract.stratify_message(records, records, LABELS) is None  # nothing dropped: nothing to say
+    kept = stratify(records, LABELS, 0)
+    assert extract.stratify_message(records, kept, LABELS) == (
+        "--stratify dropped 4 of 8 faces: real 0 of 2; fake 4 of 6, from 2 of 2 clips. Why: --stratify gives "
+        "every label the same count in every pose/size bin, as many as the label with fewer faces has there "
+        "(most dropped in yaw-15..15 size64-128: 2 real, 6 fake). Per clip: stratification_clips.csv."
+    )
+
+
+def test_a_clip_stratify_drops_whole_is_counted_named_and_recorded(tmp_path, caplog):
+    # fake/f2's faces are all in profile (yaw > 45): no real face there, so none of them can stay
+    records = (
+        _faces("real", "real/r1", 2)
+        + _faces("real", "real/r2", 2)
+        + _faces("fake", "fake/f1", 5)
+        + _faces("fake", "fake/f2", 3, yaw=60.0)
+        + _faces("fake", "fake/f3", 1)
+    )
+    out = tmp_path / "DS"
+    out.mkdir()
+    with open(out / "faces_all.csv", "w", newline="") as f:
+        f.write(",".join(FaceRecord.columns()) + "\n")
+        for r in records:
+            f.write(",".join(str(v) for v in dataclasses.astuple(r)) + "\n")
+    with caplog.at_level(logging.INFO, logger="pipeline.training.extract"):
+        summary = extract.write_manifest(out, ExtractConfig(stratify=True))
+    message = summary["stratify_message"]
+    assert message.startswith(
+        "--stratify dropped 5 of 13 faces: real 0 of 4; fake 5 of 9, from 2 of 3 clips, dropping 1 whole clip "
+        "(fake/f2: 3 faces). Why:"
+    )
+    assert "(most dropped in yaw>45 size64-128: 0 real, 3 fake)" in message
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings[0] == message  # a whole clip gone: a warning, before the split's message
+    # 2 real and 2 fake clips left: too few for a test part, and the split's message says why
+    assert summary["split_message"].startswith(
+        "4 source videos with faces left after --stratify dropped 1 whole clip (2 real, 2 fake):"
+    )
+    assert warnings == [message, summary["split_message"]]
+    clips = pd.read_csv(out / "stratification_clips.csv")
+    assert list(clips.columns) == [
+        "source_video",
+        "label",
+        "faces_before",
+        "faces_after",
+        "dropped",
+        "whole_clip_dropped",
+    ]
+    row = clips.set_index("source_video").loc["fake/f2"]
+    assert (row["faces_before"], row["faces_after"], row["dropped"], bool(row["whole_clip_dropped"])) == (3, 0, 3, True)
+    assert clips["dropped"].sum() == 5 == summary["faces_before_stratify"] - summary["faces"]
+    assert (clips["faces_before"] - clips["faces_after"] == clips["dropped"]).all()
+    # a build without --stratify drops nothing and leaves no stale per-clip record
+    assert extract.write_manifest(out, ExtractConfig())["stratify_message"] is None
+    assert not (out / "stratification_clips.csv").exists()
 
 
 def test_summary_counts_per_split_without_tuple_keys(dataset):
