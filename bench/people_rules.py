@@ -74,8 +74,8 @@ def rules_after(faces, threshold: float) -> dict[str, float]:
     return {
         "mean": float(np.mean(p)),
         "median": float(np.median(p)),
-        "track_max": verdict_track(tracks).score,
-        "track_max_unweighted": verdict_track(unweighted).score,
+        "track_max": verdict_track(tracks).verdict_score,
+        "track_max_unweighted": verdict_track(unweighted).verdict_score,
         "track_max_size_rule": old_track_max(p, ids, sizes),
     }
 

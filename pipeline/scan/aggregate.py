@@ -60,13 +60,16 @@ def size_reliability(face_px: float) -> float:
 class TrackSummary:
     """One track (person) of a clip and its part in the verdict.
 
-    ``track_id``: as in the faces; ``n_faces``; ``n_frames``: sampled frames it was seen in (distinct
+    The same fields, by the same names, as its output record :class:`pipeline.scan.records.TrackRow`
+    (which adds the clip, its sampled frames and whether this person sets the verdict).
+
+    ``track_id``: as in the faces; ``n_faces``; ``frames_with_faces``: sampled frames it was seen in (distinct
     face times); ``first_timestamp_s``/``last_timestamp_s``: when
     it was seen (seconds); ``median_face_px``: median longer box side (source pixels);
     ``mean_p_fake``/``max_p_fake`` over its faces; ``static``: it never moved nor changed (a
-    photo, a poster, a screen); ``weight``: :func:`size_reliability` of its median face;
-    ``score``: its ``p_fake`` for the verdict, the mean pulled toward the model's neutral
-    ``p_fake`` by ``1 - weight``; ``counted``: whether it takes part in the verdict; ``reason``: one of
+    photo, a poster, a screen); ``size_weight``: :func:`size_reliability` of its median face;
+    ``verdict_score``: its ``p_fake`` for the verdict, the mean pulled toward the model's neutral
+    ``p_fake`` by ``1 - size_weight``; ``counted``: whether it takes part in the verdict; ``reason``: one of
     :data:`REASONS` (``counted``, ``counted_small_faces``, ``counted_static_only`` when only
     static faces were seen; left out: ``too_few_faces``, ``static``).
     """
@@ -79,11 +82,11 @@ class TrackSummary:
     mean_p_fake: float
     max_p_fake: float
     static: bool
-    weight: float
-    score: float
+    size_weight: float
+    verdict_score: float
     counted: bool
     reason: str
-    n_frames: int = 0
+    frames_with_faces: int = 0
 
 
 def summarize_tracks(
@@ -103,7 +106,7 @@ def summarize_tracks(
     ``None``: none). A track counts unless it has too few faces (under
     :data:`MIN_TRACK_FACES`, or as many as the longest track if fewer, and under
     :data:`MIN_TRACK_SHARE` of the longest track's) or is static while some moving person
-    counts; its ``score`` is ``neutral_p_fake + weight * (mean_p_fake - neutral_p_fake)``
+    counts; its ``verdict_score`` is ``neutral_p_fake + weight * (mean_p_fake - neutral_p_fake)``
     (``neutral_p_fake``: the model's own threshold, :func:`pipeline.models.factory.neutral_p_fake`).
     """
     p = np.asarray(p_fake, dtype=np.float64)
@@ -150,20 +153,20 @@ def summarize_tracks(
                 mean_p_fake=mean,
                 max_p_fake=float(np.max(p[mine])),
                 static=is_static[t],
-                weight=round(weight, 3),
-                score=float(neutral_p_fake + weight * (mean - neutral_p_fake)),
+                size_weight=round(weight, 3),
+                verdict_score=float(neutral_p_fake + weight * (mean - neutral_p_fake)),
                 counted=counted,
                 reason=reason,
-                n_frames=len(np.unique(frame_of[mine])),
+                frames_with_faces=len(np.unique(frame_of[mine])),
             )
         )
     return out
 
 
 def verdict_track(tracks: Sequence[TrackSummary]) -> TrackSummary:
-    """The counted track with the highest ``score`` (the first of equals); ``tracks`` must hold
+    """The counted track with the highest ``verdict_score`` (the first of equals); ``tracks`` must hold
     at least one counted track (:func:`summarize_tracks` always counts one)."""
-    return max((t for t in tracks if t.counted), key=lambda t: t.score)
+    return max((t for t in tracks if t.counted), key=lambda t: t.verdict_score)
 
 
 def aggregate_mean(p_fake: Sequence[float], track_ids: Sequence[int], face_sizes_px=None, **_) -> float:
@@ -180,7 +183,7 @@ def aggregate_track_max(p_fake: Sequence[float], track_ids: Sequence[int], face_
     """The most suspicious counted track's score (:func:`summarize_tracks`, :func:`verdict_track`):
     one swapped person among several real ones is not averaged away, and a small one is not
     dropped. ``context``: ``timestamps_s``, ``static``, ``neutral_p_fake``."""
-    return verdict_track(summarize_tracks(p_fake, track_ids, face_sizes_px, **context)).score
+    return verdict_track(summarize_tracks(p_fake, track_ids, face_sizes_px, **context)).verdict_score
 
 
 AGGREGATIONS: dict[str, Callable[..., float]] = {

@@ -338,13 +338,13 @@ def verdict_row(
             face_stats["verdict_track_id"] = track_id
         elif config.aggregation == "track_max":
             verdict = verdict_track(tracks)
-            p_fake = verdict.score
+            p_fake = verdict.verdict_score
             face_stats["verdict_track_id"] = verdict.track_id
         else:
             p_fake = AGGREGATIONS[config.aggregation]([f.p_fake for f in faces], [f.track_id for f in faces])
         p_fake = float(np.clip(p_fake, 0.0, 1.0))
         label = label_for(p_fake, config.threshold, config.uncertain_below)
-        if not still_image and little_face_evidence(n_frames, [t.n_frames for t in tracks], len(faces)):
+        if not still_image and little_face_evidence(n_frames, [t.frames_with_faces for t in tracks], len(faces)):
             codes.add(LITTLE_FACE_EVIDENCE)
             label = "UNCERTAIN"
         measured = [f.quality for f in faces if f.quality is not None]

@@ -10,10 +10,8 @@ clip's face rows (the columns of ``faces.csv`` without ``video_path``).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -29,21 +27,13 @@ def is_jsonl(path: str | Path) -> bool:
     return Path(path).suffix.lower() in JSONL_SUFFIXES
 
 
-def _value(value):
-    if isinstance(value, float):
-        return None if math.isnan(value) else round(value, 6)
-    return value
-
-
 def row_object(row, faces: Sequence | None = None) -> dict:
-    """The JSON object of one clip row (a dataclass): every field by name, floats rounded to 6
-    decimals; with ``faces`` (face rows), a ``faces`` list of their fields but ``video_path``."""
-    obj = {f.name: _value(getattr(row, f.name)) for f in dataclasses.fields(row)}
+    """The JSON object of one clip row (a record of :mod:`pipeline.scan.records`: every field by
+    name, :meth:`~pipeline.scan.records.CsvRow.to_json`); with ``faces`` (face rows), a ``faces``
+    list of their objects but ``video_path``."""
+    obj = row.to_json()
     if faces is not None:
-        obj["faces"] = [
-            {f.name: _value(getattr(face, f.name)) for f in dataclasses.fields(face) if f.name != "video_path"}
-            for face in faces
-        ]
+        obj["faces"] = [face.to_json(without=("video_path",)) for face in faces]
     return obj
 
 

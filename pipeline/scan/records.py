@@ -20,12 +20,32 @@ VERDICT_STATUSES = ("ok", "partial")
 LABELS = ("FAKE", "UNCERTAIN", "REAL")
 
 
+def json_value(value):
+    """A field's value in JSON: floats rounded to 6 decimals (NaN and infinities as ``null``),
+    tuples as lists; everything else as it is."""
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else None
+    if isinstance(value, tuple):
+        return [json_value(v) for v in value]
+    return value
+
+
 class CsvRow:
-    """Mixin for frozen dataclasses written as CSV rows: the header is the field names."""
+    """Mixin for the frozen dataclasses that are the package's output records; each writes
+    itself to every format, under its field names: a CSV row (the header is :meth:`columns`,
+    the cells :meth:`cells`), a JSON object (:meth:`to_json`, JSON Lines and the web API)."""
 
     @classmethod
     def columns(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+    def cells(self) -> list:
+        """The values in :meth:`columns` order (the CSV sink formats them)."""
+        return [getattr(self, name) for name in self.columns()]
+
+    def to_json(self, *, without: Sequence[str] = ()) -> dict:
+        """Every field by name but those in ``without``, JSON-ready (:func:`json_value`)."""
+        return {name: json_value(getattr(self, name)) for name in self.columns() if name not in without}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,25 +267,11 @@ class TrackRow(CsvRow):
     @classmethod
     def from_summary(cls, video_path: str, track, *, frames_sampled: int, sets_verdict: bool = False) -> TrackRow:
         """The row of one :class:`pipeline.scan.aggregate.TrackSummary` of a clip of ``frames_sampled``
-        sampled frames (``p_fake`` values to 5 decimals)."""
-        return cls(
-            video_path=video_path,
-            track_id=track.track_id,
-            n_faces=track.n_faces,
-            frames_with_faces=track.n_frames,
-            frames_sampled=frames_sampled,
-            first_timestamp_s=track.first_timestamp_s,
-            last_timestamp_s=track.last_timestamp_s,
-            median_face_px=track.median_face_px,
-            mean_p_fake=round(track.mean_p_fake, 5),
-            max_p_fake=round(track.max_p_fake, 5),
-            counted=track.counted,
-            reason=track.reason,
-            static=track.static,
-            size_weight=track.weight,
-            verdict_score=round(track.score, 5),
-            sets_verdict=sets_verdict,
-        )
+        sampled frames: its fields by the same names (``p_fake`` values to 5 decimals)."""
+        fields = {f.name: getattr(track, f.name) for f in dataclasses.fields(track)}
+        for name in ("mean_p_fake", "max_p_fake", "verdict_score"):
+            fields[name] = round(fields[name], 5)
+        return cls(video_path=video_path, frames_sampled=frames_sampled, sets_verdict=sets_verdict, **fields)
 
 
 def display_path(path) -> str:

@@ -59,7 +59,7 @@ from pipeline.scan.analyze import (
     verdict_row,
 )
 from pipeline.scan.notes import LITTLE_FACE_EVIDENCE, split_notes
-from pipeline.scan.records import VideoRow, label_for
+from pipeline.scan.records import FaceRow, TrackRow, VideoRow, label_for
 from pipeline.video.animated import is_animated
 from pipeline.video.decode import (
     MAX_DECODE_LONG_SIDE_PX,
@@ -653,7 +653,7 @@ def reason_text(track: TrackSummary) -> str:
     e.g. "counted, small faces weighed down (×0.70: 0.63 counts as 0.59)" or "left out: seen in
     too few frames"."""
     return REASON_TEXTS.get(track.reason, track.reason).format(
-        weight=track.weight, mean=track.mean_p_fake, score=track.score
+        weight=track.size_weight, mean=track.mean_p_fake, score=track.verdict_score
     )
 
 
@@ -775,7 +775,8 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
                 "small_faces",
                 f"The verdict rests on person {verdict.track_id}, whose faces are small (about "
                 f"{verdict.median_face_px:.0f} px, under {SMALL_FACE_PX} px): the model reads them less reliably, so "
-                f"their score was weighed down (×{verdict.weight:.2f}) toward undecided. Look at their faces below.",
+                f"their score was weighed down (×{verdict.size_weight:.2f}) toward undecided. "
+                "Look at their faces below.",
             )
     if row.tone_mapped is False:
         note(
@@ -806,25 +807,11 @@ def _verdict_track_id(row: VideoRow, tracks: list[TrackSummary], config: ScanCon
 
 
 def _person(track: TrackSummary, verdict_id: int | None, frames_sampled: int) -> dict:
-    """One person of the payload's ``tracks`` (see :func:`build_result`)."""
-    return {
-        "track_id": track.track_id,
-        "n_faces": track.n_faces,
-        "frames_with_faces": track.n_frames,
-        "frames_sampled": frames_sampled,
-        "mean_p_fake": _num(track.mean_p_fake, 4),
-        "max_p_fake": _num(track.max_p_fake, 4),
-        "first_s": _num(track.first_timestamp_s, 3),
-        "last_s": _num(track.last_timestamp_s, 3),
-        "median_face_px": round(track.median_face_px, 1),
-        "static": track.static,
-        "size_weight": _num(track.weight, 3),
-        "verdict_score": _num(track.score, 4),
-        "counted": track.counted,
-        "reason": track.reason,
-        "reason_text": reason_text(track),
-        "sets_verdict": track.track_id == verdict_id,
-    }
+    """One person of the payload's ``tracks`` (see :func:`build_result`): the ``--tracks-csv``
+    record (:class:`pipeline.scan.records.TrackRow`, the same fields by the same names, less
+    ``video_path``), with ``reason_text``, its ``reason`` in words."""
+    row = TrackRow.from_summary("", track, frames_sampled=frames_sampled, sets_verdict=track.track_id == verdict_id)
+    return {**row.to_json(without=("video_path",)), "reason_text": reason_text(track)}
 
 
 def build_result(
@@ -840,7 +827,9 @@ def build_result(
 ) -> tuple[dict, ResultImages]:
     """The JSON-ready facts of a scored upload and the JPEGs it refers to (:class:`ResultImages`).
 
-    ``faces`` are sorted worst first (:func:`worst_first`); the first ``max_thumbnails`` carry a
+    ``faces`` are the ``--faces-csv`` records (:class:`pipeline.scan.records.FaceRow`: the same fields by
+    the same names, less ``video_path``) with ``sample_index``, sorted worst first (:func:`worst_first`);
+    the first ``max_thumbnails`` carry a
     ``thumbnail_url`` and, when ``evidence`` holds their saliency maps, a ``saliency_url``, served
     from memory by job id and index. ``frame``: the boxed frame of the worst face (URL, time,
     sample, size, faces boxed), or ``null``. ``media`` carries the row's facts about the file
@@ -849,7 +838,8 @@ def build_result(
     ``covered_s``/``reached_end``: how much of the clip the samples span; ``null`` where a fact
     does not apply, as for still images). ``tracks``: the people (person N is ``track_id`` N-1),
     by ``track_id``, from ``result.tracks`` (:class:`pipeline.scan.aggregate.TrackSummary`, the
-    same the verdict was made from): ``n_faces``, ``first_s``/``last_s``, ``median_face_px``,
+    same the verdict was made from), as the ``--tracks-csv`` records (:class:`pipeline.scan.records.TrackRow`,
+    less ``video_path``): ``n_faces``, ``first_timestamp_s``/``last_timestamp_s``, ``median_face_px``,
     ``mean_p_fake``/``max_p_fake``, ``static``, ``size_weight`` (the model's reliability at their
     face size), ``verdict_score`` (their score as the rule compares it), ``counted`` with its
     ``reason`` (a code of :data:`pipeline.scan.aggregate.REASONS`) and ``reason_text``
@@ -878,17 +868,11 @@ def build_result(
         overlays = tuple(encode_jpeg(overlay_saliency(f.crop_rgb, m)) for f, m in zip(shown, evidence.saliency))
     base = f"/api/v1/jobs/{job_id}"
     face_items = []
-    for i, f in enumerate(faces):
+    for i, f in enumerate(faces):  # the --faces-csv record, with where its images are
         face_items.append(
             {
-                "track_id": f.track_id,
+                **FaceRow.from_face("", f).to_json(without=("video_path",)),
                 "sample_index": f.sample_index,
-                "frame_index": f.frame_index,
-                "timestamp_s": _num(f.timestamp_s, 3),
-                "p_fake": _num(f.p_fake, 4),
-                "box_xyxy": [round(v, 1) for v in f.box_xyxy],
-                "face_px": round(_face_px(f), 1),
-                "det_confidence": _num(f.det_confidence, 4),
                 "thumbnail_url": f"{base}/faces/{i}.jpg" if i < len(thumbnails) else None,
                 "saliency_url": f"{base}/saliency/{i}.jpg" if i < len(overlays) else None,
             }
@@ -896,7 +880,7 @@ def build_result(
     summaries = result.tracks or track_summaries(result.faces, config, neutral_p_fake=neutral_p_fake(scorer))
     summaries = sorted(summaries, key=lambda t: t.track_id)
     verdict_id = _verdict_track_id(row, summaries, config)
-    tracks = [_person(t, verdict_id, row.n_frames) for t in summaries]
+    tracks = [_person(t, verdict_id, row.frames_sampled) for t in summaries]
     if config.aggregation in ("track_max", "learned") and row.p_fake is not None:
         # the clip's p_fake is one person's score: name them, so a FAKE next to REAL-looking people reads right
         for track in tracks:

@@ -109,11 +109,11 @@ def test_smaller_fake_person_sets_the_verdict(smaller):
     assert row.n_tracks == len(smaller.tracks) == 2
     small, large = sorted(smaller.tracks, key=lambda t: t.median_face_px)
     assert small.median_face_px < 0.6 * large.median_face_px
-    assert small.counted and small.reason == COUNTED_SMALL and 0 < small.weight < 1
+    assert small.counted and small.reason == COUNTED_SMALL and 0 < small.size_weight < 1
     assert large.counted and large.reason == COUNTED
     assert row.n_tracks_counted == 2  # no track left out for its size
     assert row.verdict_track_id == small.track_id
-    assert row.p_fake == pytest.approx(small.score)
+    assert row.p_fake == pytest.approx(small.verdict_score)
     assert row.label == "FAKE"
 
 
@@ -161,7 +161,7 @@ def test_photo_is_a_static_track_left_out(photo_on_real):
     assert person.counted and person.reason == COUNTED
     assert row.n_tracks_counted == 1
     assert row.verdict_track_id == person.track_id
-    assert row.p_fake == pytest.approx(person.score)
+    assert row.p_fake == pytest.approx(person.verdict_score)
 
 
 # ---------------------------------------------------------------------------------------------

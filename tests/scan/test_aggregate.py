@@ -167,8 +167,8 @@ def test_summarize_tracks_reasons(tracks, expected):
 )
 def test_track_score_is_the_mean_pulled_toward_the_threshold(size_px, mean, threshold, weight):
     (track,) = summarize_tracks([mean] * 5, [0] * 5, [size_px] * 5, neutral_p_fake=threshold)
-    assert track.weight == pytest.approx(weight)
-    assert track.score == pytest.approx(threshold + weight * (mean - threshold))
+    assert track.size_weight == pytest.approx(weight)
+    assert track.verdict_score == pytest.approx(threshold + weight * (mean - threshold))
     assert track.mean_p_fake == pytest.approx(mean) and track.median_face_px == size_px
 
 
@@ -189,7 +189,12 @@ def test_summary_fields_times_sizes_and_max():
 
 def test_without_sizes_every_face_is_full_size():
     (track,) = summarize_tracks([0.8, 0.8, 0.8], [0, 0, 0])
-    assert (track.weight, track.score, track.median_face_px, track.reason) == (1.0, pytest.approx(0.8), 0.0, COUNTED)
+    assert (track.size_weight, track.verdict_score, track.median_face_px, track.reason) == (
+        1.0,
+        pytest.approx(0.8),
+        0.0,
+        COUNTED,
+    )
 
 
 def test_size_reliability_is_monotone_and_full_from_160_px():

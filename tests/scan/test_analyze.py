@@ -33,7 +33,7 @@ def test_face_rows_match_faces(clip_dir, detector, scorer):
     assert all(r.video_path == result.row.video_path and r.x2 > r.x1 for r in rows)
     (track,) = result.tracks  # one track: its mean, pulled toward the threshold by its size's reliability
     assert track.mean_p_fake == pytest.approx(np.mean([r.p_fake for r in rows]), abs=1e-9)
-    assert result.row.p_fake == pytest.approx(track.score, abs=1e-9)
+    assert result.row.p_fake == pytest.approx(track.verdict_score, abs=1e-9)
     assert result.row.verdict_track_id == track.track_id and result.row.n_tracks_counted == 1
 
 

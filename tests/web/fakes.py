@@ -82,6 +82,7 @@ def ok_result(
         config = ScanConfig(threshold=threshold, aggregation=aggregation, uncertain_below=uncertain_below)
         fields.update(threshold=threshold, uncertain_below=uncertain_below, label_rule=config.label_rule)
     fields.update(row_fields)
+    fields.setdefault("frames_sampled", fields["n_frames"])  # the same, as the scanner writes them
     label = label_for(p_fake, threshold, uncertain_below)
     return VideoResult(VideoRow("clip.mp4", "ok", p_fake=p_fake, label=label, **fields), tuple(faces), tuple(tracks))
 

@@ -513,8 +513,8 @@ PERSON_KEYS = {
     "frames_sampled",
     "mean_p_fake",
     "max_p_fake",
-    "first_s",
-    "last_s",
+    "first_timestamp_s",
+    "last_timestamp_s",
     "median_face_px",
     "sets_clip_p_fake",
     # what the verdict made of them
@@ -567,7 +567,11 @@ def test_people_say_whether_they_were_counted_and_why():
     assert [n for n, p in by_person.items() if p["sets_verdict"]] == [2]
     assert [n for n, p in by_person.items() if p["sets_clip_p_fake"]] == [2]
     assert by_person[3]["static"] and not by_person[2]["static"]
-    assert (by_person[4]["n_faces"], by_person[4]["first_s"], by_person[4]["last_s"]) == (1, 4.0, 4.0)
+    assert (by_person[4]["n_faces"], by_person[4]["first_timestamp_s"], by_person[4]["last_timestamp_s"]) == (
+        1,
+        4.0,
+        4.0,
+    )
     assert by_person[2]["median_face_px"] == 64.0
     # the people match the scanner's own summaries: one source
     assert [(t.track_id, t.counted, t.reason) for t in result.tracks] == [
@@ -593,3 +597,22 @@ def test_people_of_a_result_without_summaries_are_summarized_the_same():
     full = ok_result(faces, 0.2)
     bare = dataclasses.replace(full, tracks=())
     assert build(bare)[0]["tracks"] == build(full)[0]["tracks"]
+
+
+def test_the_payloads_people_and_faces_are_the_csv_records_by_the_same_names():
+    from pipeline.scan.records import FaceRow, TrackRow
+
+    faces = one_person(0.2, n=4) + [face(i, 1, 0.9, size_px=64) for i in range(4)]
+    result = ok_result(faces, 0.6)
+    payload, _ = build(result)
+    extras = {"reason_text", "sets_clip_p_fake"}
+    for person, row in zip(payload["tracks"], result.track_rows()):
+        assert set(person) - extras == set(TrackRow.columns()) - {"video_path"}
+        assert {k: person[k] for k in person if k not in extras | {"verdict_score"}} == {
+            k: v for k, v in row.to_json(without=("video_path",)).items() if k != "verdict_score"
+        }
+    rows = {(r.frame_index, r.track_id): r for r in result.face_rows()}
+    for item in payload["faces"]:
+        assert set(item) == set(FaceRow.columns()) - {"video_path"} | {"sample_index", "thumbnail_url", "saliency_url"}
+        row = rows[(item["frame_index"], item["track_id"])]
+        assert {k: item[k] for k in row.to_json(without=("video_path",))} == row.to_json(without=("video_path",))
