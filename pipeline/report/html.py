@@ -161,6 +161,7 @@ class ClipRecord:
     frames_with_faces: int | None = None
     frames_sampled: int | None = None
     quality_outside: str = ""
+    caveats: tuple[str, ...] = ()
 
     @property
     def seen_text(self) -> str:
@@ -171,7 +172,11 @@ class ClipRecord:
 
     @property
     def note_sentences(self) -> list[str]:
-        """The row's notes in words (:mod:`pipeline.report.notes`), as the web page and JSON Lines say them."""
+        """The row's caveats in words, as the web page says them: those a JSON Lines object carries
+        (``caveats``, :func:`pipeline.report.explain.row_explanation`), else its note codes' texts
+        (:mod:`pipeline.report.notes`)."""
+        if self.caveats:
+            return list(self.caveats)
         return [sentence for _, sentence in row_note_sentences(self.notes, self.quality_outside)]
 
 
@@ -278,7 +283,19 @@ def _record(fields: Mapping, where: str) -> ClipRecord:
         frames_with_faces=_count(fields.get("frames_with_faces"), "frames_with_faces", where),
         frames_sampled=_count(fields.get("frames_sampled"), "frames_sampled", where),
         quality_outside=_text(fields.get("quality_outside")),
+        caveats=_caveat_texts(fields.get("caveats"), where),
     )
+
+
+def _caveat_texts(caveats, where: str) -> tuple[str, ...]:
+    """The texts of a JSON Lines object's ``caveats`` (``[{"kind", "text"}, ...]``; absent in CSV)."""
+    if caveats in (None, ""):
+        return ()
+    items = caveats if isinstance(caveats, list) else [None]
+    well_formed = all(isinstance(c, dict) and isinstance(c.get("text"), str) for c in items)
+    if not well_formed:
+        raise ReportError(f"{where}: caveats is not a list of {{kind, text}} objects")
+    return tuple(_text(c["text"]) for c in caveats)
 
 
 def band_from_rule(label_rule: str) -> float | None:

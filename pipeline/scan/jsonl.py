@@ -27,11 +27,18 @@ def is_jsonl(path: str | Path) -> bool:
     return Path(path).suffix.lower() in JSONL_SUFFIXES
 
 
-def row_object(row, faces: Sequence | None = None) -> dict:
+# Keys of a clip's object beyond its row's fields: its faces (--nest-faces) and its verdict in words.
+EXTRA_KEYS = ("faces", "verdict_text", "caveats")
+
+
+def row_object(row, faces: Sequence | None = None, explanation: dict | None = None) -> dict:
     """The JSON object of one clip row (a record of :mod:`pipeline.scan.records`: every field by
-    name, :meth:`~pipeline.scan.records.CsvRow.to_json`); with ``faces`` (face rows), a ``faces``
-    list of their objects but ``video_path``."""
+    name, :meth:`~pipeline.scan.records.CsvRow.to_json`); with ``explanation``
+    (:func:`pipeline.report.explain.row_explanation`), its ``verdict_text`` and ``caveats``; with
+    ``faces`` (face rows), a ``faces`` list of their objects but ``video_path``."""
     obj = row.to_json()
+    if explanation is not None:
+        obj.update(verdict_text=explanation["verdict_text"], caveats=explanation["caveats"])
     if faces is not None:
         obj["faces"] = [face.to_json(without=("video_path",)) for face in faces]
     return obj
@@ -76,7 +83,7 @@ def _text(value) -> str:
 def read_jsonl_header(path: str | Path) -> list[str]:
     """The field names of the first object (empty when there is none)."""
     objects = read_objects(path)
-    return [k for k in objects[0] if k != "faces"] if objects else []
+    return [k for k in objects[0] if k not in EXTRA_KEYS] if objects else []
 
 
 def read_jsonl_done_keys(path: str | Path, key: str) -> set[str]:
@@ -114,7 +121,7 @@ class JsonlSink(CsvSink):
                     f.truncate(end)
                 log.warning("%s: dropped a torn last line left by an interrupted run", self.path)
             objects = read_objects(self.path)
-            header = [k for k in objects[0] if k != "faces"] if objects else []
+            header = [k for k in objects[0] if k not in EXTRA_KEYS] if objects else []
             if header and header != self.columns:
                 raise ValueError(f"{self.path} has fields {header}, expected {self.columns}; use --overwrite")
             if objects and ("faces" in objects[0]) != self.nest_faces:
@@ -128,10 +135,10 @@ class JsonlSink(CsvSink):
             self._file = open(self.path, "w", encoding="utf-8", errors="surrogateescape")
             self._sync()
 
-    def write(self, row, faces: Sequence | None = None) -> None:
+    def write(self, row, faces: Sequence | None = None, explanation: dict | None = None) -> None:
         """Append one clip's object (with ``faces`` nested when the sink was made with
-        ``faces=True``) and flush it to disk."""
-        self._write_objects([row_object(row, faces if self.nest_faces else None)])
+        ``faces=True``, and its ``explanation`` in words) and flush it to disk."""
+        self._write_objects([row_object(row, faces if self.nest_faces else None, explanation)])
 
     def write_many(self, rows: Iterable) -> None:
         """Append rows (no faces) and flush them to disk once."""

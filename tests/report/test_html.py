@@ -760,3 +760,17 @@ def test_a_note_code_this_version_does_not_know_is_refused_naming_it(tmp_path):
     path.write_text("\n".join([lines[0], ",".join(cells)]) + "\n")
     with pytest.raises(ReportError, match=r"notes \['made_up_note'\] are not codes this version knows"):
         read_scores(path)
+
+
+def test_the_notes_of_a_jsonl_scores_file_are_its_caveats_in_full(tmp_path):
+    from pipeline.report.explain import row_explanation
+    from pipeline.scan.jsonl import JsonlSink
+
+    row = ok_row("clips/turned.mp4", 0.8, rotation_guess_deg=90, frames_sampled=10, frames_with_faces=10)
+    out = tmp_path / "s.jsonl"
+    with JsonlSink(out, VideoRow.columns(), resume=False) as sink:
+        sink.write(row, explanation=row_explanation(row))
+    page = render(read_scores(out))[0]
+    keys = [c[0] for c in TABLE_COLUMNS]
+    (shown,) = page_data(page)["rows"]
+    assert shown[keys.index("notes")].startswith("The faces were found only with the frames turned 90°")

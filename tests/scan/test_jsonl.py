@@ -147,3 +147,36 @@ def test_a_resume_keeps_faces_nested_or_not_as_the_file_has_them(tmp_path):
     with JsonlSink(out, VideoRow.columns(), resume=True, faces=True) as sink:
         sink.write(_row("b.mp4"), faces=[])
     assert [o["faces"] for o in read_objects(out)] == [[], []]
+
+
+def test_a_clips_object_says_its_verdict_and_caveats_in_the_webs_words_and_still_resumes(tmp_path):
+    from pipeline.report.explain import row_explanation
+    from pipeline.report.notes import NOTES
+
+    row = VideoRow(
+        "cut.mp4",
+        "partial",
+        p_fake=0.7,
+        label="UNCERTAIN",
+        notes="little_face_evidence",
+        threshold=0.5,
+        n_frames=3,
+        frames_sampled=3,
+        frames_with_faces=1,
+        covered_s=1.0,
+        reached_end=False,
+        duration_s=10.0,
+        error="decoded 1.0 s of 10.0 s: the file ends before the length its header states",
+    )
+    out = tmp_path / "scores.jsonl"
+    with JsonlSink(out, VideoRow.columns(), resume=False) as sink:
+        sink.write(row, explanation=row_explanation(row))
+    (obj,) = read_objects(out)
+    assert obj["verdict_text"].startswith("Faces were found in only 1 of the 3 sampled frames")
+    kinds = [c["kind"] for c in obj["caveats"]]
+    assert kinds == ["little_face_evidence", "partial_coverage"]
+    assert obj["caveats"][0]["text"] == NOTES["little_face_evidence"].sentence()
+    assert "decoded 1.0 s of 10.0 s" in obj["caveats"][1]["text"]
+    with JsonlSink(out, VideoRow.columns(), resume=True) as sink:  # the extra keys are not fields
+        sink.write(_row("b.mp4"))
+    assert read_jsonl_done_keys(out, "video_path") == {"cut.mp4", "b.mp4"}

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from pipeline.models.weights import WeightsSpec
+from pipeline.report.explain import FEW_FACES, NEAR_THRESHOLD, SMALL_FACE_PX, TRACKS_DISAGREE_MARGIN, model_summary
 from pipeline.scan.aggregate import size_reliability
 from pipeline.scan.analyze import ScanConfig, VideoResult
 from pipeline.scan.notes import EVIDENCE_RULE_TEXT
@@ -19,18 +20,13 @@ from pipeline.scan.records import VideoRow
 from pipeline.video.decode import iter_frames, sampling_fps
 from pipeline.video.probe import probe_video
 from pipeline.web.scoring import (
-    FEW_FACES,
     FRAME_MAX_LONG_SIDE_PX,
-    NEAR_THRESHOLD,
-    SMALL_FACE_PX,
-    TRACKS_DISAGREE_MARGIN,
     CheckedUpload,
     Evidence,
     boxed_frame,
     build_result,
     decode_worst_frame,
     gather_evidence,
-    model_summary,
     shown_faces,
 )
 from tests.helpers import make_lavfi_clip
