@@ -35,8 +35,8 @@ LAUNCH = """
 import sys
 sys.path.insert(0, {repo!r})
 if sys.argv[1] == "in-turn":
-    import pipeline.scan.batch as batch
-    batch.ClipPrefetcher.open = lambda self, path: None
+    import pipeline.scan.engines.local as local
+    local.ClipPrefetcher.open = lambda self, path: None
 from pipeline.cli.score import main
 sys.exit(main(sys.argv[2:]))
 """

@@ -11,13 +11,8 @@ import pytest
 
 from pipeline.models.factory import LoadedModels, ModelSpec
 from pipeline.scan.analyze import ScanConfig
-from pipeline.scan.batch import (
-    MAX_CLIP_ATTEMPTS,
-    ClipProgress,
-    _ClipQueue,
-    _retry_or_give_up,
-    run_batch,
-)
+from pipeline.scan.batch import ClipProgress, run_batch
+from pipeline.scan.engines.pool import MAX_CLIP_ATTEMPTS, _ClipQueue, _retry_or_give_up
 
 
 def _worker_processes():
@@ -245,11 +240,26 @@ def test_resuming_an_output_without_the_label_columns_is_refused_naming_them(tmp
     assert "another version of the scanner (it lacks label_rule)" in message and "--overwrite" in message
 
 
+class RowsEngine:
+    """An engine (:class:`pipeline.scan.engines.base.Engine`) that yields the given rows of the clips it is given."""
+
+    scores_here = True
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def results(self, clips, models, config, *, keep_crops=False):
+        from pipeline.scan.analyze import VideoResult
+
+        clips = list(clips)
+        return [VideoResult(r) for r in self.rows if r.video_path in clips]
+
+
 def test_the_summary_counts_the_labels_of_the_ok_clips(tmp_path, monkeypatch):
     import json
 
     from pipeline.scan import batch
-    from pipeline.scan.analyze import VideoResult, error_row
+    from pipeline.scan.analyze import error_row
     from pipeline.scan.records import VideoRow, label_for
 
     config = ScanConfig(aggregation="track_max", threshold=0.7, uncertain_below=0.4)
@@ -268,7 +278,7 @@ def test_the_summary_counts_the_labels_of_the_ok_clips(tmp_path, monkeypatch):
     rows.append(error_row("gone.mp4", "error", "file not found", 0.0, config, "m1"))
     settings = _settings(threshold=0.7, uncertain_below=0.4)
     monkeypatch.setattr(batch, "run_settings", lambda models, config: settings)
-    monkeypatch.setattr(batch, "_results", lambda todo, *a, **k: [VideoResult(r) for r in rows if r.video_path in todo])
+    monkeypatch.setattr(batch, "engine_for", lambda *a, **k: RowsEngine(rows))
     out = tmp_path / "scores.jsonl"
     paths = [r.video_path for r in rows]
     summary = run_batch(paths, out, config=config, models=ModelSpec(), progress=False)

@@ -183,7 +183,7 @@ def test_window_bounds_the_clips_in_flight(meso4_df_path, tmp_path):
     """A local cluster started by the engine; a lazy input is pulled at most ``window`` ahead."""
     from pipeline.models.factory import ModelSpec
     from pipeline.scan.analyze import ScanConfig
-    from pipeline.scan.dask_engine import results_on_dask
+    from pipeline.scan.engines.dask import results_on_dask
 
     pulled = 0
 
@@ -234,7 +234,7 @@ def test_the_plugin_carries_a_pinned_spec_and_its_weights(meso4_df_path, tmp_pat
     """What travels to each worker: the spec pinned to one file, the file's bytes and sidecar."""
     from pipeline.models.factory import ModelSpec, worker_spec
     from pipeline.scan.analyze import ScanConfig
-    from pipeline.scan.dask_engine import ModelsPlugin
+    from pipeline.scan.engines.dask import ModelsPlugin
 
     spec = worker_spec(ModelSpec(weights=meso4_df_path), workers=2)
     plugin = ModelsPlugin(spec, ScanConfig())

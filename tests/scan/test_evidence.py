@@ -311,7 +311,7 @@ def test_a_clip_whose_evidence_fails_keeps_its_row(tmp_path, clips, detector, sc
 
 
 def test_a_worker_returns_only_the_crops_evidence_shows(clips, detector, scorer):
-    from pipeline.scan.batch import score_for_batch
+    from pipeline.scan.engines.base import score_for_batch
 
     with_crops = score_for_batch(str(clips["a"]), detector, scorer, CONFIG, keep_crops=True)
     kept = [f for f in with_crops.faces if f.crop_rgb is not None]

@@ -1,6 +1,7 @@
-"""pipeline/scan/batch.py: the models are loaded only once a clip that opens is due. A batch of
-only unreadable files (each fails its probe: a ``decode_error`` row) loads no model, in this
-process or in a worker process, and its rows are those a batch with the models loaded writes."""
+"""pipeline/scan/engines/local.py and pool.py: the models are loaded only once a clip that opens
+is due. A batch of only unreadable files (each fails its probe: a ``decode_error`` row) loads no
+model, in this process or in a worker process, and its rows are those a batch with the models
+loaded writes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pipeline.models import factory
 from pipeline.models.factory import LoadedModels, ModelSpec, resolve_model
 from pipeline.scan import batch
 from pipeline.scan.analyze import ScanConfig
+from pipeline.scan.engines import local, pool
 from tests.helpers import make_lavfi_clip, run_python, write_tiny_head
 from tests.scan.test_prefetch import CentreDetector, NamedStubScorer, fake_models
 
@@ -95,16 +97,16 @@ def test_only_broken_files_load_no_model_and_write_the_rows_a_loaded_run_writes(
 
 def test_the_models_load_once_the_first_clip_that_opens_is_due(broken_dir, good_clip, loads, monkeypatch):
     made: list[float] = []
-    real = batch._score_here
+    real = local._score_here
 
     def spy(path, *args, **kwargs):
         result = real(path, *args, **kwargs)
         made.append(time.monotonic())
         return result
 
-    monkeypatch.setattr(batch, "_score_here", spy)
+    monkeypatch.setattr(local, "_score_here", spy)
     paths = [str(broken_dir / "a.mp4"), str(good_clip), str(broken_dir / "b.mp4"), str(good_clip)]
-    rows = [r.row for r in batch._results_here(paths, ModelSpec(), SMALL, False, False)]
+    rows = [r.row for r in local._results_here(paths, ModelSpec(), SMALL, False, False)]
     assert [r.status for r in rows] == ["decode_error", "ok", "decode_error", "ok"]
     assert len(loads) == 1  # once, for the good clip ...
     assert made[0] < loads[0] < made[1]  # ... after the broken clip's row was made
@@ -113,16 +115,16 @@ def test_the_models_load_once_the_first_clip_that_opens_is_due(broken_dir, good_
 def test_a_worker_loads_its_models_when_its_first_clip_that_opens_comes(broken_dir, good_clip, loads):
     """The worker-pool path, run in this process: the initializer loads nothing, a broken clip
     gets its row without a model, the first good clip loads the models, the next reuses them."""
-    batch._init_worker(ModelSpec(), SMALL)
+    pool._init_worker(ModelSpec(), SMALL)
     try:
-        assert batch._score_in_worker(str(broken_dir / "a.mp4")).row.status == "decode_error"
+        assert pool._score_in_worker(str(broken_dir / "a.mp4")).row.status == "decode_error"
         assert loads == []
-        assert batch._score_in_worker(str(good_clip)).row.status == "ok"
-        assert batch._score_in_worker(str(good_clip)).row.status == "ok"
-        assert batch._score_in_worker(str(broken_dir / "b.mp4")).row.status == "decode_error"
+        assert pool._score_in_worker(str(good_clip)).row.status == "ok"
+        assert pool._score_in_worker(str(good_clip)).row.status == "ok"
+        assert pool._score_in_worker(str(broken_dir / "b.mp4")).row.status == "decode_error"
         assert len(loads) == 1
     finally:
-        batch._WORKER_STATE.clear()
+        pool._WORKER_STATE.clear()
 
 
 def test_the_time_budget_of_a_worker_clip_starts_after_its_models_load(good_clip, monkeypatch):
@@ -134,11 +136,11 @@ def test_the_time_budget_of_a_worker_clip_starts_after_its_models_load(good_clip
         return fake_models()
 
     monkeypatch.setattr(factory, "load_models", slow_load)
-    batch._init_worker(ModelSpec(), ScanConfig(fps=2, max_frames=8, timeout_s=1.5))
+    pool._init_worker(ModelSpec(), ScanConfig(fps=2, max_frames=8, timeout_s=1.5))
     try:
-        row = batch._score_in_worker(str(good_clip)).row
+        row = pool._score_in_worker(str(good_clip)).row
     finally:
-        batch._WORKER_STATE.clear()
+        pool._WORKER_STATE.clear()
     assert row.status == "ok", row.error
 
 

@@ -1,5 +1,5 @@
 """Decoding one clip ahead (pipeline/scan/analyze.py: ``_PrimedFrames``, ``open_clip``;
-pipeline/scan/batch.py: ``_results_here``, ``ClipPrefetcher``): the frames are the same as
+pipeline/scan/engines/local.py: ``_results_here``, ``ClipPrefetcher``): the frames are the same as
 without it, the rows come in input order, the next clip is opened while the current one is
 scored (the first while the models load), and leaving a batch early leaves no ffmpeg behind.
 The real ffmpeg on small generated clips; stand-ins for MTCNN and Meso-4."""
@@ -23,6 +23,7 @@ from pipeline.faces.detect import DetectorConfig, FaceDetector
 from pipeline.models.factory import LoadedModels, ModelSpec
 from pipeline.scan import analyze, batch
 from pipeline.scan.analyze import ScanConfig, _PrimedFrames, open_clip, score_video_safe
+from pipeline.scan.engines import local
 from pipeline.video.decode import Frame
 from tests.helpers import StubScorer, make_lavfi_clip
 
@@ -263,7 +264,7 @@ def test_a_batch_gives_the_rows_scoring_each_clip_alone_gives(tmp_path, clips):
 def test_results_here_equal_scoring_each_clip_alone(clips):
     paths = [str(clips[name]) for name in BATCH]
     models = fake_models()
-    results = list(batch._results_here(paths, models, SMALL, False, False))
+    results = list(local._results_here(paths, models, SMALL, False, False))
     alone = [score_video_safe(p, models.detector, models.scorer, SMALL) for p in paths]
     assert [r.row.video_path for r in results] == paths
     for got, want in zip(results, alone):
@@ -309,9 +310,9 @@ def events(monkeypatch):
     first_opened = threading.Event()
     record = log.record
 
-    real_open = batch.ClipPrefetcher.open
+    real_open = local.ClipPrefetcher.open
     real_open_clip = analyze.open_clip
-    real_score_here = batch._score_here
+    real_score_here = local._score_here
 
     def spy_open(self, path):
         record("open", Path(path).stem)
@@ -335,10 +336,10 @@ def events(monkeypatch):
         record("scored", Path(path).stem)
         return result
 
-    monkeypatch.setattr(batch.ClipPrefetcher, "open", spy_open)
+    monkeypatch.setattr(local.ClipPrefetcher, "open", spy_open)
     monkeypatch.setattr(analyze, "open_clip", spy_open_clip)
     monkeypatch.setattr(factory, "load_models", fake_load)
-    monkeypatch.setattr(batch, "_score_here", spy_score_here)
+    monkeypatch.setattr(local, "_score_here", spy_score_here)
     return log
 
 
@@ -348,9 +349,9 @@ def _main_thread_events(log: list) -> list:
 
 
 def test_each_next_clip_is_opened_while_the_current_one_is_scored(clips, events, monkeypatch):
-    monkeypatch.setattr(batch, "START_UP_CLIPS_AHEAD", 1)  # one clip ahead from the start
+    monkeypatch.setattr(local, "START_UP_CLIPS_AHEAD", 1)  # one clip ahead from the start
     paths = [str(clips[name]) for name in BATCH]
-    for result in batch._results_here(paths, ModelSpec(), SMALL, False, False):
+    for result in local._results_here(paths, ModelSpec(), SMALL, False, False):
         events.record("result", Path(result.row.video_path).stem)
     assert _main_thread_events(events) == [
         ("open", "a"),  # the first clip before the models
@@ -375,9 +376,9 @@ def test_each_next_clip_is_opened_while_the_current_one_is_scored(clips, events,
 def test_the_first_clips_are_all_opened_while_the_models_load(clips, events):
     """TensorFlow's import keeps one core busy for seconds and a clip's decoder stops once its
     read-ahead is full: the first START_UP_CLIPS_AHEAD clips decode meanwhile."""
-    assert batch.START_UP_CLIPS_AHEAD == 3
+    assert local.START_UP_CLIPS_AHEAD == 3
     paths = [str(clips[name]) for name in BATCH]  # a, b, broken, c
-    results = [r.row for r in batch._results_here(paths, ModelSpec(), SMALL, False, False)]
+    results = [r.row for r in local._results_here(paths, ModelSpec(), SMALL, False, False)]
     assert [r.status for r in results] == ["ok", "ok", "decode_error", "ok"]
     main = _main_thread_events(events)
     assert main[:4] == [("open", "a"), ("open", "b"), ("open", "broken"), ("load", True)]
@@ -388,13 +389,13 @@ def test_the_first_clips_are_all_opened_while_the_models_load(clips, events):
 
 
 def test_loaded_models_are_not_loaded_again_and_a_single_clip_opens_once(clips, events):
-    results = list(batch._results_here([str(clips["a"])], fake_models(), SMALL, False, False))
+    results = list(local._results_here([str(clips["a"])], fake_models(), SMALL, False, False))
     assert [r.row.status for r in results] == ["ok"]
     assert [e for e in events if e[0] in ("open", "opened", "load")] == [("open", "a"), ("opened", "a", True)]
 
 
 def test_nothing_to_score_opens_nothing_and_loads_nothing(events):
-    assert list(batch._results_here([], ModelSpec(), SMALL, False, False)) == []
+    assert list(local._results_here([], ModelSpec(), SMALL, False, False)) == []
     assert list(events) == []
 
 
@@ -405,7 +406,7 @@ def test_nothing_to_score_opens_nothing_and_loads_nothing(events):
 
 def test_leaving_after_the_first_result_stops_the_clip_opened_ahead(clips, events):
     paths = [str(clips[name]) for name in ("a", "long", "c")]
-    with contextlib.closing(batch._results_here(paths, fake_models(), LONG, False, False)) as results:
+    with contextlib.closing(local._results_here(paths, fake_models(), LONG, False, False)) as results:
         first = next(results)
         assert first.row.status == "ok"
         # the long clip was opened ahead and its ffmpeg is running, blocked on its full pipe
@@ -431,7 +432,7 @@ def test_leaving_while_the_next_clip_is_being_opened_stops_it_once_open(clips, e
     monkeypatch.setattr(analyze, "open_clip", slower)
     paths = [str(clips["a"]), str(clips["long"])]
     try:
-        with contextlib.closing(batch._results_here(paths, fake_models(), LONG, False, False)) as results:
+        with contextlib.closing(local._results_here(paths, fake_models(), LONG, False, False)) as results:
             assert next(results).row.status == "ok"
             assert entered.wait(timeout=5)  # the prefetch thread has begun opening the long clip ...
             assert ("opened", "long", True) not in events  # ... and is not done
@@ -446,7 +447,7 @@ def test_leaving_when_an_error_escapes_stops_the_clip_opened_ahead(clips, events
     ``with`` block as closing does."""
     paths = [str(clips["a"]), str(clips["long"])]
     with pytest.raises(KeyboardInterrupt):
-        for _result in batch._results_here(paths, fake_models(), LONG, False, False):
+        for _result in local._results_here(paths, fake_models(), LONG, False, False):
             assert wait_for(lambda: ("opened", "long", True) in events)
             assert ffmpeg_children()
             raise KeyboardInterrupt
@@ -495,7 +496,7 @@ def test_the_time_budget_of_a_clip_opened_ahead_starts_at_its_turn(clips, monkey
 
     monkeypatch.setattr(factory, "load_models", slow_load)
     config = ScanConfig(fps=10, max_frames=40, timeout_s=1.5)
-    results = batch._results_here([str(clips["long"]), str(clips["a"])], ModelSpec(), config, False, False)
+    results = local._results_here([str(clips["long"]), str(clips["a"])], ModelSpec(), config, False, False)
     try:
         rows = [r.row for r in results]
     finally:
@@ -526,7 +527,7 @@ def test_a_decoder_that_never_delivers_is_still_stopped_by_its_budget(clips, mon
     monkeypatch.setattr(factory, "load_models", lambda spec: fake_models())
     monkeypatch.setattr(subprocess, "Popen", stuck_popen)
     started = time.monotonic()
-    results = batch._results_here([str(clips["a"])], ModelSpec(), ScanConfig(fps=2, timeout_s=1.5), False, False)
+    results = local._results_here([str(clips["a"])], ModelSpec(), ScanConfig(fps=2, timeout_s=1.5), False, False)
     try:
         (result,) = list(results)
     finally:
@@ -538,13 +539,13 @@ def test_a_decoder_that_never_delivers_is_still_stopped_by_its_budget(clips, mon
 
 LEFT_OPEN = """
 import sys
-from pipeline.scan import batch
+from pipeline.scan.engines import local
 from pipeline.scan.analyze import ScanConfig
 from pipeline.models import factory
 sys.path.insert(0, sys.argv[2])
 from test_prefetch import fake_models
 factory.load_models = lambda spec: fake_models()
-results = batch._results_here([sys.argv[1], sys.argv[1]], None, ScanConfig(fps=10, max_frames=40), False, False)
+results = local._results_here([sys.argv[1], sys.argv[1]], None, ScanConfig(fps=10, max_frames=40), False, False)
 next(results)  # the second clip is now opened ahead, its ffmpeg blocked on a full pipe
 raise KeyboardInterrupt  # never closed: the interpreter exits with a decoder alive
 """

@@ -1,4 +1,5 @@
-"""The scan on a Dask cluster: same rows as the local engine, models loaded once per worker.
+"""The ``dask`` engine: the scan on a Dask cluster, the same rows as the local engine, models
+loaded once per worker.
 
 Only imported for ``--engine dask``; Dask is an optional extra (``pip install -e .[dask]``).
 Clips are read by path, so workers must see the same files (shared storage).
@@ -6,6 +7,7 @@ Clips are read by path, so workers must see the same files (shared storage).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -17,15 +19,36 @@ from distributed import Client, LocalCluster, get_worker, wait
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from pipeline.models.factory import LoadedModels, ModelSpec, load_models, worker_spec
-from pipeline.scan.analyze import ScanConfig, VideoResult, error_row
-from pipeline.scan.records import display_path
+from pipeline.scan.analyze import ScanConfig, VideoResult
+from pipeline.scan.engines.base import failure_text, lost_clip_result, score_for_batch
 
-log = logging.getLogger(__name__)
+# The engine's log lines keep the name they have always had.
+log = logging.getLogger("pipeline.scan.dask_engine")
 
 PLUGIN_NAME = "deepfake-scanner-models"
 _WORKER_ATTR = "_deepfake_scanner_models"
 # Futures in flight per worker thread: enough to keep workers busy, bounded for a million paths.
 WINDOW_PER_THREAD = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class DaskEngine:
+    """:class:`pipeline.scan.engines.base.Engine` on the Dask cluster at ``address``, or on a local
+    one of ``workers`` processes started and stopped for the batch (:func:`results_on_dask`)."""
+
+    workers: int = 1
+    address: str | None = None
+    scores_here = False
+
+    def results(
+        self,
+        clips: Iterable[str],
+        models: ModelSpec | LoadedModels,
+        config: ScanConfig,
+        *,
+        keep_crops: bool = False,
+    ) -> Iterator[VideoResult]:
+        return results_on_dask(clips, models, config, address=self.address, workers=self.workers, keep_crops=keep_crops)
 
 
 class ModelsPlugin(WorkerPlugin):
@@ -67,9 +90,7 @@ class ModelsPlugin(WorkerPlugin):
 
 def score_on_worker(path: str, keep_crops: bool = False) -> VideoResult:
     """The task: score one clip with the worker's models (errors become a row, as locally);
-    ``keep_crops``: with the few crops evidence shows (:func:`pipeline.scan.batch.score_for_batch`)."""
-    from pipeline.scan.batch import score_for_batch
-
+    ``keep_crops``: with the few crops evidence shows (:func:`pipeline.scan.engines.base.score_for_batch`)."""
     detector, scorer, config = getattr(get_worker(), _WORKER_ATTR)
     return score_for_batch(path, detector, scorer, config, keep_crops=keep_crops)
 
@@ -142,8 +163,6 @@ def _stream(
                 result = future.result()
             except Exception as exc:  # noqa: BLE001 - KilledWorker and friends: this clip only
                 log.error("%s: %s: %s", path, type(exc).__name__, exc)
-                result = VideoResult(
-                    error_row(display_path(path), "error", f"{type(exc).__name__}: {exc}", 0.0, config, "")
-                )
+                result = lost_clip_result(path, failure_text(exc), config)
             yield result
         fill()
