@@ -90,7 +90,7 @@ class OnnxBackbone:
     def load(cls, path: str | Path, *, threads: int | None = None) -> OnnxBackbone:
         """Open ``path`` with onnxruntime (CPU). Raises :class:`WeightsError` for a file that is not one of
         :data:`BACKBONES` by sha256 or that onnxruntime cannot open."""
-        from pipeline.models.weights import sha256_file
+        from pipeline.models.spec import sha256_file
 
         path = Path(path)
         try:

@@ -19,88 +19,21 @@ ensemble's ``p_fake`` is ``sigmoid(mean_i logit(p_fake_i))``: averaging logits, 
 probabilities, keeps one confident member from being diluted into 0.5 by an unsure one, and an
 ensemble of copies of one model scores exactly like that model. All members must share one input
 contract (size, interpolation, crop framing): the scanner crops each face once.
+
+The file itself (its members, the spec it stands for) is read by :mod:`pipeline.models.ensemble_file`;
+the scorer is built, its members loaded, by :func:`pipeline.models.factory.load_ensemble`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import WeightsError
 from pipeline.models.calibration import apply_temperature, logit, sigmoid
-from pipeline.models.weights import WeightsSpec, sha256_file
-
-ENSEMBLE_SUFFIX = ".ensemble.json"
-
-
-def is_ensemble_file(path: str | Path) -> bool:
-    return str(path).lower().endswith(ENSEMBLE_SUFFIX)
-
-
-@dataclasses.dataclass(frozen=True)
-class EnsembleMember:
-    """One member: its weights file (absolute) and an optional temperature that replaces the
-    one in the member's own spec."""
-
-    weights: Path
-    temperature: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.temperature is not None and not self.temperature > 0:
-            raise ValueError(f"member temperature must be > 0, got {self.temperature}")
-
-
-def read_ensemble(path: str | Path) -> tuple[dict, tuple[EnsembleMember, ...]]:
-    """The ensemble file's fields and its members (paths resolved against the file's folder).
-    Raises :class:`WeightsError` for an unreadable file, no members, or a missing member."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        members = tuple(EnsembleMember(_resolve(path, m["weights"]), m.get("temperature")) for m in raw["members"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise WeightsError(f"invalid ensemble file {path}: {type(exc).__name__}: {exc}") from exc
-    if len(members) < 1:
-        raise WeightsError(f"ensemble file {path} lists no members")
-    for member in members:
-        if not member.weights.is_file():
-            raise WeightsError(f"ensemble {path}: member weights not found: {member.weights}")
-    return raw, members
-
-
-def _resolve(ensemble_path: Path, weights: str) -> Path:
-    candidate = Path(weights).expanduser()
-    return candidate if candidate.is_absolute() else ensemble_path.resolve().parent / candidate
-
-
-def ensemble_spec(path: str | Path, member_specs: list[WeightsSpec]) -> WeightsSpec:
-    """The ensemble's own spec: its name and threshold, the members' shared input contract, and
-    the sha256 of the ensemble file. Raises :class:`WeightsError` if members disagree on the
-    input contract."""
-    raw, _ = read_ensemble(path)
-    contract = {(s.input_size_px, s.resize_interpolation, s.crop_margin) for s in member_specs}
-    if len(contract) != 1:
-        raise WeightsError(
-            f"ensemble {path}: members differ in input size, interpolation or crop framing: {sorted(contract)}"
-        )
-    size, interpolation, margin = contract.pop()
-    try:
-        return WeightsSpec(
-            name=raw.get("name") or Path(path).name[: -len(ENSEMBLE_SUFFIX)],
-            architecture="ensemble",
-            sha256=sha256_file(path),
-            output="p_fake",
-            input_size_px=size,
-            resize_interpolation=interpolation,
-            crop_margin=margin,
-            threshold=float(raw.get("threshold", 0.5)),
-            provenance=raw.get("provenance", "") or "ensemble of " + ", ".join(s.name for s in member_specs),
-            license=raw.get("license", ""),
-        )
-    except ValueError as exc:
-        raise WeightsError(f"invalid ensemble file {path}: {exc}") from exc
+from pipeline.models.ensemble_file import ensemble_spec, is_ensemble_file, read_ensemble
+from pipeline.models.spec import WeightsSpec
 
 
 class EnsembleScorer:
@@ -155,13 +88,6 @@ class EnsembleScorer:
         if len(self.members) == 1:
             return per_member[0]
         return sigmoid(logit(per_member).mean(axis=0))
-
-
-def load_ensemble(path: str | Path) -> EnsembleScorer:
-    """The registry's loader for ensembles: members loaded by :func:`pipeline.models.factory.load_scorer`."""
-    from pipeline.models.factory import load_scorer
-
-    return EnsembleScorer.load(path, load_scorer)
 
 
 def weights_bundle(path: str | Path) -> tuple[str, dict[str, bytes]]:

@@ -166,10 +166,18 @@ def load_scorer(weights_path: str | Path, *, threads: int | None = None):
     :mod:`pipeline.models.registry`: a :class:`pipeline.models.meso4.MesoScorer` (Meso-4,
     MesoInception-4), a :class:`pipeline.models.backbone_scorer.BackboneScorer` (a frozen backbone and
     its head) or, for a ``*.ensemble.json`` file, a :class:`pipeline.models.ensemble.EnsembleScorer`
-    whose members are loaded the same way. Raises :class:`pipeline.errors.WeightsError`."""
+    whose members are loaded the same way (:func:`load_ensemble`). Raises :class:`pipeline.errors.WeightsError`."""
     from pipeline.models.registry import create_scorer
 
     return create_scorer(spec_for_weights(weights_path).architecture, weights_path, threads=threads)
+
+
+def load_ensemble(path: str | Path):
+    """The registry's loader for ensembles: a :class:`pipeline.models.ensemble.EnsembleScorer` whose
+    members are loaded by :func:`load_scorer`. Raises :class:`pipeline.errors.WeightsError`."""
+    from pipeline.models.ensemble import EnsembleScorer
+
+    return EnsembleScorer.load(path, load_scorer)
 
 
 def load_detector(config: DetectorConfig = DetectorConfig(), *, intra_op_threads: int | None = None):

@@ -1,11 +1,11 @@
 """The one architecture registry (timm's ``register_model`` / ``list_models``): every network a weights spec may
 name, with how a scorer for it is loaded.
 
-An entry is registered where its architecture lives (:mod:`pipeline.models.meso4`,
-:mod:`pipeline.models.mesoinception`, :mod:`pipeline.models.ensemble`, :mod:`pipeline.models.backbone_scorer`);
-this module imports those lazily, so reading the registry (a weights spec checking its ``architecture``)
-imports neither TensorFlow nor onnxruntime. :func:`pipeline.models.factory.load_scorer` is the only caller of
-:func:`create_scorer`.
+Each entry names the loader of its architecture (:mod:`pipeline.models.meso4`, which builds
+:mod:`pipeline.models.mesoinception` too, :mod:`pipeline.models.backbone_scorer`, and for ensembles
+:func:`pipeline.models.factory.load_ensemble`, whose members the factory loads); this module imports those
+lazily, so reading the registry (a weights spec checking its ``architecture``) imports neither TensorFlow nor
+onnxruntime. :func:`pipeline.models.factory.load_scorer` is the only caller of :func:`create_scorer`.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ for _entry in (
         "An ensemble of models",
         "ensemble",
         "tensorflow",
-        "pipeline.models.ensemble:load_ensemble",
+        "pipeline.models.factory:load_ensemble",
         ".ensemble.json",
         "grad-cam",
         "members averaged in logit space after calibration",

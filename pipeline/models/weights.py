@@ -1,20 +1,18 @@
 """Where weights come from and what they mean.
 
-Every weights file the project reads has a :class:`WeightsSpec`: its input contract (size,
-colour order, scaling, resize interpolation), what its output means, its sha256 and where it
-came from. The original MesoNet files are recognised by sha256 (their sigmoid is P(real):
-Keras sorted the class folders ``df`` < ``real``); the project's own files carry a JSON
-sidecar ``<weights>.json``. Whatever the file outputs, the scorer turns it into ``p_fake``.
+Every weights file the project reads has a :class:`~pipeline.models.spec.WeightsSpec`
+(:mod:`pipeline.models.spec`): its input contract (size, colour order, scaling, resize
+interpolation), what its output means, its sha256 and where it came from. The original MesoNet
+files are recognised by sha256 (their sigmoid is P(real): Keras sorted the class folders ``df`` <
+``real``); the project's own files carry a JSON sidecar ``<weights>.json``; an ensemble file gets
+the spec its format builds (:mod:`pipeline.models.ensemble_file`). Whatever the file outputs,
+the scorer turns it into ``p_fake``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
-import math
-import numbers
 import os
 import shutil
 import urllib.request
@@ -22,12 +20,11 @@ from pathlib import Path
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import WeightsError
+from pipeline.models.ensemble_file import ensemble_spec, read_ensemble
+from pipeline.models.spec import WeightsSpec, sha256_file, sidecar_path  # imported from here too, as ever
 
 log = logging.getLogger(__name__)
 
-OUTPUT_MEANINGS = ("p_real", "p_fake")
-# Pixel scalings a spec may name: x/255 (MesoNet) or (x - 127) / 128 (EfficientNet-Lite).
-INPUT_SCALES = ("x/255", "(x-127)/128")
 # File endings of the weights files a model name or folder may stand for (one per registered runtime format).
 WEIGHTS_SUFFIXES = (".h5", ".npz", ".ensemble.json")
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
@@ -38,101 +35,6 @@ REPO_DEFAULT_NAME = "lite0_mix_v1.npz"
 # The fallback: MesoNet's DF weights, found in the cache or downloaded into it.
 DEFAULT_WEIGHTS_NAME = "Meso4_DF.h5"
 MESONET_LICENSE = "Apache-2.0 (DariusAf/MesoNet)"
-
-
-@dataclasses.dataclass(frozen=True)
-class WeightsSpec:
-    """The input/output contract of one weights file: the single owner of how faces must be
-    prepared for it and what its output means.
-
-    ``input_size_px``: side of the square input; ``color_order``/``input_scale``: pixels as the
-    model saw them in training (RGB, x/255); ``resize_interpolation``: one of
-    :data:`pipeline.faces.crop.RESIZE_INTERPOLATIONS`; ``crop_margin``: crop side / the
-    detector's box side, on a square centred on the box (the framing of the training crops;
-    1.3 for MesoNet and the project's crops); ``output``: ``p_real`` or ``p_fake`` (the scorer
-    always reports ``p_fake``); ``temperature``: the calibration fitted on a validation split
-    (:mod:`pipeline.models.calibration`; the scorer reports ``sigmoid(logit(p_fake) / T)``, 1 =
-    as the network says); ``threshold``: ``p_fake`` at or above which the label is FAKE, unless a
-    command is given one explicitly (chosen on validation for the project's own weights);
-    ``architecture``: a name of :mod:`pipeline.models.registry`. Backbone heads also name ``backbone``
-    (the ONNX file, relative to the weights file) and its ``backbone_sha256``, and may carry
-    ``clip_decision`` (:class:`pipeline.scan.decision.ClipDecision` as a JSON object: the clip-level model and
-    its two thresholds, ``FAKE`` / ``UNCERTAIN`` / ``REAL``). ``validated_range``: the picture quality the
-    model was validated on, as ``(measure, (low, high))`` items in :data:`pipeline.faces.quality.QUALITY_MEASURES`
-    order (``dict(spec.validated_range)`` is the mapping; a sidecar writes it as ``{measure: [low, high]}``; empty
-    when unknown), with ``validated_range_source`` saying on which faces it was measured.
-    """
-
-    name: str
-    architecture: str
-    sha256: str
-    output: str
-    input_size_px: int = 256
-    color_order: str = "rgb"
-    input_scale: str = "x/255"
-    resize_interpolation: str = "area"
-    crop_margin: float = 1.3
-    temperature: float = 1.0
-    threshold: float = 0.5
-    provenance: str = ""
-    license: str = ""
-    url: str | None = None
-    backbone: str | None = None
-    backbone_sha256: str | None = None
-    clip_decision: str | None = None
-    validated_range: tuple[tuple[str, tuple[float, float]], ...] = ()
-    validated_range_source: str = ""
-
-    def __post_init__(self) -> None:
-        from pipeline.models.registry import is_registered, list_models
-
-        object.__setattr__(self, "validated_range", _checked_range(self.validated_range))
-
-        if self.output not in OUTPUT_MEANINGS:
-            raise ValueError(f"output must be one of {OUTPUT_MEANINGS}, got {self.output!r}")
-        if not is_registered(self.architecture):
-            raise ValueError(f"architecture must be one of {tuple(list_models())}, got {self.architecture!r}")
-        if self.color_order != "rgb" or self.input_scale not in INPUT_SCALES:
-            raise ValueError(
-                f"input must be rgb scaled one of {INPUT_SCALES}, got {self.color_order}, {self.input_scale}"
-            )
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if not 0.5 <= self.crop_margin <= 3.0:
-            raise ValueError(f"crop_margin must be in [0.5, 3], got {self.crop_margin}")
-        if not 0.01 <= self.temperature <= 100.0:
-            raise ValueError(f"temperature must be in [0.01, 100], got {self.temperature}")
-
-    def to_json(self) -> str:
-        fields = dataclasses.asdict(self)
-        fields["validated_range"] = {name: list(bounds) for name, bounds in self.validated_range}
-        return json.dumps(fields, indent=2, sort_keys=True)
-
-
-def _checked_range(validated_range) -> tuple[tuple[str, tuple[float, float]], ...]:
-    """A spec's ``validated_range`` (a mapping or items of measure -> (low, high); None = unknown) as items in
-    measure order. Raises ``ValueError`` for an unknown measure, a bound that is not a finite number, or low > high."""
-    if not validated_range:
-        return ()
-    from pipeline.faces.quality import QUALITY_MEASURES
-
-    items = dict(validated_range)
-    unknown = sorted(set(items) - set(QUALITY_MEASURES))
-    if unknown:
-        raise ValueError(f"validated_range: unknown measures {unknown}; known: {list(QUALITY_MEASURES)}")
-    out = []
-    for name in (m for m in QUALITY_MEASURES if m in items):
-        bounds = items[name]
-        if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
-            raise ValueError(f"validated_range {name}: expected [low, high], got {bounds!r}")
-        if not all(isinstance(b, numbers.Real) and not isinstance(b, bool) and math.isfinite(b) for b in bounds):
-            raise ValueError(f"validated_range {name}: bounds must be finite numbers, got {bounds!r}")
-        low, high = float(bounds[0]), float(bounds[1])
-        if low > high:
-            raise ValueError(f"validated_range {name}: low {low:g} > high {high:g}")
-        out.append((name, (low, high)))
-    return tuple(out)
-
 
 MESONET_BASE_URL = "https://github.com/DariusAf/MesoNet/raw/master/weights/"
 
@@ -185,26 +87,12 @@ def known_weights_text() -> str:
     return ", ".join(spec.url.rsplit("/", 1)[-1] if spec.url else spec.name for spec in KNOWN_WEIGHTS.values())
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sidecar_path(weights_path: str | Path) -> Path:
-    return Path(str(weights_path) + ".json")
-
-
 def spec_for_weights(weights_path: str | Path) -> WeightsSpec:
     """The spec of a weights file: known by sha256, else its sidecar, else :class:`WeightsError`.
-    An ensemble file (``*.ensemble.json``, :mod:`pipeline.models.ensemble`) gets the spec built
+    An ensemble file (``*.ensemble.json``, :mod:`pipeline.models.ensemble_file`) gets the spec built
     from its own fields and its members' shared input contract."""
     path = Path(weights_path)
     if str(path).lower().endswith(".ensemble.json"):
-        from pipeline.models.ensemble import ensemble_spec, read_ensemble
-
         _, members = read_ensemble(path)
         return ensemble_spec(path, [spec_for_weights(m.weights) for m in members])
     try:

@@ -161,7 +161,8 @@ def test_a_head_whose_backbone_is_missing_is_a_weights_error(tmp_path):
 
 
 def test_an_ensemble_of_heads_ships_their_shared_backbone_once(tmp_path):
-    from pipeline.models.ensemble import EnsembleScorer, load_ensemble, weights_bundle
+    from pipeline.models.ensemble import EnsembleScorer, weights_bundle
+    from pipeline.models.factory import load_ensemble
     from tests.helpers import write_tiny_head
 
     first = write_tiny_head(tmp_path / "a", "head_a", seed=1)
