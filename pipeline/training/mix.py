@@ -153,8 +153,8 @@ class SourceSplit:
 def split_mix(mix: MixSpec, val_fraction: float, seed: int) -> list[SourceSplit]:
     """Load and split every source (see the module docstring). Raises :class:`DatasetError` when
     a source is missing, empty, or a part lacks a class."""
+    from pipeline.training.common import split_items
     from pipeline.training.dataset import load_faces
-    from pipeline.training.train import split_items
 
     out = []
     for source in mix.sources:

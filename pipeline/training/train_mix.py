@@ -9,7 +9,7 @@ this instead of the one-set training when DATA is a mix file:
    scanner will use), cache in memory as uint8, shuffle, repeat; then
    ``sample_from_datasets`` draws from them with the stated source weights, each class half of
    its source's share (class balance by sampling, not by loss weights), augments (the one-set
-   training's :func:`pipeline.training.train.augment_face`, whose zoom is the scale
+   training's :func:`pipeline.training.common.augment_face`, whose zoom is the scale
    augmentation), batches and prefetches.
 3. **Fit**: as one-set training (Adam, cosine decay, binary cross-entropy, best epoch by
    validation), the best epoch chosen by the *mean of the per-source* validation ROC AUCs.
@@ -36,20 +36,21 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.models.weights import WeightsSpec, sha256_file, sidecar_path
-from pipeline.training.dataset import DatasetError, relpath_posix, summarize, write_manifest
-from pipeline.training.mix import MixSpec, SourceSplit, split_mix
-from pipeline.training.train import (
+from pipeline.training.common import (
     VAL_BATCH,
+    EpochMonitor,
     TrainConfig,
-    _clean,
-    _Monitor,
     augment_face,
+    clean_metrics,
     decoded_faces,
     initial_model,
     save_weights_h5,
     start_tensorflow,
+    trained_spec,
     write_history,
 )
+from pipeline.training.dataset import DatasetError, relpath_posix, summarize, write_manifest
+from pipeline.training.mix import MixSpec, SourceSplit, split_mix
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +161,8 @@ def per_source_metrics(splits: Sequence[SourceSplit], p_raw: np.ndarray, p_cal: 
 
 
 def _trained_spec(config: TrainConfig, mix: MixSpec, sha256: str, init_spec, calibration: Calibration) -> WeightsSpec:
-    """The one-set training's spec (:func:`pipeline.training.train.trained_spec`) with the mix's
+    """The one-set training's spec (:func:`pipeline.training.common.trained_spec`) with the mix's
     framing, the fitted calibration and the mix named in the provenance."""
-    from pipeline.training.train import trained_spec
-
     spec = trained_spec(config, sha256, init_spec)
     sources = ", ".join(f"{s.name} {w:.0%}" for s, w in zip(mix.sources, mix.weights.values()))
     return dataclasses.replace(
@@ -213,7 +212,7 @@ def fit_mix(config: TrainConfig, mix: MixSpec, splits: Sequence[SourceSplit]):
     val_items = [item for s in splits for item in s.val]
     groups = [s.source.name for s in splits for _ in s.val]
     val_ds = make_mix_val(splits, mix, config)
-    monitor = _Monitor(model, val_ds, val_items, config.output, config.patience, groups, config.max_minutes)
+    monitor = EpochMonitor(model, val_ds, val_items, config.output, config.patience, groups, config.max_minutes)
     log.info(
         "training %s, %d epochs of %d steps (batch %d); %d validation faces",
         config.architecture,
@@ -269,8 +268,8 @@ def training_section(config, mix, splits, init_spec, monitor, steps, calibration
         "seconds_per_epoch": round(float(np.mean([r["train_s"] for r in monitor.rows])), 1),
         "seconds_total": round(seconds, 1),
         "cpu_count": os.cpu_count(),
-        "val_metrics": _clean(metrics["pooled"]),
-        "val_metrics_per_source": _clean(metrics["per_source"]),
+        "val_metrics": clean_metrics(metrics["pooled"]),
+        "val_metrics_per_source": clean_metrics(metrics["per_source"]),
         "report": {k: relpath_posix(config.run_dir / v, config.output.parent) for k, v in files.items()},
     }
 
