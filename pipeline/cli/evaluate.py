@@ -181,8 +181,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate
     args = build_parser(prog).parse_args(argv)
     start_logging(args.quiet)
     from pipeline.errors import WeightsError
+    from pipeline.report.evaluation import format_metric, summary_text
     from pipeline.training.dataset import DatasetError
-    from pipeline.training.evaluate import evaluate, format_metric, summary_text
+    from pipeline.training.evaluate import evaluate
     from pipeline.training.evaluate_clips import is_clip_data
 
     if problem := clip_given_as_data(

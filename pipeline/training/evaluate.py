@@ -37,6 +37,7 @@ import numpy as np
 
 from pipeline.faces.crop import RESIZE_INTERPOLATIONS
 from pipeline.models.factory import resolve_threshold
+from pipeline.report.evaluation import write_faces_report_md
 from pipeline.scan.records import CsvRow
 from pipeline.training.dataset import LABEL_NAMES, DatasetError, FaceItem, load_crop_rgb, load_faces, select_split
 from pipeline.training.metrics import binary_report, confusion_from_predictions, roc_curve, video_means
@@ -45,8 +46,6 @@ log = logging.getLogger("pipeline.training.evaluate")
 
 POSITIVE_CLASSES = ("fake", "real")
 SCORE_BATCH = 64
-# rows of a per-video or per-clip table in report.md at most (all are in the report's CSV)
-MAX_REPORT_ROWS = 200
 # the keys every metrics block carries (metrics.json and the weights sidecar), in this order
 METRIC_KEYS = (
     "n",
@@ -303,23 +302,6 @@ def write_plots(report_dir: Path, items: Sequence[FaceItem], p_fake: np.ndarray,
     return {k: v.name for k, v in files.items()}
 
 
-def format_metric(value) -> str:
-    """A metric for a report or a log line: 3 decimals, ``n/a`` when undefined."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
-def md_cell(value) -> str:
-    """A value for a Markdown table cell: numbers as :func:`format_metric`, ``|`` escaped,
-    empty and missing values as ``-``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
-        return "-"
-    return format_metric(value).replace("|", "\\|")
-
-
 def reliability_table(p_fake: np.ndarray, is_fake: np.ndarray, n_bins: int = 10) -> list[dict]:
     """The reliability diagram's bins as rows: ``bin`` (``[0.1, 0.2)``, the last one closed),
     ``low``, ``high``, ``n``, ``mean_p_fake`` and ``fraction_fake`` (``None`` for an empty bin);
@@ -342,25 +324,6 @@ def reliability_table(p_fake: np.ndarray, is_fake: np.ndarray, n_bins: int = 10)
             }
         )
     return rows
-
-
-def reliability_md(rows: Sequence[dict], unit: str) -> list[str]:
-    """The lines of the reliability bins' Markdown table (:func:`reliability_table`), ``unit``
-    (``faces``, ``clips``) naming the count column."""
-    lines = [f"| p_fake bin | {unit} | mean p_fake | fraction fake |", "|---|---|---|---|"]
-    for row in rows:
-        lines.append(f"| {row['bin']} | {row['n']} | {md_cell(row['mean_p_fake'])} | {md_cell(row['fraction_fake'])} |")
-    total = sum(row["n"] for row in rows)
-    used = [row for row in rows if row["n"]]
-    mean = sum(row["n"] * row["mean_p_fake"] for row in used) / total if total else None
-    fraction = sum(row["n"] * row["fraction_fake"] for row in used) / total if total else None
-    lines.append(f"| all | {total} | {md_cell(mean)} | {md_cell(fraction)} |")
-    return lines
-
-
-def capped_note(shown: int, total: int, csv_name: str) -> list[str]:
-    """The line under a table cut at :data:`MAX_REPORT_ROWS` rows (none when it is whole)."""
-    return [] if shown == total else ["", f"The first {shown} of {total} rows; all of them are in `{csv_name}`."]
 
 
 def video_rows(items: Sequence[FaceItem], p_fake: np.ndarray, threshold: float) -> list[dict]:
@@ -392,80 +355,6 @@ def write_videos_csv(path: Path, rows: Sequence[dict]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
-
-
-def write_report_md(path: Path, metrics: dict, plots_written: dict[str, str], videos: Sequence[dict] = ()) -> Path:
-    """``report.md``: what was evaluated, a table of faces (and videos) metrics, a row per source
-    video (``videos``: :func:`video_rows`, at most :data:`MAX_REPORT_ROWS`), the reliability bins
-    (``metrics["reliability"]``) and the plots."""
-    rows = ["tp", "tn", "fp", "fn", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"]
-    video = metrics.get("video")
-    lines = [
-        "# Evaluation report",
-        "",
-        f"- data: `{metrics['data']}`" + (f" (split `{metrics['split']}`)" if metrics.get("split") else ""),
-        f"- weights: `{metrics['weights']['path']}` ({metrics['weights']['name']}, sha256 "
-        f"{metrics['weights']['sha256'][:16]}...)",
-        f"- resize: `{metrics['resize']}`; decision: FAKE when p_fake >= {metrics['threshold']:g}; "
-        f"positive class: **{metrics['positive']}**",
-        f"- faces scored: {metrics['n']}"
-        + (f", skipped (unreadable): {metrics['skipped']}" if metrics["skipped"] else ""),
-        "",
-        "| metric | faces |" + (" videos (mean p_fake) |" if video else ""),
-        "|---|---|" + ("---|" if video else ""),
-        f"| n | {metrics['n']} |" + (f" {video['n']} |" if video else ""),
-    ]
-    for key in rows:
-        lines.append(
-            f"| {key} | {format_metric(metrics[key])} |" + (f" {format_metric(video.get(key))} |" if video else "")
-        )
-    lines += ["", "ROC AUC and EER come from the continuous scores; the other figures from the threshold.", ""]
-    if videos:
-        shown = videos[:MAX_REPORT_ROWS]
-        lines += [
-            "## Per source video",
-            "",
-            f"Mean p_fake of each source video's faces; predicted: fake when the mean >= {metrics['threshold']:g}.",
-            "",
-            "| source video | true label | faces | mean p_fake | predicted |",
-            "|---|---|---|---|---|",
-        ]
-        for row in shown:
-            lines.append(
-                f"| {md_cell(row['source_video'])} | {row['label']} | {row['faces']} | "
-                f"{md_cell(row['mean_p_fake'])} | {row['predicted']} |"
-            )
-        lines += [*capped_note(len(shown), len(videos), "videos.csv"), ""]
-    if metrics.get("reliability"):
-        lines += [
-            "## Reliability bins",
-            "",
-            "Faces per equal-width bin of p_fake, their mean p_fake and the fraction of them that are fake "
-            "(the points of the reliability diagram).",
-            "",
-            *reliability_md(metrics["reliability"], "faces"),
-            "",
-        ]
-    titles = {
-        "confusion_matrix": "Confusion matrix",
-        "roc": "ROC",
-        "score_histogram": "Scores per class",
-        "reliability": "Reliability (calibration)",
-    }
-    for key, name in plots_written.items():
-        lines += [f"## {titles.get(key, key)}", "", f"![{titles.get(key, key)}]({name})", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
-def summary_text(metrics: dict) -> str:
-    """One line for the log: faces (and videos) scored, accuracy and ROC AUC."""
-    video = metrics.get("video")
-    return (
-        f"{metrics['n']} faces: accuracy {format_metric(metrics['accuracy'])}, ROC AUC "
-        f"{format_metric(metrics['roc_auc'])} (positive {metrics['positive']})"
-        + (f"; {video['n']} videos: ROC AUC {format_metric(video['roc_auc'])}" if video else "")
-    )
 
 
 def json_safe(value):
@@ -506,7 +395,7 @@ def write_report(
     metrics = {**metrics, "reliability": reliability_table(p_fake, is_fake)}
     metrics["plots"] = write_plots(report_dir, items, p_fake, metrics)
     (report_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
-    write_report_md(report_dir / "report.md", metrics, metrics["plots"], videos)
+    write_faces_report_md(report_dir / "report.md", metrics, metrics["plots"], videos)
     return metrics
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.report.evaluation import write_clips_report_md
 from pipeline.scan.analyze import ScanConfig
 from pipeline.training.dataset import DatasetError
 
@@ -127,7 +128,7 @@ def evaluate_clips(data: str | Path, report_dir: str | Path, models, config: Sca
     out.to_csv(report_dir / "scores.csv", index=False)
     metrics["plots"] = _write_plots(report_dir, labels, p_fake, metrics) if len(scored) else {}
     (report_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
-    _write_report_md(report_dir / "report.md", metrics, rows, data)
+    write_clips_report_md(report_dir / "report.md", metrics, rows, data)
     return metrics
 
 
@@ -215,65 +216,3 @@ def _write_plots(report_dir: Path, labels: list[str], p_fake: np.ndarray, metric
         {"clips": (p_fake, is_fake)}, report_dir / "reliability.png", title="Clips: reliability"
     ).name
     return files
-
-
-def _clip_name(video_path: str, data) -> str:
-    """A clip's path as the table shows it: relative to the data folder (or the CSV's) when below it."""
-    import os
-
-    base = Path(data)
-    base = base.parent if base.is_file() else base
-    try:  # absolute, not resolved: a clip linked in from elsewhere keeps its place under the folder
-        return Path(os.path.abspath(video_path)).relative_to(os.path.abspath(base)).as_posix()
-    except ValueError:
-        return video_path
-
-
-def _write_report_md(path: Path, metrics: dict, rows: pd.DataFrame, data) -> None:
-    from pipeline.training.evaluate import MAX_REPORT_ROWS, capped_note, format_metric, md_cell, reliability_md
-
-    weights = metrics.get("weights") or {}
-    lines = [
-        "# Clip-level evaluation",
-        "",
-        f"- data: `{metrics['data']}`: {metrics['clips']} clips {metrics['labels']}",
-        f"- weights: {weights.get('name')} ({weights.get('architecture')}, crop framing "
-        f"{weights.get('crop_margin')}, temperature {weights.get('temperature')})",
-        f"- scan: {metrics['scan']}; decision: FAKE when p_fake >= {metrics['threshold']:g}",
-        f"- clips without a p_fake (left out): {metrics['unscored'] or 'none'}",
-        "",
-        "| metric | clips |",
-        "|---|---|",
-    ]
-    for key in ("n", "tp", "tn", "fp", "fn", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"):
-        if key in metrics:
-            lines.append(f"| {key} | {format_metric(metrics[key])} |")
-    shown = rows.head(MAX_REPORT_ROWS)
-    lines += [
-        "",
-        "## Per clip",
-        "",
-        "label: the scanner's verdict; faces: faces scored.",
-        "",
-        "| clip | true label | p_fake | label | status | faces |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in shown.itertuples():
-        lines.append(
-            f"| {md_cell(_clip_name(row.video_path, data))} | {row.label} | {md_cell(row.p_fake)} | "
-            f"{md_cell(row.scanner_label)} | {md_cell(row.status)} | {row.n_faces} |"
-        )
-    lines += capped_note(len(shown), len(rows), "scores.csv")
-    if metrics.get("n"):
-        lines += [
-            "",
-            "## Reliability bins",
-            "",
-            "Scored clips per equal-width bin of p_fake, their mean p_fake and the fraction of them that are "
-            "fake (the points of the reliability diagram).",
-            "",
-            *reliability_md(metrics["reliability"], "clips"),
-        ]
-    for key, name in metrics.get("plots", {}).items():
-        lines += ["", f"## {key}", "", f"![{key}]({name})"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
