@@ -24,14 +24,14 @@ from pipeline.cli.common import (
     detector_config_from_args,
     fail,
     output_folder_problem,
-    positive_float,
     positive_int,
     sibling_command,
     start_logging,
 )
 from pipeline.faces.crop import RESIZE_INTERPOLATIONS
 from pipeline.scan.aggregate import AGGREGATION_NAMES, DEFAULT_AGGREGATION
-from pipeline.scan.analyze import ScanConfig
+from pipeline.scan.config import ScanConfig
+from pipeline.settings import setting
 from pipeline.training.evaluate import POSITIVE_CLASSES, SCORE_BATCH, EvaluateConfig
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--threshold",
-        type=float,
+        type=setting("threshold").parse,
         default=None,
         metavar="P",
         help="FAKE when p_fake >= P, in (0, 1); default: the weights' spec",
@@ -101,11 +101,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     clips = p.add_argument_group("clips (when DATA holds video clips: the scanner's settings)")
     defaults = ScanConfig()
     clips.add_argument(
-        "--fps", type=positive_float, default=defaults.fps, metavar="FPS", help="frames sampled per second of video"
+        "--fps",
+        type=setting("fps").parse,
+        default=defaults.fps,
+        metavar="FPS",
+        help="frames sampled per second of video",
     )
     clips.add_argument(
         "--max-frames",
-        type=positive_int,
+        type=setting("max_frames").parse,
         default=defaults.max_frames,
         metavar="FRAMES",
         help="sampled frames per clip at most",
@@ -118,7 +122,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         f"decision, else {DEFAULT_AGGREGATION}",
     )
     clips.add_argument(
-        "--timeout", type=positive_float, default=defaults.timeout_s, metavar="SECONDS", help="seconds allowed per clip"
+        "--timeout",
+        type=setting("timeout_s").parse,
+        default=defaults.timeout_s,
+        metavar="SECONDS",
+        help="seconds allowed per clip",
     )
     clips.add_argument(
         "--workers", type=positive_int, default=1, metavar="N", help="clips scored in parallel, one process each"

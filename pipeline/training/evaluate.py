@@ -35,10 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import ConfigError
 from pipeline.faces.crop import RESIZE_INTERPOLATIONS
 from pipeline.models.factory import resolve_threshold
 from pipeline.report.evaluation import write_faces_report_md
 from pipeline.scan.records import CsvRow
+from pipeline.settings import check, setting
 from pipeline.training.dataset import LABEL_NAMES, DatasetError, FaceItem, load_crop_rgb, load_faces, select_split
 from pipeline.training.metrics import binary_report, confusion_from_predictions, roc_curve, video_means
 
@@ -87,14 +89,14 @@ class EvaluateConfig:
     faces_crop_margin: float | None = None
 
     def __post_init__(self) -> None:
-        if self.faces_crop_margin is not None and not 0.5 <= self.faces_crop_margin <= 3.0:
-            raise ValueError(f"faces_crop_margin must be in [0.5, 3], got {self.faces_crop_margin}")
+        if self.faces_crop_margin is not None and self.faces_crop_margin not in setting("crop_margin").range:
+            raise ConfigError(f"faces_crop_margin must be {setting('crop_margin').range}, got {self.faces_crop_margin}")
         if self.positive not in POSITIVE_CLASSES:
             raise ValueError(f"positive must be one of {POSITIVE_CLASSES}, got {self.positive!r}")
         if self.resize is not None and self.resize not in RESIZE_INTERPOLATIONS:
             raise ValueError(f"resize must be one of {RESIZE_INTERPOLATIONS}, got {self.resize!r}")
-        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.threshold is not None:
+            check("threshold", self.threshold)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 

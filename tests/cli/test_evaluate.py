@@ -33,7 +33,6 @@ def known_manifest(tmp_path) -> Path:
         (["{tmp}/nowhere", "-o", "{tmp}/r"], "data not found"),
         (["{data}", "-o", "{tmp}/r", "--weights", "{tmp}/missing.h5"], "weights file not found"),
         (["{data}", "-o", "{tmp}/r", "--weights", "{data}"], "unknown weights"),  # a CSV is no weights file
-        (["{data}", "-o", "{tmp}/r", "--threshold", "1.5"], "threshold must be in"),
         (["{data}", "-o", "{tmp}/r", "--split", "val"], "no split column"),
         (["{data}", "-o", "{data}"], "is a file"),  # the report folder is the manifest
     ],
@@ -43,6 +42,13 @@ def test_usage_errors_exit_2_with_one_line(known_manifest, tmp_path, capsys, arg
     assert main([a.format(tmp=tmp_path, data=known_manifest) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_threshold_out_of_range_is_refused_by_the_parser_in_the_declared_words(known_manifest, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(known_manifest), "-o", str(tmp_path / "r"), "--threshold", "1.5"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2 and err.endswith("argument --threshold: must be in (0, 1), got 1.5")
 
 
 def test_flags_map_one_to_one_onto_the_config():
