@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import DatasetError
+
 log = logging.getLogger(__name__)
 
 LABEL_NAMES = ("real", "fake")  # index = y: 0 real, 1 fake
@@ -45,10 +47,6 @@ SPLIT_ALIASES = {
 MANIFEST_REQUIRED = ("file", "label")
 # manifests looked for inside a DATA folder, in order: the dataset builder's, then the shared faces'
 FOLDER_MANIFESTS = ("manifest.csv", "faces.csv")
-
-
-class DatasetError(ValueError):
-    """The data folder or manifest cannot be read as labelled faces."""
 
 
 @dataclasses.dataclass(frozen=True)
