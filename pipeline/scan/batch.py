@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from pipeline.errors import ResumeMismatchError
 from pipeline.models.factory import LoadedModels, ModelSpec, load_models
 from pipeline.scan.analyze import ScanConfig, VideoResult
 from pipeline.scan.engines import check_engine_choice, engine_for
@@ -202,11 +203,6 @@ def prepare_evidence_dir(evidence_dir: Path, settings: RunSettings, *, overwrite
         )
     evidence_dir.mkdir(parents=True, exist_ok=True)
     settings_path.write_text(json.dumps(settings.columns(), indent=2) + "\n")
-
-
-class ResumeMismatchError(ValueError):
-    """An output being resumed holds rows made another way (model, threshold, aggregation,
-    sampling or detector settings, tool version), or by an older version that did not record how."""
 
 
 def check_resume_settings(output_csv: Path, settings: RunSettings) -> None:
