@@ -202,6 +202,7 @@ def _run(
 ) -> BatchSummary:
     """The batch itself: :func:`pipeline.scan.batch.run_batch` over ``paths``, the clips under
     the inputs (listed first for the local engine, so the bar shows a total)."""
+    from pipeline.report.explain import result_explanation
     from pipeline.scan.batch import run_batch
 
     if args.engine == "dask":
@@ -222,6 +223,7 @@ def _run(
         address=args.address,
         nest_faces=args.nest_faces,
         evidence_dir=args.evidence_dir,
+        explain=result_explanation,  # JSON Lines objects carry the verdict in words
     )
 
 

@@ -369,3 +369,9 @@ def row_explanation(row: VideoRow, faces=(), tracks=(), *, kind: str = "video") 
         "verdict_text": verdict_text(row, cuts),
         "caveats": uncertainty_notes(row, list(faces), list(tracks), kind=kind, config=cuts),
     }
+
+
+def result_explanation(row: VideoRow, result) -> dict:
+    """:func:`row_explanation` of a batch's clip: ``row`` as written (stamped with the run's
+    settings), ``result`` its :class:`pipeline.scan.analyze.VideoResult` (faces and people)."""
+    return row_explanation(row, result.faces, result.tracks)

@@ -19,7 +19,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from pipeline.errors import ResumeMismatchError
@@ -87,6 +87,7 @@ def run_batch(
     address: str | None = None,
     nest_faces: bool = False,
     evidence_dir: str | Path | None = None,
+    explain: Callable[[VideoRow, VideoResult], dict] | None = None,
 ) -> BatchSummary:
     """Score ``paths`` into ``output_csv``, one row per clip, flushed as each clip finishes.
 
@@ -117,6 +118,11 @@ def run_batch(
     ``tracks_csv``: when set, one row per track (person) of every ok clip, with whether it
     counted toward the verdict and why (:class:`pipeline.scan.records.TrackRow`); resumed like
     ``faces_csv``.
+
+    ``explain``: with a JSON Lines output, each clip's verdict in words put in its object
+    (``verdict_text``, ``caveats``) from its stamped row and its result: the command line passes
+    :func:`pipeline.report.explain.result_explanation` (the words belong to the report stage, above
+    this one).
     """
     check_engine_choice(engine)
     output_csv = Path(output_csv)
@@ -156,6 +162,7 @@ def run_batch(
                 stamp=settings.columns(),
                 evidence=evidence,
                 tracks_sink=tracks_sink,
+                explain=explain,
             )
     return BatchSummary(dict(counts), skipped, batch_label_counts(labels, config))
 
@@ -339,6 +346,7 @@ def _write_results(
     stamp: dict | None = None,
     evidence=None,
     tracks_sink: CsvSink | None = None,
+    explain: Callable[[VideoRow, VideoResult], dict] | None = None,
 ) -> tuple[collections.Counter, collections.Counter]:
     """Write each result's row (and face rows) as it comes, with the ``stamp`` fields (the run's
     provenance columns) set on every clip row; return the count per status and the count per
@@ -355,7 +363,7 @@ def _write_results(
                 tracks_sink.write_many(result.track_rows())
             row = dataclasses.replace(result.row, **stamp) if stamp else result.row
             if isinstance(sink, JsonlSink):
-                sink.write(row, faces=result.face_rows())
+                sink.write(row, faces=result.face_rows(), explanation=explain(row, result) if explain else None)
             else:
                 sink.write(row)
             if evidence is not None:

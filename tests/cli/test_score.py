@@ -489,8 +489,15 @@ def test_jsonl_output_by_extension_with_nested_faces(batch_dir, tmp_path, meso4_
     objects = {cli.Path(o["video_path"]).name: o for o in map(json.loads, out.read_text().splitlines())}
     assert set(objects) == {"face.MP4", "noface.mp4", "broken.mp4"}
     face = objects["face.MP4"]
-    assert list(face)[:-1] == VideoRow.columns() and list(face)[-1] == "faces"
+    assert list(face) == [*VideoRow.columns(), "verdict_text", "caveats", "faces"]
     assert len(face["faces"]) == face["n_faces"] > 0 and face["p_fake"] is not None
+    # the verdict in the web page's words: the same function says it on every surface
+    from pipeline.report.explain import RowCuts, verdict_text
+
+    row = VideoRow(**{k: face[k] for k in VideoRow.columns()})
+    assert face["verdict_text"] == verdict_text(row, RowCuts.of(row)) and face["verdict_text"].endswith(".")
+    assert isinstance(face["caveats"], list) and all(set(c) == {"kind", "text"} for c in face["caveats"])
+    assert objects["broken.mp4"]["verdict_text"] is None  # no label, nothing to explain
     first = out.read_text()
     assert cli.main(args) == 0  # resumed: nothing new
     assert out.read_text() == first
