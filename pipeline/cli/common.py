@@ -61,14 +61,6 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def probability(text: str) -> float:
-    """A probability strictly between 0 and 1 (a threshold or a confidence)."""
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
-    return value
-
-
 # --- detector flags: one row per DetectorConfig field a command line may set ------------------
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipeline.faces.detect import DetectorConfig
 from pipeline.models.weights import WeightsSpec, resolve_weights, spec_for_weights
+from pipeline.settings import check_fields
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,7 @@ class ModelSpec:
     intra_op_threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        check_fields(self, "threshold", optional=("threshold",))
         if self.intra_op_threads is not None and self.intra_op_threads < 1:
             raise ValueError(f"intra_op_threads must be >= 1, got {self.intra_op_threads}")
 
@@ -68,8 +68,7 @@ class LoadedModels:
     threshold: float
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        check_fields(self, "threshold")
 
     @property
     def weights_spec(self) -> WeightsSpec:

@@ -15,6 +15,8 @@ import math
 import numbers
 from pathlib import Path
 
+from pipeline.settings import check_fields
+
 OUTPUT_MEANINGS = ("p_real", "p_fake")
 # Pixel scalings a spec may name: x/255 (MesoNet) or (x - 127) / 128 (EfficientNet-Lite).
 INPUT_SCALES = ("x/255", "(x-127)/128")
@@ -76,12 +78,7 @@ class WeightsSpec:
             raise ValueError(
                 f"input must be rgb scaled one of {INPUT_SCALES}, got {self.color_order}, {self.input_scale}"
             )
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if not 0.5 <= self.crop_margin <= 3.0:
-            raise ValueError(f"crop_margin must be in [0.5, 3], got {self.crop_margin}")
-        if not 0.01 <= self.temperature <= 100.0:
-            raise ValueError(f"temperature must be in [0.01, 100], got {self.temperature}")
+        check_fields(self, "threshold", "crop_margin", "temperature")  # ranges: pipeline.settings
 
     def to_json(self) -> str:
         fields = dataclasses.asdict(self)

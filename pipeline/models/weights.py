@@ -11,6 +11,7 @@ the scorer turns it into ``p_fake``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -90,8 +91,30 @@ def known_weights_text() -> str:
 def spec_for_weights(weights_path: str | Path) -> WeightsSpec:
     """The spec of a weights file: known by sha256, else its sidecar, else :class:`WeightsError`.
     An ensemble file (``*.ensemble.json``, :mod:`pipeline.models.ensemble_file`) gets the spec built
-    from its own fields and its members' shared input contract."""
+    from its own fields and its members' shared input contract.
+
+    Worked out once per file and process: the spec is kept by the file's path, size and
+    modification time (and its sidecar's), so the command line's checks, the provenance of the
+    rows and the model load of one run hash the file once; a changed file is read again."""
     path = Path(weights_path)
+    return _cached_spec(str(path.resolve()), _stat_key(path), _stat_key(sidecar_path(path)))
+
+
+def _stat_key(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_spec(resolved: str, file_key, sidecar_key) -> WeightsSpec:
+    """:func:`spec_for_weights` of ``resolved``; the keys make a changed file a new entry. Errors are not kept."""
+    return _read_spec(Path(resolved))
+
+
+def _read_spec(path: Path) -> WeightsSpec:
     if str(path).lower().endswith(".ensemble.json"):
         _, members = read_ensemble(path)
         return ensemble_spec(path, [spec_for_weights(m.weights) for m in members])

@@ -23,6 +23,7 @@ import numpy as np
 from pipeline.atomic import atomic_path
 from pipeline.faces.crop import CROP_MARGIN, DEFAULT_RESIZE, RESIZE_INTERPOLATIONS
 from pipeline.models.weights import WeightsSpec
+from pipeline.settings import check
 from pipeline.training.dataset import DatasetError, FaceItem, check_no_leak, load_crop_rgb, split_by_source_video
 
 # Training's log lines keep the name they have always had, one-set or mixed.
@@ -88,8 +89,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_INTERPOLATIONS:
             raise ValueError(f"resize must be one of {RESIZE_INTERPOLATIONS}, got {self.resize!r}")
-        if not 0.5 <= self.crop_margin <= 3.0:  # the range WeightsSpec accepts
-            raise ValueError(f"crop_margin must be in [0.5, 3], got {self.crop_margin}")
+        check("crop_margin", self.crop_margin)  # the range WeightsSpec accepts
         if self.architecture not in TRAINABLE_ARCHITECTURES:
             raise ValueError(f"architecture must be one of {TRAINABLE_ARCHITECTURES}, got {self.architecture!r}")
         if not str(self.output).endswith(".h5") or str(self.output).endswith(".weights.h5"):

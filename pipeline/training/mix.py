@@ -36,6 +36,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.errors import ConfigError
+from pipeline.settings import setting
 from pipeline.training.dataset import DatasetError, FaceItem
 
 # The framings the project knows, for reference (crop side / MTCNN box side, median of 60 faces
@@ -59,8 +61,10 @@ class FaceSource:
             raise ValueError(f"source name must be letters, digits, - or _, got {self.name!r}")
         if not self.weight > 0:
             raise ValueError(f"source {self.name}: weight must be > 0, got {self.weight}")
-        if not 0.5 <= self.crop_margin <= 3.0:
-            raise ValueError(f"source {self.name}: crop_margin must be in [0.5, 3], got {self.crop_margin}")
+        if self.crop_margin not in setting("crop_margin").range:
+            raise ConfigError(
+                f"source {self.name}: crop_margin must be {setting('crop_margin').range}, got {self.crop_margin}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

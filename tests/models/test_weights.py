@@ -520,3 +520,25 @@ def test_a_directory_given_as_weights_says_it_is_one(tmp_path, files, listed):
         resolve_weights(str(folder))
     assert listed in str(excinfo.value)
     assert "notes.txt" not in str(excinfo.value)
+
+
+def test_a_weights_spec_is_worked_out_once_per_file_until_the_file_changes(tmp_path, monkeypatch):
+    import shutil
+
+    from pipeline.models import weights
+
+    source = Path(__file__).resolve().parents[2] / "weights" / "meso4_scanner_v1.h5"
+    copy = tmp_path / "scanner.h5"
+    shutil.copyfile(source, copy)
+    shutil.copyfile(str(source) + ".json", str(copy) + ".json")
+    hashed = []
+    real = weights.sha256_file
+    monkeypatch.setattr(weights, "sha256_file", lambda p: hashed.append(p) or real(p))
+    first = weights.spec_for_weights(copy)
+    assert weights.spec_for_weights(copy) is first and weights.spec_for_weights(str(copy)) is first
+    assert len(hashed) == 1  # the command line, the rows' provenance and the model load of a run: one hash
+    with open(copy, "ab") as f:  # the file changed: its spec is worked out again (and no longer matches)
+        f.write(b"\0")
+    with pytest.raises(weights.WeightsError, match="does not match its sidecar"):
+        weights.spec_for_weights(copy)
+    assert len(hashed) == 2
