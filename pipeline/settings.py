@@ -29,7 +29,7 @@ def _number(value: float) -> str:
 @dataclasses.dataclass(frozen=True)
 class Range:
     """An interval of valid values; ``None`` for an open end (no bound). ``low_open`` /
-    ``high_open``: the bound itself is excluded. NaN is in no range."""
+    ``high_open``: the bound itself is excluded. NaN and the infinities are in no range."""
 
     low: float | None = None
     high: float | None = None
@@ -37,7 +37,7 @@ class Range:
     high_open: bool = False
 
     def __contains__(self, value: object) -> bool:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
@@ -140,7 +140,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("detect_long_side_px", int, Range(24), "pixels", "long side of the copy of each frame MTCNN sees"),
         Setting("min_confidence", float, UNIT, "", "MTCNN confidence below which a face is ignored"),
         Setting("min_face_px", int, NON_NEGATIVE, "pixels", "faces smaller than this are ignored"),
-        Setting("batch_size", int, AT_LEAST_ONE, "frames", "frames per MTCNN call"),
+        Setting(
+            "batch_size", int, AT_LEAST_ONE, "items", "items per model call (frames for MTCNN, faces for a scorer)"
+        ),
         Setting("pyramid_scale", float, Range(0.3, 0.9), "", "ratio between MTCNN's pyramid levels"),
         Setting("full_frame_every_s", float, NON_NEGATIVE, "seconds", "search whole frames at most this often"),
         Setting("region_margin", float, Range(1.2, 4.0), "face sides", "search region side / face side"),

@@ -116,3 +116,20 @@ def test_the_usage_docs_carry_the_settings_table_as_declared():
 
     docs = (Path(__file__).resolve().parents[1] / "docs" / "usage.md").read_text()
     assert settings_table() in docs
+
+
+def test_no_module_but_settings_states_a_declared_settings_range():
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "pipeline"
+    names = "|".join(n for n in SETTINGS if n != "uncertain_below")  # its tie to the threshold is ScanConfig's
+    stated = re.compile(rf"\b({names}) must be (in [\(\[]|[<>]=? ?\d|positive)")
+    found = [
+        f"{path.relative_to(package.parent)}:{n}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "settings.py"
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if stated.search(line)
+    ]
+    assert found == [], "\n".join(found)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pipeline.faces.boxes import FaceBox
+from pipeline.settings import check
 
 
 def select_faces(faces: Sequence[FaceBox], *, min_confidence: float, min_face_px: float) -> list[FaceBox]:
@@ -28,8 +29,6 @@ def select_faces(faces: Sequence[FaceBox], *, min_confidence: float, min_face_px
     Returns a new list (``[]`` when none is kept). Raises ``ValueError`` naming the bad value
     and its valid range.
     """
-    if not 0.0 <= min_confidence <= 1.0:
-        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
-    if not min_face_px >= 0:
-        raise ValueError(f"min_face_px must be >= 0, got {min_face_px}")
+    check("min_confidence", min_confidence)
+    check("min_face_px", min_face_px)
     return [face for face in faces if face.confidence >= min_confidence and face.size_px >= min_face_px]

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pipeline.settings import check
+
 # p is clipped to [EPS, 1 - EPS] before taking its logit, so 0 and 1 stay finite.
 EPS = 1e-7
 # Temperatures searched, on a log scale: from 20x sharper to 100x flatter.
@@ -40,9 +42,9 @@ def sigmoid(z: np.ndarray | Sequence[float]) -> np.ndarray:
 
 def apply_temperature(p_fake: np.ndarray | Sequence[float], temperature: float) -> np.ndarray:
     """``sigmoid(logit(p_fake) / temperature)``; ``temperature`` 1 returns ``p_fake`` unchanged
-    (bit for bit). Raises ``ValueError`` unless ``temperature`` > 0."""
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    (bit for bit). Raises :class:`pipeline.errors.ConfigError` (a ``ValueError``) for a
+    ``temperature`` outside its declared range (:mod:`pipeline.settings`)."""
+    check("temperature", temperature)
     p_fake = np.asarray(p_fake, dtype=np.float64)
     if temperature == 1.0:
         return p_fake

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.errors import WeightsError
 from pipeline.models.spec import WeightsSpec, sha256_file
+from pipeline.settings import check
 
 ENSEMBLE_SUFFIX = ".ensemble.json"
 
@@ -30,8 +31,8 @@ class EnsembleMember:
     temperature: float | None = None
 
     def __post_init__(self) -> None:
-        if self.temperature is not None and not self.temperature > 0:
-            raise ValueError(f"member temperature must be > 0, got {self.temperature}")
+        if self.temperature is not None:
+            check("temperature", self.temperature)
 
 
 def read_ensemble(path: str | Path) -> tuple[dict, tuple[EnsembleMember, ...]]:

@@ -97,8 +97,7 @@ class EvaluateConfig:
             raise ValueError(f"resize must be one of {RESIZE_INTERPOLATIONS}, got {self.resize!r}")
         if self.threshold is not None:
             check("threshold", self.threshold)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        check("batch_size", self.batch_size)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,6 +42,7 @@ from pipeline.atomic import atomic_path
 from pipeline.faces.boxes import FaceBox
 from pipeline.faces.detect import DetectorConfig
 from pipeline.scan.records import CsvRow, face_columns
+from pipeline.settings import check
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,7 @@ class ExtractConfig:
     detector: DetectorConfig = DATASET_DETECTOR
 
     def __post_init__(self) -> None:
-        if not self.fps > 0:
-            raise ValueError(f"fps must be positive, got {self.fps}")
+        check("fps", self.fps)
         if self.max_per_video < 1:
             raise ValueError(f"max_per_video must be >= 1, got {self.max_per_video}")
         if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1.0) > 1e-6:

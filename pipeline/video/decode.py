@@ -193,10 +193,8 @@ def _sparse_select_expr(sample_fps: float, source_fps: float) -> str:
 def sampling_fps(info: VideoInfo, fps: float, max_frames: int) -> float:
     """The rate to sample at: ``fps``, lowered so that at most ``max_frames`` spread evenly over
     the clip, and never above the clip's own rate (which would only duplicate frames)."""
-    if not (fps > 0 and math.isfinite(fps)):
-        raise ValueError(f"fps must be positive, got {fps}")
-    if max_frames <= 0:
-        raise ValueError(f"max_frames must be positive, got {max_frames}")
+    settings.check("fps", fps)
+    settings.check("max_frames", max_frames)
     rate = fps
     if info.fps:
         rate = min(rate, info.fps)

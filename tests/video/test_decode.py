@@ -77,15 +77,15 @@ def test_sampling_fps(info, fps, max_frames, expected):
     "fps, max_frames, match",
     [
         # zero rate
-        (0.0, 40, "fps must be positive, got 0"),
+        (0.0, 40, r"fps must be > 0, got 0.0"),
         # negative rate
-        (-2.0, 40, "fps must be positive, got -2"),
+        (-2.0, 40, r"fps must be > 0, got -2.0"),
         # zero frames
-        (2.0, 0, "max_frames must be positive, got 0"),
+        (2.0, 0, "max_frames must be >= 1, got 0"),
         # negative frames
-        (2.0, -5, "max_frames must be positive, got -5"),
+        (2.0, -5, "max_frames must be >= 1, got -5"),
         # NaN passes `fps <= 0` and comes back as the sampling rate
-        pytest.param(math.nan, 40, "fps must be positive"),
+        pytest.param(math.nan, 40, "fps must be > 0, got nan"),
     ],
 )
 def test_sampling_fps_rejects_bad_values(fps, max_frames, match):
