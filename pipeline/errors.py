@@ -11,6 +11,9 @@ Some also derive from the built-in error they refine (``ValueError``, ``TimeoutE
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class ScannerError(Exception):
     """Base class of every error this package raises on purpose. ``kind``: what went wrong, as a code."""
@@ -50,6 +53,13 @@ class OutputLockedError(OutputError):
 # --- what a clip or a file turned out to be -----------------------------------------------------
 
 
+class FfmpegNotFoundError(ScannerError, FileNotFoundError):
+    """No ffmpeg to decode with: ``$DEEPFAKE_SCANNER_FFMPEG`` names no executable, none is on
+    PATH and the imageio-ffmpeg package is not installed."""
+
+    kind = "ffmpeg_not_found"
+
+
 class DecodeError(ScannerError):
     """The file is not a readable video (empty, truncated, not a video, audio only)."""
 
@@ -84,7 +94,8 @@ class WeightsNotFoundError(WeightsError, FileNotFoundError):
 
 
 class DatasetError(ScannerError, ValueError):
-    """The data folder or manifest cannot be read as labelled faces."""
+    """Labelled data cannot be read as such: a folder, manifest or mix of faces, or the clips and
+    labels a dataset is built from (missing, of the wrong kind, a label not taken)."""
 
     kind = "dataset"
 
@@ -115,6 +126,19 @@ class UploadRejected(ScannerError):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+@contextlib.contextmanager
+def writing(what: object) -> Iterator[None]:
+    """A block whose ``OSError`` can only come from writing ``what`` (an output file or folder):
+    it leaves as :class:`OutputError` naming it ("cannot write report/: No space left on device");
+    errors already ours pass unchanged."""
+    try:
+        yield
+    except ScannerError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write {what}: {exc.strerror or exc}") from exc
 
 
 def all_errors() -> list[type[ScannerError]]:

@@ -188,9 +188,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate
     folder that is a file or cannot be written)."""
     args = build_parser(prog).parse_args(argv)
     start_logging(args.quiet)
-    from pipeline.errors import WeightsError
+    from pipeline.errors import ScannerError, writing
     from pipeline.report.evaluation import format_metric, summary_text
-    from pipeline.training.dataset import DatasetError
     from pipeline.training.evaluate import evaluate
     from pipeline.training.evaluate_clips import is_clip_data
 
@@ -203,11 +202,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate
         return fail(prog, problem)
     if is_clip_data(args.data):
         try:
-            metrics = run_clips(args)
-        except (FileNotFoundError, WeightsError, DatasetError, ValueError) as exc:
+            with writing(f"the report to {args.report_dir}"):
+                metrics = run_clips(args)
+        except ScannerError as exc:  # ours only: anything else is a bug, with its traceback
             return fail(prog, str(exc))
-        except OSError as exc:
-            return fail(prog, f"cannot write the report to {args.report_dir}: {exc}")
         log.info(
             "%d clips (%d scored): ROC AUC %s, ECE %s; report in %s",
             metrics["clips"],
@@ -219,14 +217,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline evaluate
         return 0
     try:
         config = config_from_args(args)
-    except ValueError as exc:
+    except ScannerError as exc:
         return fail(prog, str(exc))
     report_dir = config.report_dir
     try:
-        metrics = evaluate(config)
-    except (FileNotFoundError, WeightsError, DatasetError) as exc:
+        with writing(f"the report to {report_dir}"):
+            metrics = evaluate(config)
+    except ScannerError as exc:
         return fail(prog, str(exc))
-    except OSError as exc:
-        return fail(prog, f"cannot write the report to {report_dir}: {exc}")
     log.info("%s; report in %s", summary_text(metrics), report_dir)
     return 0

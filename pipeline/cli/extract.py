@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     prog = prog or program_name("extract_faces.py", ("extract_faces.py",))
     args = build_parser(prog).parse_args(argv)
     start_logging(args.quiet)
+    from pipeline.errors import ScannerError, writing
     from pipeline.training.extract import build_dataset, find_sources
 
     if problem := output_folder_problem(args.output, "dataset folder"):
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     try:
         config = config_from_args(args)
         clips = find_sources(args.sources, config.labels, label=args.label)
-    except (ValueError, FileNotFoundError) as exc:
+    except ScannerError as exc:
         return fail(prog, str(exc))
     if not clips:
         return fail(
@@ -181,14 +182,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             f"no labelled clips under {args.sources}: expected subfolders named after the labels "
             f"{list(config.labels)} holding video clips, a CSV path,label[,source_id], or one clip",
         )
-    from pipeline.errors import OutputLockedError
     from pipeline.models.factory import load_detector
 
     detector = load_detector(config.detector)
     try:
-        with logging_above_progress():  # a warning mid-build is printed above the bar, not through it
+        with logging_above_progress(), writing(args.output):  # warnings mid-build go above the bar
             summary = build_dataset(clips, args.output, detector, config)
-    except (OutputLockedError, OSError) as exc:
+    except ScannerError as exc:  # ours only: anything else is a bug, with its traceback
         return fail(prog, str(exc))
     if config.stratify:
         print("faces per pose and size bin, before and after stratification:")

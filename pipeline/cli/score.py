@@ -167,11 +167,11 @@ def _first_video_or_none(inputs: list[str]) -> Iterator[str] | None:
 def _score(args: argparse.Namespace, prog: str) -> int:
     """Settle the weights and settings (usage errors first), look for a first clip, then load the
     models and run the batch; ``main``'s exit statuses."""
-    from pipeline.errors import OutputLockedError, WeightsError
+    from pipeline.errors import ScannerError
 
     try:
         spec, config = resolve_scan_settings(args)  # no TensorFlow yet: files and their specs only
-    except (FileNotFoundError, WeightsError, ValueError) as exc:
+    except ScannerError as exc:  # ours only: anything else is a bug, with its traceback
         return fail(prog, str(exc))
     paths = _first_video_or_none(args.inputs)
     if paths is None:
@@ -183,14 +183,14 @@ def _score(args: argparse.Namespace, prog: str) -> int:
 
         try:
             check_resume_settings(Path(args.output), run_settings(spec, config))
-        except ValueError as exc:
+        except ScannerError as exc:
             return fail(prog, str(exc))
     # the spec: this process loads it when its first clip is due (a resume with nothing left never
     # loads TensorFlow); worker processes load it themselves
     try:
         with logging_above_progress():  # a warning mid-batch is printed above the bar, not through it
             summary = _run(args, spec, config, paths)
-    except (OutputLockedError, WeightsError, ValueError, OSError) as exc:
+    except ScannerError as exc:
         return fail(prog, str(exc))
     counts = summary.counts_text() or "nothing new"  # e.g. ok 27 (FAKE 5, UNCERTAIN 6, REAL 16), no_face 2
     log.info("wrote %s: %s (%d already done)", args.output, counts, summary.skipped)

@@ -153,14 +153,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline serve") 
     needed = ("flask", "waitress") if args.server == "waitress" else ("flask",)
     if hint := missing_extra(needed, "web", f"serving with --server {args.server}"):
         return fail(prog, hint)
-    from pipeline.errors import WeightsError
+    from pipeline.errors import ScannerError
     from pipeline.web.app import create_app
 
     try:
         spec, config = resolve_scan_settings(args)
         web = web_config_from_args(args)
         models = load_models(spec)
-    except (FileNotFoundError, WeightsError, ValueError) as exc:
+    except ScannerError as exc:  # ours only: anything else is a bug, with its traceback
         return fail(prog, str(exc))
     app = create_app(models.detector, models.scorer, config, web)
     state = app.extensions["deepfake_scanner"]

@@ -165,8 +165,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline train") 
     ``--report-dir`` of the wrong kind; bad values)."""
     args = build_parser(prog).parse_args(argv)
     start_logging(args.quiet)
-    from pipeline.errors import WeightsError
-    from pipeline.training.dataset import DatasetError
+    from pipeline.errors import ScannerError, writing
     from pipeline.training.train import train
 
     if problem := clip_given_as_data(
@@ -180,7 +179,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline train") 
         return _train_head(prog, args)
     try:
         config = config_from_args(args)
-    except ValueError as exc:
+    except ScannerError as exc:
         return fail(prog, str(exc))
     if config.init_weights is not None and (problem := input_problem(config.init_weights, "--init-weights", "file")):
         return fail(prog, problem)
@@ -189,17 +188,17 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline train") 
     if config.report_dir is not None and (problem := output_folder_problem(config.report_dir, "--report-dir")):
         return fail(prog, problem)
     try:
-        train(config)
-    except (DatasetError, WeightsError, FileNotFoundError) as exc:
+        with writing(config.output):
+            train(config)
+    except ScannerError as exc:  # ours only: anything else is a bug, with its traceback
         return fail(prog, str(exc))
     return 0
 
 
 def _train_head(prog: str, args: argparse.Namespace) -> int:
     """``--architecture effnet-lite0-head``: cache features, fit the head, write ``NAME.npz`` and its sidecar."""
-    from pipeline.errors import WeightsError
+    from pipeline.errors import ScannerError, writing
     from pipeline.models.weights import REPO_WEIGHTS_DIR, cache_dir
-    from pipeline.training.dataset import DatasetError
     from pipeline.training.mix import is_mix_file
     from pipeline.training.train_head import train_head_model
 
@@ -210,22 +209,23 @@ def _train_head(prog: str, args: argparse.Namespace) -> int:
     try:
         hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip() and int(h) > 0)
         config = HeadConfig(hidden=hidden, alpha=args.alpha, views=args.views, seed=args.seed)
-    except ValueError as exc:
+    except ValueError as exc:  # int() of a --hidden part, or HeadConfig's ConfigError
         return fail(prog, f"bad head setting: {exc}")
     if args.max_minutes is not None and not args.max_minutes > 0:
         return fail(prog, f"--max-minutes must be > 0, got {args.max_minutes}")
     backbone = Path(args.backbone) if args.backbone else REPO_WEIGHTS_DIR / "effnet_lite0_blocks.onnx"
     cache = Path(args.feature_cache) if args.feature_cache else cache_dir() / "features"
     try:
-        train_head_model(
-            args.data,
-            args.output,
-            backbone_path=backbone,
-            cache_root=cache,
-            config=config,
-            max_minutes=args.max_minutes,
-            license_text=args.license,
-        )
-    except (DatasetError, WeightsError, FileNotFoundError, ValueError) as exc:
+        with writing(args.output):
+            train_head_model(
+                args.data,
+                args.output,
+                backbone_path=backbone,
+                cache_root=cache,
+                config=config,
+                max_minutes=args.max_minutes,
+                license_text=args.license,
+            )
+    except ScannerError as exc:
         return fail(prog, str(exc))
     return 0

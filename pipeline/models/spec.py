@@ -15,6 +15,7 @@ import math
 import numbers
 from pathlib import Path
 
+from pipeline.errors import ConfigError
 from pipeline.settings import check_fields
 
 OUTPUT_MEANINGS = ("p_real", "p_fake")
@@ -71,11 +72,11 @@ class WeightsSpec:
         object.__setattr__(self, "validated_range", _checked_range(self.validated_range))
 
         if self.output not in OUTPUT_MEANINGS:
-            raise ValueError(f"output must be one of {OUTPUT_MEANINGS}, got {self.output!r}")
+            raise ConfigError(f"output must be one of {OUTPUT_MEANINGS}, got {self.output!r}")
         if not is_registered(self.architecture):
-            raise ValueError(f"architecture must be one of {tuple(list_models())}, got {self.architecture!r}")
+            raise ConfigError(f"architecture must be one of {tuple(list_models())}, got {self.architecture!r}")
         if self.color_order != "rgb" or self.input_scale not in INPUT_SCALES:
-            raise ValueError(
+            raise ConfigError(
                 f"input must be rgb scaled one of {INPUT_SCALES}, got {self.color_order}, {self.input_scale}"
             )
         check_fields(self, "threshold", "crop_margin", "temperature")  # ranges: pipeline.settings

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from pipeline.atomic import atomic_path
-from pipeline.errors import WeightsError
+from pipeline.errors import WeightsError, WeightsNotFoundError
 from pipeline.models.ensemble_file import ensemble_spec, read_ensemble
 from pipeline.models.spec import WeightsSpec, sha256_file, sidecar_path  # imported from here too, as ever
 
@@ -172,13 +172,13 @@ def resolve_weights(explicit: str | Path | None = None, *, download: bool = True
         if path.is_dir():
             files = sorted(p.name for p in path.iterdir() if p.name.endswith(WEIGHTS_SUFFIXES))
             inside = f"; weights files in it: {', '.join(files)}" if files else ""
-            raise FileNotFoundError(
+            raise WeightsNotFoundError(
                 f"--weights {path} is a directory: give one weights file (.h5, .npz or .ensemble.json) or a model "
                 f"name{inside}"
             )
         if "/" not in str(explicit) and "\\" not in str(explicit):
             return weights_by_name(str(explicit), download=download)
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise WeightsNotFoundError(f"weights file not found: {path}")
     tried = []
     for candidate in (REPO_WEIGHTS_DIR / REPO_DEFAULT_NAME, cache_dir() / "weights" / DEFAULT_WEIGHTS_NAME):
         if candidate.is_file():
@@ -190,7 +190,7 @@ def resolve_weights(explicit: str | Path | None = None, *, download: bool = True
             return fetch_weights(DEFAULT_DOWNLOAD.url, target, DEFAULT_DOWNLOAD.sha256)
         except (OSError, WeightsError) as exc:
             tried.append(f"{DEFAULT_DOWNLOAD.url} ({exc})")
-    raise FileNotFoundError("no weights found; tried: " + "; ".join(tried) + ". Pass --weights PATH.")
+    raise WeightsNotFoundError("no weights found; tried: " + "; ".join(tried) + ". Pass --weights PATH.")
 
 
 def model_names() -> list[str]:
@@ -219,9 +219,11 @@ def weights_by_name(name: str, *, download: bool = True) -> Path:
             try:
                 return fetch_weights(known.url, target, known.sha256)
             except (OSError, WeightsError) as exc:
-                raise FileNotFoundError(f"model {name}: not in {target.parent} and the download failed: {exc}") from exc
-        raise FileNotFoundError(f"model {name}: not in {target.parent} (downloads are off)")
-    raise FileNotFoundError(f"weights file or model name not found: {name}; models: {', '.join(model_names())}")
+                raise WeightsNotFoundError(
+                    f"model {name}: not in {target.parent} and the download failed: {exc}"
+                ) from exc
+        raise WeightsNotFoundError(f"model {name}: not in {target.parent} (downloads are off)")
+    raise WeightsNotFoundError(f"weights file or model name not found: {name}; models: {', '.join(model_names())}")
 
 
 def fetch_weights(url: str, target: str | Path, sha256: str, *, timeout_s: float = 60.0) -> Path:

@@ -15,7 +15,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from pipeline.scan.sink import CsvSink
+from pipeline.errors import ResumeMismatchError
+from pipeline.scan.sink import CsvSink, output_error
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,9 @@ def read_objects(path: str | Path) -> list[dict]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} line {number} is not JSON ({exc.msg}); use --overwrite") from exc
+            raise ResumeMismatchError(f"{path} line {number} is not JSON ({exc.msg}); use --overwrite") from exc
         if not isinstance(obj, dict):
-            raise ValueError(f"{path} line {number} is not a JSON object; use --overwrite")
+            raise ResumeMismatchError(f"{path} line {number} is not a JSON object; use --overwrite")
         objects.append(obj)
     return objects
 
@@ -91,7 +92,7 @@ def read_jsonl_done_keys(path: str | Path, key: str) -> set[str]:
     done = set()
     for obj in read_objects(path):
         if key not in obj:
-            raise ValueError(f"{path} is not an output of this tool (no {key!r} field); use --overwrite")
+            raise ResumeMismatchError(f"{path} is not an output of this tool (no {key!r} field); use --overwrite")
         done.add(str(obj[key]))
     return done
 
@@ -123,10 +124,10 @@ class JsonlSink(CsvSink):
             objects = read_objects(self.path)
             header = [k for k in objects[0] if k not in EXTRA_KEYS] if objects else []
             if header and header != self.columns:
-                raise ValueError(f"{self.path} has fields {header}, expected {self.columns}; use --overwrite")
+                raise ResumeMismatchError(f"{self.path} has fields {header}, expected {self.columns}; use --overwrite")
             if objects and ("faces" in objects[0]) != self.nest_faces:
                 had = "nests" if "faces" in objects[0] else "does not nest"
-                raise ValueError(
+                raise ResumeMismatchError(
                     f"{self.path} {had} each clip's faces; resume it "
                     f"{'with' if 'faces' in objects[0] else 'without'} --nest-faces, or use --overwrite"
                 )
@@ -151,6 +152,6 @@ class JsonlSink(CsvSink):
                 # one complete line per write call: a kill can tear only the line being written
                 self._file.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
             self._sync()
-        except OSError:
+        except OSError as exc:
             self._cut_back(start)
-            raise
+            raise output_error(self.path, exc) from exc

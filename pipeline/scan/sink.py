@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pipeline.atomic import atomic_path
-from pipeline.errors import OutputLockedError
+from pipeline.errors import OutputError, OutputLockedError, ResumeMismatchError, ScannerError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def read_done_keys(path: str | Path, key: str, columns: list[str]) -> set[str]:
     with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or key not in reader.fieldnames:
-            raise ValueError(f"{path} is not an output of this tool (no {key!r} column); use --overwrite")
+            raise ResumeMismatchError(f"{path} is not an output of this tool (no {key!r} column); use --overwrite")
         width = len(reader.fieldnames)
         return {unescape_cell(row[key]) for row in reader if len(row) == width and None not in row.values()}
 
@@ -144,6 +144,14 @@ def keep_rows_with_keys(path: str | Path, keys: set[str], key_column: int = 0) -
     return dropped
 
 
+def output_error(path: Path, exc: OSError) -> OSError:
+    """``exc`` as our :class:`OutputError` naming ``path`` (one already ours, such as
+    :class:`OutputLockedError`, as it is)."""
+    if isinstance(exc, ScannerError):
+        return exc
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}")
+
+
 class CsvSink:
     """Context-managed CSV writer for one dataclass type.
 
@@ -163,13 +171,16 @@ class CsvSink:
         self._file = None
 
     def __enter__(self) -> CsvSink:
-        if self._lock_wanted:
-            self._lock_fd = acquire_lock(self.lock_path, self.path)
         try:
-            self._open()
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
+            if self._lock_wanted:
+                self._lock_fd = acquire_lock(self.lock_path, self.path)
+            try:
+                self._open()
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
+        except OSError as exc:
+            raise output_error(self.path, exc) from exc
         return self
 
     @property
@@ -184,7 +195,7 @@ class CsvSink:
             with open(self.path, newline="", encoding="utf-8", errors="surrogateescape") as f:
                 header = next(csv.reader(f), None)
             if header != self.columns:
-                raise ValueError(f"{self.path} has columns {header}, expected {self.columns}; use --overwrite")
+                raise ResumeMismatchError(f"{self.path} has columns {header}, expected {self.columns}; use --overwrite")
             self._file = open(self.path, "a", newline="", encoding="utf-8", errors="surrogateescape")
         else:
             self._file = open(self.path, "w", newline="", encoding="utf-8", errors="surrogateescape")
@@ -213,9 +224,9 @@ class CsvSink:
             for row in rows:
                 self._write_line(getattr(row, name) for name in self.columns)
             self._sync()
-        except OSError:
+        except OSError as exc:
             self._cut_back(start)
-            raise
+            raise output_error(self.path, exc) from exc
 
     def _cut_back(self, offset: int) -> None:
         try:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import atomic_path
+from pipeline.errors import ConfigError
 from pipeline.faces.crop import CROP_MARGIN, DEFAULT_RESIZE, RESIZE_INTERPOLATIONS
 from pipeline.models.weights import WeightsSpec
 from pipeline.settings import check
@@ -88,23 +89,23 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_INTERPOLATIONS:
-            raise ValueError(f"resize must be one of {RESIZE_INTERPOLATIONS}, got {self.resize!r}")
+            raise ConfigError(f"resize must be one of {RESIZE_INTERPOLATIONS}, got {self.resize!r}")
         check("crop_margin", self.crop_margin)  # the range WeightsSpec accepts
         if self.architecture not in TRAINABLE_ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {TRAINABLE_ARCHITECTURES}, got {self.architecture!r}")
+            raise ConfigError(f"architecture must be one of {TRAINABLE_ARCHITECTURES}, got {self.architecture!r}")
         if not str(self.output).endswith(".h5") or str(self.output).endswith(".weights.h5"):
-            raise ValueError(f"output must be a .h5 file (Keras 2 layout, not .weights.h5), got {self.output}")
+            raise ConfigError(f"output must be a .h5 file (Keras 2 layout, not .weights.h5), got {self.output}")
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
+            raise ConfigError(f"max_minutes must be > 0, got {self.max_minutes}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+            raise ConfigError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
         if not self.learning_rate > 0 or not 0 < self.final_learning_rate_ratio <= 1:
-            raise ValueError(
+            raise ConfigError(
                 f"learning rate {self.learning_rate} (final ratio {self.final_learning_rate_ratio}) "
                 "must be > 0 (ratio in (0, 1])"
             )

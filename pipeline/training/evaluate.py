@@ -92,9 +92,9 @@ class EvaluateConfig:
         if self.faces_crop_margin is not None and self.faces_crop_margin not in setting("crop_margin").range:
             raise ConfigError(f"faces_crop_margin must be {setting('crop_margin').range}, got {self.faces_crop_margin}")
         if self.positive not in POSITIVE_CLASSES:
-            raise ValueError(f"positive must be one of {POSITIVE_CLASSES}, got {self.positive!r}")
+            raise ConfigError(f"positive must be one of {POSITIVE_CLASSES}, got {self.positive!r}")
         if self.resize is not None and self.resize not in RESIZE_INTERPOLATIONS:
-            raise ValueError(f"resize must be one of {RESIZE_INTERPOLATIONS}, got {self.resize!r}")
+            raise ConfigError(f"resize must be one of {RESIZE_INTERPOLATIONS}, got {self.resize!r}")
         if self.threshold is not None:
             check("threshold", self.threshold)
         check("batch_size", self.batch_size)

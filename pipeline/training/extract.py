@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import atomic_path
+from pipeline.errors import ConfigError, DatasetError
 from pipeline.faces.boxes import FaceBox
 from pipeline.faces.detect import DetectorConfig
 from pipeline.scan.records import CsvRow, face_columns
@@ -86,11 +87,11 @@ class ExtractConfig:
     def __post_init__(self) -> None:
         check("fps", self.fps)
         if self.max_per_video < 1:
-            raise ValueError(f"max_per_video must be >= 1, got {self.max_per_video}")
+            raise ConfigError(f"max_per_video must be >= 1, got {self.max_per_video}")
         if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1.0) > 1e-6:
-            raise ValueError(f"split must be three fractions (train, val, test) summing to 1, got {self.split}")
+            raise ConfigError(f"split must be three fractions (train, val, test) summing to 1, got {self.split}")
         if self.split[0] <= 0:
-            raise ValueError(f"the train fraction must be positive, got {self.split}")
+            raise ConfigError(f"the train fraction must be positive, got {self.split}")
 
     @property
     def min_face_px(self) -> int:
@@ -176,7 +177,7 @@ def find_sources(
     if is_clip_file(root):
         return [_single_clip(root, labels, label)]
     if label is not None and root.exists():
-        raise ValueError(
+        raise DatasetError(
             f"a label is given to one clip only; the clips of {root} take theirs from its "
             f"{'subfolders' if root.is_dir() else 'label column'}"
         )
@@ -185,9 +186,9 @@ def find_sources(
         try:
             return _read_sources_csv(root, labels)
         except UnicodeDecodeError:
-            raise ValueError(f"{root} is neither a sources CSV (path,label[,source_id]) nor a video clip") from None
+            raise DatasetError(f"{root} is neither a sources CSV (path,label[,source_id]) nor a video clip") from None
     if not root.is_dir():
-        raise FileNotFoundError(f"sources not found: {root}")
+        raise DatasetError(f"sources not found: {root}")
     for child in sorted(root.iterdir()):
         if not child.is_dir():
             continue
@@ -206,14 +207,14 @@ def _single_clip(path: Path, labels: Sequence[str], label: str | None) -> Source
     folder = path.resolve().parent.name
     chosen = canonical_label(label) if label is not None else canonical_label(folder)
     if label is not None and chosen is None:
-        raise ValueError(f"label {label!r} is not one of {list(labels)}")
+        raise DatasetError(f"label {label!r} is not one of {list(labels)}")
     if chosen is None:
-        raise ValueError(
+        raise DatasetError(
             f"{path} is one clip with no label: give it one (--label real or --label fake), or put it in a "
             "real/ or fake/ folder"
         )
     if chosen not in labels:
-        raise ValueError(f"{path} is labelled {chosen}, not one of the labels taken {list(labels)}")
+        raise DatasetError(f"{path} is labelled {chosen}, not one of the labels taken {list(labels)}")
     return SourceClip(str(path), chosen, Path(folder, path.stem).as_posix())
 
 
@@ -224,7 +225,7 @@ def _read_sources_csv(root: Path, labels: Sequence[str]) -> list[SourceClip]:
     with open(root, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-            raise ValueError(
+            raise DatasetError(
                 f"{root}: a sources manifest needs columns path,label[,source_id]; found {reader.fieldnames}"
             )
         for row in reader:

@@ -58,9 +58,9 @@ class FaceSource:
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"source name must be letters, digits, - or _, got {self.name!r}")
+            raise ConfigError(f"source name must be letters, digits, - or _, got {self.name!r}")
         if not self.weight > 0:
-            raise ValueError(f"source {self.name}: weight must be > 0, got {self.weight}")
+            raise ConfigError(f"source {self.name}: weight must be > 0, got {self.weight}")
         if self.crop_margin not in setting("crop_margin").range:
             raise ConfigError(
                 f"source {self.name}: crop_margin must be {setting('crop_margin').range}, got {self.crop_margin}"
@@ -76,13 +76,13 @@ class MixSpec:
 
     def __post_init__(self) -> None:
         if not self.sources:
-            raise ValueError("a mix needs at least one source")
+            raise ConfigError("a mix needs at least one source")
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
-            raise ValueError(f"source names must be unique, got {names}")
+            raise ConfigError(f"source names must be unique, got {names}")
         for source in self.sources:
             if source.crop_margin < self.crop_margin - 1e-9:
-                raise ValueError(
+                raise ConfigError(
                     f"source {source.name} is framed at {source.crop_margin:g}, tighter than the "
                     f"target {self.crop_margin:g}: its crops cannot be widened"
                 )

@@ -8,6 +8,8 @@ import re
 import shutil
 import subprocess
 
+from pipeline.errors import FfmpegNotFoundError
+
 FFMPEG_ENV_VAR = "DEEPFAKE_SCANNER_FFMPEG"
 
 
@@ -21,7 +23,7 @@ def ffmpeg_exe() -> str:
     explicit = os.environ.get(FFMPEG_ENV_VAR)
     if explicit:
         if not os.access(explicit, os.X_OK):
-            raise FileNotFoundError(f"${FFMPEG_ENV_VAR}={explicit!r} is not an executable file")
+            raise FfmpegNotFoundError(f"${FFMPEG_ENV_VAR}={explicit!r} is not an executable file")
         return explicit
     on_path = shutil.which("ffmpeg")
     if on_path:
@@ -29,7 +31,9 @@ def ffmpeg_exe() -> str:
     try:
         import imageio_ffmpeg
     except ImportError as exc:  # pragma: no cover - install_requires has it
-        raise FileNotFoundError("no ffmpeg found: not on PATH and the imageio-ffmpeg package is not installed") from exc
+        raise FfmpegNotFoundError(
+            "no ffmpeg found: not on PATH and the imageio-ffmpeg package is not installed"
+        ) from exc
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 

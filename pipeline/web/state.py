@@ -16,6 +16,7 @@ from pathlib import Path
 
 from flask import current_app
 
+from pipeline.errors import ConfigError
 from pipeline.scan.analyze import ScanConfig
 from pipeline.web.jobs import JobQueue
 
@@ -49,17 +50,17 @@ class WebConfig:
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1:
-            raise ValueError(f"max_upload_bytes must be >= 1, got {self.max_upload_bytes}")
+            raise ConfigError(f"max_upload_bytes must be >= 1, got {self.max_upload_bytes}")
         if self.max_duration_s is not None and not self.max_duration_s > 0:
-            raise ValueError(f"max_duration_s must be > 0 or None, got {self.max_duration_s}")
+            raise ConfigError(f"max_duration_s must be > 0 or None, got {self.max_duration_s}")
         for name in ("max_queued", "keep_jobs"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_thumbnails < 0:
-            raise ValueError(f"max_thumbnails must be >= 0, got {self.max_thumbnails}")
+            raise ConfigError(f"max_thumbnails must be >= 0, got {self.max_thumbnails}")
         for name in ("keep_s", "max_wait_s", "check_timeout_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
 
 
 class ScannerState:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 
+from pipeline.errors import ConfigError
+
 # Each engine's class, as ``module:name``; imported when chosen.
 ENGINES: dict[str, str] = {
     "local": "pipeline.scan.engines.local:LocalEngine",
@@ -33,7 +35,7 @@ def engine_class(name: str) -> type:
 def check_engine_choice(engine: str) -> None:
     """Raises ``ValueError`` naming :data:`ENGINE_CHOICES` for any other ``engine``."""
     if engine not in ENGINE_CHOICES:
-        raise ValueError(f"engine must be one of {ENGINE_CHOICES}, got {engine!r}")
+        raise ConfigError(f"engine must be one of {ENGINE_CHOICES}, got {engine!r}")
 
 
 def engine_for(engine: str, *, workers: int = 1, address: str | None = None, progress: bool = False):
