@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 # verb -> (module, name in that module); the modules are imported only when a verb is used
 _VERBS: dict[str, tuple[str, str]] = {
