@@ -41,7 +41,8 @@ class Range:
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
-        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+        # numbers.Real declares only < and <= (value is finite here, so "not <" is ">=")
+        if self.high is not None and (not value < self.high if self.high_open else not value <= self.high):
             return False
         return True
 
@@ -84,6 +85,10 @@ class Setting:
         if self.range is not None and value not in self.range:
             raise ConfigError(f"{self.name} must be {self.range}, got {value!r}")
         return value
+
+    def accepts(self, value: object) -> bool:
+        """Whether ``value`` is within the range (any value, for a setting without one)."""
+        return self.range is None or value in self.range
 
     def parse(self, text: str):
         """The value of a command-line ``text`` (an argparse ``type``): argparse's own error,

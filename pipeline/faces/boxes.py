@@ -44,8 +44,9 @@ class FaceBox:
 
     def scaled(self, factor: float) -> FaceBox:
         """The same face in a frame scaled by ``factor`` (e.g. detection size -> full size)."""
+        x1, y1, x2, y2 = self.box_xyxy
         return FaceBox(
-            box_xyxy=tuple(v * factor for v in self.box_xyxy),
+            box_xyxy=(x1 * factor, y1 * factor, x2 * factor, y2 * factor),
             confidence=self.confidence,
             landmarks_xy=tuple((x * factor, y * factor) for x, y in self.landmarks_xy),
         )

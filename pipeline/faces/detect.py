@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,10 +23,15 @@ from pipeline.faces.boxes import LANDMARK_NAMES, FaceBox  # noqa: F401 (named in
 from pipeline.settings import check_fields, setting
 from pipeline.tf_import import import_tensorflow
 
+if TYPE_CHECKING:
+    from pipeline.faces.identity import FaceDescriber
+
 log = logging.getLogger(__name__)
 
 # MTCNN cannot build an image pyramid below its 12 px input; tiny frames have no face to find.
-MIN_DETECT_SIDE_PX = int(setting("detect_long_side_px").range.low)  # 24
+_DETECT_SIDE_RANGE = setting("detect_long_side_px").range
+assert _DETECT_SIDE_RANGE is not None and _DETECT_SIDE_RANGE.low is not None  # declared in pipeline.settings
+MIN_DETECT_SIDE_PX = int(_DETECT_SIDE_RANGE.low)  # 24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +131,7 @@ def mtcnn_rows(mtcnn, images_rgb: list[np.ndarray], scale_factor: float) -> np.n
         stacked, shapes, pad_param = standarize_batch(images_rgb, normalize=False)
         normalized = tf.constant((np.asarray(stacked, dtype=np.float32) - 127.5) / 128.0)
         try:
-            rows = None
+            rows: Any = None  # the mtcnn package's rows (untyped)
             for stage in mtcnn.stages:
                 rows = stage(
                     bboxes_batch=rows, images_normalized=normalized, images_oshapes=shapes, scale_factor=scale_factor
@@ -172,7 +178,7 @@ class FaceDetector:
     (tracks by position alone).
     """
 
-    def __init__(self, mtcnn, config: DetectorConfig = DetectorConfig(), describer=None):
+    def __init__(self, mtcnn, config: DetectorConfig = DetectorConfig(), describer: FaceDescriber | None = None):
         self._mtcnn = mtcnn
         self.config = config
         self.describer = describer

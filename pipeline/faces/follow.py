@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
 from pipeline.faces.boxes import FaceBox, iou_xyxy
-from pipeline.faces.detect import FaceDetector
+from pipeline.faces.detector import Detector
 from pipeline.faces.select import select_faces
 
 # A face found in a region is the followed one if its centre lies within this many face
@@ -142,7 +143,7 @@ class FaceFollower:
     ``min_face_px``), so a dataset builder can report what its size rule cost.
     """
 
-    def __init__(self, detector: FaceDetector):
+    def __init__(self, detector: Detector):
         self._detector = detector
         self._known: list[FaceBox] = []
         self._last_full_s: float | None = None
@@ -162,16 +163,20 @@ class FaceFollower:
         known = self._known
         for i, full in enumerate(plan):
             if full:
-                known = results[i]
+                found = results[i]
+                assert found is not None  # _run_full filled every full frame
+                known = found
                 continue
             results[i] = []
             jobs.extend((i, Region.around_face(face, cfg.region_margin)) for face in known)
         missed = self._run_regions(frames_rgb, jobs, results)
         self.stats["region_frames"] += sum(1 for full in plan if not full) - len(missed)
         self._run_full(frames_rgb, sorted(missed), results, "fallback_frames")
-        if results:
-            self._known = results[-1]
-        return results  # type: ignore[return-value]
+        # every frame is filled now: the full ones by _run_full, the others set to [] above
+        filled = cast("list[list[FaceBox]]", results)
+        if filled:
+            self._known = filled[-1]
+        return filled
 
     def _run_full(self, frames_rgb, indices: list[int], results: list, stat: str) -> None:
         if not indices:

@@ -270,7 +270,7 @@ def link_tracks(
         for face in faces:
             person_of_face[face] = person
     _reattach_sandwiched(pieces_of_tracklet, person_of_face, sample_of)
-    order = {}  # renumber by first appearance
+    order: dict[int, int] = {}  # renumber by first appearance
     for face in range(len(flat)):
         order.setdefault(person_of_face[face], len(order))
     out, face = [], 0

@@ -27,12 +27,14 @@ the scorer is built, its members loaded, by :func:`pipeline.models.factory.load_
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.models.calibration import apply_temperature, logit, sigmoid
 from pipeline.models.ensemble_file import ensemble_spec, is_ensemble_file, read_ensemble
+from pipeline.models.scorer import Scorer
 from pipeline.models.spec import WeightsSpec
 
 
@@ -44,7 +46,11 @@ class EnsembleScorer:
     """
 
     def __init__(
-        self, members: list, temperatures: list[float | None], spec: WeightsSpec, weights_path: Path | None = None
+        self,
+        members: Sequence[Scorer],
+        temperatures: Sequence[float | None],
+        spec: WeightsSpec,
+        weights_path: Path | None = None,
     ):
         if len(members) != len(temperatures) or not members:
             raise ValueError("need one temperature (or None) per member, and at least one member")
@@ -58,7 +64,7 @@ class EnsembleScorer:
         return self.spec.name
 
     @classmethod
-    def load(cls, path: str | Path, load_member) -> EnsembleScorer:
+    def load(cls, path: str | Path, load_member: Callable[[Path], Scorer]) -> EnsembleScorer:
         """Load every member with ``load_member(weights_path)`` (the scorer loader the factory
         uses) and check they share one input contract. Raises :class:`WeightsError`."""
         _, members = read_ensemble(path)

@@ -18,10 +18,17 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.faces.detect import DetectorConfig
+from pipeline.faces.detector import Detector
+from pipeline.models.scorer import Scorer
 from pipeline.models.weights import WeightsSpec, resolve_weights, spec_for_weights
 from pipeline.settings import check_fields
+
+if TYPE_CHECKING:
+    from pipeline.faces.detect import FaceDetector
+    from pipeline.models.ensemble import EnsembleScorer
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +69,8 @@ class LoadedModels:
     :func:`load_scorer` gives: any architecture of :mod:`pipeline.models.registry`), the weights file, and
     the threshold resolved once."""
 
-    detector: object | None
-    scorer: object
+    detector: Detector | None
+    scorer: Scorer
     weights_path: Path
     threshold: float
 
@@ -84,7 +91,7 @@ def resolve_threshold(explicit: float | None, weights_spec: WeightsSpec | None) 
     return 0.5
 
 
-def neutral_p_fake(scorer) -> float:
+def neutral_p_fake(scorer: Scorer) -> float:
     """The ``p_fake`` that says nothing either way for ``scorer``'s weights: the threshold its
     spec was calibrated to (0.5 when it has none). Scores of small faces are pulled toward it
     (:mod:`pipeline.scan.aggregate`); it never depends on a ``--threshold`` given for labels."""
@@ -160,7 +167,7 @@ def load_models(spec: ModelSpec = ModelSpec(), *, with_detector: bool = True) ->
     return LoadedModels(detector, scorer, weights_path, resolve_threshold(spec.threshold, weights_spec))
 
 
-def load_scorer(weights_path: str | Path, *, threads: int | None = None):
+def load_scorer(weights_path: str | Path, *, threads: int | None = None) -> Scorer:
     """The scorer for one resolved weights file, by the architecture its spec names in
     :mod:`pipeline.models.registry`: a :class:`pipeline.models.meso4.MesoScorer` (Meso-4,
     MesoInception-4), a :class:`pipeline.models.backbone_scorer.BackboneScorer` (a frozen backbone and
@@ -171,7 +178,7 @@ def load_scorer(weights_path: str | Path, *, threads: int | None = None):
     return create_scorer(spec_for_weights(weights_path).architecture, weights_path, threads=threads)
 
 
-def load_ensemble(path: str | Path):
+def load_ensemble(path: str | Path) -> EnsembleScorer:
     """The registry's loader for ensembles: a :class:`pipeline.models.ensemble.EnsembleScorer` whose
     members are loaded by :func:`load_scorer`. Raises :class:`pipeline.errors.WeightsError`."""
     from pipeline.models.ensemble import EnsembleScorer
@@ -179,7 +186,7 @@ def load_ensemble(path: str | Path):
     return EnsembleScorer.load(path, load_scorer)
 
 
-def load_detector(config: DetectorConfig = DetectorConfig(), *, intra_op_threads: int | None = None):
+def load_detector(config: DetectorConfig = DetectorConfig(), *, intra_op_threads: int | None = None) -> FaceDetector:
     """MTCNN and the face embedding that tracks people (the dataset builder needs no scorer): a
     :class:`pipeline.faces.detect.FaceDetector` with ``config``, its networks compiled, and
     its ``describer`` (:func:`pipeline.faces.identity.load_describer`, dlib's weights from the

@@ -57,7 +57,8 @@ class Head:
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
             arrays[f"W{k}"], arrays[f"b{k}"] = w, b
         with open(path, "wb") as f:
-            np.savez(f, **{k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()})
+            # numpy's stub types savez's allow_pickle keyword, so a **dict of arrays could seem to fill it
+            np.savez(f, **{k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()})  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: str | Path) -> Head:

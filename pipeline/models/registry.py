@@ -14,6 +14,7 @@ import dataclasses
 import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Architecture:
 def _resolve_loader(loader: str) -> Callable:
     """``module:attr.attr`` to the callable (used by :meth:`Architecture.load`)."""
     module, path = loader.split(":")
-    target = importlib.import_module(module)
+    target: Any = importlib.import_module(module)
     for part in path.split("."):
         target = getattr(target, part)
     return target

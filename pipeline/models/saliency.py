@@ -62,10 +62,17 @@ scorer and kept while the scorer lives.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from pipeline.models.scorer import Scorer
 from pipeline.tf_import import import_tensorflow
+
+if TYPE_CHECKING:
+    from pipeline.models.ensemble import EnsembleScorer
+    from pipeline.models.meso4 import MesoScorer
 
 # Crops per gradient call; every call gets exactly this many (the last padded), so the graph is
 # traced once per scorer whatever the number of crops.
@@ -83,11 +90,17 @@ SALIENCY_METHODS = ("grad-cam", "occlusion")
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def keras_model(scorer):
+def keras_model(scorer: Scorer):
     """The Keras model inside a :class:`pipeline.models.meso4.MesoScorer` (Grad-CAM's scorers only; the
     backbone family has none and takes occlusion, see :func:`saliency_method`)."""
     model = getattr(scorer, "model", None)
-    return model if model is not None else scorer._model
+    return model if model is not None else cast("MesoScorer", scorer)._model
+
+
+def _ensemble(scorer: Scorer) -> EnsembleScorer | None:
+    """``scorer`` as an ensemble when it is one (it has ``members``, and ``temperatures`` beside them: a
+    :class:`pipeline.models.ensemble.EnsembleScorer` or anything shaped like one), else ``None``."""
+    return cast("EnsembleScorer", scorer) if getattr(scorer, "members", None) is not None else None
 
 
 def last_conv_layer(model):
@@ -116,7 +129,7 @@ class _GradCamGraph:
     scaled crops to (fake logit (B,), linear Grad-CAM map (B, h, w)) at the last convolution's
     resolution (before ReLU, so ensemble members can be summed)."""
 
-    def __init__(self, scorer):
+    def __init__(self, scorer: Scorer):
         tf = import_tensorflow()
         import keras
 
@@ -142,14 +155,14 @@ class _GradCamGraph:
         )
 
 
-def _graph_for(scorer) -> _GradCamGraph:
+def _graph_for(scorer: Scorer) -> _GradCamGraph:
     graph = _GRAPHS.get(scorer)
     if graph is None:
         graph = _GRAPHS[scorer] = _GradCamGraph(scorer)
     return graph
 
 
-def model_input(scorer, crops_rgb: np.ndarray) -> np.ndarray:
+def model_input(scorer: Scorer, crops_rgb: np.ndarray) -> np.ndarray:
     """``crops_rgb`` uint8 (N, S, S, 3) as the network takes them: float32, scaled as the
     weights spec says (``input_scale`` "x/255", the one scaling a spec may hold). Raises
     ``ValueError`` for another shape than (N, S, S, 3), S = ``spec.input_size_px``."""
@@ -162,7 +175,7 @@ def model_input(scorer, crops_rgb: np.ndarray) -> np.ndarray:
     return np.divide(crops_rgb, 255.0, dtype=np.float32)
 
 
-def fake_logits_and_maps(scorer, crops_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fake_logits_and_maps(scorer: Scorer, crops_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For one Meso-4 / MesoInception-4 scorer: the uncalibrated fake logit of each crop,
     float64 (N,) (``sigmoid`` of it is ``score_p_fake(crops, calibrated=False)``), and the
     linear Grad-CAM maps before ReLU, float32 (N, h, w) at the last convolution's grid (32x32
@@ -201,11 +214,11 @@ def _normalise(evidence: np.ndarray) -> np.ndarray:
     return np.clip(cam * scale[:, None, None], 0.0, 1.0).astype(np.float32)
 
 
-def _has_keras_model(scorer) -> bool:
+def _has_keras_model(scorer: Scorer) -> bool:
     return getattr(scorer, "model", None) is not None or getattr(scorer, "_model", None) is not None
 
 
-def saliency_method(scorer) -> str:
+def saliency_method(scorer: Scorer) -> str:
     """How :func:`saliency_maps` explains ``scorer``: ``grad-cam`` or ``occlusion``.
 
     An ensemble takes Grad-CAM when every member does, else occlusion (of the ensemble's logit). Any
@@ -214,16 +227,16 @@ def saliency_method(scorer) -> str:
     model, else Grad-CAM."""
     from pipeline.models.registry import get_architecture, is_registered
 
-    members = getattr(scorer, "members", None)
-    if members is not None:
-        return "grad-cam" if all(saliency_method(m) == "grad-cam" for m in members) else "occlusion"
+    ensemble = _ensemble(scorer)
+    if ensemble is not None:
+        return "grad-cam" if all(saliency_method(m) == "grad-cam" for m in ensemble.members) else "occlusion"
     architecture = getattr(scorer.spec, "architecture", None)
     if architecture is not None and is_registered(architecture):
         return get_architecture(architecture).saliency
     return "occlusion" if hasattr(scorer, "logit") and not _has_keras_model(scorer) else "grad-cam"
 
 
-def fake_logit_function(scorer):
+def fake_logit_function(scorer: Scorer) -> Callable[[np.ndarray], np.ndarray]:
     """``f(crops_rgb uint8 (N, S, S, 3)) -> float64 (N,)``: the fake logit occlusion takes the
     difference of. A scorer's own ``logit`` (uncalibrated: the map is divided by its maximum, so a
     temperature would change nothing); for an ensemble the logit it reports, ``mean_i z_i / T_i``
@@ -232,13 +245,17 @@ def fake_logit_function(scorer):
     neither, ``logit(score_p_fake(crops, calibrated=False))``."""
     from pipeline.models.calibration import logit
 
-    members = getattr(scorer, "members", None)
-    if members is not None:
+    ensemble = _ensemble(scorer)
+    if ensemble is not None:
         parts = [
             (fake_logit_function(m), t if t is not None else m.spec.temperature)
-            for m, t in zip(members, scorer.temperatures)
+            for m, t in zip(ensemble.members, ensemble.temperatures)
         ]
-        return lambda crops: sum(f(crops) / t for f, t in parts) / len(parts)
+
+        def mean_logit(crops: np.ndarray) -> np.ndarray:
+            return np.asarray(sum(f(crops) / t for f, t in parts) / len(parts))
+
+        return mean_logit
     if hasattr(scorer, "logit"):
         return scorer.logit
     return lambda crops: logit(scorer.score_p_fake(crops, calibrated=False))
@@ -262,7 +279,7 @@ def occlusion_windows(size_px: int) -> list[tuple[tuple[int, int, int, int], tup
     ]
 
 
-def occlusion_maps(scorer, crops_rgb: np.ndarray) -> np.ndarray:
+def occlusion_maps(scorer: Scorer, crops_rgb: np.ndarray) -> np.ndarray:
     """Occlusion saliency of the fake logit for each crop (see the module docstring).
 
     ``scorer``: anything :func:`fake_logit_function` takes (a
@@ -290,7 +307,7 @@ def occlusion_maps(scorer, crops_rgb: np.ndarray) -> np.ndarray:
     return _normalise(_upsample(coarse / covered, size))
 
 
-def saliency_maps(scorer, crops_rgb: np.ndarray) -> np.ndarray:
+def saliency_maps(scorer: Scorer, crops_rgb: np.ndarray) -> np.ndarray:
     """Saliency of the fake direction for each crop, by :func:`saliency_method`: Grad-CAM or occlusion.
 
     ``scorer``: a :class:`pipeline.models.meso4.MesoScorer` (Meso-4 or MesoInception-4: Grad-CAM), a
@@ -310,12 +327,13 @@ def saliency_maps(scorer, crops_rgb: np.ndarray) -> np.ndarray:
         return np.empty((0, size, size), dtype=np.float32)
     if saliency_method(scorer) == "occlusion":
         return occlusion_maps(scorer, crops_rgb)
-    members = getattr(scorer, "members", None)
-    if members is None:
+    ensemble = _ensemble(scorer)
+    if ensemble is None:
         linear = _upsample(fake_logits_and_maps(scorer, crops_rgb)[1], size)
     else:
+        members = ensemble.members
         temperatures = [
-            t if t is not None else member.spec.temperature for member, t in zip(members, scorer.temperatures)
+            t if t is not None else member.spec.temperature for member, t in zip(members, ensemble.temperatures)
         ]
         linear = np.zeros((len(crops_rgb), size, size), dtype=np.float32)
         for member, temperature in zip(members, temperatures):

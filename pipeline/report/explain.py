@@ -265,8 +265,8 @@ def uncertainty_notes(row: VideoRow, faces, tracks: list[TrackSummary], *, kind:
             )
         means = {t.track_id: t.mean_p_fake for t in tracks if t.counted}
         if means:
-            high = max(means, key=means.get)
-            low = min(means, key=means.get)
+            high = max(means, key=means.__getitem__)
+            low = min(means, key=means.__getitem__)
             clearly_real = means[low] <= threshold - TRACKS_DISAGREE_MARGIN and (
                 low_cut is None or means[low] < low_cut
             )

@@ -6,18 +6,20 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pipeline.errors import DecodeError
 from pipeline.faces.boxes import FaceBox
 from pipeline.faces.crop import crop_face_rgb
-from pipeline.faces.detect import FaceDetector
+from pipeline.faces.detector import Detector
 from pipeline.faces.quality import QUALITY_MEASURES, FaceQuality, clip_quality, face_quality, outside_range
 from pipeline.models.factory import neutral_p_fake
-from pipeline.models.meso4 import SCORE_BATCH_SIZE, MesoScorer
+from pipeline.models.meso4 import SCORE_BATCH_SIZE
+from pipeline.models.scorer import Scorer
 from pipeline.scan.aggregate import (
     AGGREGATIONS,
     COUNTED,
@@ -128,7 +130,7 @@ class _CropScorer:
     ``timings`` accumulates ``score_s``.
     """
 
-    def __init__(self, scorer: MesoScorer, *, keep_crops: bool, timings: dict[str, float]):
+    def __init__(self, scorer: Scorer, *, keep_crops: bool, timings: dict[str, float]):
         self._scorer = scorer
         self._keep_crops = keep_crops
         self._timings = timings
@@ -168,7 +170,7 @@ class _CropScorer:
         self._crops.clear()
         self._where.clear()
 
-    def scored_faces(self, track_ids: Sequence[int], static_tracks: set[int] = frozenset()) -> list[ScoredFace]:
+    def scored_faces(self, track_ids: Sequence[int], static_tracks: Collection[int] = frozenset()) -> list[ScoredFace]:
         """Every face scored, in the order added, with its track id (one per face)."""
         return [
             ScoredFace(
@@ -176,7 +178,7 @@ class _CropScorer:
                 frame_index,
                 timestamp_s,
                 track_id,
-                tuple(face.box_xyxy),
+                face.box_xyxy,
                 face.confidence,
                 p,
                 crop,
@@ -192,8 +194,8 @@ class _CropScorer:
 
 def analyze_faces(
     frames: Iterator[Frame],
-    detector: FaceDetector,
-    scorer: MesoScorer,
+    detector: Detector,
+    scorer: Scorer,
     *,
     keep_crops: bool = False,
     on_frames: Callable[[int], None] | None = None,
@@ -285,7 +287,7 @@ def learned_verdict(
     return best
 
 
-def validated_range_of(scorer) -> tuple:
+def validated_range_of(scorer: Scorer) -> tuple:
     """The picture quality ``scorer``'s model was validated on (its spec's ``validated_range``; empty when unknown)."""
     return getattr(getattr(scorer, "spec", None), "validated_range", ()) or ()
 
@@ -328,12 +330,13 @@ def verdict_row(
     values outside their range.
     """
     p_fake, label, status = None, "", "no_face"
-    face_stats = {}
+    face_stats: dict[str, Any] = {}
     codes = set(notes)
     if faces:
         status = "ok"
         tracks = track_summaries(faces, config) if tracks is None else tracks
         if config.aggregation == LEARNED:
+            assert config.decision is not None  # ScanConfig refuses 'learned' without a clip decision
             track_id, p_fake = learned_verdict(faces, tracks, config.decision)
             face_stats["verdict_track_id"] = track_id
         elif config.aggregation == "track_max":
@@ -440,7 +443,7 @@ class OpenedClip:
     info: VideoInfo
     sample_fps: float
     cuts: list[float] | None
-    frames: Iterator[Frame]
+    frames: Iterable[Frame]
     probe_s: float
     report: DecodeReport = dataclasses.field(default_factory=DecodeReport)
 
@@ -481,7 +484,7 @@ def open_clip(
     if remaining is not None and clock_starts is None:  # the budget runs from here: probing spent some
         remaining = max(1.0, remaining - probe_s)
     report = DecodeReport()
-    frames: Iterator[Frame] = iter_frames(
+    decoded = iter_frames(
         path,
         info,
         sample_fps=sample_fps,
@@ -492,8 +495,7 @@ def open_clip(
         report=report,
         sparse=config.sparse_decode,
     )
-    if prime:
-        frames = _PrimedFrames(frames)
+    frames: Iterable[Frame] = _PrimedFrames(decoded) if prime else decoded
     return OpenedClip(path, info, sample_fps, cuts, frames, probe_s, report)
 
 
@@ -512,13 +514,13 @@ def _then(frames: Iterable[Frame], callback: Callable[[], None] | None) -> Itera
 
 def score_video(
     path: str | Path,
-    detector: FaceDetector,
-    scorer: MesoScorer,
+    detector: Detector,
+    scorer: Scorer,
     config: ScanConfig | None = None,
     *,
     keep_crops: bool = False,
     on_frames: Callable[[int], None] | None = None,
-    on_info: Callable[[VideoInfo, int], None] | None = None,
+    on_info: Callable[[VideoInfo, float], None] | None = None,
     timings: dict[str, float] | None = None,
     opened: OpenedClip | Callable[[], OpenedClip] | None = None,
     on_decoded: Callable[[], None] | None = None,
@@ -651,7 +653,7 @@ def _rotation_to_try(
     path: str | Path,
     keeper: ProbeFrameKeeper,
     faces: Sequence[ScoredFace],
-    detector: FaceDetector,
+    detector: Detector,
     timings: dict[str, float] | None,
 ) -> int | None:
     """The clockwise turn at which to score the clip again, or ``None``: nothing to try when
@@ -710,8 +712,8 @@ def error_row(video_path: str, status: str, error: str, elapsed_s: float, config
 
 def score_video_safe(
     path: str | Path,
-    detector: FaceDetector,
-    scorer: MesoScorer,
+    detector: Detector,
+    scorer: Scorer,
     config: ScanConfig | None = None,
     **kwargs,
 ) -> VideoResult:

@@ -24,8 +24,10 @@ import dataclasses
 import json
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 FEATURES = (
     "z_mean",
@@ -46,7 +48,7 @@ LEARNED = "learned"
 
 
 def person_features(
-    logits: Sequence[float], face_sizes_px: Sequence[float], timestamps_s: Sequence[float], span_s: float
+    logits: ArrayLike, face_sizes_px: Sequence[float], timestamps_s: Sequence[float], span_s: float
 ) -> np.ndarray:
     """The :data:`FEATURES` of one person, float64 (F,). ``logits``: uncalibrated fake logits of their faces in
     time order; ``face_sizes_px``: longer box sides; ``timestamps_s``: when each face was seen; ``span_s``: the
@@ -148,13 +150,10 @@ class ClipDecision:
         """From the spec's ``clip_decision`` (JSON text or object). Raises ``ValueError``."""
         fields = json.loads(raw) if isinstance(raw, str) else dict(raw)
         try:
-            return cls(
-                **{
-                    k: (tuple(v) if isinstance(v, list) else v)
-                    for k, v in fields.items()
-                    if k in cls.__dataclass_fields__
-                }
-            )
+            known: dict[str, Any] = {
+                k: (tuple(v) if isinstance(v, list) else v) for k, v in fields.items() if k in cls.__dataclass_fields__
+            }
+            return cls(**known)
         except TypeError as exc:
             raise ValueError(f"invalid clip_decision: {exc}") from exc
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import atomic_path
+from pipeline.models.scorer import Scorer
 from pipeline.scan.aggregate import summarize_tracks
 from pipeline.scan.analyze import ScanConfig, ScoredFace, VideoResult
 from pipeline.scan.records import CsvRow, display_path
@@ -221,7 +222,7 @@ def _decode_frame_of(video_path: str | Path, face: ScoredFace, config: ScanConfi
 def write_evidence(
     result: VideoResult,
     evidence_dir: str | Path,
-    scorer,
+    scorer: Scorer,
     *,
     video_path: str | Path,
     config: ScanConfig,
@@ -245,9 +246,10 @@ def write_evidence(
     if row.p_fake is None or not result.faces:  # ok, or partial with faces: evidence of what was seen
         return []
     chosen = select_evidence_faces(result.faces, row.aggregation, max_crops_per_track)
-    missing = [f for f in chosen if f.crop_rgb is None]
-    if missing:
-        raise ValueError(f"{row.video_path}: {len(missing)} faces to show have no crop: score with keep_crops=True")
+    shown = [f.crop_rgb for f in chosen if f.crop_rgb is not None]
+    if len(shown) < len(chosen):
+        missing = len(chosen) - len(shown)
+        raise ValueError(f"{row.video_path}: {missing} faces to show have no crop: score with keep_crops=True")
     evidence_dir = Path(evidence_dir)
     evidence_dir.mkdir(parents=True, exist_ok=True)
     prefix = evidence_prefix(row.video_path)
@@ -255,7 +257,7 @@ def write_evidence(
         old.unlink(missing_ok=True)
 
     rows: list[EvidenceRow] = []
-    crops = np.stack([f.crop_rgb for f in chosen])
+    crops = np.stack(shown)
     maps = saliency_maps(scorer, crops)
     for rank, (face, crop, saliency) in enumerate(zip(chosen, crops, maps), start=1):
         name = f"{prefix}__{rank:02d}_track{face.track_id}_t{face.timestamp_s:.2f}s_p{face.p_fake:.3f}.jpg"
@@ -284,7 +286,7 @@ class EvidenceSink:
     def __init__(
         self,
         evidence_dir: str | Path,
-        scorer,
+        scorer: Scorer,
         config: ScanConfig,
         *,
         resume: bool,

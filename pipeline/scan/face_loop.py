@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 
 from pipeline.faces.boxes import FaceBox
-from pipeline.faces.detect import FaceDetector
+from pipeline.faces.detector import Detector
 from pipeline.faces.follow import FaceFollower
 from pipeline.faces.identity import FaceDescriber, thumbnail
 from pipeline.faces.tracks import is_static, link_tracks, motion_stats
@@ -70,7 +70,10 @@ def _unpack(data: bytes):
     import cv2
     import numpy as np
 
-    return np.ascontiguousarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1])
+    chip = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if chip is None:  # pragma: no cover - _pack encoded it
+        raise ValueError("could not decode a face chip")
+    return np.ascontiguousarray(chip[:, :, ::-1])
 
 
 class FaceLoop:
@@ -96,7 +99,7 @@ class FaceLoop:
     def __init__(
         self,
         frames: Iterator[Frame],
-        detector: FaceDetector,
+        detector: Detector,
         *,
         timings: dict[str, float] | None = None,
         describer: FaceDescriber | None = None,

@@ -127,6 +127,8 @@ def run_settings(models, config) -> RunSettings:
     from pipeline.models.factory import LoadedModels, resolve_model
 
     if isinstance(models, LoadedModels):
+        if models.detector is None:
+            raise ValueError("run settings need models loaded with a detector (with_detector=True)")
         spec, detector_config = models.scorer.spec, models.detector.config
     else:
         spec, detector_config = resolve_model(models)[1], models.detector

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 STATUSES = ("ok", "partial", "no_face", "decode_error", "timeout", "error")
 # Statuses whose rows carry a verdict (p_fake and label): ``partial`` only when faces were seen in what was decoded.
@@ -34,6 +34,9 @@ class CsvRow:
     """Mixin for the frozen dataclasses that are the package's output records; each writes
     itself to every format, under its field names: a CSV row (the header is :meth:`columns`,
     the cells :meth:`cells`), a JSON object (:meth:`to_json`, JSON Lines and the web API)."""
+
+    if TYPE_CHECKING:  # what @dataclasses.dataclass gives every subclass
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     @classmethod
     def columns(cls) -> list[str]:
@@ -179,14 +182,20 @@ def face_columns(frame_index: int, timestamp_s: float, box_xyxy: Sequence[float]
 
 
 class ScoredFaceLike(Protocol):
-    """What :meth:`FaceRow.from_face` reads (e.g. :class:`pipeline.scan.analyze.ScoredFace`)."""
+    """What :meth:`FaceRow.from_face` reads (e.g. :class:`pipeline.scan.analyze.ScoredFace`), read-only."""
 
-    frame_index: int
-    timestamp_s: float
-    track_id: int
-    box_xyxy: tuple[float, float, float, float]
-    det_confidence: float
-    p_fake: float
+    @property
+    def frame_index(self) -> int: ...
+    @property
+    def timestamp_s(self) -> float: ...
+    @property
+    def track_id(self) -> int: ...
+    @property
+    def box_xyxy(self) -> tuple[float, float, float, float]: ...
+    @property
+    def det_confidence(self) -> float: ...
+    @property
+    def p_fake(self) -> float: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,12 +313,13 @@ def counts_text(status_counts: Mapping[str, int], label_counts: Mapping[str, int
     no_face 2"``. Empty when nothing was counted."""
     statuses = [s for s in STATUSES if status_counts.get(s)]
     statuses += sorted(s for s in status_counts if s not in STATUSES and status_counts[s])
-    labels = [lbl for lbl in LABELS if lbl in (label_counts or {})]
-    labels += sorted(lbl for lbl in (label_counts or {}) if lbl not in LABELS)
+    counted = label_counts or {}
+    labels = [lbl for lbl in LABELS if lbl in counted]
+    labels += sorted(lbl for lbl in counted if lbl not in LABELS)
     parts = []
     for status in statuses:
         text = f"{status} {status_counts[status]}"
         if status == "ok" and labels:
-            text += " (" + ", ".join(f"{lbl} {label_counts[lbl]}" for lbl in labels) + ")"
+            text += " (" + ", ".join(f"{lbl} {counted[lbl]}" for lbl in labels) + ")"
         parts.append(text)
     return ", ".join(parts)

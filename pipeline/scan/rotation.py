@@ -35,7 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
-from pipeline.faces.detect import FaceDetector
+from pipeline.faces.detector import Detector
 from pipeline.faces.select import select_faces
 from pipeline.video.decode import Frame
 
@@ -212,11 +212,14 @@ class RotationProbe:
 
 class UprightFace(Protocol):
     """What :func:`upright_probe` reads of a face the upright pass scored (e.g.
-    :class:`pipeline.scan.analyze.ScoredFace`)."""
+    :class:`pipeline.scan.analyze.ScoredFace`), read-only."""
 
-    sample_index: int
-    det_confidence: float
-    landmarks_xy: tuple[tuple[float, float], ...]
+    @property
+    def sample_index(self) -> int: ...
+    @property
+    def det_confidence(self) -> float: ...
+    @property
+    def landmarks_xy(self) -> tuple[tuple[float, float], ...]: ...
 
 
 def upright_probe(faces: Sequence[UprightFace], sample_indices: Sequence[int]) -> RotationProbe:
@@ -238,7 +241,7 @@ def hits_needed(n_frames: int, upright_hits: int, min_hits: int = MIN_PROBE_HITS
 
 def probe_rotations(
     frames: Sequence[ProbeFrame],
-    detector: FaceDetector,
+    detector: Detector,
     rotations_deg: Sequence[int] = ROTATIONS_CW_DEG,
     *,
     upright_hits: int = 0,

@@ -38,6 +38,7 @@ import numpy as np
 from pipeline.errors import ConfigError
 from pipeline.faces.crop import RESIZE_INTERPOLATIONS
 from pipeline.models.factory import resolve_threshold
+from pipeline.models.scorer import Scorer
 from pipeline.report.evaluation import write_faces_report_md
 from pipeline.scan.records import CsvRow
 from pipeline.settings import check, setting
@@ -89,7 +90,7 @@ class EvaluateConfig:
     faces_crop_margin: float | None = None
 
     def __post_init__(self) -> None:
-        if self.faces_crop_margin is not None and self.faces_crop_margin not in setting("crop_margin").range:
+        if self.faces_crop_margin is not None and not setting("crop_margin").accepts(self.faces_crop_margin):
             raise ConfigError(f"faces_crop_margin must be {setting('crop_margin').range}, got {self.faces_crop_margin}")
         if self.positive not in POSITIVE_CLASSES:
             raise ConfigError(f"positive must be one of {POSITIVE_CLASSES}, got {self.positive!r}")
@@ -116,7 +117,7 @@ class ScoreRow(CsvRow):
 
 
 def score_faces(
-    scorer,
+    scorer: Scorer,
     items: Sequence[FaceItem],
     interpolation: str,
     *,
@@ -410,7 +411,7 @@ def load_items(config: EvaluateConfig) -> list[FaceItem]:
     return select_split(items, config.split) if config.split else items
 
 
-def load_scorer(config: EvaluateConfig):
+def load_scorer(config: EvaluateConfig) -> Scorer:
     """The scorer of ``config.weights`` (or the default weights), from the one model factory; no
     detector (the faces are cropped already). Raises ``FileNotFoundError`` or
     :class:`pipeline.errors.WeightsError`."""
@@ -419,7 +420,9 @@ def load_scorer(config: EvaluateConfig):
     return load_models(ModelSpec(weights=config.weights, download=config.download), with_detector=False).scorer
 
 
-def run_facts(config: EvaluateConfig, scorer, scored: Sequence[FaceItem], n_skipped: int, interpolation: str) -> dict:
+def run_facts(
+    config: EvaluateConfig, scorer: Scorer, scored: Sequence[FaceItem], n_skipped: int, interpolation: str
+) -> dict:
     """What was evaluated, for ``metrics.json``: data, split, resize, the decision rule, the
     weights (path, name, sha256, output, the crop framing they expect) and faces per label."""
     weights_path = scorer.weights_path
@@ -440,7 +443,7 @@ def run_facts(config: EvaluateConfig, scorer, scored: Sequence[FaceItem], n_skip
     }
 
 
-def evaluate(config: EvaluateConfig, scorer=None) -> dict:
+def evaluate(config: EvaluateConfig, scorer: Scorer | None = None) -> dict:
     """Run one evaluation and write the report; returns the metrics dict written to metrics.json.
 
     ``scorer`` (a :class:`pipeline.models.meso4.MesoScorer`, or anything with ``spec``,

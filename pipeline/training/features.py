@@ -65,8 +65,8 @@ class ViewConfig:
         for name in ("jpeg_p", "downscale_p", "flip_p", "colour_p", "blur_p", "noise_p", "dark_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        lo, hi = self.jpeg_quality
-        if not 1 <= lo <= hi <= 100:
+        q_lo, q_hi = self.jpeg_quality
+        if not 1 <= q_lo <= q_hi <= 100:
             raise ValueError(f"jpeg_quality must be 1 <= lo <= hi <= 100, got {self.jpeg_quality}")
         lo, hi = self.downscale
         if not 0.05 <= lo <= hi <= 1.0:
@@ -114,8 +114,9 @@ def augment_view(rgb: np.ndarray, rng: np.random.Generator, config: ViewConfig =
     if rng.random() < config.jpeg_p:
         quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
         ok, data = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok:
-            out = np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1])
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            out = np.ascontiguousarray(decoded[:, :, ::-1])
     return out
 
 

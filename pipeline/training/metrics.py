@@ -18,14 +18,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 NAN = float("nan")
 
 
-def _arrays(y_true: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """``(y, s)``: ``y`` bool (N,), ``s`` float64 (N,). Raises ``ValueError`` on unequal or
     non-1-D shapes, labels other than 0/1, or NaN scores (scikit-learn's own messages are
     less direct)."""
@@ -44,7 +45,7 @@ def _both_classes(y: np.ndarray) -> bool:
     return bool(y.any() and not y.all())
 
 
-def roc_auc(y_true: Sequence[int], scores: Sequence[float]) -> float:
+def roc_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
     """Area under the ROC curve (``sklearn.metrics.roc_auc_score``): the probability that a
     random positive outscores a random negative, ties counting half. ``y_true`` in {0, 1}.
     NaN when a class is absent or the input is empty (scikit-learn raises or warns there)."""
@@ -56,7 +57,7 @@ def roc_auc(y_true: Sequence[int], scores: Sequence[float]) -> float:
     return float(roc_auc_score(y, s))
 
 
-def roc_curve(y_true: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ROC points ``(fpr, tpr, thresholds)``, float64 (K + 1,) for K distinct scores: one point
     per distinct score from the highest down, after the origin (threshold ``+inf``). Point ``k``
     predicts positive for ``score >= thresholds[k]``. The rates of an absent class are NaN; an
@@ -79,7 +80,7 @@ def roc_curve(y_true: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarra
     return np.asarray(fpr, dtype=np.float64), np.asarray(tpr, dtype=np.float64), thresholds
 
 
-def equal_error_rate(y_true: Sequence[int], scores: Sequence[float]) -> tuple[float, float]:
+def equal_error_rate(y_true: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
     """``(eer, threshold)``: the rate where the false positive rate equals the false negative rate
     (1 - TPR), linearly interpolated between the two ROC points where FPR - FNR changes sign; the
     threshold is the score at the ROC point nearer to the crossing. NaN if a class is absent.
@@ -140,13 +141,13 @@ class Confusion:
         return np.array([[self.tn, self.fp], [self.fn, self.tp]], dtype=np.int64)
 
 
-def confusion(y_true: Sequence[int], scores: Sequence[float], threshold: float) -> Confusion:
+def confusion(y_true: ArrayLike, scores: ArrayLike, threshold: float) -> Confusion:
     """The counts and rates when ``score >= threshold`` predicts positive."""
     y, s = _arrays(y_true, scores)
     return confusion_from_predictions(y, s >= threshold)
 
 
-def confusion_from_predictions(y_true: Sequence[int], predicted: Sequence[bool]) -> Confusion:
+def confusion_from_predictions(y_true: ArrayLike, predicted: ArrayLike) -> Confusion:
     """The counts and rates of boolean predictions (True = positive), equal-length 1-D
     sequences. Raises ``ValueError`` when the shapes differ."""
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
@@ -176,7 +177,7 @@ def confusion_from_predictions(y_true: Sequence[int], predicted: Sequence[bool])
 
 
 def binary_report(
-    y_true: Sequence[int], scores: Sequence[float], threshold: float, *, predicted: Sequence[bool] | None = None
+    y_true: ArrayLike, scores: ArrayLike, threshold: float, *, predicted: ArrayLike | None = None
 ) -> dict:
     """Every figure of ``metrics.json`` for one set of scores: n, per-class counts, the confusion
     counts at ``threshold``, accuracy, precision, recall, specificity, F1, ROC AUC and EER (with
@@ -208,7 +209,7 @@ def binary_report(
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in report.items()}
 
 
-def video_means(items: Iterable, p_fake: Sequence[float]) -> tuple[list[str], list[str], np.ndarray]:
+def video_means(items: Iterable, p_fake: Iterable[float]) -> tuple[list[str], list[str], np.ndarray]:
     """Per source video: ``(names, labels, mean p_fake float64 (V,))``, in order of first
     appearance. ``items`` are :class:`pipeline.training.dataset.FaceItem` (anything with
     ``source_video`` and ``label``) aligned with ``p_fake``; items without a source video are

@@ -93,7 +93,7 @@ def _mask(shape: tuple[int, int], points: np.ndarray, rng: np.random.Generator) 
     h, w = shape
     chosen = points if rng.random() < 0.6 else points[list(INNER_FACE)]
     hull = cv2.convexHull(chosen.astype(np.int32))
-    mask = np.zeros((h, w), np.float32)
+    mask: np.ndarray = np.zeros((h, w), np.float32)
     cv2.fillConvexPoly(mask, hull, 1.0)
     # elastic deformation: a smooth random displacement field
     sigma = max(2.0, 0.06 * w)
@@ -111,7 +111,7 @@ def _mask(shape: tuple[int, int], points: np.ndarray, rng: np.random.Generator) 
     mask = cv2.erode(mask, kernel) if rng.random() < 0.5 else cv2.dilate(mask, kernel)
     mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(0.01, 0.06) * w)
     if mask.max() > 0:
-        mask /= mask.max()
+        np.divide(mask, mask.max(), out=mask)
     return np.clip(mask * float(rng.choice(BLEND_RATIOS)), 0.0, 1.0)
 
 

@@ -174,6 +174,7 @@ def fit_model(model, config: TrainConfig, train_items: Sequence[FaceItem], val_i
     model.fit(
         train_ds, epochs=config.epochs, steps_per_epoch=steps, callbacks=[monitor.callback()], verbose=0, shuffle=False
     )  # the dataset shuffles itself, seeded
+    assert monitor.best_p_fake is not None, "every epoch is validated, and there is at least one"
     model.set_weights(monitor.best_weights)
     return FitResult(monitor.rows, monitor.best_epoch, monitor.best_p_fake, class_weights, steps)
 

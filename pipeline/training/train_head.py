@@ -23,6 +23,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -91,7 +92,13 @@ def mix_faces(mix) -> dict[str, list[tuple[CachedFace, Path]]]:
             raise DatasetError(f"source {source.name}: {missing} faces without a train/val split in {source.data}")
         out[source.name] = [
             (
-                CachedFace(f"{i.source_path.parent.name}/{i.source_path.name}", i.label, i.source_video or "", i.split),
+                # every face has a train/val split: checked above
+                CachedFace(
+                    f"{i.source_path.parent.name}/{i.source_path.name}",
+                    i.label,
+                    i.source_video or "",
+                    cast(str, i.split),
+                ),
                 i.source_path,
             )
             for i in items

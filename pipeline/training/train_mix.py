@@ -96,6 +96,8 @@ def make_mix_val(splits: Sequence[SourceSplit], mix: MixSpec, config: TrainConfi
     for split in splits:
         part = decoded_faces(split.val, config.resize, mix.crop_fraction(split.source))
         ds = part if ds is None else ds.concatenate(part)
+    if ds is None:
+        raise ValueError("a mix needs at least one source")
     ds = ds.cache().map(lambda rgb, y: (tf.cast(rgb, tf.float32) / 255.0, y))
     return ds.batch(VAL_BATCH).prefetch(tf.data.AUTOTUNE)
 

@@ -23,7 +23,7 @@ import signal
 import subprocess
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
@@ -303,6 +303,7 @@ def build_decode_command(
     if detect_cuts:
         stream = stream.filter("scdet", threshold=CUT_SCORE_THRESHOLD)
     if skip_frames:
+        assert info.fps is not None, "skip_frames needs the clip's frame rate (see skips_frames)"
         stream = stream.filter("select", _sparse_select_expr(sample_fps, info.fps))
     else:
         # round=up: the sample at t is the frame on screen at t (the default, near, passes the
@@ -529,7 +530,7 @@ def iter_frames(
     clock_starts: threading.Event | None = None,
     report: DecodeReport | None = None,
     sparse: bool | None = None,
-) -> Iterator[Frame]:
+) -> Generator[Frame, None, None]:
     """Yield up to ``max_frames`` frames sampled at ``sample_fps`` from one ffmpeg process.
 
     Only frames of the video stream are sampled, at their own times: a stream that starts late
@@ -598,7 +599,8 @@ def iter_frames(
             yield Frame(count, frame_index, timestamp_s, rgb, count / sample_fps if sparse else timestamp_s)
             count += 1
         reader.join()
-        proc.stdout.close()
+        if proc.stdout is not None:  # a pipe: never None
+            proc.stdout.close()
         returncode = proc.wait()
         stderr_tail.join()
     finally:
@@ -627,6 +629,7 @@ def _actual_time(
     waited on for more than :data:`TIMESTAMP_WAIT_S`), the ``count``-th sampling time."""
     actual_s = stderr_tail.next_timestamp_s()
     if actual_s is not None and actual_s >= 0 and sparse:
+        assert info.fps is not None, "sparse sampling needs the clip's frame rate (see skips_frames)"
         return actual_s, round(actual_s * info.fps)
     if actual_s is None or actual_s < 0:
         actual_s = count / sample_fps
@@ -646,8 +649,9 @@ def _shut_down(proc: subprocess.Popen, reader: _FrameReader, stderr_tail: _Stder
         proc.wait()
     reader.join()
     stderr_tail.join()
-    proc.stdout.close()
-    proc.stderr.close()
+    for pipe in (proc.stdout, proc.stderr):  # pipes: never None
+        if pipe is not None:
+            pipe.close()
 
 
 def _report_end(

@@ -22,8 +22,13 @@ are JSON for scripts and a page for people; every response carries the headers o
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import cast
 
+from flask import Flask
+from flask.json.provider import DefaultJSONProvider
+
+from pipeline.faces.detector import Detector
+from pipeline.models.scorer import Scorer
 from pipeline.scan.analyze import ScanConfig
 from pipeline.web.errors import register_error_handlers
 from pipeline.web.presentation import page_facts
@@ -50,7 +55,9 @@ __all__ = [
 ]
 
 
-def create_app(detector, scorer, config: ScanConfig | None = None, web: WebConfig | None = None) -> Flask:
+def create_app(
+    detector: Detector, scorer: Scorer, config: ScanConfig | None = None, web: WebConfig | None = None
+) -> Flask:
     """The web app around models built once by the caller.
 
     ``detector``: a :class:`pipeline.faces.detect.FaceDetector`; ``scorer``: what
@@ -63,7 +70,8 @@ def create_app(detector, scorer, config: ScanConfig | None = None, web: WebConfi
     app = Flask(__name__)
     app.request_class = UploadRequest
     app.config.update(MAX_CONTENT_LENGTH=web.max_upload_bytes)
-    app.json.sort_keys = False  # keep the order the facts are written in
+    # keep the order the facts are written in (app.json is Flask's default provider)
+    cast(DefaultJSONProvider, app.json).sort_keys = False
     app.debug = False  # never: the debugger runs arbitrary code for whoever reaches it
     app.extensions[EXTENSION_KEY] = ScannerState(detector, scorer, config, web)
     app.context_processor(page_facts)

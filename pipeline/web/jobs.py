@@ -252,6 +252,7 @@ class JobQueue:
         outcome: JobOutcome | None = None
         error = ""
         try:
+            assert job.task is not None, "a queued job holds its task until it ran"
             outcome = job.task(JobProgress(job, self._lock))
         except Exception as exc:  # one bad upload never stops the worker
             log.exception("job %s (%s) failed", job.id, job.kind)
@@ -283,10 +284,14 @@ class JobQueue:
 
     def _prune(self, now: float) -> None:
         """Drop finished jobs past ``keep_s``, then the oldest beyond ``keep_jobs``. Lock held."""
-        finished = sorted((j for j in self._jobs.values() if j.finished), key=lambda j: j.finished_s)
+        # (a finished job has its finished_s: set with its final state)
+        finished = sorted(
+            ((j.finished_s, j) for j in self._jobs.values() if j.finished and j.finished_s is not None),
+            key=lambda pair: pair[0],
+        )
         excess = len(finished) - self.keep_jobs
-        for i, job in enumerate(finished):
-            if i < excess or now - job.finished_s > self.keep_s:
+        for i, (finished_s, job) in enumerate(finished):
+            if i < excess or now - finished_s > self.keep_s:
                 del self._jobs[job.id]
 
     def _snapshot(self, job: Job) -> dict:

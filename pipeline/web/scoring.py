@@ -34,8 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import DecodeError, NoVideoStreamError, UploadRejected
+from pipeline.faces.detector import Detector
 from pipeline.faces.quality import QUALITY_MEASURES
 from pipeline.models.factory import neutral_p_fake
+from pipeline.models.scorer import Scorer
 from pipeline.report.explain import (  # noqa: F401 (the web's names for them, used by the routes and tests)
     AGGREGATION_MEANINGS,
     P_FAKE_MEANING,
@@ -73,6 +75,7 @@ from pipeline.video.decode import (
     sampling_fps,
 )
 from pipeline.video.probe import VideoInfo, probe_video
+from pipeline.web.jobs import JobProgress
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,7 @@ def check_upload(
     if not head:
         raise UploadRejected(422, "The file is empty (0 bytes).")
     sniffed = _sniff_image(path)
+    container: str | None
     if sniffed is not None:
         image_format, animated = sniffed
         if not animated:
@@ -231,6 +235,7 @@ def _sniff_image(path: Path) -> tuple[str, bool] | None:
                 animated = False  # frames past the first are damaged: the still check decides
             if animated:
                 _check_image_pixels(im.width, im.height)
+            assert im.format is not None, "Pillow names the format of every image it opened from a file"
             return im.format, animated
     except (UnidentifiedImageError, Image.DecompressionBombError):
         return None
@@ -287,7 +292,7 @@ def _check_first_frame(path: Path, info: VideoInfo, config: ScanConfig, timeout_
         raise UploadRejected(422, "No frame of this video can be decoded; it may be incomplete or damaged.")
 
 
-def score_image(rgb: np.ndarray, detector, scorer, config: ScanConfig, *, name: str) -> VideoResult:
+def score_image(rgb: np.ndarray, detector: Detector, scorer: Scorer, config: ScanConfig, *, name: str) -> VideoResult:
     """Score one still image as a one-frame clip: the scanner's face loop (detect, select,
     crop, score, :func:`pipeline.scan.analyze.analyze_faces`) and its row builder
     (:func:`pipeline.scan.analyze.verdict_row`, ``config``'s aggregation: each face is its own
@@ -317,7 +322,14 @@ def score_image(rgb: np.ndarray, detector, scorer, config: ScanConfig, *, name: 
 
 
 def score_upload(
-    path: Path, checked: CheckedUpload, detector, scorer, config: ScanConfig, progress, *, name: str
+    path: Path,
+    checked: CheckedUpload,
+    detector: Detector,
+    scorer: Scorer,
+    config: ScanConfig,
+    progress: JobProgress,
+    *,
+    name: str,
 ) -> VideoResult:
     """Score a checked upload, reporting progress (``progress``: a :class:`JobProgress`)."""
     if checked.kind == "image":
@@ -401,6 +413,12 @@ def shown_faces(faces, max_thumbnails: int) -> list[ScoredFace]:
     return shown
 
 
+def _crop(face: ScoredFace) -> np.ndarray:
+    """The crop of a face :func:`shown_faces` picked (it picks faces with a crop only)."""
+    assert face.crop_rgb is not None, "shown_faces picks faces with a crop"
+    return face.crop_rgb
+
+
 def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     """uint8 (H, W, 3) RGB -> JPEG bytes."""
     from PIL import Image
@@ -441,6 +459,7 @@ def decode_worst_frame(path: Path, checked: CheckedUpload, result: VideoResult, 
 
     if checked.kind == "image":
         return load_image_rgb(path)
+    assert checked.info is not None, "a checked video carries its probe"
     sample_fps = sampling_fps(checked.info, config.fps, config.max_frames)
     frame = decode_sampled_frame(
         path, checked.info, sample_fps=sample_fps, sample_index=face.sample_index, timeout_s=config.timeout_s or 60.0
@@ -455,7 +474,7 @@ def decode_worst_frame(path: Path, checked: CheckedUpload, result: VideoResult, 
 
 
 def gather_evidence(
-    path: Path, checked: CheckedUpload, result: VideoResult, scorer, config: ScanConfig, *, max_thumbnails: int
+    path: Path, checked: CheckedUpload, result: VideoResult, scorer: Scorer, config: ScanConfig, *, max_thumbnails: int
 ) -> Evidence:
     """The evidence of a scored upload, made while ``path`` is still on disk: saliency maps
     (:func:`pipeline.models.saliency.saliency_maps`: Grad-CAM or occlusion, by the model's family) of the
@@ -473,7 +492,7 @@ def gather_evidence(
     saliency = None
     if shown:
         try:
-            saliency = saliency_maps(scorer, np.stack([f.crop_rgb for f in shown]))
+            saliency = saliency_maps(scorer, np.stack([_crop(f) for f in shown]))
         except Exception:  # an extra: whatever TensorFlow or onnxruntime raises, the verdict is still shown
             log.exception("%s: saliency maps failed", result.row.video_path)
     worst = select_evidence_faces(result.faces, config.aggregation, max_crops_per_track=1)[0]
@@ -516,7 +535,7 @@ def build_result(
     *,
     kind: str,
     config: ScanConfig,
-    scorer,
+    scorer: Scorer,
     job_id: str,
     max_thumbnails: int,
     container: str = "",
@@ -557,12 +576,12 @@ def build_result(
     row = result.row
     faces = worst_first(result.faces)
     shown = shown_faces(result.faces, max_thumbnails)
-    thumbnails = tuple(encode_jpeg(f.crop_rgb) for f in shown)
+    thumbnails = tuple(encode_jpeg(_crop(f)) for f in shown)
     overlays: tuple[bytes, ...] = ()
     if evidence.saliency is not None:
         if len(evidence.saliency) != len(shown):
             raise ValueError(f"{len(evidence.saliency)} saliency maps for {len(shown)} faces shown")
-        overlays = tuple(encode_jpeg(overlay_saliency(f.crop_rgb, m)) for f, m in zip(shown, evidence.saliency))
+        overlays = tuple(encode_jpeg(overlay_saliency(_crop(f), m)) for f, m in zip(shown, evidence.saliency))
     base = f"/api/v1/jobs/{job_id}"
     face_items = []
     for i, f in enumerate(faces):  # the --faces-csv record, with where its images are

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import Protocol, cast
 
+from pipeline.faces.detector import Detector
 from pipeline.models.factory import LoadedModels, ModelSpec
+from pipeline.models.scorer import Scorer
 from pipeline.scan.analyze import ScanConfig, VideoResult, error_row, score_video_safe
 from pipeline.scan.records import display_path
 
@@ -42,11 +44,22 @@ class Engine(Protocol):
 
 
 def score_for_batch(
-    path: str, detector, scorer, config: ScanConfig, *, keep_crops: bool = False, **kwargs
+    path: str,
+    detector: Detector | None,
+    scorer: Scorer | UnloadedScorer,
+    config: ScanConfig,
+    *,
+    keep_crops: bool = False,
+    **kwargs,
 ) -> VideoResult:
     """:func:`score_video_safe`; with ``keep_crops``, the crops of only the few faces evidence
     shows are kept (:func:`pipeline.scan.evidence.prune_crops`), dropped from the rest where the
-    clip was scored, before the result crosses a process boundary (a face's crop is 196 KB)."""
+    clip was scored, before the result crosses a process boundary (a face's crop is 196 KB).
+
+    ``detector`` is ``None`` and ``scorer`` an :class:`UnloadedScorer` only for a clip that failed to open
+    before any model was loaded: :func:`score_video_safe` opens the clip before it uses either, so such a
+    clip ends as its error row, which reads the scorer's ``name`` alone."""
+    detector, scorer = cast(Detector, detector), cast(Scorer, scorer)
     if not keep_crops:
         return score_video_safe(path, detector, scorer, config, **kwargs)
     from pipeline.scan.evidence import prune_crops

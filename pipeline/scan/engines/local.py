@@ -18,7 +18,9 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from pipeline.faces.detector import Detector
 from pipeline.models.factory import LoadedModels, ModelSpec
+from pipeline.models.scorer import Scorer
 from pipeline.scan.analyze import ScanConfig, VideoResult
 from pipeline.scan.engines.base import UnloadedScorer, score_for_batch, unloaded_scorer
 
@@ -88,10 +90,18 @@ def _results_here(
                     prefetcher.open(following)
 
             opened = prefetcher.take(path)
+            detector: Detector | None
+            scorer: Scorer | UnloadedScorer
+            if no_model_needed:
+                assert unloaded is not None  # made above
+                detector, scorer = None, unloaded
+            else:
+                assert loaded is not None  # loaded above
+                detector, scorer = loaded.detector, loaded.scorer
             result = _score_here(
                 path,
-                None if no_model_needed else loaded.detector,
-                unloaded if no_model_needed else loaded.scorer,
+                detector,
+                scorer,
                 config,
                 progress,
                 keep_crops,
@@ -200,7 +210,13 @@ FRAME_BAR_MIN_FRAMES = 60
 
 
 def _score_here(
-    path: str, detector, scorer, config: ScanConfig, progress: bool, keep_crops: bool = False, **kwargs
+    path: str,
+    detector: Detector | None,
+    scorer: Scorer | UnloadedScorer,
+    config: ScanConfig,
+    progress: bool,
+    keep_crops: bool = False,
+    **kwargs,
 ) -> VideoResult:
     """One clip in this process, with a progress bar over its frames when it is long;
     ``kwargs`` go to :func:`pipeline.scan.analyze.score_video` (``opened``, ``on_decoded``)."""

@@ -111,6 +111,7 @@ class _ClipQueue:
 
     def next_path(self) -> str | None:
         """The next clip (counted as one more attempt), or ``None`` when none is left."""
+        path: str | None
         if self.retry:
             path = self.retry.popleft()
         else:
