@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.errors import ConfigError
 from pipeline.faces.detect import DetectorConfig
 from pipeline.faces.detector import Detector
 from pipeline.models.scorer import Scorer
@@ -54,7 +55,7 @@ class ModelSpec:
     def __post_init__(self) -> None:
         check_fields(self, "threshold", optional=("threshold",))
         if self.intra_op_threads is not None and self.intra_op_threads < 1:
-            raise ValueError(f"intra_op_threads must be >= 1, got {self.intra_op_threads}")
+            raise ConfigError(f"intra_op_threads must be >= 1, got {self.intra_op_threads}")
 
     def with_weights(self, weights_path: str | Path) -> ModelSpec:
         """The same spec pinned to one resolved file (what is sent to worker processes, so every

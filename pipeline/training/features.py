@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import atomic_path
+from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,13 @@ class ViewConfig:
     def __post_init__(self) -> None:
         for name in ("jpeg_p", "downscale_p", "flip_p", "colour_p", "blur_p", "noise_p", "dark_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         q_lo, q_hi = self.jpeg_quality
         if not 1 <= q_lo <= q_hi <= 100:
-            raise ValueError(f"jpeg_quality must be 1 <= lo <= hi <= 100, got {self.jpeg_quality}")
+            raise ConfigError(f"jpeg_quality must be 1 <= lo <= hi <= 100, got {self.jpeg_quality}")
         lo, hi = self.downscale
         if not 0.05 <= lo <= hi <= 1.0:
-            raise ValueError(f"downscale must be 0.05 <= lo <= hi <= 1, got {self.downscale}")
+            raise ConfigError(f"downscale must be 0.05 <= lo <= hi <= 1, got {self.downscale}")
 
 
 def view_seed(file_key: str, view: int, seed: int) -> int:

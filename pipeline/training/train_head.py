@@ -27,6 +27,7 @@ from typing import cast
 
 import numpy as np
 
+from pipeline.errors import ConfigError
 from pipeline.models.calibration import expected_calibration_error, sigmoid
 from pipeline.training.features import CachedFace, build_cache, cache_dir_for, load_cached
 from pipeline.training.metrics import roc_auc
@@ -53,13 +54,13 @@ class HeadConfig:
 
     def __post_init__(self) -> None:
         if any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
+            raise ConfigError(f"hidden widths must be >= 1, got {self.hidden}")
         if not self.alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {self.alpha}")
+            raise ConfigError(f"alpha must be > 0, got {self.alpha}")
         if not 1 <= self.views <= 16:
-            raise ValueError(f"views must be in [1, 16], got {self.views}")
+            raise ConfigError(f"views must be in [1, 16], got {self.views}")
         if self.pca_dims is not None and self.pca_dims < 1:
-            raise ValueError(f"pca_dims must be >= 1 or None, got {self.pca_dims}")
+            raise ConfigError(f"pca_dims must be >= 1 or None, got {self.pca_dims}")
 
 
 @dataclasses.dataclass
