@@ -372,7 +372,7 @@ def clip_given_as_data(path: str | os.PathLike, command: str, expected: str, ins
     is no clip (:func:`pipeline.video.discover.is_clip_file`)."""
     from pipeline.video.discover import is_clip_file
 
-    if not is_clip_file(path):
+    if not is_clip_file(os.fspath(path)):
         return None
     return f"{os.fspath(path)} is one video clip; {command} needs {expected}; {instead}"
 

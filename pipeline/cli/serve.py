@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m pipeline serve") 
         models = load_models(spec)
     except ScannerError as exc:  # ours only: anything else is a bug, with its traceback
         return fail(prog, str(exc))
+    assert models.detector is not None  # load_models builds one unless told not to
     app = create_app(models.detector, models.scorer, config, web)
     state = app.extensions["deepfake_scanner"]
     if threading.current_thread() is threading.main_thread():

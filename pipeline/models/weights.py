@@ -187,7 +187,7 @@ def resolve_weights(explicit: str | Path | None = None, *, download: bool = True
     if download:
         target = cache_dir() / "weights" / DEFAULT_WEIGHTS_NAME
         try:
-            return fetch_weights(DEFAULT_DOWNLOAD.url, target, DEFAULT_DOWNLOAD.sha256)
+            return fetch_weights(DEFAULT_DOWNLOAD.url or "", target, DEFAULT_DOWNLOAD.sha256)
         except (OSError, WeightsError) as exc:
             tried.append(f"{DEFAULT_DOWNLOAD.url} ({exc})")
     raise WeightsNotFoundError("no weights found; tried: " + "; ".join(tried) + ". Pass --weights PATH.")

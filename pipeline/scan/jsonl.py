@@ -146,11 +146,11 @@ class JsonlSink(CsvSink):
         self._write_objects([row_object(row) for row in rows])
 
     def _write_objects(self, objects: list[dict]) -> None:
-        start = self._file.tell()
+        start = self._out.tell()
         try:
             for obj in objects:
                 # one complete line per write call: a kill can tear only the line being written
-                self._file.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+                self._out.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
             self._sync()
         except OSError as exc:
             self._cut_back(start)

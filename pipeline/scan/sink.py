@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import OutputError, OutputLockedError, ResumeMismatchError, ScannerError
@@ -168,7 +169,7 @@ class CsvSink:
         self._resume = resume
         self._lock_wanted = lock
         self._lock_fd: int | None = None
-        self._file = None
+        self._file: TextIO | None = None
 
     def __enter__(self) -> CsvSink:
         try:
@@ -182,6 +183,13 @@ class CsvSink:
         except OSError as exc:
             raise output_error(self.path, exc) from exc
         return self
+
+    @property
+    def _out(self) -> TextIO:
+        """The open file (only while the sink is open)."""
+        if self._file is None:
+            raise RuntimeError(f"{self.path}: the sink is not open (use it in a with block)")
+        return self._file
 
     @property
     def lock_path(self) -> Path:
@@ -206,11 +214,11 @@ class CsvSink:
         # One complete line per write call: a kill can tear only the line being written.
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow([_format(v) for v in values])
-        self._file.write(buf.getvalue())
+        self._out.write(buf.getvalue())
 
     def _sync(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._out.flush()
+        os.fsync(self._out.fileno())
 
     def write(self, row) -> None:
         """Append one row and flush it to disk."""
@@ -219,7 +227,7 @@ class CsvSink:
     def write_many(self, rows: Iterable) -> None:
         """Append rows and flush them to disk once. If the disk refuses (full, gone read-only),
         the file is cut back to its last complete row and the error raised."""
-        start = self._file.tell()
+        start = self._out.tell()
         try:
             for row in rows:
                 self._write_line(getattr(row, name) for name in self.columns)
@@ -230,7 +238,7 @@ class CsvSink:
 
     def _cut_back(self, offset: int) -> None:
         try:
-            self._file.close()
+            self._out.close()
         except OSError:
             pass  # the buffered bytes that did not fit are dropped with the file object
         self._file = None

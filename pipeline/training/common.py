@@ -340,7 +340,7 @@ class EpochMonitor:
         self.patience = patience
         self.best_auc = -math.inf
         self.best_epoch = 0
-        self.best_weights = None
+        self.best_weights: list | None = None
         self.best_p_fake: np.ndarray | None = None
         self.wait = 0
         self.rows: list[dict] = []

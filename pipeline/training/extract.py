@@ -35,6 +35,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from pipeline.atomic import atomic_path
 from pipeline.errors import ConfigError, DatasetError
 from pipeline.faces.boxes import FaceBox
 from pipeline.faces.detect import DetectorConfig
+from pipeline.faces.detector import Detector
 from pipeline.scan.records import CsvRow, face_columns
 from pipeline.settings import check
 
@@ -193,7 +195,7 @@ def find_sources(
         if not child.is_dir():
             continue
         folder_label = canonical_label(child.name)
-        if folder_label not in labels:
+        if folder_label is None or folder_label not in labels:
             log.info("skipping folder %s: not one of the labels %s", child, list(labels))
             continue
         for path in iter_videos([child]):
@@ -230,7 +232,7 @@ def _read_sources_csv(root: Path, labels: Sequence[str]) -> list[SourceClip]:
             )
         for row in reader:
             row_label = canonical_label(row["label"] or "")
-            if row_label not in labels:
+            if row_label is None or row_label not in labels:
                 log.info("skipping %s: label %r is not one of %s", row["path"], row["label"], list(labels))
                 continue
             path = Path(row["path"])
@@ -347,7 +349,7 @@ def _crop_for_dataset(frame_rgb: np.ndarray, face: FaceBox, keep_size: bool) -> 
 
 
 def find_candidates(
-    frames: Iterator, detector, keep_size: bool, counts: _ClipCounts, cut_times_s: list[float] | None = None
+    frames: Iterator, detector: Detector, keep_size: bool, counts: _ClipCounts, cut_times_s: list[float] | None = None
 ) -> list[_Candidate]:
     """The selected faces of a clip's frames, cropped, with their track ids: the scanner's face
     loop (:class:`pipeline.scan.face_loop.FaceLoop`) with ``detector``'s selection, no scorer,
@@ -439,7 +441,7 @@ def _write_crops(
 
 
 def extract_clip(
-    clip: SourceClip, dataset_dir: Path, detector, config: ExtractConfig
+    clip: SourceClip, dataset_dir: Path, detector: Detector, config: ExtractConfig
 ) -> tuple[SourceRow, list[FaceRecord]]:
     """Find, select, filter and write the faces of one clip.
 
@@ -783,7 +785,7 @@ def _read_records(path: Path) -> list[FaceRecord]:
     out = []
     with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            values = {}
+            values: dict[str, Any] = {}
             for k, v in row.items():
                 kind = types[k]
                 values[k] = int(v) if kind in ("int", int) else float(v) if kind in ("float", float) else v
@@ -879,7 +881,7 @@ def write_manifest(dataset_dir: Path, config: ExtractConfig) -> dict:
 
 
 def _extract_or_error(
-    clip: SourceClip, dataset_dir: Path, detector, config: ExtractConfig
+    clip: SourceClip, dataset_dir: Path, detector: Detector, config: ExtractConfig
 ) -> tuple[SourceRow, list[FaceRecord], bool]:
     """:func:`extract_clip`, with a clip that cannot be read turned into its ``errors.csv`` row:
     ``decode_error``, ``timeout`` or ``error`` (logged; the build goes on). Returns (row,
@@ -912,7 +914,7 @@ def _extract_or_error(
 def build_dataset(
     clips: Sequence[SourceClip],
     dataset_dir: str | Path,
-    detector,
+    detector: Detector,
     config: ExtractConfig,
     *,
     progress: bool | None = None,

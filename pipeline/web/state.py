@@ -17,6 +17,8 @@ from pathlib import Path
 from flask import current_app
 
 from pipeline.errors import ConfigError
+from pipeline.faces.detector import Detector
+from pipeline.models.scorer import Scorer
 from pipeline.scan.analyze import ScanConfig
 from pipeline.web.jobs import JobQueue
 
@@ -70,7 +72,7 @@ class ScannerState:
     :meth:`close` stops the one and, when this state created it, removes the other.
     """
 
-    def __init__(self, detector, scorer, config: ScanConfig, web: WebConfig):
+    def __init__(self, detector: Detector, scorer: Scorer, config: ScanConfig, web: WebConfig):
         self.detector = detector
         self.scorer = scorer
         self.config = config
