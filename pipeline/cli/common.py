@@ -15,12 +15,21 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from pipeline.faces.detect import DetectorConfig
     from pipeline.models.factory import ModelSpec
     from pipeline.scan.config import ScanConfig
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser whose refusals are one line, as every other usage error of ours is
+    ("score_videos.py: error: argument --fps: must be > 0, got 0 (see score_videos.py --help)"),
+    not the whole usage block first; exit status 2, as argparse's."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

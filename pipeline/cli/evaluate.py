@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pipeline.cli.common import (
     DefaultsHelpFormatter,
+    OneLineParser,
     add_detector_arguments,
     clip_given_as_data,
     detector_config_from_args,
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=prog,
         formatter_class=DefaultsHelpFormatter,
         description="Metrics, plots and a report of weights on labelled face crops, or on labelled video clips "

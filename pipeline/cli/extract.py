@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from pipeline.cli.common import (
     DefaultsHelpFormatter,
+    OneLineParser,
     add_detector_arguments,
     detector_config_from_args,
     fail,
@@ -43,7 +44,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     from pipeline.training.extract import ExtractConfig
 
     d = ExtractConfig()
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=prog,
         formatter_class=DefaultsHelpFormatter,
         description="Build a labelled face dataset from clips, cropped as the scanner crops them.",

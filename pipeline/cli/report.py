@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from pipeline.cli.common import (
+    OneLineParser,
     clip_given_as_data,
     fail,
     input_problem,
@@ -41,7 +42,7 @@ def _one_line(message: str) -> str:
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     defaults = ReportConfig(Path("scores.csv"), Path("report.html"))
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=prog,
         description="One self-contained HTML report (opens from disk, no network) of a scores file: counts, a "
         "p_fake histogram with the threshold, a sortable and filterable table of clips (worst first), and the "

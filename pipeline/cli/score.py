@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.cli.common import (
     DefaultsHelpFormatter,
+    OneLineParser,
     add_scan_arguments,
     fail,
     logging_above_progress,
@@ -28,6 +29,7 @@ from pipeline.cli.common import (
     resolve_scan_settings,
     start_logging,
 )
+from pipeline.scan.engines import ENGINE_CHOICES
 
 if TYPE_CHECKING:
     from pipeline.models.factory import LoadedModels, ModelSpec
@@ -38,7 +40,7 @@ log = logging.getLogger("pipeline")
 
 
 def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=prog,
         description="Score video clips for face manipulation. One CSV row per clip with p_fake "
         "(probability the clip is fake: 1 = fake, 0 = real) and a status.",
@@ -65,8 +67,9 @@ def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
         "--evidence-dir",
         default=None,
         metavar="DIR",
-        help="write each ok clip's most suspicious face crops (with a Grad-CAM saliency overlay) and its worst "
-        "frame with the faces boxed here as JPEG, indexed in DIR/evidence.csv",
+        help="write each ok clip's most suspicious face crops (with a saliency overlay: Grad-CAM for Meso-4, "
+        "occlusion for the default backbone model) and its worst frame with the faces boxed here as JPEG, "
+        "indexed in DIR/evidence.csv",
     )
     p.add_argument(
         "--nest-faces",
@@ -79,7 +82,7 @@ def build_parser(prog: str = "score_videos.py") -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start the output afresh instead of resuming")
     p.add_argument(
         "--engine",
-        choices=("local", "dask"),
+        choices=ENGINE_CHOICES,  # the engines' registry: a new engine is offered here by name
         default="local",
         help="local: this machine; dask: a Dask cluster (pip install -e '.[dask]')",
     )

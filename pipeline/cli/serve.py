@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.cli.common import (
     DefaultsHelpFormatter,
+    OneLineParser,
     add_scan_arguments,
     fail,
     missing_extra,
@@ -53,7 +54,7 @@ def _port(text: str) -> int:
 
 
 def build_parser(prog: str = "python -m pipeline serve") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=prog,
         description="Web application: upload a video or an image, see p_fake (probability the faces are "
         "manipulated: 1 = fake, 0 = real), the verdict, a chart over time and the faces.",

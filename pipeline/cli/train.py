@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.cli.common import (
     DefaultsHelpFormatter,
+    OneLineParser,
     clip_given_as_data,
     fail,
     input_problem,
@@ -28,7 +29,7 @@ HEAD_ARCHITECTURE = "effnet-lite0-head"
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=prog,
         formatter_class=DefaultsHelpFormatter,
         description="Train Meso-4 on labelled face crops (output p_fake, 1 = fake); "

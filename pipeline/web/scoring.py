@@ -652,7 +652,8 @@ def build_result(
         "processing_s": row.elapsed_s,
         "evidence_s": evidence.elapsed_s,
         "error": row.error or None,
-        "notes": uncertainty_notes(row, faces, summaries, kind=kind, config=config),
+        "caveats": (caveats := uncertainty_notes(row, faces, summaries, kind=kind, config=config)),
+        "notes": caveats,  # the same list under its name before 0.7.0, kept for scripts written then
         "note_codes": split_notes(row.notes),
         "frame": None
         if frame is None

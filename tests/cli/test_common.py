@@ -226,3 +226,26 @@ def test_output_file_problem(tmp_path, name, expected):
 )
 def test_sibling_command_is_typed_as_the_command_was(prog, expected):
     assert common.sibling_command(prog, "score") == expected
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["clips"], "the following arguments are required: -o/--output"),
+        (["clips", "-o", "o.csv", "--fps", "0"], "argument --fps: must be > 0, got 0"),
+        (["clips", "-o", "o.csv", "--engine", "spark"], "argument --engine: invalid choice: 'spark'"),
+    ],
+)
+def test_what_argparse_refuses_is_one_line_too(argv, says, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        score_cli.build_parser("score_videos.py").parse_args(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"score_videos.py: error: {says}") and err.endswith("(see score_videos.py --help)")
+
+
+def test_the_engine_flag_offers_the_engines_registry():
+    from pipeline.scan.engines import ENGINE_CHOICES, ENGINES
+
+    assert _options(score_cli.build_parser())["--engine"].choices == ENGINE_CHOICES
+    assert set(ENGINE_CHOICES) <= set(ENGINES)  # "pool" is chosen by --workers, not by name

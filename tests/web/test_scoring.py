@@ -612,3 +612,9 @@ def test_the_payloads_people_and_faces_are_the_csv_records_by_the_same_names():
         assert set(item) == set(FaceRow.columns()) - {"video_path"} | {"sample_index", "thumbnail_url", "saliency_url"}
         row = rows[(item["frame_index"], item["track_id"])]
         assert {k: item[k] for k in row.to_json(without=("video_path",))} == row.to_json(without=("video_path",))
+
+
+def test_the_caveats_go_by_the_json_lines_name_and_the_old_one():
+    payload, _ = build(ok_result(one_person(0.52, size_px=64), 0.52))
+    assert payload["caveats"] and payload["caveats"] is payload["notes"]
+    assert all(set(c) == {"kind", "text"} for c in payload["caveats"])
