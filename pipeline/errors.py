@@ -128,17 +128,22 @@ class UploadRejected(ScannerError):
         self.message = message
 
 
+def output_error(what: object, exc: OSError) -> OSError:
+    """``exc``, raised writing ``what`` (an output file or folder), as :class:`OutputError` naming
+    it ("cannot write report/: No space left on device"); an error already ours as it is."""
+    if isinstance(exc, ScannerError):
+        return exc
+    return OutputError(f"cannot write {what}: {exc.strerror or exc}")
+
+
 @contextlib.contextmanager
 def writing(what: object) -> Iterator[None]:
-    """A block whose ``OSError`` can only come from writing ``what`` (an output file or folder):
-    it leaves as :class:`OutputError` naming it ("cannot write report/: No space left on device");
-    errors already ours pass unchanged."""
+    """A block whose ``OSError`` can only come from writing ``what``: it leaves as
+    :func:`output_error` makes it."""
     try:
         yield
-    except ScannerError:
-        raise
     except OSError as exc:
-        raise OutputError(f"cannot write {what}: {exc.strerror or exc}") from exc
+        raise output_error(what, exc) from exc
 
 
 def all_errors() -> list[type[ScannerError]]:

@@ -1,8 +1,8 @@
 """Every setting a user can change, declared once: its name, its valid range, its unit and what
 it does (as PySceneDetect's ``CONFIG_MAP`` of ``RangeValue``).
 
-The config classes check their fields here (:func:`check`), the command lines build their
-value types from here (:meth:`Setting.parse`) and their help from here, so a range is written
+The config classes check their fields here (:func:`check`) and the command lines build their
+value types from here (:meth:`Setting.parse`), so a range is written
 in one place and every surface refuses the same values with the same words. A setting with
 an ``env`` may be overridden by that environment variable (documented in docs/usage.md); the
 override is read once, when a config is made, and the config then travels to worker
@@ -78,12 +78,14 @@ class Setting:
     help: str = ""
     env: str | None = None
 
-    def check(self, value):
-        """``value`` if it is valid; else :class:`ConfigError` ``"<name> must be <range>, got <value>"``."""
+    def check(self, value, what: str | None = None):
+        """``value`` if it is valid; else :class:`ConfigError` ``"<what> must be <range>, got <value>"``
+        (``what``: how the message names the value, e.g. another field of the same kind; default ``name``)."""
+        what = what or self.name
         if self.kind is int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
-            raise ConfigError(f"{self.name} must be a whole number, got {value!r}")
-        if self.range is not None and value not in self.range:
-            raise ConfigError(f"{self.name} must be {self.range}, got {value!r}")
+            raise ConfigError(f"{what} must be a whole number, got {value!r}")
+        if not self.accepts(value):
+            raise ConfigError(f"{what} must be {self.range}, got {value!r}")
         return value
 
     def accepts(self, value: object) -> bool:
@@ -98,7 +100,7 @@ class Setting:
         except ValueError:
             what = "a whole number" if self.kind is int else "a number"
             raise argparse.ArgumentTypeError(f"must be {what}, got {text}") from None
-        if self.range is not None and value not in self.range:
+        if not self.accepts(value):
             raise argparse.ArgumentTypeError(f"must be {self.range}, got {text}")
         return value
 

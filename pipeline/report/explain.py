@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Sequence
 from typing import Protocol
 
 from pipeline.report.notes import row_note_sentences
@@ -104,7 +105,8 @@ def threshold_text(threshold: float) -> str:
     return f"{threshold:.2f}" if round(threshold, 2) == threshold else f"{threshold:.3f}"
 
 
-def _and(items: list[str]) -> str:
+def and_list(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
@@ -123,16 +125,16 @@ def model_summary(spec, name: str, threshold: float, uncertain_below: float | No
     what = display_name(spec.architecture)
     if spec.license == MESONET_LICENSE:
         sets = [shown for key, shown in MESONET_SETS.items() if key in provenance]
-        origin = "published with MesoNet (Afchar et al. 2018)" + (f", trained on {_and(sets)}" if sets else "")
+        origin = "published with MesoNet (Afchar et al. 2018)" + (f", trained on {and_list(sets)}" if sets else "")
     elif "pipeline train" in provenance:
         mix = MIX_SOURCES_PATTERN.search(provenance)
         names = [part.rsplit(" ", 1)[0] for part in mix.group(1).split(", ")] if mix else []
         sets = [SOURCE_NAMES.get(n, n) for n in names]
-        origin = "trained by this project" + (f" on {_and(sets)}" if sets else "")
+        origin = "trained by this project" + (f" on {and_list(sets)}" if sets else "")
     elif HEAD_TRAINER in provenance:
         mix = HEAD_MIX_PATTERN.search(provenance)
         sets = [SOURCE_NAMES.get(n, n) for n in mix.group(1).split(", ")] if mix else []
-        origin = "trained by this project" + (f" on {_and(sets)}" if sets else "")
+        origin = "trained by this project" + (f" on {and_list(sets)}" if sets else "")
     else:
         origin = ""
     line = f"{what} {origin}".strip() + f" ({name}); says FAKE at p_fake ≥ {threshold_text(threshold)}"

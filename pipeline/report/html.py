@@ -54,7 +54,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.atomic import atomic_path
-from pipeline.errors import ConfigError, OutputError, ReportError
+from pipeline.errors import ConfigError, ReportError, writing
 from pipeline.report.notes import row_note_sentences
 from pipeline.scan.notes import NOTE_CODES, split_notes
 from pipeline.scan.records import LABELS, STATUSES, display_path, labels_in_use
@@ -1122,11 +1122,8 @@ def write_report(config: ReportConfig) -> ReportSummary:
     elif SCORES_FORMATS[config.scores_path.suffix.lower()] == "jsonl":
         series = read_nested_face_series(config.scores_path, shown) or None
     page, summary = render_report(records, config, index, series)
-    try:
-        with atomic_path(config.output_path) as tmp:
-            tmp.write_text(page, encoding="utf-8", errors="backslashreplace")
-    except OSError as exc:
-        raise OutputError(f"cannot write {config.output_path}: {exc.strerror or exc}") from exc
+    with writing(config.output_path), atomic_path(config.output_path) as tmp:
+        tmp.write_text(page, encoding="utf-8", errors="backslashreplace")
     return summary
 
 

@@ -52,8 +52,6 @@ NOTES: dict[str, Note] = {
 def row_note_sentences(notes: str, quality_outside: str = "") -> list[tuple[str, str]]:
     """``(code, sentence)`` of each note of a row's ``notes`` column, in the row's order; the
     validated-range note names the measures of ``quality_outside`` ("here: noise_sigma, sharpness")."""
-    out = []
-    for code in split_notes(notes):
-        detail = f"here: {', '.join(split_notes(quality_outside))}" if code == OUTSIDE_VALIDATED_RANGE else ""
-        out.append((code, NOTES[code].sentence(detail if quality_outside else "")))
-    return out
+    outside = split_notes(quality_outside)
+    detail = {OUTSIDE_VALIDATED_RANGE: f"here: {', '.join(outside)}"} if outside else {}
+    return [(code, NOTES[code].sentence(detail.get(code, ""))) for code in split_notes(notes)]

@@ -9,13 +9,8 @@ from pipeline.errors import ConfigError
 from pipeline.scan.aggregate import AGGREGATION_NAMES, DEFAULT_AGGREGATION
 from pipeline.scan.decision import LEARNED, ClipDecision
 from pipeline.scan.notes import EVIDENCE_RULE_TEXT
-from pipeline.settings import check_fields, setting
-
-
-def sparse_decode_default() -> bool:
-    """Sparse decoding is on unless ``$DEEPFAKE_SCANNER_SPARSE_DECODE`` says ``0``, ``false``,
-    ``no`` or ``off`` (the documented override, read when a config is made)."""
-    return setting("sparse_decode").from_env(True)
+from pipeline.settings import check_fields
+from pipeline.video.decode import sparse_decode_enabled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +26,8 @@ class ScanConfig:
     :mod:`pipeline.scan.decision`), from the weights spec; ``uncertain_below``: with it, the label is
     UNCERTAIN for ``uncertain_below <= p_fake < threshold`` (``None``: one cut, FAKE or REAL);
     ``sparse_decode``: skip non-reference frames where samples are far apart
-    (:func:`pipeline.video.decode.skips_frames`; default from :func:`sparse_decode_default`).
+    (:func:`pipeline.video.decode.skips_frames`; its default, from
+    :func:`pipeline.video.decode.sparse_decode_enabled`, is read when the config is made).
     The detector's settings are not here: they belong to
     :class:`pipeline.faces.detect.DetectorConfig` (carried by
     :attr:`pipeline.models.factory.ModelSpec.detector`), and the scan reads them from the
@@ -46,7 +42,7 @@ class ScanConfig:
     timeout_s: float | None = 900.0
     decision: ClipDecision | None = None
     uncertain_below: float | None = None
-    sparse_decode: bool = dataclasses.field(default_factory=sparse_decode_default)
+    sparse_decode: bool = dataclasses.field(default_factory=sparse_decode_enabled)
 
     def __post_init__(self) -> None:
         check_fields(

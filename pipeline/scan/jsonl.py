@@ -15,8 +15,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from pipeline.errors import ResumeMismatchError
-from pipeline.scan.sink import CsvSink, output_error
+from pipeline.errors import ResumeMismatchError, output_error
+from pipeline.scan.sink import CsvSink
 
 log = logging.getLogger(__name__)
 

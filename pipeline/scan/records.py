@@ -33,7 +33,7 @@ def json_value(value):
 class CsvRow:
     """Mixin for the frozen dataclasses that are the package's output records; each writes
     itself to every format, under its field names: a CSV row (the header is :meth:`columns`,
-    the cells :meth:`cells`), a JSON object (:meth:`to_json`, JSON Lines and the web API)."""
+    the cells its fields in that order), a JSON object (:meth:`to_json`, JSON Lines and the web API)."""
 
     if TYPE_CHECKING:  # what @dataclasses.dataclass gives every subclass
         __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
@@ -41,10 +41,6 @@ class CsvRow:
     @classmethod
     def columns(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
-
-    def cells(self) -> list:
-        """The values in :meth:`columns` order (the CSV sink formats them)."""
-        return [getattr(self, name) for name in self.columns()]
 
     def to_json(self, *, without: Sequence[str] = ()) -> dict:
         """Every field by name but those in ``without``, JSON-ready (:func:`json_value`)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pipeline.atomic import atomic_path
-from pipeline.errors import OutputError, OutputLockedError, ResumeMismatchError, ScannerError
+from pipeline.errors import OutputLockedError, ResumeMismatchError, output_error
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +143,6 @@ def keep_rows_with_keys(path: str | Path, keys: set[str], key_column: int = 0) -
                 else:
                     dropped += 1
     return dropped
-
-
-def output_error(path: Path, exc: OSError) -> OSError:
-    """``exc`` as our :class:`OutputError` naming ``path`` (one already ours, such as
-    :class:`OutputLockedError`, as it is)."""
-    if isinstance(exc, ScannerError):
-        return exc
-    return OutputError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 class CsvSink:

@@ -90,8 +90,8 @@ class EvaluateConfig:
     faces_crop_margin: float | None = None
 
     def __post_init__(self) -> None:
-        if self.faces_crop_margin is not None and not setting("crop_margin").accepts(self.faces_crop_margin):
-            raise ConfigError(f"faces_crop_margin must be {setting('crop_margin').range}, got {self.faces_crop_margin}")
+        if self.faces_crop_margin is not None:
+            setting("crop_margin").check(self.faces_crop_margin, "faces_crop_margin")
         if self.positive not in POSITIVE_CLASSES:
             raise ConfigError(f"positive must be one of {POSITIVE_CLASSES}, got {self.positive!r}")
         if self.resize is not None and self.resize not in RESIZE_INTERPOLATIONS:

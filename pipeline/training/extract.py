@@ -44,6 +44,7 @@ from pipeline.errors import ConfigError, DatasetError
 from pipeline.faces.boxes import FaceBox
 from pipeline.faces.detect import DetectorConfig
 from pipeline.faces.detector import Detector
+from pipeline.report.explain import and_list
 from pipeline.scan.records import CsvRow, face_columns
 from pipeline.settings import check
 
@@ -606,11 +607,6 @@ def sources_per_part(records: Iterable[FaceRecord]) -> dict[str, dict[str, int]]
     return {part: {label: len(v) for label, v in by_label.items()} for part, by_label in videos.items()}
 
 
-def _and(words: Sequence[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-
-
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
@@ -652,9 +648,9 @@ def split_message(
             not_asked.append(part)
     parts = [*got]
     if empty:
-        parts.append(f"{_and(empty)} {'is' if len(empty) == 1 else 'are'} empty")
+        parts.append(f"{and_list(empty)} {'is' if len(empty) == 1 else 'are'} empty")
     if not_asked:
-        parts.append(f"{_and(not_asked)} {'is' if len(not_asked) == 1 else 'are'} not asked for")
+        parts.append(f"{and_list(not_asked)} {'is' if len(not_asked) == 1 else 'are'} not asked for")
     need = 1 + ("val" in asked) + ("test" in asked)
     fewest = min(totals.values(), default=0)
     train_f, val_f, test_f = fractions
@@ -689,7 +685,7 @@ def _needs(asked: Sequence[str]) -> str:
     if asked == ["train", "val"]:
         return "train and val need 2 a label (what `train` needs)"
     if len(asked) == 2:
-        return f"{_and(asked)} need 2 a label"
+        return f"{and_list(asked)} need 2 a label"
     return "train needs 1 a label"
 
 
@@ -730,10 +726,16 @@ def stratified_clips(before: Iterable[FaceRecord], after: Iterable[FaceRecord]) 
     ]
 
 
-def stratify_message(before: Sequence[FaceRecord], after: Sequence[FaceRecord], labels: Sequence[str]) -> str | None:
+def stratify_message(
+    before: Sequence[FaceRecord],
+    after: Sequence[FaceRecord],
+    labels: Sequence[str],
+    rows: Sequence[ClipStratified] | None = None,
+) -> str | None:
     """What ``--stratify`` removed, counted: faces and clips per label, the clips dropped whole
     (named, at most :data:`MAX_CLIPS_NAMED`), and why (the bin that lost the most); ``None``
-    when it removed nothing. E.g. for a fake clip whose faces are all in profile, where no real
+    when it removed nothing. ``rows``: :func:`stratified_clips` of the two, when already made.
+    E.g. for a fake clip whose faces are all in profile, where no real
     face is::
 
         --stratify dropped 5 of 13 faces: real 0 of 4; fake 5 of 9, from 2 of 3 clips, dropping
@@ -743,7 +745,7 @@ def stratify_message(before: Sequence[FaceRecord], after: Sequence[FaceRecord], 
     """
     if len(after) == len(before):
         return None
-    rows = stratified_clips(before, after)
+    rows = stratified_clips(before, after) if rows is None else rows
     per_label = []
     for label in labels:
         mine = [r for r in rows if r.label == label]
@@ -772,10 +774,6 @@ def stratify_message(before: Sequence[FaceRecord], after: Sequence[FaceRecord], 
         f"fewer faces has there (most dropped in {' '.join(worst)}: {in_worst}). "
         "Per clip: stratification_clips.csv."
     )
-
-
-def _whole_clips_dropped(before: Iterable[FaceRecord], after: Iterable[FaceRecord]) -> int:
-    return len({r.source_video for r in before} - {r.source_video for r in after})
 
 
 def _read_records(path: Path) -> list[FaceRecord]:
@@ -841,16 +839,18 @@ def write_manifest(dataset_dir: Path, config: ExtractConfig) -> dict:
         dataset_dir / "stratification.csv", before, bin_table(chosen) if config.stratify else None, labels
     )
     clips_csv = dataset_dir / "stratification_clips.csv"
-    stratified = None
+    stratified, whole_dropped = None, 0
     if config.stratify:
+        clip_rows = stratified_clips(records, chosen)
         with (
             atomic_path(clips_csv) as tmp,
             CsvSink(tmp, ClipStratified.columns(), resume=False, lock=False) as sink,
         ):
-            sink.write_many(stratified_clips(records, chosen))
-        stratified = stratify_message(records, chosen, labels)
+            sink.write_many(clip_rows)
+        whole_dropped = sum(r.whole_clip_dropped for r in clip_rows)
+        stratified = stratify_message(records, chosen, labels, clip_rows)
         if stratified:
-            log.log(logging.WARNING if _whole_clips_dropped(records, chosen) else logging.INFO, "%s", stratified)
+            log.log(logging.WARNING if whole_dropped else logging.INFO, "%s", stratified)
     else:
         clips_csv.unlink(missing_ok=True)  # from an earlier stratified build: no longer true
     present = {r.label for r in chosen}
@@ -859,9 +859,7 @@ def write_manifest(dataset_dir: Path, config: ExtractConfig) -> dict:
     else:
         chosen = [dataclasses.replace(r, split="train") for r in chosen]
     held = sources_per_part(chosen)
-    message = split_message(
-        held, config.split, labels, dropped_by_stratify=_whole_clips_dropped(records, chosen) if stratified else None
-    )
+    message = split_message(held, config.split, labels, dropped_by_stratify=whole_dropped if stratified else None)
     if message:
         log.warning("%s", message)
     with (

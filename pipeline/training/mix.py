@@ -61,10 +61,7 @@ class FaceSource:
             raise ConfigError(f"source name must be letters, digits, - or _, got {self.name!r}")
         if not self.weight > 0:
             raise ConfigError(f"source {self.name}: weight must be > 0, got {self.weight}")
-        if not setting("crop_margin").accepts(self.crop_margin):
-            raise ConfigError(
-                f"source {self.name}: crop_margin must be {setting('crop_margin').range}, got {self.crop_margin}"
-            )
+        setting("crop_margin").check(self.crop_margin, f"source {self.name}: crop_margin")
 
 
 @dataclasses.dataclass(frozen=True)

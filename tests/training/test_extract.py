@@ -488,6 +488,16 @@ def test_splits_of_few_sources_keep_a_validation_part(videos_per_label, split, p
 LABELS = ("real", "fake")
 
 
+def _faces_all(out, records):
+    """A dataset folder holding only ``faces_all.csv`` of ``records``, as the builder writes it."""
+    out.mkdir()
+    with open(out / "faces_all.csv", "w", newline="") as f:
+        f.write(",".join(FaceRecord.columns()) + "\n")
+        for r in records:
+            f.write(",".join(str(v) for v in dataclasses.astuple(r)) + "\n")
+    return out
+
+
 @pytest.mark.parametrize(
     "videos_per_label, split, expected",
     [
@@ -572,12 +582,7 @@ LABELS = ("real", "fake")
 def test_one_message_says_what_a_split_can_and_cannot_hold(tmp_path, caplog, videos_per_label, split, expected):
     """The message is derived from the counts; a build logs it once and nothing else about the split."""
     records = _records_of(videos_per_label)
-    out = tmp_path / "DS"
-    out.mkdir()
-    with open(out / "faces_all.csv", "w", newline="") as f:
-        f.write(",".join(FaceRecord.columns()) + "\n")
-        for r in records:
-            f.write(",".join(str(v) for v in dataclasses.astuple(r)) + "\n")
+    out = _faces_all(tmp_path / "DS", records)
     with caplog.at_level(logging.INFO, logger="pipeline.training.extract"):
         summary = extract.write_manifest(out, ExtractConfig(split=split))
     assert summary["split_message"] == expected
@@ -629,12 +634,7 @@ def test_a_clip_stratify_drops_whole_is_counted_named_and_recorded(tmp_path, cap
         + _faces("fake", "fake/f2", 3, yaw=60.0)
         + _faces("fake", "fake/f3", 1)
     )
-    out = tmp_path / "DS"
-    out.mkdir()
-    with open(out / "faces_all.csv", "w", newline="") as f:
-        f.write(",".join(FaceRecord.columns()) + "\n")
-        for r in records:
-            f.write(",".join(str(v) for v in dataclasses.astuple(r)) + "\n")
+    out = _faces_all(tmp_path / "DS", records)
     with caplog.at_level(logging.INFO, logger="pipeline.training.extract"):
         summary = extract.write_manifest(out, ExtractConfig(stratify=True))
     message = summary["stratify_message"]
